@@ -1,0 +1,41 @@
+// Package receiver is the framework-free core of graphhook: it receives
+// Microsoft Graph change notifications over HTTP, verifies them and hands
+// them to a [Sink].
+//
+// A [Receiver] is an [http.Handler]. For every request it:
+//
+//   - answers the validation handshake (a request carrying the
+//     validationToken query parameter) with 200, text/plain and the decoded
+//     token, byte-exact, with X-Content-Type-Options: nosniff;
+//   - parses the changeNotificationCollection (unknown fields are kept, see
+//     [Notification]);
+//   - checks every item's clientState in constant time against the value
+//     expected for its subscription;
+//   - validates the batch's validationTokens (when the batch carries rich
+//     notifications) with a [token.Validator];
+//   - decrypts encryptedContent with a [decrypt.KeyRing];
+//   - hands the accepted items and the rejected ones (forged, unverifiable,
+//     undecryptable or malformed) to the Sink in one [Batch], and answers
+//     202 Accepted only when the Sink returned nil.
+//
+// # Status codes
+//
+// Following Graph's guidance, the answer never tells a caller which check
+// failed: a batch whose items were all rejected is still answered 202, and
+// the rejected items go to the Sink's quarantine. Malformed requests get 400
+// (bad JSON), 405 (wrong method), 413 (body too large) or 415 (not JSON). 503
+// with Retry-After is reserved for our own transient inability (the Sink or a
+// key endpoint is unavailable), so that Graph redelivers.
+//
+// # Embedding
+//
+//	r, err := receiver.New(receiver.Config{
+//		ClientStates: []string{os.Getenv("GRAPH_CLIENT_STATE")},
+//		Sink:         sink,
+//	})
+//	if err != nil { ... }
+//	http.Handle("/notifications", r)
+//
+// The package handlers mounts a Receiver on an Echo server, and the package
+// natspub provides the JetStream Sink.
+package receiver

@@ -1,0 +1,83 @@
+package receiver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/graphhook/graphhook/receiver"
+)
+
+// FuzzParseNotifications feeds arbitrary bodies to the parser and to the
+// whole Receive path: they must never panic, a parse error must be
+// ErrMalformed, and every item must come out exactly once, accepted or
+// rejected.
+func FuzzParseNotifications(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.json")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{`{"value":null}`, `{"value":[null]}`, `{"value":[{}],"validationTokens":null}`, `[]`, `{"value":[{"subscriptionId":"NA","changeType":"Validation: x"}]}`} {
+		f.Add([]byte(s))
+	}
+	var delivered int
+	r, err := receiver.New(receiver.Config{
+		ClientStates:                []string{"secretClientValue"},
+		InsecureSkipTokenValidation: true,
+		Sink: receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
+			delivered = len(b.Notifications) + len(b.Rejected)
+			return nil
+		}),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := receiver.Parse(body)
+		if err != nil {
+			if !errors.Is(err, receiver.ErrMalformed) {
+				t.Fatalf("Parse error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		// What we parsed marshals and parses again to the same items.
+		out, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		c2, err := receiver.Parse(out)
+		if err != nil {
+			t.Fatalf("re-Parse of %s: %v", out, err)
+		}
+		if len(c2.Value) != len(c.Value) {
+			t.Fatalf("re-Parse: %d items, want %d", len(c2.Value), len(c.Value))
+		}
+		for i := range c.Value {
+			if (c.Value[i].Validate() == nil) && c2.Value[i].Validate() != nil {
+				t.Fatalf("item %d valid before a round trip, invalid after: %s", i, out)
+			}
+		}
+		delivered = 0
+		b, err := r.Receive(context.Background(), body, url.Values{})
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		ignored := 0
+		for _, n := range c.Value {
+			if n.SubscriptionID == "NA" && n.Validate() == nil {
+				ignored++
+			}
+		}
+		if got := len(b.Notifications) + len(b.Rejected); got+ignored < len(c.Value) || (got > 0 && delivered != got) {
+			t.Fatalf("items in %d, out %d (+%d ignored), delivered %d", len(c.Value), got, ignored, delivered)
+		}
+	})
+}

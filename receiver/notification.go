@@ -1,0 +1,300 @@
+package receiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/graphhook/graphhook/decrypt"
+)
+
+// Collection is a changeNotificationCollection, the body of every
+// notification POST.
+type Collection struct {
+	// Value holds the notifications, change and lifecycle items alike.
+	Value []*Notification
+	// ValidationTokens holds the JWTs that prove a rich batch came from
+	// Graph. It is nil when absent; TokensNull reports an explicit null,
+	// which Graph sends when the app is misconfigured.
+	ValidationTokens []string
+	// TokensNull is true when the body carried "validationTokens": null.
+	TokensNull bool
+	// Extra holds the top-level fields this package does not know, verbatim.
+	Extra map[string]json.RawMessage
+}
+
+// Notification is one changeNotification or lifecycle notification.
+//
+// Fields this package does not know (organizationId, @odata.type, future
+// additions) are kept verbatim in Extra and written back by MarshalJSON, so a
+// Notification round-trips without loss.
+type Notification struct {
+	ID                             string                    // "id"; optional
+	SubscriptionID                 string                    // "subscriptionId"
+	SubscriptionExpirationDateTime time.Time                 // "subscriptionExpirationDateTime"
+	ChangeType                     string                    // "changeType": created, updated, deleted
+	LifecycleEvent                 string                    // "lifecycleEvent": reauthorizationRequired, subscriptionRemoved, missed
+	Resource                       string                    // "resource"
+	ResourceData                   json.RawMessage           // "resourceData", an open type, verbatim
+	ClientState                    ClientState               // "clientState"
+	TenantID                       string                    // "tenantId"
+	EncryptedContent               *decrypt.EncryptedContent // "encryptedContent"; nil for basic notifications
+	Extra                          map[string]json.RawMessage
+
+	// Content is the decrypted resource (UTF-8 JSON) of a rich notification,
+	// set by the Receiver after the dataSignature was verified. It is never
+	// written by MarshalJSON and redacts itself in logs.
+	Content Content
+	// Raw is the item exactly as received.
+	Raw json.RawMessage
+}
+
+// IsLifecycle reports whether n is a lifecycle notification
+// (it carries lifecycleEvent rather than changeType).
+func (n *Notification) IsLifecycle() bool { return n.LifecycleEvent != "" }
+
+// IsRich reports whether n carried encryptedContent.
+func (n *Notification) IsRich() bool { return n.EncryptedContent != nil }
+
+// LogValue logs the identifying fields of n, never its secrets.
+func (n *Notification) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("subscription_id", n.SubscriptionID),
+		slog.String("tenant_id", n.TenantID),
+	}
+	if n.IsLifecycle() {
+		attrs = append(attrs, slog.String("lifecycle_event", n.LifecycleEvent))
+	} else {
+		attrs = append(attrs, slog.String("change_type", n.ChangeType))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// ClientState is a subscription's shared secret. It prints and logs as
+// "REDACTED"; use string(c) for the value.
+type ClientState string
+
+// String returns "REDACTED" so the secret cannot leak through fmt.
+func (c ClientState) String() string { return "REDACTED" }
+
+// LogValue returns "REDACTED".
+func (c ClientState) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// Content is decrypted resource data. It prints and logs as "REDACTED".
+type Content []byte
+
+// String returns "REDACTED".
+func (c Content) String() string { return "REDACTED" }
+
+// LogValue returns "REDACTED".
+func (c Content) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// Parse parses a changeNotificationCollection. It fails with [ErrMalformed]
+// when the body is not a JSON object with a "value" array. Items that are
+// not objects or lack required fields do not fail the parse: they are kept
+// with their Raw bytes and reported by [Notification.Validate], so one bad
+// item never costs the others.
+func Parse(body []byte) (*Collection, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorText(err))
+	}
+	if top == nil {
+		return nil, fmt.Errorf("%w: body is null", ErrMalformed)
+	}
+	c := &Collection{}
+	rawValue, ok := top["value"]
+	if !ok {
+		return nil, fmt.Errorf("%w: no \"value\" array", ErrMalformed)
+	}
+	delete(top, "value")
+	var items []json.RawMessage
+	if err := json.Unmarshal(rawValue, &items); err != nil || items == nil && !isNull(rawValue) {
+		return nil, fmt.Errorf("%w: \"value\" is not an array", ErrMalformed)
+	}
+	if rawTokens, ok := top["validationTokens"]; ok {
+		delete(top, "validationTokens")
+		if isNull(rawTokens) {
+			c.TokensNull = true
+		} else if err := json.Unmarshal(rawTokens, &c.ValidationTokens); err != nil {
+			return nil, fmt.Errorf("%w: \"validationTokens\" is not an array of strings", ErrMalformed)
+		}
+	}
+	if len(top) > 0 {
+		c.Extra = top
+	}
+	c.Value = make([]*Notification, len(items))
+	for i, raw := range items {
+		n := &Notification{Raw: raw}
+		// A malformed item keeps only its Raw bytes; Validate reports it.
+		_ = n.UnmarshalJSON(raw)
+		n.Raw = raw
+		c.Value[i] = n
+	}
+	return c, nil
+}
+
+func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
+
+// jsonErrorText describes a JSON syntax error without echoing input.
+func jsonErrorText(err error) string {
+	if se, ok := err.(*json.SyntaxError); ok {
+		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
+	}
+	if te, ok := err.(*json.UnmarshalTypeError); ok {
+		return fmt.Sprintf("unexpected JSON %s at offset %d", te.Value, te.Offset)
+	}
+	return "invalid JSON"
+}
+
+// errItem marks an item that could not be decoded; Validate reports it.
+type itemError struct{ msg string }
+
+func (e *itemError) Error() string { return e.msg }
+
+// UnmarshalJSON decodes a changeNotification, keeping unknown fields in Extra.
+func (n *Notification) UnmarshalJSON(b []byte) error {
+	*n = Notification{Raw: append(json.RawMessage(nil), b...)}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		n.Extra = map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not a JSON object"`)}
+		return fmt.Errorf("%w: item is not a JSON object", ErrMalformed)
+	}
+	var bad string
+	str := func(key string, dst *string) {
+		raw, ok := m[key]
+		if !ok {
+			return
+		}
+		delete(m, key)
+		if isNull(raw) {
+			return
+		}
+		if err := json.Unmarshal(raw, dst); err != nil && bad == "" {
+			bad = key + " is not a string"
+		}
+	}
+	str("id", &n.ID)
+	str("subscriptionId", &n.SubscriptionID)
+	str("changeType", &n.ChangeType)
+	str("lifecycleEvent", &n.LifecycleEvent)
+	str("resource", &n.Resource)
+	str("tenantId", &n.TenantID)
+	var cs string
+	str("clientState", &cs)
+	n.ClientState = ClientState(cs)
+	var exp string
+	str("subscriptionExpirationDateTime", &exp)
+	if exp != "" {
+		t, err := time.Parse(time.RFC3339Nano, exp)
+		if err != nil && bad == "" {
+			bad = "subscriptionExpirationDateTime is not an RFC 3339 timestamp"
+		}
+		n.SubscriptionExpirationDateTime = t
+	}
+	if raw, ok := m["resourceData"]; ok {
+		delete(m, "resourceData")
+		if !isNull(raw) {
+			n.ResourceData = raw
+		}
+	}
+	if raw, ok := m["encryptedContent"]; ok {
+		delete(m, "encryptedContent")
+		if !isNull(raw) {
+			n.EncryptedContent = new(decrypt.EncryptedContent)
+			if err := json.Unmarshal(raw, n.EncryptedContent); err != nil && bad == "" {
+				bad = "encryptedContent is not an object of strings"
+			}
+		}
+	}
+	if len(m) > 0 {
+		n.Extra = m
+	}
+	if bad != "" {
+		if n.Extra == nil {
+			n.Extra = map[string]json.RawMessage{}
+		}
+		n.Extra[invalidKey], _ = json.Marshal(bad)
+		return fmt.Errorf("%w: %s", ErrMalformed, bad)
+	}
+	return nil
+}
+
+// invalidKey is an Extra key no JSON object from Graph can collide with in
+// practice; it carries a decode problem from UnmarshalJSON to Validate and is
+// never marshalled.
+const invalidKey = "\x00invalid"
+
+// Validate reports why n is not a well-formed notification, or nil. It
+// requires subscriptionId and exactly one of changeType and lifecycleEvent.
+func (n *Notification) Validate() error {
+	if raw, ok := n.Extra[invalidKey]; ok {
+		var msg string
+		_ = json.Unmarshal(raw, &msg)
+		return fmt.Errorf("%w: %s", ErrMalformed, msg)
+	}
+	switch {
+	case n.SubscriptionID == "":
+		return fmt.Errorf("%w: missing subscriptionId", ErrMalformed)
+	case n.ChangeType == "" && n.LifecycleEvent == "":
+		return fmt.Errorf("%w: neither changeType nor lifecycleEvent", ErrMalformed)
+	case n.ChangeType != "" && n.LifecycleEvent != "":
+		return fmt.Errorf("%w: both changeType and lifecycleEvent", ErrMalformed)
+	}
+	return nil
+}
+
+// MarshalJSON writes n in Graph's wire form, unknown fields included.
+// Content and Raw are not written.
+func (n *Notification) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, 10+len(n.Extra))
+	for k, v := range n.Extra {
+		if k != invalidKey {
+			m[k] = v
+		}
+	}
+	put := func(k, v string) {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	put("id", n.ID)
+	put("subscriptionId", n.SubscriptionID)
+	if !n.SubscriptionExpirationDateTime.IsZero() {
+		m["subscriptionExpirationDateTime"] = n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano)
+	}
+	put("changeType", n.ChangeType)
+	put("lifecycleEvent", n.LifecycleEvent)
+	put("resource", n.Resource)
+	if n.ResourceData != nil {
+		m["resourceData"] = n.ResourceData
+	}
+	put("clientState", string(n.ClientState))
+	put("tenantId", n.TenantID)
+	if n.EncryptedContent != nil {
+		m["encryptedContent"] = n.EncryptedContent
+	}
+	return json.Marshal(m)
+}
+
+// MarshalJSON writes c in Graph's wire form, unknown fields included.
+func (c *Collection) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, 2+len(c.Extra))
+	for k, v := range c.Extra {
+		m[k] = v
+	}
+	value := c.Value
+	if value == nil {
+		value = []*Notification{}
+	}
+	m["value"] = value
+	switch {
+	case c.ValidationTokens != nil:
+		m["validationTokens"] = c.ValidationTokens
+	case c.TokensNull:
+		m["validationTokens"] = nil
+	}
+	return json.Marshal(m)
+}
