@@ -1,0 +1,153 @@
+package token
+
+import (
+	"context"
+	"log/slog"
+	"math/big"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// minRSABits is the smallest RSA modulus accepted from the key set.
+// Microsoft identity keys are 2048-bit. jwx enforces the same minimum when
+// parsing by default; this check keeps it if that process-wide jwx setting
+// (jwk.WithMinRSAModulusBits) is lowered elsewhere.
+const minRSABits = 2048
+
+// keyRing pairs a key set fetched by the jwk.Cache with its RS256-pinned
+// copy, so the copy is built once per fetch, not once per token.
+type keyRing struct {
+	src    jwk.Set
+	pinned jwk.Set
+}
+
+// keys returns the RS256-pinned view of the current key set. It never
+// fetches: it reads what the background cache holds (an empty set when
+// nothing is loaded).
+func (v *Validator) keys() jwk.Set {
+	src := v.res.Resource()
+	if src == nil {
+		return jwk.NewSet()
+	}
+	if kr := v.ring.Load(); kr != nil && kr.src == src {
+		return kr.pinned
+	}
+	pinned := pinRS256(src)
+	v.ring.Store(&keyRing{src: src, pinned: pinned})
+	return pinned
+}
+
+// pinRS256 returns a copy of src holding only RSA public signing keys of at
+// least 2048 bits that have a kid, each with alg set to RS256. jws key set
+// verification then uses RS256 and nothing else: the token header cannot
+// choose the algorithm (no "none", no HS256 keyed with the public key, no
+// RS512). Keys that declare another alg are dropped.
+func pinRS256(src jwk.Set) jwk.Set {
+	out := jwk.NewSet()
+	for i := range src.Len() {
+		k, ok := src.Key(i)
+		if !ok {
+			continue
+		}
+		rk, ok := k.(jwk.RSAPublicKey)
+		if !ok {
+			continue
+		}
+		if use, ok := k.KeyUsage(); ok && use != "" && use != jwk.ForSignature.String() {
+			continue
+		}
+		if alg, ok := k.Algorithm(); ok && alg.String() != jwa.RS256().String() {
+			continue
+		}
+		if kid, ok := k.KeyID(); !ok || kid == "" {
+			continue
+		}
+		n, ok := rk.N()
+		if !ok || new(big.Int).SetBytes(n).BitLen() < minRSABits {
+			continue
+		}
+		c, err := k.Clone()
+		if err != nil {
+			continue
+		}
+		if err := c.Set(jwk.AlgorithmKey, jwa.RS256()); err != nil {
+			continue
+		}
+		_ = out.AddKey(c) // a duplicate is already present; nothing lost
+	}
+	return out
+}
+
+// refreshForKid handles a token whose kid is not in the cached key set. It
+// refreshes the key set at most once per MinRefreshInterval (concurrent
+// callers wait for an in-flight refresh instead of starting their own) and
+// returns the new set if it now holds kid.
+func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Error) {
+	select {
+	case v.refreshSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, &Error{Kind: ErrUnavailable, Detail: "waiting for key refresh", cause: ctx.Err()}
+	}
+	defer func() { <-v.refreshSem }()
+
+	// Someone else may have refreshed while we waited.
+	if set := v.keys(); hasKid(set, kid) {
+		return set, nil
+	}
+	now := v.now()
+	if !v.lastRefresh.IsZero() && now.Sub(v.lastRefresh) < v.minRefresh {
+		return nil, &Error{Kind: ErrSignature, Detail: "unknown kid (key refresh rate-limited)"}
+	}
+	v.lastRefresh = now
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(v.life, cancel)
+	defer stop()
+	v.log.LogAttrs(ctx, slog.LevelInfo, "refreshing JWKS for an unknown key id", slog.String("jwks_url", v.jwksURL))
+	if _, err := v.jwks.Refresh(rctx, v.jwksURL); err != nil {
+		v.log.LogAttrs(ctx, slog.LevelWarn, "JWKS fetch failed", slog.String("jwks_url", v.jwksURL), slog.String("error", err.Error()))
+		// We hold keys, but not this one, and cannot reach the endpoint:
+		// a real rotation we cannot see yet. Let Graph retry.
+		return nil, &Error{Kind: ErrUnavailable, Detail: "unknown kid and key refresh failed", cause: err}
+	}
+	set := v.keys()
+	if !hasKid(set, kid) {
+		return nil, &Error{Kind: ErrSignature, Detail: "unknown kid"}
+	}
+	return set, nil
+}
+
+// hasKid reports whether set holds a key with kid.
+func hasKid(set jwk.Set, kid string) bool {
+	_, ok := set.LookupKeyID(kid)
+	return ok
+}
+
+// awaitKeys runs until the first key set is loaded or ctx is done. The
+// jwk.Cache fetches once right after registration; when that fails (its
+// own retry may be an hour away), this loop forces refreshes with
+// exponential back-off from RetryInterval up to one minute.
+func (v *Validator) awaitKeys(ctx context.Context) {
+	defer close(v.loopDone)
+	wait := v.retry
+	for {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		err := v.res.Ready(wctx)
+		cancel()
+		if err == nil {
+			v.log.LogAttrs(ctx, slog.LevelInfo, "JWKS loaded",
+				slog.String("jwks_url", v.jwksURL), slog.Int("keys", v.keys().Len()))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := v.jwks.Refresh(ctx, v.jwksURL); err != nil && ctx.Err() == nil {
+			v.log.LogAttrs(ctx, slog.LevelWarn, "JWKS fetch failed; validation answers unavailable until keys load",
+				slog.String("jwks_url", v.jwksURL), slog.String("error", err.Error()), slog.Duration("retry_in", min(2*wait, maxRetryInterval)))
+		}
+		wait = min(2*wait, maxRetryInterval)
+	}
+}
