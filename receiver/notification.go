@@ -136,6 +136,21 @@ func Parse(body []byte) (*Collection, error) {
 	return c, nil
 }
 
+// plainString returns the value of a JSON string without escapes or control
+// characters, the common case, without another validating decode (the
+// enclosing object was validated already).
+func plainString(b json.RawMessage) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
+}
+
 func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
 
 // jsonErrorText describes a JSON syntax error without echoing input.
@@ -170,6 +185,10 @@ func (n *Notification) UnmarshalJSON(b []byte) error {
 		}
 		delete(m, key)
 		if isNull(raw) {
+			return
+		}
+		if v, ok := plainString(raw); ok {
+			*dst = v
 			return
 		}
 		if err := json.Unmarshal(raw, dst); err != nil && bad == "" {

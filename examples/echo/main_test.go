@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestEchoAppServesGraphBesideItsOwnRoutes(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	env := map[string]string{"GRAPH_CLIENT_STATE": "secretClientValue", "API_KEY": "k"}
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, &out, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	base := "http://" + addr
+
+	// The app's own authenticated route is untouched.
+	resp, err := http.Get(base + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("/api/status without key: 200, want refused")
+	}
+
+	// Graph's anonymous handshake is answered.
+	resp, err = http.Post(base+"/graph/lifecycle?validationToken=x%3Cy", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "x<y" {
+		t.Fatalf("handshake: %d %q", resp.StatusCode, b)
+	}
+
+	body := `{"value":[{"subscriptionId":"s1","clientState":"secretClientValue","changeType":"updated","resource":"users/u1","tenantId":"t"}]}`
+	resp, err = http.Post(base+"/graph/notifications", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || out.String() != "change updated users/u1\n" {
+		t.Fatalf("batch: %d, output %q", resp.StatusCode, out.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not shut down")
+	}
+}

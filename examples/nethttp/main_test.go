@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestExampleServesHandshakeAndBatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	getenv := func(k string) string {
+		if k == "GRAPH_CLIENT_STATE" {
+			return "secretClientValue"
+		}
+		return ""
+	}
+	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, getenv, &out, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+
+	resp, err := http.Post("http://"+addr+"/notifications?validationToken=hello+graph", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "hello graph" {
+		t.Fatalf("handshake: %d %q", resp.StatusCode, b)
+	}
+
+	body := `{"value":[{"subscriptionId":"s1","clientState":"secretClientValue","changeType":"created","resource":"me/messages/1","tenantId":"t"},
+	{"subscriptionId":"s1","clientState":"forged","changeType":"created","resource":"me/messages/2","tenantId":"t"},
+	{"subscriptionId":"s1","clientState":"secretClientValue","lifecycleEvent":"missed","tenantId":"t"}]}`
+	resp, err = http.Post("http://"+addr+"/lifecycle", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("batch: status %d", resp.StatusCode)
+	}
+	want := "change created me/messages/1\nlifecycle missed s1\nrejected client_state\n"
+	if out.String() != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not shut down")
+	}
+}
+
+func TestExampleRefusesToRunWithoutClientState(t *testing.T) {
+	err := run(t.Context(), nil, func(string) string { return "" }, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "GRAPH_CLIENT_STATE") {
+		t.Errorf("run = %v, want an error naming GRAPH_CLIENT_STATE", err)
+	}
+}

@@ -1,0 +1,158 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/graphhook/graphhook/handlers"
+	"github.com/graphhook/graphhook/receiver"
+)
+
+const secret = "secretClientValue"
+
+type recorder struct {
+	mu      sync.Mutex
+	batches []*receiver.Batch
+	err     error
+}
+
+func (s *recorder) Deliver(ctx context.Context, b *receiver.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.batches = append(s.batches, b)
+	return nil
+}
+
+func start(t *testing.T, sink receiver.Sink, cfg handlers.Config) string {
+	t.Helper()
+	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	handlers.Register(e, r, cfg)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func do(t *testing.T, method, u, contentType, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+const batch = `{"value":[{"subscriptionId":"s1","clientState":"secretClientValue","changeType":"created","resource":"me/messages/1","tenantId":"t1"},
+ {"subscriptionId":"s1","clientState":"secretClientValue","lifecycleEvent":"missed","tenantId":"t1"}]}`
+
+func TestRegisterAnswersHandshakeOnBothPaths(t *testing.T) {
+	u := start(t, &recorder{}, handlers.Config{})
+	for _, p := range []string{"/notifications", "/lifecycle"} {
+		resp, body := do(t, http.MethodPost, u+p+"?validationToken=a%2Bb+c%3Cscript%3E", "text/plain; charset=utf-8", "")
+		if resp.StatusCode != http.StatusOK || body != "a+b c<script>" {
+			t.Errorf("%s: %d %q, want 200 %q", p, resp.StatusCode, body, "a+b c<script>")
+		}
+		if resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: headers %v", p, resp.Header)
+		}
+	}
+}
+
+func TestRegisterDeliversBatchWithQuery(t *testing.T) {
+	sink := &recorder{}
+	u := start(t, sink, handlers.Config{NotificationPath: "/graph", LifecyclePath: "/graph"})
+	resp, body := do(t, http.MethodPost, u+"/graph?tenant=contoso", "application/json", batch)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	if len(sink.batches) != 1 || len(sink.batches[0].Notifications) != 2 {
+		t.Fatalf("batches = %v", sink.batches)
+	}
+	b := sink.batches[0]
+	if b.Query.Get("tenant") != "contoso" || b.Notifications[0].IsLifecycle() || !b.Notifications[1].IsLifecycle() {
+		t.Errorf("query %v, kinds %v/%v", b.Query, b.Notifications[0].IsLifecycle(), b.Notifications[1].IsLifecycle())
+	}
+}
+
+func TestErrorsGoThroughEchosErrorHandler(t *testing.T) {
+	sink := &recorder{}
+	u := start(t, sink, handlers.Config{BodyLimit: 512})
+	tests := []struct {
+		name, method, contentType, body string
+		wantStatus                      int
+	}{
+		{"malformed json", http.MethodPost, "application/json", `{"value":`, http.StatusBadRequest},
+		{"not json", http.MethodPost, "text/xml", `<a/>`, http.StatusUnsupportedMediaType},
+		{"over the limit", http.MethodPost, "application/json", `{"value":[` + strings.Repeat(`{},`, 300) + `{}]}`, http.StatusRequestEntityTooLarge},
+		{"get without token", http.MethodGet, "", "", http.StatusMethodNotAllowed},
+		{"binary garbage", http.MethodPost, "application/json", "\x00\xff\xfe{", http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, tc.method, u+"/notifications", tc.contentType, tc.body)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+			var e struct{ Message string }
+			if err := json.Unmarshal([]byte(body), &e); err != nil || e.Message == "" {
+				t.Errorf("body %q is not Echo's JSON error", body)
+			}
+		})
+	}
+	sink.err = errors.New("bus down")
+	resp, body := do(t, http.MethodPost, u+"/notifications", "application/json", batch)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("sink down: %d Retry-After %q, want 503 5", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if strings.Contains(body, "bus down") {
+		t.Errorf("503 leaks the cause: %s", body)
+	}
+}
+
+func TestLargeBodyWithinLimitIsAccepted(t *testing.T) {
+	sink := &recorder{}
+	u := start(t, sink, handlers.Config{})
+	var items []string
+	item := `{"subscriptionId":"s1","clientState":"secretClientValue","changeType":"created","resource":"me/messages/1","tenantId":"t1","resourceData":{"pad":"` + strings.Repeat("x", 1000) + `"}}`
+	for range 2000 {
+		items = append(items, item)
+	}
+	body := `{"value":[` + strings.Join(items, ",") + `]}`
+	if len(body) < 2<<20 {
+		t.Fatalf("test body is only %d bytes", len(body))
+	}
+	resp, _ := do(t, http.MethodPost, u+"/notifications", "application/json", body)
+	if resp.StatusCode != http.StatusAccepted || len(sink.batches[0].Notifications) != 2000 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	resp, _ = do(t, http.MethodPost, u+"/notifications", "application/json", body+string(bytes.Repeat([]byte(" "), 4<<20-len(body)+1)))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("4 MiB + 1: status %d, want 413", resp.StatusCode)
+	}
+}
