@@ -24,11 +24,11 @@ import (
 
 // Defaults for [Config].
 const (
-	DefaultMaxBodyBytes    = 4 << 20
-	DefaultMaxTokenBytes   = 2048
-	DefaultTimeout         = 2500 * time.Millisecond
-	DefaultRetryAfter      = 5 * time.Second
-	MaxClientStateLen      = 255
+	DefaultMaxBodyBytes  = 4 << 20
+	DefaultMaxTokenBytes = 2048
+	DefaultTimeout       = 2500 * time.Millisecond
+	DefaultRetryAfter    = 5 * time.Second
+	MaxClientStateLen    = 255
 )
 
 // Config configures a [Receiver]. Sink and one of ClientStates,
