@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+
+func TestReplayAfterConfigurationFix(t *testing.T) {
+	ns, nc := natstest.Start(t)
+	pub, err := natspub.New(t.Context(), natspub.Config{Conn: nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	key, err := decrypt.GenerateKey(2048, "replay-test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.ID = "cert-1"
+	ring, err := decrypt.NewKeyRing(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(cfg receiver.Config) *httptest.Server {
+		cfg.Sink = pub
+		cfg.InsecureSkipTokenValidation = true
+		r, err := receiver.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := httptest.NewServer(r)
+		t.Cleanup(s.Close)
+		return s
+	}
+	// Before the fix: the decryption key is missing and a rotated
+	// clientState is not yet configured.
+	before := serve(receiver.Config{ClientStates: []string{"s1"}})
+	after := serve(receiver.Config{ClientStates: []string{"s1", "s2"}, Keys: ring})
+
+	rich := func(sub, text string) map[string]any {
+		ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"subscriptionId": sub, "changeType": "created", "clientState": "s1", "tenantId": tenant,
+			"resource": "chats('1')/messages('" + sub + "')", "encryptedContent": ec}
+	}
+	basic := map[string]any{"id": "b1", "subscriptionId": "sub-b", "changeType": "updated", "clientState": "s2", "tenantId": tenant, "resource": "users/u1"}
+	postTo(t, before.URL, map[string]any{"value": []any{rich("sub-r1", `{"text":"one"}`), basic}, "validationTokens": []string{"tokA"}})
+	postTo(t, before.URL, map[string]any{"value": []any{rich("sub-r2", `{"text":"two"}`)}, "validationTokens": []string{"tokB"}})
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(stream string) int {
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(info.State.Msgs)
+	}
+	if q, g := count(natspub.DefaultQuarantineStream), count(natspub.DefaultStream); q != 3 || g != 0 {
+		t.Fatalf("before replay: quarantine %d, events %d; want 3, 0", q, g)
+	}
+
+	replay := func(t *testing.T, url string, args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := run(ctx, append([]string{"--nats-url", ns.ClientURL(), "--url", url}, args...), &out)
+		return out.String(), err
+	}
+	t.Run("decrypt", func(t *testing.T) {
+		out, err := replay(t, after.URL, "--reason", "decrypt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Items with different validationTokens go in separate requests:
+		// had the tokens been lost, the rich items would be rejected again
+		// as token_missing.
+		if !strings.Contains(out, "replayed 2 items") || !strings.Contains(out, "in 2 requests") {
+			t.Errorf("output = %q", out)
+		}
+		if g := count(natspub.DefaultStream); g != 2 {
+			t.Fatalf("events after replay = %d, want 2", g)
+		}
+		s, _ := js.Stream(t.Context(), natspub.DefaultStream)
+		m, err := s.GetLastMsgForSubject(t.Context(), "graph.notifications."+tenant+".sub-r2.created")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev struct{ Content map[string]string }
+		if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Content["text"] != "two" {
+			t.Errorf("replayed event = %s", m.Data)
+		}
+	})
+	t.Run("again is deduplicated", func(t *testing.T) {
+		if _, err := replay(t, after.URL, "--reason", "decrypt"); err != nil {
+			t.Fatal(err)
+		}
+		if g := count(natspub.DefaultStream); g != 2 {
+			t.Errorf("events = %d, want still 2", g)
+		}
+	})
+	t.Run("client_state by tenant", func(t *testing.T) {
+		out, err := replay(t, after.URL, "--reason", "client_state", "--tenant", tenant)
+		if err != nil || !strings.Contains(out, "replayed 1 items") {
+			t.Fatalf("replay = %q, %v", out, err)
+		}
+		if g := count(natspub.DefaultStream); g != 3 {
+			t.Errorf("events = %d, want 3", g)
+		}
+	})
+	t.Run("still rejected stays quarantined once", func(t *testing.T) {
+		if _, err := replay(t, before.URL); err != nil {
+			t.Fatal(err)
+		}
+		if q := count(natspub.DefaultQuarantineStream); q != 3 {
+			t.Errorf("quarantine = %d, want 3", q)
+		}
+	})
+	t.Run("receiver unavailable", func(t *testing.T) {
+		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "sink down", http.StatusServiceUnavailable)
+		}))
+		defer down.Close()
+		if _, err := replay(t, down.URL, "--reason", "decrypt"); err == nil || !strings.Contains(err.Error(), "503") {
+			t.Errorf("replay to a 503 receiver = %v", err)
+		}
+	})
+	t.Run("nothing to replay", func(t *testing.T) {
+		out, err := replay(t, after.URL, "--reason", "token_invalid")
+		if err != nil || !strings.Contains(out, "replayed 0 items") {
+			t.Errorf("replay = %q, %v", out, err)
+		}
+	})
+	t.Run("no url", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"--nats-url", ns.ClientURL()}, &out); err == nil {
+			t.Error("run without --url succeeded")
+		}
+	})
+}
+
+func postTo(t *testing.T, url string, coll any) {
+	t.Helper()
+	b, err := json.Marshal(coll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,296 @@
+package natspub_test
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func TestToken(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"guid", tenant, tenant},
+		{"enum", "reauthorizationRequired", "reauthorizationRequired"},
+		{"empty", "", "_"},
+		{"dot", "a.b", "a%2Eb"},
+		{"wildcards", "*>", "%2A%3E"},
+		{"percent", "100%", "100%25"},
+		{"whitespace", "a b\tc\r\n", "a%20b%09c%0D%0A"},
+		{"control", "\x00\x7f", "%00%7F"},
+		{"non-ascii", "é", "%C3%A9"},
+		{"underscore and dash", "a_b-c", "a_b-c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := natspub.Token(tt.in); got != tt.want {
+				t.Errorf("Token(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	t.Run("long", func(t *testing.T) {
+		a, b := strings.Repeat("x", 500)+"a", strings.Repeat("x", 500)+"b"
+		ta, tb := natspub.Token(a), natspub.Token(b)
+		if len(ta) != natspub.MaxTokenLen || ta == tb {
+			t.Errorf("Token(long) = %q (%d bytes) and %q", ta, len(ta), tb)
+		}
+		if esc := natspub.Token(strings.Repeat(".", 100)); len(esc) > natspub.MaxTokenLen || strings.Contains(strings.Split(esc, "~")[0], "%2~") {
+			t.Errorf("Token(dots) = %q", esc)
+		}
+	})
+}
+
+func FuzzToken(f *testing.F) {
+	for _, s := range []string{"", "a.b", "*", ">", "%2E", tenant, strings.Repeat("%.", 40), "a b\r\n", "\xff\x00"} {
+		f.Add(s, "x")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ta := natspub.Token(a)
+		if ta == "" || len(ta) > natspub.MaxTokenLen {
+			t.Fatalf("Token(%q) = %q", a, ta)
+		}
+		for i := 0; i < len(ta); i++ {
+			if c := ta[i]; c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
+				t.Fatalf("Token(%q) = %q holds byte %q", a, ta, c)
+			}
+		}
+		if a != b && a != "" && b != "" && a != "_" && b != "_" && ta == natspub.Token(b) {
+			t.Fatalf("Token(%q) == Token(%q) == %q", a, b, ta)
+		}
+	})
+}
+
+func TestEventID(t *testing.T) {
+	base := func() *receiver.Notification {
+		return &receiver.Notification{
+			SubscriptionID: subID, TenantID: tenant, ChangeType: "updated",
+			Resource: "users/u1/messages/m1", ResourceData: json.RawMessage(`{"@odata.etag":"W/\"1\"","id":"m1"}`),
+		}
+	}
+	with := func(f func(n *receiver.Notification)) *receiver.Notification { n := base(); f(n); return n }
+	ref := natspub.EventID(base())
+	if !strings.HasPrefix(ref, "sha256:") || len(ref) != len("sha256:")+32 {
+		t.Fatalf("EventID = %q", ref)
+	}
+	same := []struct {
+		name string
+		n    *receiver.Notification
+	}{
+		{"same fields", base()},
+		{"clientState ignored", with(func(n *receiver.Notification) { n.ClientState = "other" })},
+		{"resourceData key order", with(func(n *receiver.Notification) {
+			n.ResourceData = json.RawMessage(`{"id":"m2", "@odata.etag" : "W/\"1\""}`)
+		})},
+		{"expiry ignored for changes", with(func(n *receiver.Notification) { n.SubscriptionExpirationDateTime = time.Now() })},
+	}
+	for _, tt := range same {
+		if got := natspub.EventID(tt.n); got != ref {
+			t.Errorf("%s: EventID = %q, want %q", tt.name, got, ref)
+		}
+	}
+	differ := []struct {
+		name string
+		n    *receiver.Notification
+	}{
+		{"etag", with(func(n *receiver.Notification) { n.ResourceData = json.RawMessage(`{"@odata.etag":"W/\"2\""}`) })},
+		{"no etag", with(func(n *receiver.Notification) { n.ResourceData = nil })},
+		{"changeType", with(func(n *receiver.Notification) { n.ChangeType = "deleted" })},
+		{"resource", with(func(n *receiver.Notification) { n.Resource += "x" })},
+		{"subscription", with(func(n *receiver.Notification) { n.SubscriptionID = subRich })},
+		{"tenant", with(func(n *receiver.Notification) { n.TenantID = "t2" })},
+		{"content", with(func(n *receiver.Notification) { n.Content = receiver.Content(`{"a":1}`) })},
+		{"field boundary", with(func(n *receiver.Notification) { n.ChangeType = "updatedusers/u1"; n.Resource = "/messages/m1" })},
+		{"unsafe id is hashed", with(func(n *receiver.Notification) { n.ID = "a b" })},
+	}
+	seen := map[string]string{ref: "base"}
+	for _, tt := range differ {
+		got := natspub.EventID(tt.n)
+		if prev, ok := seen[got]; ok {
+			t.Errorf("%s: EventID %q equals that of %s", tt.name, got, prev)
+		}
+		seen[got] = tt.name
+	}
+	if got := natspub.EventID(with(func(n *receiver.Notification) { n.ID = "AAA" })); got != subID+":AAA" {
+		t.Errorf("with id: EventID = %q", got)
+	}
+	l1 := &receiver.Notification{SubscriptionID: subID, TenantID: tenant, LifecycleEvent: "missed", SubscriptionExpirationDateTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l2 := *l1
+	l2.SubscriptionExpirationDateTime = l2.SubscriptionExpirationDateTime.Add(time.Hour)
+	l3 := *l1
+	l3.SubscriptionExpirationDateTime = l1.SubscriptionExpirationDateTime.In(time.FixedZone("+0530", 19800))
+	if natspub.EventID(l1) == natspub.EventID(&l2) || natspub.EventID(l1) != natspub.EventID(&l3) {
+		t.Error("lifecycle EventID must follow the expiry instant, not its zone")
+	}
+}
+
+func TestRichEventIDSurvivesReEncryption(t *testing.T) {
+	key := newKey(t)
+	ring, err := decrypt.NewKeyRing(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 2 {
+		c, err := receiver.Parse(body(t, nil, richItem(t, key, plaintext)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.Value[0]
+		if n.Content, err = ring.Decrypt(n.EncryptedContent); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, natspub.EventID(n))
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("re-encrypted item has ids %q", ids)
+	}
+}
+
+func TestBodyContentThatIsNotJSON(t *testing.T) {
+	n := &receiver.Notification{SubscriptionID: "s", ChangeType: "created", Content: receiver.Content("not json \xff"), Extra: map[string]json.RawMessage{"content": json.RawMessage(`"spoofed"`)}}
+	b, err := natspub.Body(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["content"]; ok || m["contentBase64"] != "bm90IGpzb24g/w==" {
+		t.Errorf("body = %s", b)
+	}
+}
+
+func TestEncode(t *testing.T) {
+	n := &receiver.Notification{SubscriptionID: "s", TenantID: "t", ChangeType: "created", Resource: "r", ClientState: secret}
+	m, err := natspub.Encode(n, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "graph.notifications.t.s.created" || m.Header.Get("ce-source") != natspub.DefaultSource || m.Header.Get("ce-time") != "" {
+		t.Errorf("Encode = %s %v", m.Subject, m.Header)
+	}
+	if strings.Contains(string(m.Data), secret) {
+		t.Error("body carries clientState")
+	}
+	if _, err := natspub.Encode(nil, ""); err == nil {
+		t.Error("Encode(nil) succeeded")
+	}
+}
+
+// TestGoldenEvents pins the wire form of events: subjects, headers and
+// bodies. Run with -update after an intended change.
+func TestGoldenEvents(t *testing.T) {
+	nc := startNATS(t)
+	pub := newPublisher(t, nc, natspub.Config{Source: "/graphhook/test"})
+	c, err := receiver.Parse([]byte(`{"value":[
+ {"id":"lsgTZMr9KwAAA","subscriptionId":"` + subID + `","subscriptionExpirationDateTime":"2016-03-19T22:11:09.952Z",
+  "clientState":"secretClientValue","changeType":"created","resource":"users/u1@t/messages/m1","tenantId":"` + tenant + `",
+  "organizationId":"` + tenant + `",
+  "resourceData":{"@odata.type":"#Microsoft.Graph.Message","@odata.id":"Users/u1@t/Messages/m1","@odata.etag":"W/\"CQAAABYAAADk\"","id":"m1"}},
+ {"subscriptionId":"` + subRich + `","subscriptionExpirationDateTime":"2021-07-02T07:56:34.0000000Z","changeType":"updated",
+  "clientState":"secretClientValue","tenantId":"` + tenant + `","resource":"teams('t')/channels('c')/messages('1')",
+  "resourceData":{"id":"1","@odata.type":"#Microsoft.Graph.ChatMessage"},
+  "encryptedContent":{"data":"ZGF0YQ==","dataSignature":"c2ln","dataKey":"a2V5","encryptionCertificateId":"c1","encryptionCertificateThumbprint":"AB"}},
+ {"subscriptionId":"` + subID + `","subscriptionExpirationDateTime":"2019-03-20T11:00:00.0000000Z","tenantId":"` + tenant + `",
+  "clientState":"secretClientValue","lifecycleEvent":"subscriptionRemoved"},
+ {"subscriptionId":"` + subID + `","changeType":"created","tenantId":"` + tenant + `","clientState":"wrong"}
+],"validationTokens":["eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Value[1].Content = receiver.Content(`{"id":"1","body":{"content":"hello"}}`)
+	b := &receiver.Batch{
+		Notifications:    c.Value[:3],
+		Rejected:         []*receiver.Rejected{{Notification: c.Value[3], Reason: receiver.ReasonClientState, Err: receiver.ErrClientStateMismatch}},
+		ReceivedAt:       time.Date(2026, 4, 1, 12, 0, 0, 123e6, time.UTC),
+		ValidationTokens: c.ValidationTokens,
+	}
+	msgs, err := pub.Messages(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, m := range msgs {
+		fmt.Fprintf(&out, "subject: %s\n", m.Subject)
+		keys := slices.Sorted(func(yield func(string) bool) {
+			for k := range m.Header {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		for _, k := range keys {
+			for _, v := range m.Header[k] {
+				fmt.Fprintf(&out, "%s: %s\n", k, v)
+			}
+		}
+		fmt.Fprintf(&out, "\n%s\n\n", m.Data)
+		if strings.Contains(string(m.Data), "secretClientValue") && m.Header.Get("graphhook-reason") == "" {
+			t.Errorf("event on %s carries the clientState", m.Subject)
+		}
+	}
+	golden := filepath.Join("testdata", "events.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("events differ from %s (run go test -update after an intended change):\n%s", golden, out.String())
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	f.Add([]byte(`{"subscriptionId":"s","changeType":"created","tenantId":"t","resource":"r","clientState":"cs"}`), []byte(`{"a":1}`))
+	f.Add([]byte(`{"subscriptionId":"s.>","lifecycleEvent":"missed *","tenantId":"","clientState":"cs","content":"x"}`), []byte(nil))
+	f.Add([]byte(`{"subscriptionId":"\u0000","changeType":"\r\n","resourceData":{"@odata.etag":7},"clientState":"cs"}`), []byte("\xff"))
+	f.Fuzz(func(t *testing.T, item, content []byte) {
+		c, err := receiver.Parse([]byte(`{"value":[` + string(item) + `]}`))
+		if err != nil || len(c.Value) != 1 || c.Value[0].Validate() != nil {
+			return
+		}
+		n := c.Value[0]
+		n.Content = content
+		m, err := natspub.Encode(n, "")
+		if err != nil {
+			t.Fatalf("Encode: %v", err)
+		}
+		if toks := strings.Split(m.Subject, "."); len(toks) != 5 {
+			t.Fatalf("subject %q", m.Subject)
+		}
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(m.Data, &body); err != nil {
+			t.Fatalf("body is not JSON: %v", err)
+		}
+		if _, ok := body["clientState"]; ok {
+			t.Fatal("body carries clientState")
+		}
+		if id := m.Header.Get("ce-id"); id == "" || id != m.Header.Get("Nats-Msg-Id") || id != natspub.EventID(n) {
+			t.Fatalf("ce-id %q", id)
+		}
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				if strings.ContainsAny(v, "\r\n") {
+					t.Fatalf("header %s = %q", k, v)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,83 @@
+package natspub_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ExampleNew runs the zero-set-up mode: an embedded JetStream server, a
+// Publisher as the Receiver's sink, and a consumer reading the event back.
+func ExampleNew() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "graphhook-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: dir, Port: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ns.WaitForShutdown()
+	defer ns.Shutdown()
+	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{ns.ClientURL()}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	pub, err := natspub.New(ctx, natspub.Config{Conn: nc})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pub.Close()
+	rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: []string{"secretClientValue"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// What Graph POSTs (ServeHTTP does this for an HTTP request).
+	_, err = rcv.Receive(ctx, []byte(`{"value":[{
+		"id":"lsgTZMr9KwAAA",
+		"subscriptionId":"c6126aa3-0ed8-412f-a988-71e6cee627c4",
+		"subscriptionExpirationDateTime":"2026-03-19T22:11:09.952Z",
+		"clientState":"secretClientValue",
+		"changeType":"created",
+		"resource":"users/u1/messages/m1",
+		"tenantId":"84bd8158-6d4d-4958-8b9f-9d6445542f95",
+		"resourceData":{"@odata.etag":"W/\"CQAAABYAAADk\"","id":"m1"}}]}`), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// A consumer of one tenant's notifications.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, natspub.DefaultStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"graph.notifications.84bd8158-6d4d-4958-8b9f-9d6445542f95.>"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(msg.Subject())
+	fmt.Println(msg.Headers().Get("ce-type"), msg.Headers().Get("ce-id"))
+	fmt.Println(string(msg.Data()))
+	// Output:
+	// graph.notifications.84bd8158-6d4d-4958-8b9f-9d6445542f95.c6126aa3-0ed8-412f-a988-71e6cee627c4.created
+	// com.microsoft.graph.change.created c6126aa3-0ed8-412f-a988-71e6cee627c4:lsgTZMr9KwAAA
+	// {"changeType":"created","id":"lsgTZMr9KwAAA","resource":"users/u1/messages/m1","resourceData":{"@odata.etag":"W/\"CQAAABYAAADk\"","id":"m1"},"subscriptionExpirationDateTime":"2026-03-19T22:11:09.952Z","subscriptionId":"c6126aa3-0ed8-412f-a988-71e6cee627c4","tenantId":"84bd8158-6d4d-4958-8b9f-9d6445542f95"}
+}

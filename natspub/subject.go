@@ -1,0 +1,109 @@
+package natspub
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/graphhook/graphhook/receiver"
+)
+
+// DefaultSubjectPrefix is the subject prefix used when none is configured.
+const DefaultSubjectPrefix = "graph"
+
+// MaxTokenLen is the longest subject token [Token] returns. Longer inputs
+// are shortened to a prefix and a hash, so no input can push a subject past
+// the server's control-line limit.
+const MaxTokenLen = 64
+
+// EmptyToken stands for a missing value in a subject.
+const EmptyToken = "_"
+
+// Subject returns the subject an accepted notification is published on:
+//
+//	<prefix>.notifications.<tenantId>.<subscriptionId>.<changeType>
+//	<prefix>.lifecycle.<tenantId>.<subscriptionId>.<lifecycleEvent>
+//
+// Each variable part goes through [Token]. An empty prefix means
+// [DefaultSubjectPrefix]. The prefix itself is not escaped: it comes from
+// configuration, not from Graph, and may hold several tokens ("acme.graph").
+func Subject(prefix string, n *receiver.Notification) string {
+	if prefix == "" {
+		prefix = DefaultSubjectPrefix
+	}
+	if n.IsLifecycle() {
+		return prefix + ".lifecycle." + Token(n.TenantID) + "." + Token(n.SubscriptionID) + "." + Token(n.LifecycleEvent)
+	}
+	return prefix + ".notifications." + Token(n.TenantID) + "." + Token(n.SubscriptionID) + "." + Token(n.ChangeType)
+}
+
+// RejectedSubject returns the quarantine subject of a rejected item:
+//
+//	<prefix>.rejected.<reason>.<tenantId>
+//
+// The tenant is taken from the parsed item and is empty (so "_") when the
+// item could not be parsed at all.
+func RejectedSubject(prefix string, r *receiver.Rejected) string {
+	if prefix == "" {
+		prefix = DefaultSubjectPrefix
+	}
+	tenant := ""
+	if r.Notification != nil {
+		tenant = r.Notification.TenantID
+	}
+	return prefix + ".rejected." + Token(string(r.Reason)) + "." + Token(tenant)
+}
+
+// Token makes s safe as one subject token, so that nothing Graph (or a
+// forger) sends can add tokens or wildcards to a subject. Bytes outside
+// printable ASCII, and '.', '*', '>' and '%' are written as %XX (upper-case
+// hex), so the mapping is one-to-one and a consumer can compute the token
+// for a filter. An empty s becomes [EmptyToken] (a literal "_" stays "_",
+// so the two read alike). A result longer than
+// [MaxTokenLen] is cut and ends in "~" and 16 hex digits of the SHA-256 of s.
+//
+// Graph's GUIDs and enum values pass unchanged.
+func Token(s string) string {
+	if s == "" {
+		return EmptyToken
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			clean = false
+			break
+		}
+	}
+	out := s
+	if !clean {
+		var b strings.Builder
+		b.Grow(len(s) + 8)
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if needsEscape(c) {
+				b.WriteByte('%')
+				b.WriteByte(upperHex[c>>4])
+				b.WriteByte(upperHex[c&0xf])
+				continue
+			}
+			b.WriteByte(c)
+		}
+		out = b.String()
+	}
+	if len(out) > MaxTokenLen {
+		sum := sha256.Sum256([]byte(s))
+		cut := MaxTokenLen - 17
+		// Do not cut an escape in half.
+		if i := strings.LastIndexByte(out[:cut], '%'); i >= cut-2 {
+			cut = i
+		}
+		out = out[:cut] + "~" + hex.EncodeToString(sum[:8])
+	}
+	return out
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func needsEscape(c byte) bool {
+	return c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' || c == '%'
+}
