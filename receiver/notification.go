@@ -49,6 +49,9 @@ type Notification struct {
 	Content Content
 	// Raw is the item exactly as received.
 	Raw json.RawMessage
+
+	expRaw string    // subscriptionExpirationDateTime as received, re-emitted verbatim
+	expAt  time.Time // ... while the field still holds this value
 }
 
 // IsLifecycle reports whether n is a lifecycle notification
@@ -212,6 +215,7 @@ func (n *Notification) UnmarshalJSON(b []byte) error {
 			bad = "subscriptionExpirationDateTime is not an RFC 3339 timestamp"
 		}
 		n.SubscriptionExpirationDateTime = t
+		n.expRaw, n.expAt = exp, t
 	}
 	if raw, ok := m["resourceData"]; ok {
 		delete(m, "resourceData")
@@ -282,7 +286,11 @@ func (n *Notification) MarshalJSON() ([]byte, error) {
 	put("id", n.ID)
 	put("subscriptionId", n.SubscriptionID)
 	if !n.SubscriptionExpirationDateTime.IsZero() {
-		m["subscriptionExpirationDateTime"] = n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano)
+		exp := n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano)
+		if n.expRaw != "" && n.expAt.Equal(n.SubscriptionExpirationDateTime) {
+			exp = n.expRaw // keep Graph's own spelling, e.g. 7 fractional digits
+		}
+		m["subscriptionExpirationDateTime"] = exp
 	}
 	put("changeType", n.ChangeType)
 	put("lifecycleEvent", n.LifecycleEvent)
