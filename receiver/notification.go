@@ -167,11 +167,6 @@ func jsonErrorText(err error) string {
 	return "invalid JSON"
 }
 
-// errItem marks an item that could not be decoded; Validate reports it.
-type itemError struct{ msg string }
-
-func (e *itemError) Error() string { return e.msg }
-
 // UnmarshalJSON decodes a changeNotification, keeping unknown fields in Extra.
 func (n *Notification) UnmarshalJSON(b []byte) error {
 	*n = Notification{Raw: append(json.RawMessage(nil), b...)}
