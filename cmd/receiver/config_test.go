@@ -1,0 +1,292 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/graphhook/graphhook/decrypt"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedenceFlagOverEnvOverFileOverDefault(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "receiver.yaml", `
+listen: "127.0.0.1:1001"
+stream: FROMFILE
+log-level: debug
+app-id:
+  - 11111111-2222-3333-4444-555555555555
+  - 22222222-2222-3333-4444-555555555555
+shutdown-timeout: 3s
+`)
+	env := map[string]string{
+		"GRAPHHOOK_CONFIG":    file,
+		"GRAPHHOOK_LISTEN":    "127.0.0.1:1002",
+		"GRAPHHOOK_STREAM":    "FROMENV",
+		"GRAPHHOOK_TENANT":    "84bd8158-6d4d-4958-8b9f-9d6445542f95, 94bd8158-6d4d-4958-8b9f-9d6445542f95",
+		"GRAPHHOOK_LOG_LEVEL": "",
+	}
+	c, err := loadConfig([]string{"--listen", "127.0.0.1:1003"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, got, want string }{
+		{"listen: flag wins", c.Listen, "127.0.0.1:1003"},
+		{"stream: env beats file", c.Stream, "FROMENV"},
+		{"log-level: file beats default (empty env is unset)", c.LogLevel, "debug"},
+		{"data-dir: default", c.DataDir, "./data"},
+		{"shutdown-timeout: file", c.ShutdownTimeout.String(), "3s"},
+		{"app-id: YAML list", strings.Join(c.AppIDs, " "), "11111111-2222-3333-4444-555555555555 22222222-2222-3333-4444-555555555555"},
+		{"tenant: comma list from env", strings.Join(c.Tenants, " "), "84bd8158-6d4d-4958-8b9f-9d6445542f95 94bd8158-6d4d-4958-8b9f-9d6445542f95"},
+		{"max-body-bytes: default 4MiB", time.Duration(c.MaxBodyBytes).String(), time.Duration(4 << 20).String()},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+	if got := c.where("stream"); got != "GRAPHHOOK_STREAM" {
+		t.Errorf("origin of stream: %q, want GRAPHHOOK_STREAM", got)
+	}
+	if got := c.where("log-level"); got != file+" line 4: log-level" {
+		t.Errorf("origin of log-level: %q", got)
+	}
+}
+
+func TestRepeatableFlags(t *testing.T) {
+	c, err := loadConfig([]string{
+		"--client-state", "a,b", "--client-state", "c",
+		"--app-id", "11111111-2222-3333-4444-555555555555,22222222-2222-3333-4444-555555555555",
+		"--app-id", "33333333-2222-3333-4444-555555555555",
+		"--insecure-skip-token-validation",
+	}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.ClientStates, []string{"a,b", "c"}) {
+		t.Errorf("client states %q: a clientState may hold commas, so it is never split", c.ClientStates)
+	}
+	if len(c.AppIDs) != 3 {
+		t.Errorf("app ids %q, want 3", c.AppIDs)
+	}
+	if !c.InsecureSkipTokenValidation {
+		t.Error("bool flag without value not set")
+	}
+}
+
+func TestEveryEnvNameIsDerivedFromTheFlag(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range settings(&config{}) {
+		if seen[s.name] {
+			t.Errorf("setting %s twice", s.name)
+		}
+		seen[s.name] = true
+		want := "GRAPHHOOK_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+		if s.envName() != want {
+			t.Errorf("%s: env %s, want %s", s.name, s.envName(), want)
+		}
+		if s.usage == "" {
+			t.Errorf("%s has no usage", s.name)
+		}
+		if s.kind != kindBool && s.example == "" {
+			t.Errorf("%s has no example for error messages", s.name)
+		}
+	}
+	// Every default must be accepted by validate.
+	c, err := loadConfig(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := c.validate(); len(ps) > 0 {
+		t.Errorf("the defaults do not validate: %v", ps.err())
+	}
+}
+
+// pfxFile writes a PKCS#12 file protected by password and returns its path.
+func pfxFile(t *testing.T, dir, password string) string {
+	t.Helper()
+	k, err := decrypt.GenerateKey(2048, "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := pkcs12.Modern.Encode(k.Private, k.Certificate, nil, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "key.pfx")
+	if err := os.WriteFile(p, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBadConfigurationIsOneClearLine calls run() with configurations the
+// receiver must refuse. Each fails before serving, with one line naming
+// the setting, and without echoing secrets.
+func TestBadConfigurationIsOneClearLine(t *testing.T) {
+	dir := t.TempDir()
+	const pfxPassword = "right-pfx-password-42"
+	pfx := pfxFile(t, dir, pfxPassword)
+	garbage := writeFile(t, dir, "garbage.pfx", "\x30\x82\x01\x00not a pfx at all")
+	emptyStates := writeFile(t, dir, "empty-states", "\n\n")
+	longStates := writeFile(t, dir, "long-states", "ok-value\n"+strings.Repeat("s", 129)+"\n")
+	badYAML := writeFile(t, dir, "bad.yaml", "listen: ':8080'\nclientstate: x\n")
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyAddr := busy.Addr().String()
+
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantErr    error
+		wantPrefix string // the line starts with this
+		secret     string // must not appear in the error
+	}{
+		{"missing key file", []string{"--key", filepath.Join(dir, "nope.pem") + ",id=k1", "--insecure-skip-token-validation"},
+			fs.ErrNotExist, "--key: key file ", ""},
+		{"PFX with wrong password", []string{"--key", pfx + ",id=k1", "--key-password", "wrong-password-17", "--insecure-skip-token-validation"},
+			decrypt.ErrKeyPassword, "--key: cannot open PFX file ", "wrong-password-17"},
+		{"PFX without password", []string{"--key", pfx, "--insecure-skip-token-validation"},
+			decrypt.ErrKeyPassword, "--key: cannot open PFX file ", ""},
+		{"unreadable PFX", []string{"--key", garbage + ",id=k1", "--insecure-skip-token-validation"},
+			decrypt.ErrKeyFile, "--key: cannot use key file ", ""},
+		{"key option typo", []string{"--key", pfx + ",ID=k1", "--insecure-skip-token-validation"},
+			errConfig, "--key: ", ""},
+		{"key without app id", []string{"--key", pfx, "--key-password", pfxPassword},
+			errConfig, "--key: rich notifications need token validation", pfxPassword},
+		{"bad NATS URL", []string{"--nats-url", "http://127.0.0.1:4222"},
+			errConfig, "--nats-url: ", ""},
+		{"NATS URL with password", []string{"--nats-url", "nats://user:hunter2-secret@127.0.0.1:4222"},
+			errConfig, "--nats-url: carries credentials", "hunter2-secret"},
+		{"NATS URL with password and wrong scheme", []string{"--nats-url", "http://user:hunter3-secret@127.0.0.1:4222"},
+			errConfig, "--nats-url: ", "hunter3-secret"},
+		{"bad JWKS URL", []string{"--app-id", exampleGUID, "--jwks-url", "keys.json"},
+			errConfig, "--jwks-url: ", ""},
+		{"bad app id", []string{"--app-id", "my-app"},
+			errConfig, "--app-id: \"my-app\" is not an application id GUID", ""},
+		{"clientState over 128", []string{"--client-state", strings.Repeat("c", 129)},
+			errConfig, "--client-state: value 1 is 129 characters; Graph allows at most 128", strings.Repeat("c", 20)},
+		{"clientState file line over 128", []string{"--client-state-file", longStates},
+			errConfig, "--client-state-file: line 2 of ", strings.Repeat("s", 20)},
+		{"clientState file with no value", []string{"--client-state-file", emptyStates},
+			errConfig, "--client-state-file: ", ""},
+		{"clientState file missing", []string{"--client-state-file", filepath.Join(dir, "absent")},
+			fs.ErrNotExist, "--client-state-file: cannot read ", ""},
+		{"port in use", []string{"--listen", busyAddr},
+			syscall.EADDRINUSE, "--listen: cannot listen on " + busyAddr + ": address already in use", ""},
+		{"embedded NATS port in use", []string{"--embedded-nats-listen", busyAddr},
+			syscall.EADDRINUSE, "--embedded-nats-listen: cannot listen on " + busyAddr, ""},
+		{"unknown flag", []string{"--client-sate", "x"},
+			errUsage, "usage error: unknown flag --client-sate", ""},
+		{"stray argument", []string{"serve"},
+			errUsage, "usage error: unexpected argument \"serve\"", ""},
+		{"flag without value", []string{"--listen"},
+			errUsage, "usage error: flag --listen needs a value", ""},
+		{"bad duration", []string{"--shutdown-timeout", "10"},
+			errConfig, "--shutdown-timeout: \"10\" is not a positive duration", ""},
+		{"batch timeout over Graph's limit", []string{"--batch-timeout", "5s"},
+			errConfig, "--batch-timeout: ", ""},
+		{"bad log format", []string{"--log-format", "xml"},
+			errConfig, "--log-format: \"xml\" is not text or json", ""},
+		{"path without slash", []string{"--notification-path", "notifications"},
+			errConfig, "--notification-path: \"notifications\" must start with /", ""},
+		{"TLS cert without key", []string{"--tls-cert", pfx},
+			errConfig, "--tls-key: is required with --tls-cert", ""},
+		{"TLS files unusable", []string{"--tls-cert", garbage, "--tls-key", garbage},
+			errConfig, "--tls-cert: cannot load the TLS certificate", ""},
+		{"YAML typo", []string{"--config", badYAML},
+			errConfig, "--config: config file " + badYAML + " line 2: unknown setting \"clientstate\"", ""},
+		{"NATS credentials with embedded server", []string{"--nats-creds", pfx},
+			errConfig, "--nats-creds: applies to an external NATS server", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(baseArgs(t.TempDir(), "--client-state", "a-long-enough-client-state-value"), tc.args...)
+			if slices.Contains(tc.args, "--client-state-file") || slices.Contains(tc.args, "--client-state") {
+				args = append(baseArgs(t.TempDir()), tc.args...)
+			}
+			var stdout, stderr syncBuffer
+			err := run(t.Context(), args, func(string) string { return "" }, &stdout, &stderr)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error has several lines:\n%s", msg)
+			}
+			if !strings.HasPrefix(msg, tc.wantPrefix) {
+				t.Errorf("error:\n%s\nwant it to start with:\n%s", msg, tc.wantPrefix)
+			}
+			if !strings.Contains(msg, "example") && !errors.Is(err, errUsage) {
+				t.Errorf("error gives no example of a right value: %s", msg)
+			}
+			if tc.secret != "" && (strings.Contains(msg, tc.secret) || strings.Contains(stderr.String(), tc.secret)) {
+				t.Errorf("a secret leaked into the error or the log: %s", msg)
+			}
+			if strings.Contains(stdout.String(), "is running") {
+				t.Error("the receiver started")
+			}
+		})
+	}
+}
+
+func TestSeveralProblemsAreReportedTogether(t *testing.T) {
+	err := run(t.Context(), baseArgs(t.TempDir(), "--log-format", "xml", "--log-level", "loud", "--app-id", "x"),
+		func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	if !errors.Is(err, errConfig) {
+		t.Fatalf("err = %v, want errConfig", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 lines, one per problem:\n%s", err)
+	}
+	if got := indentLines(err.Error()); strings.Count(got, "receiver: ") != 2 {
+		t.Errorf("indentLines: %q", got)
+	}
+}
+
+func TestHelpAndVersionExitZero(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"--version"}, {"help", "config"}} {
+		var out syncBuffer
+		if err := run(t.Context(), args, func(string) string { return "" }, &out, &syncBuffer{}); err != nil && !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%v: %v", args, err)
+		}
+		if out.String() == "" {
+			t.Errorf("%v printed nothing", args)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"4194304": 4 << 20, "4MiB": 4 << 20, "512 KiB": 512 << 10, "1GiB": 1 << 30, "10B": 10, "2MB": 2e6} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "4TB", "lots", "1.5MiB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"strings"
+)
+
+// errConfig marks a configuration the receiver refuses to start with.
+var errConfig = errors.New("invalid configuration")
+
+// problem is one thing wrong with the configuration.
+type problem struct {
+	setting string // how the user spelled the setting: "--key", "GRAPHHOOK_KEY", ...
+	msg     string // what is wrong and an example of right; never a secret
+	err     error  // the cause, for errors.Is; may be nil
+}
+
+// configError lists every problem found at start, one line each.
+type configError struct {
+	problems []problem
+}
+
+// Error returns one line per problem: "setting: what is wrong (example)".
+func (e *configError) Error() string {
+	lines := make([]string, len(e.problems))
+	for i, p := range e.problems {
+		lines[i] = p.setting + ": " + p.msg
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns errConfig and the causes of the problems.
+func (e *configError) Unwrap() []error {
+	errs := []error{errConfig}
+	for _, p := range e.problems {
+		if p.err != nil {
+			errs = append(errs, p.err)
+		}
+	}
+	return errs
+}
+
+// problems collects configuration problems.
+type problems []problem
+
+func (ps *problems) add(setting string, err error, msg string) {
+	*ps = append(*ps, problem{setting: setting, msg: msg, err: err})
+}
+
+// err returns nil or a *configError holding ps.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &configError{problems: ps}
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// FuzzConfigFile feeds arbitrary bytes to the YAML config file reader and
+// the merge with flags: it must never panic, must either load or return a
+// configuration error, and its messages must never quote the value of a
+// secret setting.
+func FuzzConfigFile(f *testing.F) {
+	f.Add([]byte("listen: ':8443'\nclient-state:\n  - a\n  - b\n"))
+	f.Add([]byte("app-id: 11111111-2222-3333-4444-555555555555, 22222222-2222-3333-4444-555555555555\n"))
+	f.Add([]byte("key: [a.pem,id=1, b.pfx]\nkey-password: pw\n"))
+	f.Add([]byte("listen: [a, b]\n"))
+	f.Add([]byte("- just\n- a list\n"))
+	f.Add([]byte("client-state: {nested: map}\n"))
+	f.Add([]byte("shutdown-timeout: forever\n"))
+	f.Add([]byte("a: &x 1\nb: *x\n"))
+	f.Add([]byte("listen: \"unterminated\n"))
+	f.Add([]byte("\xff\xfe\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig([]string{"--config", path}, func(string) string { return "" })
+		if err != nil {
+			if !errors.Is(err, errConfig) {
+				t.Fatalf("error %v is not a configuration error", err)
+			}
+			for _, secret := range secretValues(data) {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error quotes a secret setting's value %q: %v", secret, err)
+				}
+			}
+			return
+		}
+		_ = c.validate()
+	})
+}
+
+// secretValues returns the values of secret settings in a YAML document
+// (those of 6 bytes or more, which cannot be part of a message by chance).
+func secretValues(data []byte) []string {
+	var m map[string]any
+	if yaml.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	var out []string
+	add := func(v any) {
+		if s, ok := v.(string); ok && len(s) >= 6 {
+			out = append(out, s)
+		}
+	}
+	for _, s := range settings(&config{}) {
+		if !s.secret {
+			continue
+		}
+		switch v := m[s.name].(type) {
+		case []any:
+			for _, e := range v {
+				add(e)
+			}
+		default:
+			add(v)
+		}
+	}
+	return out
+}
+
+// FuzzParseKeySpec checks that --key values never panic and that a
+// parsed spec names a path.
+func FuzzParseKeySpec(f *testing.F) {
+	for _, s := range []string{"key.pem", "key.pem,id=k1", "a,b,id=x", ",id=x", "key.pem,", "key.pem,ID=x", "k,id="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		path, id, err := parseKeySpec(spec)
+		if err != nil {
+			return
+		}
+		if path == "" {
+			t.Fatalf("%q: empty path without error", spec)
+		}
+		if id != "" && path+",id="+id != spec {
+			t.Fatalf("%q: split into %q and %q", spec, path, id)
+		}
+	})
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// binDir holds the receiver binary built for this test run; TestMain
+// creates and removes it.
+var (
+	binDir   string
+	binOnce  sync.Once
+	binPath  string
+	binError error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "receiver-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildBinary builds the receiver once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binPath = filepath.Join(binDir, "receiver")
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version=v0.0.0-test", "-o", binPath, ".")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			binError = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binError != nil {
+		t.Fatal(binError)
+	}
+	return binPath
+}
+
+// checkFor calls f every interval until it returns nil; it fails the test
+// with f's last error after timeout.
+func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	notificationsRe = regexp.MustCompile(`notifications: (https?://\S+?)/notifications`)
+	natsRe          = regexp.MustCompile(`embedded server at (nats://\S+),`)
+	opsRe           = regexp.MustCompile(`operations: +(https?://\S+?)/healthz`)
+)
+
+// endpoints are the addresses a started receiver printed.
+type endpoints struct {
+	base string // http://127.0.0.1:port
+	nats string // nats://127.0.0.1:port, for the embedded server
+	ops  string // where /healthz, /readyz and /metrics are
+}
+
+// waitBanner waits for the start-up banner on out and returns the
+// addresses in it. done reports an early exit.
+func waitBanner(t testing.TB, out, errOut *syncBuffer, done <-chan struct{}, exitErr func() error) endpoints {
+	t.Helper()
+	var ep endpoints
+	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		select {
+		case <-done:
+			t.Fatalf("receiver exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", exitErr(), out.String(), errOut.String())
+		default:
+		}
+		s := out.String()
+		m := notificationsRe.FindStringSubmatch(s)
+		if m == nil {
+			return fmt.Errorf("no banner yet")
+		}
+		ep.base = m[1]
+		if o := opsRe.FindStringSubmatch(s); o != nil {
+			ep.ops = o[1]
+		}
+		if n := natsRe.FindStringSubmatch(s); n != nil {
+			ep.nats = n[1]
+		}
+		return nil
+	})
+	return ep
+}
+
+// inProcess is a receiver run by run() in this process.
+type inProcess struct {
+	endpoints
+	stdout, stderr *syncBuffer
+	cancel         context.CancelFunc
+	done           chan struct{}
+	err            error
+}
+
+// startInProcess runs run(args) until the test ends (or stop is called)
+// and waits for its banner.
+func startInProcess(t testing.TB, args []string, env map[string]string) *inProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	p := &inProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	getenv := func(k string) string { return env[k] }
+	go func() {
+		defer close(p.done)
+		p.err = run(ctx, args, getenv, p.stdout, p.stderr)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	p.endpoints = waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.err })
+	return p
+}
+
+// stop cancels the receiver and waits for run to return.
+func (p *inProcess) stop(t testing.TB) error {
+	t.Helper()
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return 30 s after cancel")
+	}
+	return p.err
+}
+
+// baseArgs returns flags that keep a test receiver on loopback, on free
+// ports, with its data in a fresh directory.
+func baseArgs(dataDir string, more ...string) []string {
+	return append([]string{
+		"--listen", "127.0.0.1:0",
+		"--embedded-nats-listen", "127.0.0.1:0",
+		"--data-dir", dataDir,
+	}, more...)
+}
+
+// post sends body as a notification POST and returns the status.
+func post(ctx context.Context, client *http.Client, url string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// get returns the status and body of a GET.
+func get(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// metricValue returns the value of the sample line starting with series
+// (name and labels exactly as exposed) in a Prometheus text exposition.
+func metricValue(exposition, series string) (string, bool) {
+	for line := range strings.SplitSeq(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}

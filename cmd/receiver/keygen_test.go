@@ -1,0 +1,86 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/graphhook/graphhook/decrypt"
+)
+
+func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	var out syncBuffer
+	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, func(string) string { return "" }, &out, &syncBuffer{}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "key.pem")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key.pem mode %v, want 0600", fi.Mode().Perm())
+	}
+	k, err := decrypt.LoadFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Certificate == nil || k.Certificate.Subject.CommonName != "hooks.example.com" || k.Private.N.BitLen() != 2048 {
+		t.Fatalf("key: %v", k)
+	}
+
+	text := out.String()
+	m := regexp.MustCompile(`"encryptionCertificate": "([^"]+)"`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no encryptionCertificate in:\n%s", text)
+	}
+	der, err := base64.StdEncoding.DecodeString(m[1])
+	if err != nil {
+		t.Fatalf("encryptionCertificate is not standard base64: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil || !cert.Equal(k.Certificate) {
+		t.Fatalf("encryptionCertificate is not the certificate in key.pem (%v)", err)
+	}
+	for _, want := range []string{`"encryptionCertificateId": "key-2026"`, k.Thumbprint(), "--key " + path + ",id=key-2026"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "PRIVATE KEY") {
+		t.Error("the private key was printed")
+	}
+
+	// A second run must not overwrite the key.
+	err = run(t.Context(), []string{"keygen", "--out", dir}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second keygen: %v, want fs.ErrExist", err)
+	}
+	// The key works with the receiver's --key.
+	c, err := loadConfig([]string{"--key", path + ",id=key-2026", "--insecure-skip-token-validation", "--client-state", "x", "--data-dir", t.TempDir()}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, ps := c.loadSecrets()
+	if len(ps) > 0 || len(sec.keys) != 1 || sec.keys[0].ID != "key-2026" {
+		t.Fatalf("loading the generated key: %v %v", ps.err(), sec.keys)
+	}
+}
+
+func TestKeygenRejectsBadBits(t *testing.T) {
+	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	if !errors.Is(err, errConfig) || !strings.HasPrefix(err.Error(), "--bits: 1024 is outside 2048..4096") {
+		t.Errorf("err = %v", err)
+	}
+	err = run(t.Context(), []string{"keygen", "--bogus"}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	if !errors.Is(err, errUsage) {
+		t.Errorf("err = %v, want errUsage", err)
+	}
+}

@@ -1,0 +1,51 @@
+// Command receiver is graphhook's standalone daemon: it receives Microsoft
+// Graph change notifications over HTTP(S), verifies them (clientState,
+// validationTokens, encrypted content) and publishes them to NATS
+// JetStream.
+//
+// With no flags it needs no other software: it serves
+// http://localhost:8080/notifications and /lifecycle, runs an embedded NATS
+// server with JetStream storing in ./data and listening for clients on
+// 127.0.0.1:4222, and prints how to consume the events.
+//
+// Settings come from flags, GRAPHHOOK_* environment variables and an
+// optional YAML file (--config), under the same names; "receiver help
+// config" prints them as a table. "receiver keygen" creates a key pair for
+// rich notifications.
+//
+// Operations: /healthz, /readyz and /metrics (Prometheus); SIGINT or
+// SIGTERM shut down gracefully (in-flight requests and their publishes
+// finish, NATS is drained, the embedded server stops last); SIGHUP reloads
+// the TLS certificate.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err (one line per problem) and returns the process exit
+// status: 0 for success, 2 for a command line that cannot be parsed, 1 for
+// anything else.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "receiver: "+indentLines(err.Error()))
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}

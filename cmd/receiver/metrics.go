@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+)
+
+// latencyBuckets returns the histogram buckets of request and publish
+// latencies, dense around Graph's 3 s delivery limit.
+func latencyBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5, 10}
+}
+
+// metrics holds the receiver's Prometheus metrics, on a private registry.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec   // endpoint, code
+	duration *prometheus.HistogramVec // endpoint
+	inFlight prometheus.Gauge
+	publish  *prometheus.HistogramVec // outcome
+}
+
+// newMetrics registers the HTTP and process metrics. The receiver's and
+// publisher's counters are added by registerStats once they exist.
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "graphhook_http_requests_total",
+			Help: "HTTP requests answered, by endpoint (notifications, lifecycle, healthz, readyz, metrics, other) and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "graphhook_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.",
+			Buckets: latencyBuckets(),
+		}, []string{"endpoint"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "graphhook_http_requests_in_flight",
+			Help: "HTTP requests being handled now.",
+		}),
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "graphhook_publish_duration_seconds",
+			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
+			Buckets: latencyBuckets(),
+		}, []string{"outcome"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "graphhook_build_info",
+			Help:        "Always 1; the version label is the receiver's version.",
+			ConstLabels: prometheus.Labels{"version": version},
+		}, func() float64 { return 1 }),
+	)
+	return m
+}
+
+// observe records one answered request.
+func (m *metrics) observe(endpoint string, code int, d time.Duration) {
+	m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+}
+
+// timedSink wraps a Sink and records each Deliver's latency.
+func (m *metrics) timedSink(s receiver.Sink) receiver.Sink {
+	return receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
+		start := time.Now()
+		err := s.Deliver(ctx, b)
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		m.publish.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+		return err
+	})
+}
+
+// registerStats exposes the receiver's and the publisher's counters.
+func (m *metrics) registerStats(r *receiver.Receiver, p *natspub.Publisher) error {
+	return m.reg.Register(newStatsCollector(r, p))
+}
+
+// statsCollector reads the counters the receiver and publisher keep
+// themselves, at scrape time.
+type statsCollector struct {
+	rcv *receiver.Receiver
+	pub *natspub.Publisher
+
+	notifications, batches, handshakes, quarantined, publishFailures *prometheus.Desc
+}
+
+func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollector {
+	return &statsCollector{
+		rcv: r,
+		pub: p,
+		notifications: prometheus.NewDesc("graphhook_notifications_total",
+			"Notifications received, by outcome: published (stored in the stream; redeliveries included), "+
+				"duplicate (a redelivery the stream already had; also counted in published), "+
+				"client_state (forged or unknown clientState), token_invalid, token_missing (bad or missing validationTokens), "+
+				"decrypt (encryptedContent failed verification or decryption), malformed. Rejected items go to the quarantine stream.",
+			[]string{"outcome"}, nil),
+		batches: prometheus.NewDesc("graphhook_batches_total",
+			"Notification requests, by outcome: accepted (202), invalid (4xx), unavailable (503, Graph redelivers).",
+			[]string{"outcome"}, nil),
+		handshakes: prometheus.NewDesc("graphhook_handshakes_total",
+			"Validation handshakes answered.", nil, nil),
+		quarantined: prometheus.NewDesc("graphhook_quarantined_total",
+			"Rejected items stored in the quarantine stream.", nil, nil),
+		publishFailures: prometheus.NewDesc("graphhook_publish_failures_total",
+			"Batches that could not be stored in JetStream (answered 503).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.notifications, c.batches, c.handshakes, c.quarantined, c.publishFailures} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	rs := c.rcv.Stats()
+	ps := c.pub.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(c.notifications, rs.Accepted, "published")
+	counter(c.notifications, ps.Duplicates, "duplicate")
+	for _, r := range []receiver.Reason{
+		receiver.ReasonClientState, receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing,
+		receiver.ReasonDecrypt, receiver.ReasonMalformed,
+	} {
+		counter(c.notifications, rs.Rejected[r], string(r))
+	}
+	counter(c.batches, rs.Batches, "accepted")
+	counter(c.batches, rs.Invalid, "invalid")
+	counter(c.batches, rs.Unavailable, "unavailable")
+	counter(c.handshakes, rs.Handshakes)
+	counter(c.quarantined, ps.Quarantined)
+	counter(c.publishFailures, ps.Failed)
+}

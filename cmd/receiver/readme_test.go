@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the configuration table in README-snippet.md")
+
+const (
+	tableStart = "<!-- config-table -->"
+	tableEnd   = "<!-- /config-table -->"
+)
+
+// tableSection returns the text between the table markers of doc.
+func tableSection(doc string) (before, table, after string, ok bool) {
+	i := strings.Index(doc, tableStart)
+	if i < 0 {
+		return "", "", "", false
+	}
+	rest := doc[i+len(tableStart):]
+	j := strings.Index(rest, tableEnd)
+	if j < 0 {
+		j = strings.Index(rest, tableStart) // the same marker may close the section
+	}
+	if j < 0 {
+		return "", "", "", false
+	}
+	return doc[:i+len(tableStart)], rest[:j], rest[j:], true
+}
+
+// TestConfigTableMatchesREADME checks that the configuration tables in
+// README-snippet.md and in the repository's README.md (when it has the
+// markers) are the ones the code generates. Run with -update to rewrite
+// README-snippet.md.
+func TestConfigTableMatchesREADME(t *testing.T) {
+	var want bytes.Buffer
+	if err := writeConfigTable(&want); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"README-snippet.md", filepath.Join("..", "..", "README.md")} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if os.IsNotExist(err) {
+				t.Skipf("%s does not exist", path)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, got, after, ok := tableSection(string(data))
+			if !ok {
+				t.Skipf("%s has no %s ... %s section", path, tableStart, tableEnd)
+			}
+			if strings.TrimSpace(got) == strings.TrimSpace(want.String()) {
+				return
+			}
+			if *update && filepath.Base(path) == "README-snippet.md" {
+				if err := os.WriteFile(path, []byte(before+"\n"+want.String()+after), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			t.Errorf("the configuration table in %s differs from the code; regenerate it with\n"+
+				"  go run ./cmd/receiver help config\n(or go test ./cmd/receiver -run TestConfigTableMatchesREADME -update for the snippet)\ngot:\n%s\nwant:\n%s", path, got, want.String())
+		})
+	}
+}
+
+// quickStartCommands returns the curl commands of the Quick start section.
+func quickStartCommands(t *testing.T, doc string) []string {
+	t.Helper()
+	_, section, ok := strings.Cut(doc, "## Quick start")
+	if !ok {
+		t.Fatal("README-snippet.md has no Quick start section")
+	}
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	var cmds []string
+	for block := range strings.SplitSeq(section, "```sh\n") {
+		body, _, ok := strings.Cut(block, "```")
+		if !ok {
+			continue
+		}
+		for line := range strings.SplitSeq(body, "\n") {
+			if strings.HasPrefix(line, "curl ") {
+				cmds = append(cmds, line)
+			}
+		}
+	}
+	return cmds
+}
+
+// TestQuickStartWorksAsPasted runs the quick start's curl commands, as
+// written, against a receiver started with the defaults (ports aside) in a
+// directory of its own, the way "go run ./cmd/receiver" starts.
+func TestQuickStartWorksAsPasted(t *testing.T) {
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	doc, err := os.ReadFile("README-snippet.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := quickStartCommands(t, string(doc))
+	if len(cmds) != 2 {
+		t.Fatalf("quick start has %d curl commands, want the handshake and the POST", len(cmds))
+	}
+	if !strings.Contains(string(doc), "```sh\ngo run ./cmd/receiver\n```") {
+		t.Error("the quick start does not start with the one command `go run ./cmd/receiver`")
+	}
+	work := t.TempDir()
+	p := startInProcess(t, []string{"--listen", "127.0.0.1:0", "--embedded-nats-listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data")}, nil)
+	hostPort := strings.TrimPrefix(p.base, "http://")
+	for i, want := range []string{"HTTP/1.1 200 OK", "HTTP/1.1 202 Accepted"} {
+		cmd := strings.ReplaceAll(cmds[i], "localhost:8080", hostPort)
+		c := exec.CommandContext(t.Context(), "bash", "-c", cmd)
+		c.Dir = work
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmds[i], err, out)
+		}
+		if !strings.HasPrefix(string(out), want) {
+			t.Errorf("%s\nanswered:\n%s\nwant %s", cmds[i], out, want)
+		}
+		if i == 0 && !strings.HasSuffix(string(out), "\r\n\r\nValidation: Testing client application reachability") {
+			t.Errorf("handshake body is not the decoded token:\n%s", out)
+		}
+	}
+	if _, ex, _ := get(t.Context(), p.base+"/metrics"); !strings.Contains(ex, `graphhook_notifications_total{outcome="published"} 1`) {
+		t.Error("the quick start's notification was not published (clientState from data/client-state not accepted?)")
+	}
+}

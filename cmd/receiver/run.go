@@ -1,0 +1,478 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/token"
+)
+
+// Timeouts of the start-up and shutdown steps that have no setting.
+const (
+	natsConnectTimeout = 30 * time.Second
+	readyCheckTimeout  = 2 * time.Second
+	minDrainTimeout    = 5 * time.Second
+)
+
+// run is the whole command: main only adds the signal context and the exit
+// status. It returns when ctx is done and shutdown has finished (nil), or
+// with the reason the receiver could not start or stopped.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "keygen":
+			return keygen(args[1:], stdout)
+		case "help":
+			if len(args) == 2 && args[1] == "config" {
+				return writeConfigTable(stdout)
+			}
+			writeUsage(stdout)
+			return nil
+		}
+	}
+	c, err := loadConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		writeUsage(stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Version {
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	}
+	if ps := c.validate(); len(ps) > 0 {
+		return ps.err()
+	}
+	log := newLogger(c, stderr)
+	sec, ps := c.loadSecrets()
+	var certs *certReloader
+	if c.TLSCert != "" {
+		certs, err = newCertReloader(c.TLSCert, c.TLSKey, log.With("component", "tls"))
+		if err != nil {
+			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
+		}
+	}
+	if len(ps) > 0 {
+		return ps.err()
+	}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics()}
+	return d.run(ctx)
+}
+
+// indentLines prefixes every line after the first with "receiver: ", so
+// that each problem of a configuration error is one complete line.
+func indentLines(s string) string {
+	return strings.ReplaceAll(s, "\n", "\nreceiver: ")
+}
+
+// daemon is a running receiver and everything it owns.
+type daemon struct {
+	cfg     *config
+	log     *slog.Logger
+	stdout  io.Writer
+	sec     *secrets
+	certs   *certReloader
+	metrics *metrics
+
+	ln, opsLn   net.Listener
+	ns          *server.Server
+	nc          *nats.Conn
+	pub         *natspub.Publisher
+	tokens      *token.Validator
+	rcv         *receiver.Receiver
+	srv, opsSrv *http.Server
+
+	draining atomic.Bool
+}
+
+// run starts everything, serves until ctx is done, and shuts down.
+func (d *daemon) run(ctx context.Context) (err error) {
+	c := d.cfg
+	defer d.close() // releases whatever a failed start left open
+	defer func() {
+		if err != nil && ctx.Err() != nil && d.srv == nil {
+			err = nil // interrupted while starting: a requested stop, not a failure
+		}
+	}()
+
+	if err := d.listen(); err != nil {
+		return err
+	}
+	if len(c.NATSURLs) == 0 {
+		if err := d.startEmbeddedNATS(); err != nil {
+			return err
+		}
+	}
+	if err := d.connect(ctx); err != nil {
+		return err
+	}
+	if len(c.AppIDs) > 0 {
+		d.tokens, err = token.New(ctx, token.Config{
+			AppIDs:    c.AppIDs,
+			TenantIDs: c.Tenants,
+			Cloud:     c.Cloud,
+			JWKSURL:   c.JWKSURL,
+			Logger:    d.log.With("component", "token"),
+		})
+		if err != nil {
+			return &configError{problems: []problem{{setting: c.where("app-id"), err: err, msg: fmt.Sprintf("cannot set up token validation: %v", err)}}}
+		}
+	}
+	var keys *decrypt.KeyRing
+	if len(d.sec.keys) > 0 {
+		keys, err = decrypt.NewKeyRing(d.sec.keys...)
+		if err != nil {
+			return &configError{problems: []problem{{setting: c.where("key"), err: err, msg: err.Error()}}}
+		}
+	}
+	d.rcv, err = receiver.New(receiver.Config{
+		Sink:                        d.metrics.timedSink(d.pub),
+		ClientStates:                d.sec.clientStates,
+		InsecureSkipClientState:     c.InsecureSkipClientState,
+		Tokens:                      d.tokens,
+		InsecureSkipTokenValidation: c.InsecureSkipTokenValidation,
+		Keys:                        keys,
+		MaxBodyBytes:                c.MaxBodyBytes,
+		Timeout:                     c.BatchTimeout,
+		Logger:                      d.log.With("component", "receiver"),
+	})
+	if err != nil {
+		return fmt.Errorf("receiver: %w", err)
+	}
+	if err := d.metrics.registerStats(d.rcv, d.pub); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	d.warnings()
+
+	serveErr := make(chan error, 2)
+	d.srv = d.newServer(d.newApp(d.opsLn == nil), "http")
+	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
+	if d.opsLn != nil {
+		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
+		go func() { serveErr <- d.serve(d.opsSrv, d.opsLn, nil) }()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	d.banner()
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down", "cause", context.Cause(ctx))
+			break loop
+		case err := <-serveErr:
+			runErr = err
+			d.log.Error("server stopped", "error", err)
+			break loop
+		case <-hup:
+			if d.certs == nil {
+				d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
+				continue
+			}
+			if d.certs.Reload() == nil {
+				d.log.Info("SIGHUP: TLS certificate reloaded")
+			}
+		}
+	}
+	d.shutdown()
+	return runErr
+}
+
+// listen opens the HTTP listeners, so that a busy port fails the start
+// before anything else is set up.
+func (d *daemon) listen() error {
+	c := d.cfg
+	var err error
+	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
+		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
+	}
+	if c.OpsListen != "" {
+		if d.opsLn, err = net.Listen("tcp", c.OpsListen); err != nil {
+			return listenError(c.where("ops-listen"), c.OpsListen, err, "--ops-listen 127.0.0.1:9091")
+		}
+	}
+	return nil
+}
+
+// listenError is the one-line problem for an address that cannot be used.
+func listenError(setting, addr string, err error, example string) error {
+	reason := err
+	if errors.Is(err, syscall.EADDRINUSE) {
+		reason = errors.New("address already in use")
+	} else if oe, ok := errors.AsType[*net.OpError](err); ok && oe.Err != nil {
+		reason = oe.Err
+		if se, ok := errors.AsType[*os.SyscallError](oe.Err); ok {
+			reason = se.Err
+		}
+	}
+	return &configError{problems: []problem{{setting: setting, err: err,
+		msg: fmt.Sprintf("cannot listen on %s: %v (example: %s)", addr, reason, example)}}}
+}
+
+// startEmbeddedNATS starts the in-process NATS server with JetStream.
+func (d *daemon) startEmbeddedNATS() error {
+	c := d.cfg
+	host, portStr, _ := net.SplitHostPort(c.EmbeddedNATSListen) // checked by validate
+	port, _ := strconv.Atoi(portStr)
+	if port == 0 {
+		port = -1 // a free port
+	}
+	serverLog := d.log.With("component", "nats-server")
+	if level, _ := parseLevel(c.LogLevel); level > slog.LevelDebug {
+		// The server's start-up notices are many; show them with debug only.
+		serverLog = slog.New(minLevelHandler{Handler: serverLog.Handler(), min: slog.LevelWarn})
+	}
+	storeDir := c.DataDir // nats-server keeps JetStream in <data-dir>/jetstream
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: storeDir, Host: host, Port: port, Logger: serverLog})
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), err: err,
+				msg: fmt.Sprintf("cannot listen on %s: address already in use; is another NATS server running? (example: --embedded-nats-listen 127.0.0.1:4223, or use that server with --nats-url nats://%s)", c.EmbeddedNATSListen, c.EmbeddedNATSListen)}}}
+		}
+		return &configError{problems: []problem{{setting: c.where("data-dir"), err: err,
+			msg: fmt.Sprintf("cannot start the embedded NATS server with its store in %s: %v (example: --data-dir /var/lib/graphhook)", storeDir, err)}}}
+	}
+	d.ns = ns
+	return nil
+}
+
+// connect connects to NATS and sets up the streams.
+func (d *daemon) connect(ctx context.Context) error {
+	c := d.cfg
+	urls := c.NATSURLs
+	if d.ns != nil {
+		urls = []string{d.ns.ClientURL()}
+	}
+	nc, err := natspub.Connect(natspub.ConnConfig{
+		URLs:         urls,
+		CredsFile:    c.NATSCreds,
+		NKeySeedFile: c.NATSNKey,
+		User:         c.NATSUser,
+		Password:     c.NATSPassword,
+		Token:        c.NATSToken,
+		TLSCAFile:    c.NATSTLSCA,
+		TLSCertFile:  c.NATSTLSCert,
+		TLSKeyFile:   c.NATSTLSKey,
+		Name:         "graphhook-receiver",
+		Logger:       d.log.With("component", "nats"),
+	})
+	if err != nil {
+		return &configError{problems: []problem{{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}}}
+	}
+	d.nc = nc
+	// Connect returns a connection that keeps trying; wait a while for it.
+	wait, cancel := context.WithTimeout(ctx, natsConnectTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !nc.IsConnected() {
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &configError{problems: []problem{{setting: c.where("nats-url"), err: nats.ErrNoServers,
+				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), natsConnectTimeout)}}}
+		case <-tick.C:
+		}
+	}
+	d.pub, err = natspub.New(ctx, natspub.Config{
+		Conn:             nc,
+		SubjectPrefix:    c.SubjectPrefix,
+		Stream:           c.Stream,
+		QuarantineStream: c.QuarantineStream,
+		MaxAge:           c.StreamMaxAge,
+		DuplicateWindow:  c.DuplicateWindow,
+		PublishTimeout:   c.PublishTimeout,
+		Logger:           d.log.With("component", "natspub"),
+	})
+	if err != nil {
+		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
+	}
+	return nil
+}
+
+// warnings logs configurations that work but deserve attention.
+func (d *daemon) warnings() {
+	c := d.cfg
+	if c.InsecureSkipClientState {
+		d.log.Warn("clientState checks are OFF (--insecure-skip-client-state): anyone who knows the URL can inject notifications")
+	}
+	if c.InsecureSkipTokenValidation {
+		d.log.Warn("token validation is OFF (--insecure-skip-token-validation): rich notifications are trusted on clientState alone")
+	}
+	if len(c.AppIDs) > 0 && len(d.sec.keys) == 0 {
+		d.log.Warn("--app-id is set but no --key: rich notifications will be rejected as undecryptable")
+	}
+	for _, s := range d.sec.clientStates {
+		if len(s) < 16 {
+			d.log.Warn("a configured clientState is shorter than 16 characters; use a long random value", "length", len(s))
+		}
+	}
+	for _, k := range d.sec.keys {
+		if k.Certificate == nil {
+			d.log.Info("decryption key loaded", "key", k)
+			continue
+		}
+		d.log.Info("decryption key loaded", "key", k, "not_after", k.Certificate.NotAfter)
+		if left := time.Until(k.Certificate.NotAfter); left < 30*24*time.Hour {
+			d.log.Warn("decryption key certificate expires soon; rotate it (receiver keygen, then a second --key)", "key", k, "not_after", k.Certificate.NotAfter)
+		}
+	}
+	if d.ns != nil && c.EmbeddedNATSListen != "" {
+		if host, _, _ := net.SplitHostPort(c.EmbeddedNATSListen); host == "" || !net.ParseIP(host).IsLoopback() && host != "localhost" {
+			d.log.Warn("the embedded NATS server has no authentication and listens beyond loopback", "listen", c.EmbeddedNATSListen)
+		}
+	}
+}
+
+// newServer returns an http.Server with production timeouts.
+func (d *daemon) newServer(h http.Handler, name string) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.With("component", name).Handler(), slog.LevelInfo),
+	}
+}
+
+// serve runs srv on ln until Shutdown; it returns nil after a shutdown.
+func (d *daemon) serve(srv *http.Server, ln net.Listener, certs *certReloader) error {
+	var err error
+	if certs != nil {
+		srv.TLSConfig = certs.TLSConfig()
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// shutdown stops in order: stop accepting and let in-flight requests (and
+// their publishes) finish, within --shutdown-timeout; close the publisher;
+// drain the NATS connection; stop the embedded server last.
+func (d *daemon) shutdown() {
+	c := d.cfg
+	d.draining.Store(true)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if d.srv != nil {
+		if err := d.srv.Shutdown(ctx); err != nil {
+			d.log.Warn("requests still running at --shutdown-timeout were cut; Graph redelivers them", "timeout", c.ShutdownTimeout, "error", err)
+			_ = d.srv.Close()
+		}
+	}
+	if d.opsSrv != nil {
+		if err := d.opsSrv.Shutdown(ctx); err != nil {
+			_ = d.opsSrv.Close()
+		}
+	}
+	d.log.Info("HTTP server stopped", "duration", time.Since(start))
+	d.close()
+	d.log.Info("shutdown complete", "duration", time.Since(start))
+}
+
+// close releases the NATS side in order; it is safe after a failed start
+// and a second call does nothing.
+func (d *daemon) close() {
+	if d.pub != nil {
+		_ = d.pub.Close()
+		d.pub = nil
+	}
+	if d.tokens != nil {
+		_ = d.tokens.Close()
+		d.tokens = nil
+	}
+	if d.nc != nil {
+		d.drain(d.nc)
+		d.nc = nil
+	}
+	if d.ns != nil {
+		d.ns.Shutdown()
+		d.ns.WaitForShutdown()
+		d.log.Info("embedded NATS server stopped")
+		d.ns = nil
+	}
+	for _, ln := range []net.Listener{d.ln, d.opsLn} {
+		if ln != nil {
+			_ = ln.Close() // a no-op after the server closed it
+		}
+	}
+}
+
+// drain drains nc and waits until it is closed, so that every pending
+// acknowledgement and flush has happened before the server goes away.
+func (d *daemon) drain(nc *nats.Conn) {
+	closed := make(chan struct{})
+	prev := nc.Opts.ClosedCB
+	nc.SetClosedHandler(func(nc *nats.Conn) {
+		if prev != nil {
+			prev(nc)
+		}
+		close(closed)
+	})
+	if nc.IsClosed() {
+		return
+	}
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	timeout := max(d.cfg.ShutdownTimeout, minDrainTimeout)
+	select {
+	case <-closed:
+		d.log.Info("NATS connection drained")
+	case <-time.After(timeout):
+		d.log.Warn("NATS drain did not finish; closing", "timeout", timeout)
+		nc.Close()
+	}
+}
+
+// minLevelHandler drops records below min.
+type minLevelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevelHandler) WithGroup(name string) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
+}

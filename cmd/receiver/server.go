@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/graphhook/graphhook/handlers"
+)
+
+// newApp returns the Echo server of the notification endpoints, with the
+// operations endpoints too when withOps is set.
+func (d *daemon) newApp(withOps bool) *echo.Echo {
+	c := d.cfg
+	e := d.newEcho()
+	handlers.Register(e, d.rcv, handlers.Config{
+		NotificationPath: c.NotificationPath,
+		LifecyclePath:    c.LifecyclePath,
+		BodyLimit:        c.MaxBodyBytes,
+	})
+	if withOps {
+		d.addOps(e)
+	}
+	return e
+}
+
+// newOpsApp returns the Echo server of --ops-listen.
+func (d *daemon) newOpsApp() *echo.Echo {
+	e := d.newEcho()
+	d.addOps(e)
+	return e
+}
+
+func (d *daemon) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(d.cfg.TrustedProxies) > 0 {
+		var opts []echo.TrustOption
+		for _, p := range d.cfg.TrustedProxies {
+			if !strings.Contains(p, "/") {
+				if ip := net.ParseIP(p); ip.To4() != nil {
+					p += "/32"
+				} else {
+					p += "/128"
+				}
+			}
+			if _, n, err := net.ParseCIDR(p); err == nil {
+				opts = append(opts, echo.TrustIPRange(n))
+			}
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	e.Use(d.observe)
+	return e
+}
+
+// addOps mounts /healthz, /readyz and /metrics.
+func (d *daemon) addOps(e *echo.Echo) {
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.String(http.StatusOK, "ok\n")
+	})
+	e.GET("/readyz", d.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(d.log.With("component", "metrics").Handler(), slog.LevelWarn),
+	})))
+}
+
+// readyz answers 200 when the receiver can take notifications: NATS is
+// connected, both streams exist, token signing keys are loaded (when token
+// validation is on) and no shutdown is under way. Otherwise 503, with the
+// failing checks in the body.
+func (d *daemon) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readyCheckTimeout)
+	defer cancel()
+	checks := map[string]string{}
+	ready := true
+	fail := func(name string, err error) {
+		checks[name] = err.Error()
+		ready = false
+	}
+	if d.draining.Load() {
+		fail("shutdown", errors.New("shutting down"))
+	}
+	if err := d.pub.Ready(ctx); err != nil {
+		fail("nats", err)
+	} else {
+		checks["nats"] = "ok"
+	}
+	if d.tokens != nil {
+		if d.tokens.Ready() {
+			checks["jwks"] = "ok"
+		} else {
+			fail("jwks", errors.New("token signing keys not loaded yet"))
+		}
+	}
+	status, word := http.StatusOK, "ready"
+	if !ready {
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+}
+
+// maxRequestIDLen bounds an X-Request-Id taken from a client.
+const maxRequestIDLen = 64
+
+// requestID returns the client's X-Request-Id when it is short and plain,
+// else a new random id.
+func requestID(in string) string {
+	if in != "" && len(in) <= maxRequestIDLen && !strings.ContainsFunc(in, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':')
+	}) {
+		return in
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// endpoint names the route of a request for metrics and logs.
+func (d *daemon) endpoint(route string) string {
+	switch route {
+	case d.cfg.NotificationPath:
+		return "notifications"
+	case d.cfg.LifecyclePath:
+		return "lifecycle"
+	case "/healthz":
+		return "healthz"
+	case "/readyz":
+		return "readyz"
+	case "/metrics":
+		return "metrics"
+	}
+	return "other"
+}
+
+// observe is the edge middleware: it sets the request id, counts and times
+// the request, and writes one access log line. It logs the path only, never
+// the query string (which carries the validationToken and whatever the
+// subscription put in its notificationUrl), nor headers or bodies.
+func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		req := c.Request()
+		rid := requestID(req.Header.Get(echo.HeaderXRequestID))
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		d.metrics.inFlight.Inc()
+		defer d.metrics.inFlight.Dec()
+
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		ep := d.endpoint(c.Path())
+		dur := time.Since(start)
+		d.metrics.observe(ep, status, dur)
+
+		level := slog.LevelInfo
+		switch {
+		case ep == "healthz" || ep == "readyz" || ep == "metrics":
+			level = slog.LevelDebug
+		case status >= 500:
+			level = slog.LevelWarn
+		}
+		if !d.log.Enabled(req.Context(), level) {
+			return nil
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", rid),
+			slog.String("method", req.Method),
+			slog.String("path", truncate(req.URL.Path, 256)),
+			slog.String("endpoint", ep),
+			slog.Int("status", status),
+			slog.Duration("duration", dur),
+			slog.String("remote_ip", c.RealIP()),
+			slog.Int64("bytes_in", req.ContentLength),
+			slog.Int64("bytes_out", c.Response().Size),
+		}
+		if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Internal != nil {
+			attrs = append(attrs, slog.String("error", he.Internal.Error()))
+		} else if err != nil {
+			attrs = append(attrs, slog.String("error", err.Error()))
+		}
+		d.log.LogAttrs(req.Context(), level, "http request", attrs...)
+		return nil
+	}
+}
+
+// banner prints where the receiver listens and how to consume its events.
+func (d *daemon) banner() {
+	c := d.cfg
+	scheme := "http"
+	if d.certs != nil {
+		scheme = "https"
+	}
+	base := scheme + "://" + displayAddr(d.ln.Addr())
+	ops := base
+	if d.opsLn != nil {
+		ops = "http://" + displayAddr(d.opsLn.Addr())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "graphhook receiver %s is running.\n", version)
+	fmt.Fprintf(&b, "  notifications: %s%s\n", base, c.NotificationPath)
+	fmt.Fprintf(&b, "  lifecycle:     %s%s\n", base, c.LifecyclePath)
+	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics\n", ops, ops, ops)
+	switch {
+	case c.InsecureSkipClientState:
+		fmt.Fprintf(&b, "  clientState:   NOT CHECKED (--insecure-skip-client-state)\n")
+	case d.sec.clientStateFile != "" && d.sec.generated:
+		fmt.Fprintf(&b, "  clientState:   generated in %s; use its content as the subscriptions' clientState\n", d.sec.clientStateFile)
+	case d.sec.clientStateFile != "":
+		fmt.Fprintf(&b, "  clientState:   %d value(s) from %s\n", len(d.sec.clientStates), d.sec.clientStateFile)
+	default:
+		fmt.Fprintf(&b, "  clientState:   %d value(s) from --client-state\n", len(d.sec.clientStates))
+	}
+	var natsURL string
+	if d.ns != nil {
+		natsURL = d.ns.ClientURL()
+		fmt.Fprintf(&b, "  NATS:          embedded server at %s, JetStream store in %s\n", natsURL, d.ns.JetStreamConfig().StoreDir)
+	} else {
+		natsURL = redactURLs(c.NATSURLs)
+		fmt.Fprintf(&b, "  NATS:          %s\n", natsURL)
+	}
+	p := c.SubjectPrefix
+	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, p)
+	fmt.Fprintf(&b, "Consume the events:\n")
+	fmt.Fprintf(&b, "  nats --server %s sub '%s.>'\n", natsURL, p)
+	fmt.Fprintf(&b, "  nats --server %s stream view %s\n", natsURL, c.Stream)
+	fmt.Fprintf(&b, "  go run ./examples/consumer --nats-url %s --stream %s\n", natsURL, c.Stream)
+	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
+	_, _ = io.WriteString(d.stdout, b.String())
+
+	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,
+		"notification_path", c.NotificationPath, "lifecycle_path", c.LifecyclePath, "nats", natsURL,
+		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys))
+}
+
+// displayAddr shows a listener address the way a user would type it:
+// "localhost:8080" for a wildcard address.
+func displayAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if ta.IP == nil || ta.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", ta.Port)
+	}
+	return ta.AddrPort().String()
+}
+
+// redactURLs joins URLs without any credentials they carry.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = u
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if s := strings.Index(u, "://"); s >= 0 && s < at {
+				out[i] = u[:s+3] + "REDACTED" + u[at:]
+			}
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// truncate cuts s to at most n bytes, for values a client chose.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
