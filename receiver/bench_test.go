@@ -2,6 +2,7 @@ package receiver_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -52,5 +53,37 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkBaselineUnmarshal is what a hand-written receiver does at the
+// least: encoding/json into a typed struct with no unknown-field keeping,
+// no checks and no delivery. BenchmarkReceiveBatch is reported as a ratio
+// to it.
+func BenchmarkBaselineUnmarshal(b *testing.B) {
+	var items []map[string]any
+	for i := range 100 {
+		items = append(items, item(i, secret, "created"))
+	}
+	body := collection(b, items...)
+	type plain struct {
+		Value []struct {
+			ID                             string          `json:"id"`
+			SubscriptionID                 string          `json:"subscriptionId"`
+			SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
+			ClientState                    string          `json:"clientState"`
+			ChangeType                     string          `json:"changeType"`
+			Resource                       string          `json:"resource"`
+			TenantID                       string          `json:"tenantId"`
+			ResourceData                   json.RawMessage `json:"resourceData"`
+		} `json:"value"`
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var p plain
+		if err := json.Unmarshal(body, &p); err != nil || len(p.Value) != 100 {
+			b.Fatal(err)
+		}
 	}
 }

@@ -100,12 +100,13 @@ func (c Content) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 // with their Raw bytes and reported by [Notification.Validate], so one bad
 // item never costs the others.
 func Parse(body []byte) (*Collection, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	if !json.Valid(body) {
+		err := json.Unmarshal(body, new(any))
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorText(err))
 	}
-	if top == nil {
-		return nil, fmt.Errorf("%w: body is null", ErrMalformed)
+	top, ok := objectMembers(body)
+	if !ok {
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 	}
 	c := &Collection{}
 	rawValue, ok := top["value"]
@@ -113,8 +114,8 @@ func Parse(body []byte) (*Collection, error) {
 		return nil, fmt.Errorf("%w: no \"value\" array", ErrMalformed)
 	}
 	delete(top, "value")
-	var items []json.RawMessage
-	if err := json.Unmarshal(rawValue, &items); err != nil || items == nil && !isNull(rawValue) {
+	items, ok := arrayElements(rawValue)
+	if !ok && !isNull(rawValue) {
 		return nil, fmt.Errorf("%w: \"value\" is not an array", ErrMalformed)
 	}
 	if rawTokens, ok := top["validationTokens"]; ok {
@@ -130,28 +131,12 @@ func Parse(body []byte) (*Collection, error) {
 	}
 	c.Value = make([]*Notification, len(items))
 	for i, raw := range items {
-		n := &Notification{Raw: raw}
+		n := &Notification{}
 		// A malformed item keeps only its Raw bytes; Validate reports it.
-		_ = n.UnmarshalJSON(raw)
-		n.Raw = raw
+		_ = n.decode(raw)
 		c.Value[i] = n
 	}
 	return c, nil
-}
-
-// plainString returns the value of a JSON string without escapes or control
-// characters, the common case, without another validating decode (the
-// enclosing object was validated already).
-func plainString(b json.RawMessage) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
-	}
-	for _, c := range b[1 : len(b)-1] {
-		if c == '\\' || c == '"' || c < 0x20 {
-			return "", false
-		}
-	}
-	return string(b[1 : len(b)-1]), true
 }
 
 func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
@@ -169,9 +154,19 @@ func jsonErrorText(err error) string {
 
 // UnmarshalJSON decodes a changeNotification, keeping unknown fields in Extra.
 func (n *Notification) UnmarshalJSON(b []byte) error {
-	*n = Notification{Raw: append(json.RawMessage(nil), b...)}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+	b = append([]byte(nil), b...)
+	if !json.Valid(b) {
+		*n = Notification{Raw: b, Extra: map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not valid JSON"`)}}
+		return fmt.Errorf("%w: item is not valid JSON", ErrMalformed)
+	}
+	return n.decode(b)
+}
+
+// decode fills n from b, valid JSON that n may keep referring to.
+func (n *Notification) decode(b []byte) error {
+	*n = Notification{Raw: b}
+	m, ok := objectMembers(b)
+	if !ok {
 		n.Extra = map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not a JSON object"`)}
 		return fmt.Errorf("%w: item is not a JSON object", ErrMalformed)
 	}

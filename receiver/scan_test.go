@@ -1,0 +1,64 @@
+package receiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzScan checks objectMembers and arrayElements against encoding/json on
+// arbitrary input: the same members and elements, byte for byte, for every
+// valid JSON document; no panic on anything else.
+func FuzzScan(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.json")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{`{}`, `[]`, ` { "a" : [ 1 , {"b":"}"} ] , "a":2 } `, `["\"]",{"x\u0041":null}, -1.5e3 ,true]`, `{"k\\":"v"}`, `{"a":1,}`, `{"a" 1}`, `[1 2]`, `"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, okObj := objectMembers(b)
+		elems, okArr := arrayElements(b)
+		if !json.Valid(b) || !utf8.Valid(b) {
+			return // only: no panic
+		}
+		var wantObj map[string]json.RawMessage
+		errObj := json.Unmarshal(b, &wantObj)
+		if isObj := errObj == nil && wantObj != nil; isObj != okObj {
+			t.Fatalf("objectMembers ok=%v, encoding/json object=%v for %q", okObj, isObj, b)
+		}
+		if okObj {
+			if len(m) != len(wantObj) {
+				t.Fatalf("%d members, want %d for %q", len(m), len(wantObj), b)
+			}
+			for k, v := range wantObj {
+				if !bytes.Equal(m[k], v) {
+					t.Fatalf("member %q = %q, want %q", k, m[k], v)
+				}
+			}
+		}
+		var wantArr []json.RawMessage
+		errArr := json.Unmarshal(b, &wantArr)
+		if isArr := errArr == nil && wantArr != nil; isArr != okArr {
+			t.Fatalf("arrayElements ok=%v, encoding/json array=%v for %q", okArr, isArr, b)
+		}
+		if okArr {
+			if len(elems) != len(wantArr) {
+				t.Fatalf("%d elements, want %d for %q", len(elems), len(wantArr), b)
+			}
+			for i := range wantArr {
+				if !bytes.Equal(elems[i], wantArr[i]) {
+					t.Fatalf("element %d = %q, want %q", i, elems[i], wantArr[i])
+				}
+			}
+		}
+	})
+}
