@@ -1,0 +1,514 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
+)
+
+// errUsage means the command line was wrong; usage has been printed.
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `graphsim: a local Microsoft Graph change-notification simulator.
+
+Usage:
+  graphsim serve      [--listen 127.0.0.1:9090] [flags]   run the simulator
+  graphsim token      [--sim URL] [--app-id ID]           print a bearer access token
+  graphsim subscribe  --notification-url URL [flags]      create a subscription (with handshake)
+  graphsim change     [--subscription ID] [--count N]     generate changes and deliver them
+  graphsim lifecycle  --subscription ID --event E         send a lifecycle notification
+  graphsim deliveries [--json]                            show delivery attempts and endpoint states
+  graphsim load       --url URL [--rate N | --concurrency C] [--duration D] [--rich --cert F] [--batch B] [--json]
+
+Commands that talk to a running simulator use --sim (default $GRAPHSIM_URL
+or http://127.0.0.1:9090). Run "graphsim COMMAND -h" for a command's flags.
+`
+
+// run executes one graphsim command. It is main without the process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	simURL := getenv("GRAPHSIM_URL")
+	if simURL == "" {
+		simURL = "http://127.0.0.1:9090"
+	}
+	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, getenv: getenv}
+	switch cmd {
+	case "serve":
+		return c.serve(rest)
+	case "token":
+		return c.token(rest)
+	case "subscribe":
+		return c.subscribe(rest)
+	case "change":
+		return c.change(rest)
+	case "lifecycle":
+		return c.lifecycle(rest)
+	case "deliveries":
+		return c.deliveries(rest)
+	case "load":
+		return c.load(rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "graphsim: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}
+
+type cli struct {
+	ctx            context.Context
+	stdout, stderr io.Writer
+	simURL         string
+	getenv         func(string) string
+}
+
+func (c *cli) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("graphsim "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+func (c *cli) serve(args []string) error {
+	fs := c.flags("serve")
+	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
+	tenant := fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
+	appID := fs.String("app-id", graphsim.DefaultAppID, "client app id for subscriptions created without a token")
+	secret := fs.String("client-secret", "", "client secret the token endpoint requires (default: any)")
+	tokenVersion := fs.String("token-version", "2.0", "validationToken shape: 2.0 or 1.0")
+	maxBatch := fs.Int("max-batch", graphsim.DefaultMaxBatch, "notifications per delivery POST")
+	timeScale := fs.Float64("time-scale", 1, "multiplier of retry backoff, retry window and slow-endpoint delay")
+	requireHTTPS := fs.Bool("require-https", false, "reject http notification URLs, as Graph does")
+	tokenLifetime := fs.Duration("access-token-lifetime", graphsim.DefaultAccessTokenLifetime, "lifetime of issued access tokens (and of a subscription's authorization)")
+	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
+	verbose := fs.Bool("v", false, "log every delivery attempt")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	var h slog.Handler = slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})
+	if *logJSON {
+		h = slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level})
+	}
+	sim, err := graphsim.New(graphsim.Config{
+		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
+		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
+		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
+	})
+	if err != nil {
+		return err
+	}
+	u, err := sim.Start(*listen)
+	if err != nil {
+		sim.Close()
+		return err
+	}
+	fmt.Fprintf(c.stdout, "graphsim listening on %s\n  graph:  %s\n  token:  %s\n  jwks:   %s\n  admin:  %s/_sim/\n",
+		u, sim.GraphURL(), sim.TokenURL(""), sim.JWKSURL(), u)
+	<-c.ctx.Done()
+	fmt.Fprintln(c.stdout, "graphsim: shutting down")
+	return sim.Close()
+}
+
+// accessToken gets a token from the simulator's token endpoint.
+func (c *cli) accessToken(appID, secret string) (string, error) {
+	resp, err := httpDo(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret},
+			"scope": {"https://graph.microsoft.com/.default"}}.Encode()), "")
+	if err != nil {
+		return "", err
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(resp, &tr); err != nil || tr.AccessToken == "" {
+		return "", fmt.Errorf("token endpoint: no access_token in answer")
+	}
+	return tr.AccessToken, nil
+}
+
+func (c *cli) token(args []string) error {
+	fs := c.flags("token")
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	appID := fs.String("app-id", graphsim.DefaultAppID, "client id")
+	secret := fs.String("client-secret", "", "client secret")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tok, err := c.accessToken(*appID, *secret)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, tok)
+	return nil
+}
+
+func (c *cli) subscribe(args []string) error {
+	fs := c.flags("subscribe")
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	appID := fs.String("app-id", graphsim.DefaultAppID, "client id the subscription belongs to")
+	secret := fs.String("client-secret", "", "client secret")
+	var req graphsim.SubscriptionRequest
+	fs.StringVar(&req.NotificationURL, "notification-url", "", "receiver URL (required)")
+	fs.StringVar(&req.LifecycleNotificationURL, "lifecycle-url", "", "lifecycle notification URL")
+	fs.StringVar(&req.Resource, "resource", "me/mailFolders('Inbox')/messages", "resource to watch")
+	fs.StringVar(&req.ChangeType, "change-type", "created,updated,deleted", "comma list of changeTypes")
+	fs.StringVar(&req.ClientState, "client-state", "", "clientState (default $GRAPH_CLIENT_STATE)")
+	fs.StringVar(&req.NotificationURLAppID, "notification-url-app-id", "", "app id validationTokens are issued for")
+	expires := fs.Duration("expires", time.Hour, "lifetime of the subscription")
+	certFile := fs.String("cert", "", "certificate for rich notifications: PEM file or base64 DER file")
+	fs.StringVar(&req.EncryptionCertificateID, "cert-id", "graphsim", "encryptionCertificateId")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if req.NotificationURL == "" {
+		fmt.Fprintln(c.stderr, "graphsim subscribe: --notification-url is required")
+		return errUsage
+	}
+	if req.ClientState == "" {
+		req.ClientState = c.getenv("GRAPH_CLIENT_STATE")
+	}
+	req.ExpirationDateTime = time.Now().Add(*expires)
+	if *certFile != "" {
+		cert, err := readCertificate(*certFile)
+		if err != nil {
+			return err
+		}
+		req.IncludeResourceData, req.EncryptionCertificate = true, cert
+	}
+	tok, err := c.accessToken(*appID, *secret)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(req)
+	out, err := httpDo(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
+	if err != nil {
+		return err
+	}
+	return writeIndented(c.stdout, out)
+}
+
+func (c *cli) change(args []string) error {
+	fs := c.flags("change")
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	var req graphsim.ChangeRequest
+	fs.StringVar(&req.SubscriptionID, "subscription", "", "only this subscription")
+	fs.StringVar(&req.Resource, "resource", "", "only subscriptions on (or containing) this resource")
+	fs.StringVar(&req.ChangeType, "change-type", "created", "created, updated or deleted")
+	fs.IntVar(&req.Count, "count", 1, "changes per matching subscription")
+	content := fs.String("content", "", "resource JSON for rich notifications (inline, or @file)")
+	wait := fs.Duration("wait", 0, "wait up to this long for the deliveries to finish")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *content != "" {
+		b := []byte(*content)
+		if name, ok := strings.CutPrefix(*content, "@"); ok {
+			var err error
+			if b, err = os.ReadFile(name); err != nil {
+				return err
+			}
+		}
+		req.Content = b
+	}
+	body, _ := json.Marshal(req)
+	out, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
+	if err != nil {
+		return err
+	}
+	var rep graphsim.ChangeReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("change: bad answer: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "queued %d notifications in %d batches for %d subscriptions", rep.Notifications, rep.Batches, len(rep.Subscriptions))
+	if rep.Paused > 0 {
+		fmt.Fprintf(c.stdout, " (%d lost: subscription needs reauthorization)", rep.Paused)
+	}
+	fmt.Fprintln(c.stdout)
+	if *wait > 0 {
+		if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/wait?timeout="+wait.String(), "", nil, ""); err != nil {
+			return err
+		}
+		return c.printDeliveries(false, rep.Deliveries)
+	}
+	return nil
+}
+
+func (c *cli) lifecycle(args []string) error {
+	fs := c.flags("lifecycle")
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	var req graphsim.LifecycleRequest
+	fs.StringVar(&req.SubscriptionID, "subscription", "", "subscription id (required)")
+	fs.StringVar(&req.Event, "event", graphsim.EventReauthorizationRequired, "subscriptionRemoved, reauthorizationRequired or missed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if req.SubscriptionID == "" {
+		fmt.Fprintln(c.stderr, "graphsim lifecycle: --subscription is required")
+		return errUsage
+	}
+	body, _ := json.Marshal(req)
+	if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
+	return nil
+}
+
+func (c *cli) deliveries(args []string) error {
+	fs := c.flags("deliveries")
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return c.printDeliveries(*asJSON, nil)
+}
+
+// printDeliveries prints the deliveries (only those in ids, if given) and
+// the endpoint states.
+func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
+	out, err := httpDo(c.ctx, "GET", c.simURL+"/_sim/deliveries", "", nil, "")
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeIndented(c.stdout, out)
+	}
+	var rep graphsim.DeliveriesReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("deliveries: bad answer: %w", err)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tITEMS\tSTATE\tATTEMPTS\tLAST STATUS\tLAST LATENCY\tURL")
+	for _, d := range rep.Deliveries {
+		if ids != nil && !contains(ids, d.ID) {
+			continue
+		}
+		kind := "change"
+		if d.Lifecycle {
+			kind = "lifecycle"
+		}
+		status, lat := "-", "-"
+		if n := len(d.Attempts); n > 0 {
+			a := d.Attempts[n-1]
+			status = fmt.Sprint(a.Status)
+			if a.Error != "" {
+				status = a.Error
+			}
+			lat = a.Latency.Round(time.Microsecond).String()
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", d.ID, kind, d.Items, d.State, len(d.Attempts), status, lat, d.URL)
+	}
+	tw.Flush()
+	fmt.Fprintln(c.stdout)
+	tw = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tSTATE\tATTEMPTS\tDELIVERED\tFAILED\tDROPPED\tSLOW/WINDOW\tTIMEDOUT/WINDOW")
+	for _, e := range rep.Endpoints {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d/%d\t%d/%d\n", e.URL, e.State, e.Attempts, e.Delivered, e.Failed, e.Dropped, e.Slow, e.Window, e.TimedOut, e.Window)
+	}
+	return tw.Flush()
+}
+
+func contains(ids []int64, id int64) bool {
+	for _, v := range ids {
+		if v == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *cli) load(args []string) error {
+	fs := c.flags("load")
+	var cfg graphsim.LoadConfig
+	fs.StringVar(&cfg.URL, "url", "", "receiver notification URL (required)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "notifications per second (open loop); 0 = closed loop")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (closed loop, default 4) or max in flight (rate mode, default 64)")
+	fs.DurationVar(&cfg.Duration, "duration", graphsim.DefaultLoadDuration, "how long to send")
+	fs.IntVar(&cfg.Requests, "requests", 0, "stop after this many POSTs (0 = run for --duration)")
+	fs.IntVar(&cfg.Batch, "batch", 1, "notifications per POST")
+	fs.BoolVar(&cfg.Rich, "rich", false, "send encrypted notifications with validationTokens (needs --cert)")
+	certFile := fs.String("cert", "", "receiver certificate: PEM file or base64 DER file")
+	fs.StringVar(&cfg.EncryptionCertificateID, "cert-id", "graphsim", "encryptionCertificateId")
+	fs.StringVar(&cfg.ClientState, "client-state", "", "clientState in every item (default $GRAPH_CLIENT_STATE)")
+	fs.StringVar(&cfg.SubscriptionID, "subscription-id", "", "subscriptionId in every item (default random)")
+	fs.StringVar(&cfg.TenantID, "tenant", "", "tenantId in every item")
+	fs.StringVar(&cfg.AppID, "app-id", "", "aud of the validationTokens")
+	fs.DurationVar(&cfg.Timeout, "timeout", graphsim.DefaultTimeout, "budget of one POST")
+	sim := fs.String("sim", "", "run the load inside this simulator, so its JWKS signs the validationTokens")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.URL == "" {
+		fmt.Fprintln(c.stderr, "graphsim load: --url is required")
+		return errUsage
+	}
+	if cfg.ClientState == "" {
+		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
+	}
+	if *certFile != "" {
+		cert, err := readCertificate(*certFile)
+		if err != nil {
+			return err
+		}
+		cfg.EncryptionCertificate = cert
+	}
+	var rep graphsim.LoadReport
+	if *sim != "" {
+		body, _ := json.Marshal(cfg)
+		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
+		defer cancel()
+		out, err := httpDo(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(out, &rep); err != nil {
+			return fmt.Errorf("load: bad answer: %w", err)
+		}
+	} else {
+		var err error
+		if rep, err = graphsim.Load(c.ctx, cfg); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		b, _ := rep.MarshalIndent()
+		_, err := fmt.Fprintf(c.stdout, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprint(c.stdout, rep.String())
+	return err
+}
+
+// readCertificate reads a PEM certificate or a base64 DER file and returns
+// base64 DER, the encryptionCertificate form.
+func readCertificate(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+				return "", fmt.Errorf("%s: %w", name, err)
+			}
+			return base64.StdEncoding.EncodeToString(blk.Bytes), nil
+		}
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("%s: neither a PEM certificate nor base64 DER", name)
+	}
+	if _, err := x509.ParseCertificate(der); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return base64.StdEncoding.EncodeToString(der), nil
+}
+
+// httpDo sends a request and returns the body of a 2xx answer; other
+// answers become errors carrying Graph's error message.
+func httpDo(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, redact(u), err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var ge struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+			Description string `json:"error_description"`
+		}
+		json.Unmarshal(out, &ge)
+		msg := ge.Error.Message
+		if msg == "" {
+			msg = ge.Description
+		}
+		return nil, fmt.Errorf("%s %s: %s: %s", method, redact(u), resp.Status, msg)
+	}
+	return out, nil
+}
+
+func redact(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+func writeIndented(w io.Writer, b []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		_, err = w.Write(b)
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := buf.WriteTo(w)
+	return err
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func checkFor(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
+
+// receiver answers handshakes and counts notifications.
+type receiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	items []graphsim.Notification
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if tok := req.URL.Query().Get("validationToken"); tok != "" {
+			io.WriteString(w, tok)
+			return
+		}
+		var c graphsim.Collection
+		if err := json.NewDecoder(req.Body).Decode(&c); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		r.mu.Lock()
+		r.items = append(r.items, c.Value...)
+		r.mu.Unlock()
+		w.WriteHeader(202)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.items)
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestServeAndDriveTheSimulator(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var serveOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001"}, env(nil), &serveOut, io.Discard)
+	}()
+	var simURL string
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	checkFor(t, 10*time.Second, func() error {
+		m := re.FindStringSubmatch(serveOut.String())
+		if m == nil {
+			return fmt.Errorf("no address yet: %q", serveOut.String())
+		}
+		simURL = m[1]
+		return nil
+	})
+	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPH_CLIENT_STATE": "cli-secret"})
+	rcv := newReceiver(t)
+	key, err := decrypt.GenerateKey(2048, "cli", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: key.Certificate.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(ctx, args, getenv, &out, &errOut); err != nil {
+			t.Fatalf("graphsim %v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+
+	if tok := exec("token"); strings.Count(tok, ".") != 2 {
+		t.Errorf("token output %q is not a JWT", tok)
+	}
+	var sub graphsim.Subscription
+	out := exec("subscribe", "--notification-url", rcv.URL+"/n", "--lifecycle-url", rcv.URL+"/l", "--resource", "me/messages", "--change-type", "created")
+	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.ID == "" || sub.ClientState != "cli-secret" {
+		t.Fatalf("subscribe output %q: %v", out, err)
+	}
+	rich := exec("subscribe", "--notification-url", rcv.URL+"/rich", "--resource", "me/events", "--change-type", "created", "--cert", certFile, "--cert-id", "k1")
+	if !strings.Contains(rich, `"includeResourceData": true`) {
+		t.Errorf("rich subscribe output %s", rich)
+	}
+	out = exec("change", "--count", "3", "--wait", "10s")
+	if !strings.Contains(out, "queued 6 notifications in 2 batches for 2 subscriptions") || strings.Count(out, "delivered") != 2 {
+		t.Errorf("change output:\n%s", out)
+	}
+	if rcv.count() != 6 {
+		t.Errorf("receiver got %d notifications, want 6", rcv.count())
+	}
+	if out := exec("lifecycle", "--subscription", sub.ID, "--event", "missed"); !strings.Contains(out, "queued missed") {
+		t.Errorf("lifecycle output %q", out)
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if rcv.count() != 7 {
+			return fmt.Errorf("%d notifications", rcv.count())
+		}
+		return nil
+	})
+	if out := exec("deliveries"); !strings.Contains(out, "lifecycle") || !strings.Contains(out, "ENDPOINT") || !strings.Contains(out, "normal") {
+		t.Errorf("deliveries output:\n%s", out)
+	}
+	var dr graphsim.DeliveriesReport
+	if err := json.Unmarshal([]byte(exec("deliveries", "--json")), &dr); err != nil || len(dr.Deliveries) != 3 {
+		t.Errorf("deliveries --json: %v, %d deliveries", err, len(dr.Deliveries))
+	}
+
+	var rep graphsim.LoadReport
+	if err := json.Unmarshal([]byte(exec("load", "--url", rcv.URL+"/load", "--requests", "10", "--batch", "2", "--json")), &rep); err != nil || rep.Notifications != 20 {
+		t.Errorf("load --json: %+v %v", rep, err)
+	}
+	out = exec("load", "--sim", simURL, "--url", rcv.URL+"/load", "--rich", "--cert", certFile, "--requests", "3", "--rate", "100")
+	if !strings.Contains(out, "notifications: 3 ") || !strings.Contains(out, "rich") {
+		t.Errorf("load --sim output:\n%s", out)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop on cancel")
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no command", nil},
+		{"unknown command", []string{"frobnicate"}},
+		{"bad flag", []string{"change", "--nope"}},
+		{"load without url", []string{"load"}},
+		{"subscribe without url", []string{"subscribe"}},
+		{"lifecycle without subscription", []string{"lifecycle"}},
+		{"stray argument", []string{"deliveries", "extra"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(t.Context(), tc.args, env(nil), io.Discard, &stderr)
+			if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+				t.Fatalf("err %v (exit %d), want usage error", err, exitCode(err))
+			}
+			if stderr.Len() == 0 {
+				t.Error("nothing printed to stderr")
+			}
+		})
+	}
+}
+
+func TestCommandErrorsCarryGraphMessages(t *testing.T) {
+	sim, err := graphsim.New(graphsim.Config{SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	u, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(t.Context(), []string{"lifecycle", "--sim", u, "--subscription", "nope"}, env(nil), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("lifecycle on unknown subscription: %v", err)
+	}
+	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") {
+		t.Errorf("subscribe to closed port: %v", err)
+	}
+}

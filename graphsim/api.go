@@ -1,0 +1,336 @@
+package graphsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxAPIBody caps request bodies of the Graph and admin APIs.
+const maxAPIBody = 1 << 20
+
+// Handler returns the simulator's HTTP API:
+//
+//   - Microsoft Graph subscriptions, under /v1.0 and /beta:
+//     POST/GET /subscriptions, GET/PATCH/DELETE /subscriptions/{id},
+//     POST /subscriptions/{id}/reauthorize; all need a bearer token.
+//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials),
+//     GET /{tenant}/v2.0/.well-known/openid-configuration,
+//     GET /{tenant}/.well-known/openid-configuration,
+//     GET /{tenant}/discovery/v2.0/keys and /{tenant}/discovery/keys (JWKS).
+//   - Admin, without authentication: POST /_sim/changes (a
+//     [ChangeRequest]; add "items": true to the query for the items),
+//     POST /_sim/lifecycle ({"subscriptionId","event"}), POST /_sim/sweep,
+//     POST /_sim/wait?timeout=30s, GET /_sim/deliveries,
+//     GET /_sim/subscriptions, POST /_sim/rotate-key and POST /_sim/load
+//     (a [LoadConfig], answered with its [LoadReport]).
+func (s *Sim) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, v := range []string{"v1.0", "beta"} {
+		mux.HandleFunc("POST /"+v+"/subscriptions", s.authed(s.apiCreate))
+		mux.HandleFunc("GET /"+v+"/subscriptions", s.authed(s.apiList))
+		mux.HandleFunc("GET /"+v+"/subscriptions/{id}", s.authed(s.apiGet))
+		mux.HandleFunc("PATCH /"+v+"/subscriptions/{id}", s.authed(s.apiUpdate))
+		mux.HandleFunc("DELETE /"+v+"/subscriptions/{id}", s.authed(s.apiDelete))
+		mux.HandleFunc("POST /"+v+"/subscriptions/{id}/reauthorize", s.authed(s.apiReauthorize))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeGraphError(w, r, &Error{Status: http.StatusNotFound, Code: "BadRequest", Message: "Resource not found for the segment '" + r.URL.Path + "'.", Err: ErrNotFound})
+	})
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
+	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleOpenIDConfig)
+	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.handleOpenIDConfig)
+	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
+	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
+
+	mux.HandleFunc("POST /_sim/changes", s.adminChanges)
+	mux.HandleFunc("POST /_sim/lifecycle", s.adminLifecycle)
+	mux.HandleFunc("POST /_sim/sweep", s.adminSweep)
+	mux.HandleFunc("POST /_sim/wait", s.adminWait)
+	mux.HandleFunc("GET /_sim/deliveries", s.adminDeliveries)
+	mux.HandleFunc("GET /_sim/subscriptions", s.adminSubscriptions)
+	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotate)
+	mux.HandleFunc("POST /_sim/load", s.adminLoad)
+	return mux
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, c caller)
+
+func (s *Sim) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="`+requestBase(r)+`/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`)
+			writeGraphError(w, r, err)
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// writeGraphError writes Graph's error body:
+// {"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}.
+func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := errors.AsType[*Error](err)
+	if !ok {
+		e = &Error{Status: http.StatusInternalServerError, Code: "InternalServerError", Message: "graphsim failed to process the request."}
+	}
+	rid := NewGUID()
+	crid := r.Header.Get("client-request-id")
+	if crid == "" {
+		crid = rid
+	}
+	w.Header().Set("request-id", rid)
+	w.Header().Set("client-request-id", crid)
+	writeJSON(w, e.Status, map[string]any{"error": map[string]any{
+		"code":    e.Code,
+		"message": e.Message,
+		"innerError": map[string]string{
+			"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
+			"request-id":        rid,
+			"client-request-id": crid,
+		},
+	}})
+}
+
+// decodeBody decodes a JSON request body into v, bounded.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "The request body is too large.", Err: ErrBadRequest}
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return badRequest(ErrBadRequest, "Unable to read JSON request payload: %s", jsonErr(err))
+	}
+	return nil
+}
+
+// jsonErr describes a JSON error without echoing input values.
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON at offset " + strconv.FormatInt(se.Offset, 10) + "."
+	case errors.As(err, &te):
+		return "property '" + te.Field + "' has the wrong type."
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return "a date-time property is not in ISO 8601 format."
+	}
+	return "malformed JSON."
+}
+
+func (s *Sim) entity(r *http.Request, sub *Subscription) map[string]any {
+	b, _ := json.Marshal(sub)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	m["@odata.context"] = requestBase(r) + "/" + apiVersion(r) + "/$metadata#subscriptions/$entity"
+	return m
+}
+
+func apiVersion(r *http.Request) string {
+	if len(r.URL.Path) > 5 && r.URL.Path[:6] == "/beta/" {
+		return "beta"
+	}
+	return "v1.0"
+}
+
+func (s *Sim) apiCreate(w http.ResponseWriter, r *http.Request, c caller) {
+	var req SubscriptionRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	sub, err := s.create(r.Context(), req, c)
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", requestBase(r)+"/"+apiVersion(r)+"/subscriptions/"+sub.ID)
+	writeJSON(w, http.StatusCreated, s.entity(r, sub))
+}
+
+func (s *Sim) apiList(w http.ResponseWriter, r *http.Request, c caller) {
+	s.mu.Lock()
+	subs := s.listLocked(c.appID)
+	s.mu.Unlock()
+	vals := make([]map[string]any, len(subs))
+	for i := range subs {
+		vals[i] = s.entity(r, &subs[i])
+		delete(vals[i], "@odata.context")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"@odata.context": requestBase(r) + "/" + apiVersion(r) + "/$metadata#subscriptions",
+		"value":          vals,
+	})
+}
+
+func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
+	sub, err := s.Subscription(r.PathValue("id"))
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.entity(r, sub))
+}
+
+func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
+	var raw map[string]json.RawMessage
+	if err := decodeBody(w, r, &raw); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	var u SubscriptionUpdate
+	for k, v := range raw {
+		var dst any
+		switch k {
+		case "expirationDateTime":
+			dst = &u.ExpirationDateTime
+		case "notificationUrl":
+			dst = &u.NotificationURL
+		case "encryptionCertificate":
+			dst = &u.EncryptionCertificate
+		case "encryptionCertificateId":
+			dst = &u.EncryptionCertificateID
+		case "@odata.type":
+			continue
+		default:
+			writeGraphError(w, r, badRequest(ErrBadRequest, "Invalid request: property '%s' cannot be updated.", k))
+			return
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			writeGraphError(w, r, badRequest(ErrBadRequest, "Unable to read JSON request payload: property '%s': %s", k, jsonErr(err)))
+			return
+		}
+	}
+	sub, err := s.update(r.Context(), r.PathValue("id"), u, c)
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.entity(r, sub))
+}
+
+func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := s.DeleteSubscription(r.Context(), r.PathValue("id")); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) apiReauthorize(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := s.reauthorize(r.PathValue("id"), c); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LifecycleRequest is the body of POST /_sim/lifecycle.
+type LifecycleRequest struct {
+	SubscriptionID string `json:"subscriptionId"`
+	Event          string `json:"event"`
+}
+
+func (s *Sim) adminChanges(w http.ResponseWriter, r *http.Request) {
+	var req ChangeRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	rep, err := s.Change(r.Context(), req)
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("items") != "true" {
+		rep.Items = nil
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Sim) adminLifecycle(w http.ResponseWriter, r *http.Request) {
+	var req LifecycleRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if err := s.Lifecycle(r.Context(), req.SubscriptionID, req.Event); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Sim) adminSweep(w http.ResponseWriter, r *http.Request) {
+	if err := s.Sweep(r.Context()); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminWait(w http.ResponseWriter, r *http.Request) {
+	timeout := 30 * time.Second
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeGraphError(w, r, badRequest(ErrBadRequest, "timeout must be a positive duration such as 30s."))
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		writeGraphError(w, r, &Error{Status: http.StatusGatewayTimeout, Code: "Timeout", Message: fmt.Sprintf("deliveries still pending after %s.", timeout), Err: err})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeliveriesReport is the body of GET /_sim/deliveries.
+type DeliveriesReport struct {
+	Deliveries []Delivery `json:"deliveries"`
+	Endpoints  []Endpoint `json:"endpoints"`
+}
+
+func (s *Sim) adminDeliveries(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, DeliveriesReport{Deliveries: s.Deliveries(), Endpoints: s.Endpoints()})
+}
+
+func (s *Sim) adminSubscriptions(w http.ResponseWriter, r *http.Request) {
+	subs := s.Subscriptions()
+	writeJSON(w, http.StatusOK, map[string]any{"value": subs})
+}
+
+func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
+	if err := s.RotateKey(); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminLoad(w http.ResponseWriter, r *http.Request) {
+	var cfg LoadConfig
+	if err := decodeBody(w, r, &cfg); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	cfg.Signer = s
+	rep, err := Load(r.Context(), cfg)
+	if err != nil {
+		writeGraphError(w, r, badRequest(ErrBadRequest, "%s", err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}

@@ -1,0 +1,273 @@
+package graphsim_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
+)
+
+// checkFor polls f until it returns nil or the timeout passes.
+func checkFor(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+// fastConfig is a Config whose retry schedule runs in milliseconds.
+func fastConfig() graphsim.Config {
+	return graphsim.Config{TimeScale: 0.0001, SweepInterval: -1}
+}
+
+// newSim starts a simulator on loopback, closed at cleanup.
+func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
+	t.Helper()
+	s, err := graphsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// clock is a settable clock for Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// handshake is one validation request as the endpoint saw it.
+type handshake struct {
+	RawQuery      string
+	Token         string
+	ContentType   string
+	Authorization string
+	BodyLen       int
+}
+
+// endpoint is a receiver stand-in: it answers handshakes by echoing the
+// token and records every notification POST. respond, when set, picks the
+// answer to the n-th (from 1) notification POST; nil means 202.
+type endpoint struct {
+	*httptest.Server
+	mu         sync.Mutex
+	handshakes []handshake
+	bodies     []graphsim.Collection
+	raw        [][]byte
+	posts      atomic.Int64
+	respond    func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool // true: handled
+	handshakeF func(w http.ResponseWriter, r *http.Request, token string)              // nil: echo
+}
+
+func newEndpoint(t testing.TB) *endpoint {
+	e := &endpoint{}
+	e.Server = httptest.NewServer(http.HandlerFunc(e.serve))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
+	if tok, ok := r.URL.Query()["validationToken"]; ok {
+		body, _ := io.ReadAll(r.Body)
+		e.mu.Lock()
+		e.handshakes = append(e.handshakes, handshake{RawQuery: r.URL.RawQuery, Token: tok[0], ContentType: r.Header.Get("Content-Type"), Authorization: r.Header.Get("Authorization"), BodyLen: len(body)})
+		f := e.handshakeF
+		e.mu.Unlock()
+		if f != nil {
+			f(w, r, tok[0])
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		io.WriteString(w, tok[0])
+		return
+	}
+	n := e.posts.Add(1)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	respond := e.respond
+	e.mu.Unlock()
+	if respond != nil && respond(n, w, r, body) {
+		return
+	}
+	var c graphsim.Collection
+	if err := json.Unmarshal(body, &c); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	e.bodies = append(e.bodies, c)
+	e.raw = append(e.raw, body)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (e *endpoint) setRespond(f func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.respond = f
+}
+
+func (e *endpoint) setHandshake(f func(w http.ResponseWriter, r *http.Request, token string)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.handshakeF = f
+}
+
+// items returns all accepted notifications.
+func (e *endpoint) items() []graphsim.Notification {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []graphsim.Notification
+	for _, b := range e.bodies {
+		out = append(out, b.Value...)
+	}
+	return out
+}
+
+func (e *endpoint) collections() []graphsim.Collection {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]graphsim.Collection(nil), e.bodies...)
+}
+
+func (e *endpoint) handshakeLog() []handshake {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]handshake(nil), e.handshakes...)
+}
+
+func (e *endpoint) waitItems(t testing.TB, n int) []graphsim.Notification {
+	t.Helper()
+	checkFor(t, 10*time.Second, func() error {
+		if got := len(e.items()); got < n {
+			return fmt.Errorf("%d of %d notifications", got, n)
+		}
+		return nil
+	})
+	return e.items()
+}
+
+// accessToken gets a bearer token from the simulator's token endpoint.
+func accessToken(t testing.TB, s *graphsim.Sim, clientID string) string {
+	t.Helper()
+	resp, err := http.PostForm(s.TokenURL(""), url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {"x"},
+		"scope": {"https://graph.microsoft.com/.default"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("token endpoint: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || tr.TokenType != "Bearer" {
+		t.Fatalf("token response: %v %+v", err, tr)
+	}
+	return tr.AccessToken
+}
+
+// graphError is Graph's error body.
+type graphError struct {
+	Error struct {
+		Code       string            `json:"code"`
+		Message    string            `json:"message"`
+		InnerError map[string]string `json:"innerError"`
+	} `json:"error"`
+}
+
+// call makes an API request and decodes the JSON answer into out (if any).
+func call(t testing.TB, method, u, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, u, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func subRequest(e *endpoint, resource string) graphsim.SubscriptionRequest {
+	return graphsim.SubscriptionRequest{
+		ChangeType:         "created,updated",
+		NotificationURL:    e.URL + "/notify?tenant=contoso",
+		Resource:           resource,
+		ExpirationDateTime: time.Now().Add(2 * time.Hour),
+		ClientState:        "secret-client-state",
+	}
+}
+
+func decodeJSON(t testing.TB, r io.Reader, v any) {
+	t.Helper()
+	if err := json.NewDecoder(r).Decode(v); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+}

@@ -1,0 +1,375 @@
+package graphsim
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultTenantID is the tenant of the simulated organisation.
+	DefaultTenantID = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	// DefaultAppID is the client application the simulator acts for when
+	// subscriptions are created through the Go API.
+	DefaultAppID = "5f6b5c4e-1d1f-4a4e-9c7d-7a6f2b0c9e11"
+
+	DefaultAuthority           = "https://login.microsoftonline.com"
+	DefaultSTSAuthority        = "https://sts.windows.net"
+	DefaultMaxBatch            = 100
+	DefaultTimeout             = 3 * time.Second
+	DefaultRetryTimeout        = 10 * time.Second
+	DefaultHandshakeTimeout    = 10 * time.Second
+	DefaultRetryBackoff        = 10 * time.Second
+	DefaultMaxRetryBackoff     = 10 * time.Minute
+	DefaultRetryFor            = 4 * time.Hour
+	DefaultConcurrency         = 16
+	DefaultThrottleWindow      = 10 * time.Minute
+	DefaultThrottleMinSamples  = 100
+	DefaultSlowDelay           = 10 * time.Minute
+	DefaultSweepInterval       = time.Second
+	DefaultAccessTokenLifetime = time.Hour
+	DefaultReauthorizeBefore   = 15 * time.Minute
+	DefaultMaxDeliveries       = 10000
+	// MinLifetime is how far ahead Graph raises a shorter expirationDateTime.
+	MinLifetime = 45 * time.Minute
+	// MaxClientStateLen is the longest clientState a subscription accepts.
+	MaxClientStateLen = 128
+)
+
+// Config configures a [Sim]. The zero value works: one tenant, one client
+// app, Graph's timing.
+type Config struct {
+	// TenantID is the tenant of subscriptions created through the Go API
+	// and of tokens requested for the "common" or "organizations" tenant.
+	// Default DefaultTenantID.
+	TenantID string
+	// AppID is the client application subscriptions created through the Go
+	// API belong to (their applicationId); validationTokens are issued for
+	// it (aud) unless the subscription sets notificationUrlAppId. Over HTTP
+	// the application is the client_id of the bearer token. Default
+	// DefaultAppID.
+	AppID string
+	// ClientSecret, when set, is required by the token endpoint. Default:
+	// any secret is accepted.
+	ClientSecret string
+	// Authority is the issuer host of v2.0 validationTokens
+	// (iss = Authority/{tid}/v2.0). Default DefaultAuthority.
+	Authority string
+	// STSAuthority is the issuer host of v1.0 tokens and of access tokens
+	// (iss = STSAuthority/{tid}/). Default DefaultSTSAuthority.
+	STSAuthority string
+	// TokenVersion is the shape of validationTokens: "2.0" (default: azp,
+	// azpacr) or "1.0" (appid, appidacr).
+	TokenVersion string
+	// SigningKey signs access and validation tokens. Default: a fresh
+	// RSA-2048 key.
+	SigningKey *rsa.PrivateKey
+	// AccessTokenLifetime is the lifetime of issued access tokens. A
+	// subscription's authorization lasts as long as the token that created,
+	// renewed or reauthorized it. Default 1 h.
+	AccessTokenLifetime time.Duration
+
+	// TimeScale multiplies the waits of the delivery schedule: retry
+	// backoff, the 4 h retry window and the 10 min delay of slow endpoints.
+	// Request timeouts are not scaled. Tests use e.g. 0.001. Default 1.
+	TimeScale float64
+	// MaxBatch is the most notifications in one delivery POST. Default 100.
+	MaxBatch int
+	// Timeout is the budget of a first delivery attempt. Default 3 s.
+	Timeout time.Duration
+	// RetryTimeout is the budget of a retried delivery. Default 10 s.
+	RetryTimeout time.Duration
+	// HandshakeTimeout is the budget of a validation request. Default 10 s.
+	HandshakeTimeout time.Duration
+	// RetryBackoff is the wait before the first retry; it doubles up to
+	// MaxRetryBackoff. Both are scaled by TimeScale. Defaults 10 s, 10 min.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// RetryFor is how long a failing delivery is retried before it is
+	// discarded, scaled by TimeScale. Default 4 h.
+	RetryFor time.Duration
+	// Concurrency is the most concurrent POSTs to one endpoint. Default 16.
+	Concurrency int
+
+	// ThrottleWindow is the window of the slow/drop classification,
+	// measured on Now. Default 10 min.
+	ThrottleWindow time.Duration
+	// ThrottleMinSamples is the number of responses in the window before an
+	// endpoint can be classified slow or drop. Default 100.
+	ThrottleMinSamples int
+	// SlowDelay delays new notifications to a slow endpoint, scaled by
+	// TimeScale. Default 10 min.
+	SlowDelay time.Duration
+
+	// SweepInterval is how often expired subscriptions are removed and
+	// reauthorizationRequired challenges sent. Default 1 s; negative
+	// disables the background sweep ([Sim.Sweep] still works).
+	SweepInterval time.Duration
+	// ReauthorizeBefore: a reauthorizationRequired challenge is sent when a
+	// subscription's authorization or expiration is this close, then every
+	// 15 minutes. Default 15 min.
+	ReauthorizeBefore time.Duration
+	// RequireHTTPS rejects http notification URLs, as Graph does. Default
+	// false: local receivers usually listen on http://127.0.0.1.
+	RequireHTTPS bool
+	// MaxDeliveries is how many delivery records [Sim.Deliveries] keeps.
+	// Default 10000.
+	MaxDeliveries int
+
+	// HTTPClient sends handshakes and deliveries. Its Timeout should be
+	// zero: each request gets its own budget. Default: a keep-alive client.
+	HTTPClient *http.Client
+	// Now is the clock of subscriptions, tokens and throttling windows.
+	// Default time.Now.
+	Now func() time.Time
+	// Logger receives one line per delivery attempt and subscription
+	// change, never secrets. Nil discards.
+	Logger *slog.Logger
+}
+
+// Sim is a simulated Microsoft Graph: subscriptions API, identity
+// endpoints, validation handshakes, notification delivery and lifecycle
+// events. Create it with [New] and release it with [Sim.Close]. It is safe
+// for concurrent use.
+type Sim struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+
+	ctx    context.Context // cancelled by Close; owns delivery goroutines
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	closed     bool
+	keys       []*signingKey
+	tokenCache map[tokenKey]cachedToken
+	subs       map[string]*subscription
+	records    []*Delivery
+	nextID     int64
+	endpoints  map[string]*endpoint
+	pending    int
+	idle       chan struct{} // closed while pending == 0
+
+	srv *http.Server
+	url string
+}
+
+// New returns a Sim for cfg. It generates the signing key unless
+// cfg.SigningKey is set, and starts the background sweep.
+func New(cfg Config) (*Sim, error) {
+	if cfg.TenantID == "" {
+		cfg.TenantID = DefaultTenantID
+	}
+	if cfg.AppID == "" {
+		cfg.AppID = DefaultAppID
+	}
+	if cfg.Authority == "" {
+		cfg.Authority = DefaultAuthority
+	}
+	if cfg.STSAuthority == "" {
+		cfg.STSAuthority = DefaultSTSAuthority
+	}
+	switch cfg.TokenVersion {
+	case "":
+		cfg.TokenVersion = "2.0"
+	case "1.0", "2.0":
+	default:
+		return nil, fmt.Errorf("graphsim: TokenVersion %q, want 1.0 or 2.0", cfg.TokenVersion)
+	}
+	if cfg.TimeScale < 0 {
+		return nil, fmt.Errorf("graphsim: negative TimeScale %v", cfg.TimeScale)
+	}
+	if cfg.TimeScale == 0 {
+		cfg.TimeScale = 1
+	}
+	setDefault(&cfg.AccessTokenLifetime, DefaultAccessTokenLifetime)
+	setDefault(&cfg.Timeout, DefaultTimeout)
+	setDefault(&cfg.RetryTimeout, DefaultRetryTimeout)
+	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
+	setDefault(&cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	setDefault(&cfg.RetryFor, DefaultRetryFor)
+	setDefault(&cfg.ThrottleWindow, DefaultThrottleWindow)
+	setDefault(&cfg.SlowDelay, DefaultSlowDelay)
+	setDefault(&cfg.ReauthorizeBefore, DefaultReauthorizeBefore)
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.ThrottleMinSamples <= 0 {
+		cfg.ThrottleMinSamples = DefaultThrottleMinSamples
+	}
+	if cfg.MaxDeliveries <= 0 {
+		cfg.MaxDeliveries = DefaultMaxDeliveries
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key, err := newSigningKey(cfg.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sim{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		client:     cfg.HTTPClient,
+		keys:       []*signingKey{key},
+		tokenCache: make(map[tokenKey]cachedToken),
+		subs:       make(map[string]*subscription),
+		endpoints:  make(map[string]*endpoint),
+		idle:       make(chan struct{}),
+	}
+	close(s.idle)
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.client == nil {
+		s.client = &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg.SweepInterval > 0 {
+		s.wg.Go(s.sweepLoop)
+	}
+	return s, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Config returns the effective configuration, with defaults filled in.
+func (s *Sim) Config() Config { return s.cfg }
+
+// Start serves [Sim.Handler] on addr (e.g. "127.0.0.1:0") until Close and
+// returns the base URL, e.g. "http://127.0.0.1:41234".
+func (s *Sim) Start(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("graphsim: listen: %w", err)
+	}
+	s.mu.Lock()
+	if s.closed || s.srv != nil {
+		s.mu.Unlock()
+		ln.Close()
+		if s.closed {
+			return "", fmt.Errorf("graphsim: start: %w", net.ErrClosed)
+		}
+		return "", errors.New("graphsim: already started")
+	}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.url = "http://" + ln.Addr().String()
+	srv := s.srv
+	s.wg.Go(func() { srv.Serve(ln) })
+	url := s.url
+	s.mu.Unlock()
+	return url, nil
+}
+
+// URL returns the base URL after [Sim.Start], else "".
+func (s *Sim) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// JWKSURL returns the URL of the key set that verifies validationTokens,
+// {URL}/common/discovery/v2.0/keys, after [Sim.Start].
+func (s *Sim) JWKSURL() string { return s.URL() + "/common/discovery/v2.0/keys" }
+
+// TokenURL returns the client-credentials token endpoint of the tenant
+// (empty means Config.TenantID), after [Sim.Start].
+func (s *Sim) TokenURL(tenantID string) string {
+	if tenantID == "" {
+		tenantID = s.cfg.TenantID
+	}
+	return s.URL() + "/" + tenantID + "/oauth2/v2.0/token"
+}
+
+// GraphURL returns the base of the simulated Graph API, {URL}/v1.0, after
+// [Sim.Start].
+func (s *Sim) GraphURL() string { return s.URL() + "/v1.0" }
+
+// Close stops the server (if started), the sweep and every pending
+// delivery, and waits for them. A second call returns an error wrapping
+// [net.ErrClosed].
+func (s *Sim) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("graphsim: close: %w", net.ErrClosed)
+	}
+	s.closed = true
+	srv := s.srv
+	s.mu.Unlock()
+	s.cancel()
+	var err error
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = srv.Shutdown(ctx)
+		cancel()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Wait blocks until no delivery is pending (delivered, discarded or
+// dropped) or ctx is done.
+func (s *Sim) Wait(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		idle := s.idle
+		s.mu.Unlock()
+		select {
+		case <-idle:
+			s.mu.Lock()
+			done := s.pending == 0
+			s.mu.Unlock()
+			if done {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// scaled multiplies a protocol wait by TimeScale.
+func (s *Sim) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * s.cfg.TimeScale)
+}
+
+// sleep waits d or until Close; it reports whether the wait completed.
+func (s *Sim) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return s.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
