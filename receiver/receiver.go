@@ -18,17 +18,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/token"
 )
 
 // Defaults for [Config].
 const (
-	DefaultMaxBodyBytes  = 4 << 20
-	DefaultMaxTokenBytes = 2048
-	DefaultTimeout       = 2500 * time.Millisecond
-	DefaultRetryAfter    = 5 * time.Second
-	MaxClientStateLen    = 255
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultMaxTokenBytes  = 2048
+	DefaultTimeout        = 2500 * time.Millisecond
+	DefaultRetryAfter     = 5 * time.Second
+	DefaultMaxDecryptWait = time.Second
+	MaxClientStateLen     = 255
 )
 
 // Config configures a [Receiver]. Sink and one of ClientStates,
@@ -65,6 +68,13 @@ type Config struct {
 	// Keys decrypts encryptedContent. Without it rich items are rejected
 	// with ReasonDecrypt.
 	Keys *decrypt.KeyRing
+	// MaxDecryptWait bounds how long a rich batch waits for CPU while
+	// other batches decrypt. Batches get the cores in arrival order, each
+	// using up to one core per item; past this wait the batch is answered
+	// 503 at once, so that under overload the batches we take stay fast
+	// and Graph retries the others later, instead of every answer drifting
+	// past Graph's 3 s limit (which gets the endpoint throttled). Default 1 s.
+	MaxDecryptWait time.Duration
 
 	// MaxBodyBytes caps the request body. Default 4 MiB; over it: 413.
 	MaxBodyBytes int64
@@ -93,6 +103,7 @@ type Receiver struct {
 	retryAfter   string
 	stats        counters
 	decryptLimit int
+	cpu          *semaphore.Weighted // decryption slots, one per core, granted in arrival order
 }
 
 // New returns a Receiver for cfg. It validates cfg and copies it.
@@ -135,6 +146,10 @@ func New(cfg Config) (*Receiver, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.decryptLimit = runtime.GOMAXPROCS(0)
+	r.cpu = semaphore.NewWeighted(int64(r.decryptLimit))
+	if r.cfg.MaxDecryptWait <= 0 {
+		r.cfg.MaxDecryptWait = DefaultMaxDecryptWait
+	}
 	return r, nil
 }
 
@@ -309,7 +324,10 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 	if err != nil {
 		return nil, err
 	}
-	candidates = r.decryptAll(candidates, reject)
+	candidates, err = r.decryptAll(ctx, candidates, reject)
+	if err != nil {
+		return nil, err
+	}
 
 	b.Notifications = candidates
 	b.Rejected = rejected
@@ -419,7 +437,9 @@ func contains(s []string, v string) bool {
 
 // decryptAll decrypts the rich candidates, in parallel when there are
 // several, and returns the candidates that remain in their original order.
-func (r *Receiver) decryptAll(candidates []*Notification, reject func(*Notification, Reason, error)) []*Notification {
+// It fails with KindUnavailable when the CPU is not free within
+// Config.MaxDecryptWait.
+func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, reject func(*Notification, Reason, error)) ([]*Notification, error) {
 	var rich []int
 	for i, n := range candidates {
 		if n.IsRich() {
@@ -427,7 +447,7 @@ func (r *Receiver) decryptAll(candidates []*Notification, reject func(*Notificat
 		}
 	}
 	if len(rich) == 0 {
-		return candidates
+		return candidates, nil
 	}
 	errs := make([]error, len(candidates))
 	work := func(i int) {
@@ -443,14 +463,21 @@ func (r *Receiver) decryptAll(candidates []*Notification, reject func(*Notificat
 		}
 		n.Content = pt
 	}
-	if len(rich) == 1 || r.decryptLimit <= 1 {
+	workers := min(r.decryptLimit, len(rich))
+	wait, cancel := context.WithTimeout(ctx, r.cfg.MaxDecryptWait)
+	err := r.cpu.Acquire(wait, int64(workers))
+	cancel()
+	if err != nil {
+		return nil, &Error{Op: "decrypt", Kind: KindUnavailable, Err: fmt.Errorf("%w: no CPU for decryption within %v", ErrUnavailable, r.cfg.MaxDecryptWait)}
+	}
+	if workers == 1 {
 		for _, i := range rich {
 			work(i)
 		}
 	} else {
 		var wg sync.WaitGroup
 		var next atomic.Int64
-		for range min(r.decryptLimit, len(rich)) {
+		for range workers {
 			wg.Go(func() {
 				for {
 					k := int(next.Add(1)) - 1
@@ -463,6 +490,7 @@ func (r *Receiver) decryptAll(candidates []*Notification, reject func(*Notificat
 		}
 		wg.Wait()
 	}
+	r.cpu.Release(int64(workers))
 	kept := candidates[:0:0]
 	for i, n := range candidates {
 		if errs[i] != nil {
@@ -471,7 +499,7 @@ func (r *Receiver) decryptAll(candidates []*Notification, reject func(*Notificat
 		}
 		kept = append(kept, n)
 	}
-	return kept
+	return kept, nil
 }
 
 func (r *Receiver) writeError(w http.ResponseWriter, err error) {
