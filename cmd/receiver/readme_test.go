@@ -10,7 +10,10 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the configuration table in README-snippet.md")
+var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md")
+
+// readmePath is the repository's README, whose examples these tests keep true.
+var readmePath = filepath.Join("..", "..", "README.md")
 
 const (
 	tableStart = "<!-- config-table -->"
@@ -34,41 +37,33 @@ func tableSection(doc string) (before, table, after string, ok bool) {
 	return doc[:i+len(tableStart)], rest[:j], rest[j:], true
 }
 
-// TestConfigTableMatchesREADME checks that the configuration tables in
-// README-snippet.md and in the repository's README.md (when it has the
-// markers) are the ones the code generates. Run with -update to rewrite
-// README-snippet.md.
+// TestConfigTableMatchesREADME checks that the configuration table in the
+// repository's README.md is the one the code generates. Run with -update
+// to rewrite it.
 func TestConfigTableMatchesREADME(t *testing.T) {
 	var want bytes.Buffer
 	if err := writeConfigTable(&want); err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"README-snippet.md", filepath.Join("..", "..", "README.md")} {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if os.IsNotExist(err) {
-				t.Skipf("%s does not exist", path)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			before, got, after, ok := tableSection(string(data))
-			if !ok {
-				t.Skipf("%s has no %s ... %s section", path, tableStart, tableEnd)
-			}
-			if strings.TrimSpace(got) == strings.TrimSpace(want.String()) {
-				return
-			}
-			if *update && filepath.Base(path) == "README-snippet.md" {
-				if err := os.WriteFile(path, []byte(before+"\n"+want.String()+after), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			t.Errorf("the configuration table in %s differs from the code; regenerate it with\n"+
-				"  go run ./cmd/receiver help config\n(or go test ./cmd/receiver -run TestConfigTableMatchesREADME -update for the snippet)\ngot:\n%s\nwant:\n%s", path, got, want.String())
-		})
+	data, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
 	}
+	before, got, after, ok := tableSection(string(data))
+	if !ok {
+		t.Fatalf("%s has no %s ... %s section", readmePath, tableStart, tableEnd)
+	}
+	if strings.TrimSpace(got) == strings.TrimSpace(want.String()) {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(readmePath, []byte(before+"\n"+want.String()+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("the configuration table in %s differs from the code; regenerate it with\n"+
+		"  go test ./cmd/receiver -run TestConfigTableMatchesREADME -update\ngot:\n%s\nwant:\n%s", readmePath, got, want.String())
 }
 
 // quickStartCommands returns the curl commands of the Quick start section.
@@ -76,7 +71,7 @@ func quickStartCommands(t *testing.T, doc string) []string {
 	t.Helper()
 	_, section, ok := strings.Cut(doc, "## Quick start")
 	if !ok {
-		t.Fatal("README-snippet.md has no Quick start section")
+		t.Fatal("README.md has no Quick start section")
 	}
 	if end := strings.Index(section, "\n## "); end >= 0 {
 		section = section[:end]
@@ -105,7 +100,7 @@ func TestQuickStartWorksAsPasted(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	doc, err := os.ReadFile("README-snippet.md")
+	doc, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)
 	}
