@@ -212,7 +212,7 @@ func (r *Receiver) Handshake(w http.ResponseWriter, req *http.Request) bool {
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, tok)
-		r.log.Info("validation handshake answered", "path", req.URL.Path)
+		r.log.InfoContext(req.Context(), "validation handshake answered", "path", req.URL.Path)
 	}
 	return true
 }
@@ -226,7 +226,7 @@ func (r *Receiver) ReadRequest(w http.ResponseWriter, req *http.Request) ([]byte
 	body, err := r.readRequest(w, req)
 	if err != nil {
 		r.stats.invalid.Add(1)
-		r.log.Warn("notification request refused", "status", StatusOf(err), "error", err)
+		r.log.WarnContext(req.Context(), "notification request refused", "status", StatusOf(err), "error", err)
 	}
 	return body, err
 }
@@ -269,10 +269,10 @@ func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (
 		attrs = append(attrs, "status", StatusOf(err), "error", err)
 		if StatusOf(err) == http.StatusServiceUnavailable {
 			r.stats.unavailable.Add(1)
-			r.log.Warn("notification batch not taken", attrs...)
+			r.log.WarnContext(ctx, "notification batch not taken", attrs...)
 		} else {
 			r.stats.invalid.Add(1)
-			r.log.Warn("notification batch refused", attrs...)
+			r.log.WarnContext(ctx, "notification batch refused", attrs...)
 		}
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (
 	for _, rj := range b.Rejected {
 		r.stats.reject(rj.Reason)
 	}
-	r.log.Info("notification batch accepted", append(attrs, "status", http.StatusAccepted)...)
+	r.log.InfoContext(ctx, "notification batch accepted", append(attrs, "status", http.StatusAccepted)...)
 	return b, nil
 }
 
@@ -297,7 +297,7 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 	var rejected []*Rejected
 	reject := func(n *Notification, reason Reason, err error) {
 		rejected = append(rejected, &Rejected{Notification: n, Reason: reason, Err: err})
-		r.log.Warn("notification rejected", "reason", string(reason), "notification", n, "error", err)
+		r.log.WarnContext(ctx, "notification rejected", "reason", string(reason), "notification", n, "error", err)
 	}
 
 	candidates := make([]*Notification, 0, len(coll.Value))
@@ -398,7 +398,7 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	}
 	switch {
 	case len(coll.ValidationTokens) == 0 && coll.TokensNull:
-		r.log.Warn("rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; " +
+		r.log.WarnContext(ctx, "rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; " +
 			"either set appRoleAssignmentRequired=false on the app's service principal or assign an app role to the 'Microsoft Graph Change Tracking' service principal")
 		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), nil
 	case len(coll.ValidationTokens) == 0:
@@ -406,7 +406,7 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	case r.cfg.Tokens == nil && r.cfg.InsecureSkipTokenValidation:
 		return candidates, nil
 	case r.cfg.Tokens == nil:
-		r.log.Warn("rich notifications arrived but no token validator is configured: set the app id to validate their validationTokens")
+		r.log.WarnContext(ctx, "rich notifications arrived but no token validator is configured: set the app id to validate their validationTokens")
 		return rejectAll(ReasonTokenInvalid, ErrNoTokenValidator), nil
 	}
 	tenants := make([]string, 0, 1)

@@ -173,6 +173,16 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 	if !strings.Contains(logs, `"request_id":"req-genuine"`) {
 		t.Errorf("the access log lacks the request id")
 	}
+	// The receiver's own line about the forged item carries the same id.
+	found := false
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, `"msg":"notification rejected"`) && strings.Contains(line, `"request_id":"req-forged-clientState"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the rejection log line lacks the request id of its request:\n%s", logs)
+	}
 	var wantSubject struct {
 		Subject string `json:"subject"`
 	}

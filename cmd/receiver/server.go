@@ -157,6 +157,8 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		rid := requestID(req.Header.Get(echo.HeaderXRequestID))
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, rid))
+		c.SetRequest(req)
 		d.metrics.inFlight.Inc()
 		defer d.metrics.inFlight.Dec()
 
@@ -179,8 +181,7 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if !d.log.Enabled(req.Context(), level) {
 			return nil
 		}
-		attrs := []slog.Attr{
-			slog.String("request_id", rid),
+		attrs := []slog.Attr{ // request_id comes from the context (requestIDHandler)
 			slog.String("method", req.Method),
 			slog.String("path", truncate(req.URL.Path, 256)),
 			slog.String("endpoint", ep),
