@@ -398,7 +398,7 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	}
 	switch {
 	case len(coll.ValidationTokens) == 0 && coll.TokensNull:
-		r.log.WarnContext(ctx, "rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; " +
+		r.log.WarnContext(ctx, "rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; "+
 			"either set appRoleAssignmentRequired=false on the app's service principal or assign an app role to the 'Microsoft Graph Change Tracking' service principal")
 		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), nil
 	case len(coll.ValidationTokens) == 0:
