@@ -103,6 +103,10 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 			log.Info("NATS connected", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil { // a close or drain we asked for
+				log.Info("NATS disconnected")
+				return
+			}
 			log.Warn("NATS disconnected", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
