@@ -173,6 +173,11 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		}
 		p.log.Info("stream ready", "stream", sc.Name, "subjects", sc.Subjects, "max_age", sc.MaxAge, "duplicate_window", sc.Duplicates)
 	}
+	if mp := cfg.Conn.MaxPayload(); mp > 0 && mp < receiver.DefaultMaxBodyBytes {
+		p.log.Warn("the NATS server's max_payload is below the receiver's default body limit: a larger notification cannot be published, "+
+			"and Graph retries its batch until it gives up; raise max_payload on the server or lower the receiver's body limit",
+			"max_payload", mp, "receiver_body_limit", receiver.DefaultMaxBodyBytes)
+	}
 	return p, nil
 }
 

@@ -1,6 +1,7 @@
 package natspub_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -149,5 +151,38 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "batch not published") || !strings.Contains(logs.String(), "stream ready") {
 		t.Errorf("expected log lines missing:\n%s", logs.String())
+	}
+}
+
+func TestNewWarnsWhenServerPayloadIsBelowBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		maxPayload int32
+		wantWarn   bool
+	}{
+		{"stock 1 MiB server", 1 << 20, true},
+		{"embedded default", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := natspub.StartServer(natspub.ServerConfig{StoreDir: t.TempDir(), Port: -1, MaxPayload: tc.maxPayload})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+			nc, err := nats.Connect(srv.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			var logs bytes.Buffer
+			pub, err := natspub.New(t.Context(), natspub.Config{Conn: nc, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pub.Close() })
+			if got := strings.Contains(logs.String(), "max_payload"); got != tc.wantWarn {
+				t.Errorf("warning logged = %v, want %v:\n%s", got, tc.wantWarn, logs.String())
+			}
+		})
 	}
 }
