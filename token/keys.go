@@ -96,10 +96,19 @@ func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Er
 		return set, nil
 	}
 	now := v.now()
-	if !v.lastRefresh.IsZero() && now.Sub(v.lastRefresh) < v.minRefresh {
-		return nil, &Error{Kind: ErrSignature, Detail: "unknown kid (key refresh rate-limited)"}
+	if !v.lastRefresh.IsZero() {
+		since := now.Sub(v.lastRefresh)
+		if v.lastRefreshFailed && since < v.retry {
+			// The endpoint was unreachable a moment ago: this may be a real
+			// rotation we cannot see yet, so Graph should retry rather than
+			// have the batch quarantined.
+			return nil, &Error{Kind: ErrUnavailable, Detail: "unknown kid and the last key refresh failed"}
+		}
+		if !v.lastRefreshFailed && since < v.minRefresh {
+			return nil, &Error{Kind: ErrSignature, Detail: "unknown kid (key refresh rate-limited)"}
+		}
 	}
-	v.lastRefresh = now
+	v.lastRefresh, v.lastRefreshFailed = now, true
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -112,6 +121,7 @@ func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Er
 		// a real rotation we cannot see yet. Let Graph retry.
 		return nil, &Error{Kind: ErrUnavailable, Detail: "unknown kid and key refresh failed", cause: err}
 	}
+	v.lastRefreshFailed = false
 	set := v.keys()
 	if !hasKid(set, kid) {
 		return nil, &Error{Kind: ErrSignature, Detail: "unknown kid"}

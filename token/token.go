@@ -164,26 +164,27 @@ func cloudFor(name string) (cloudDefaults, bool) {
 // safe for concurrent use. Create it with [New] and release it with
 // [Validator.Close].
 type Validator struct {
-	appIDs      []string // lower-cased
-	tenants     []string // lower-cased; empty = any
-	issuers     []string
-	jwksURL     string
-	skew        time.Duration
-	minRefresh  time.Duration
-	retry       time.Duration
-	now         func() time.Time
-	log         *slog.Logger
-	results     *resultCache // nil when disabled
-	jwks        *jwk.Cache
-	res         *httprc.ResourceBase[jwk.Set]
-	ring        atomic.Pointer[keyRing]
-	refreshSem  chan struct{} // serialises unknown-kid refreshes
-	lastRefresh time.Time     // guarded by refreshSem
-	life        context.Context
-	cancel      context.CancelFunc
-	loopDone    chan struct{}
-	closed      atomic.Bool
-	closeMu     sync.Mutex
+	appIDs            []string // lower-cased
+	tenants           []string // lower-cased; empty = any
+	issuers           []string
+	jwksURL           string
+	skew              time.Duration
+	minRefresh        time.Duration
+	retry             time.Duration
+	now               func() time.Time
+	log               *slog.Logger
+	results           *resultCache // nil when disabled
+	jwks              *jwk.Cache
+	res               *httprc.ResourceBase[jwk.Set]
+	ring              atomic.Pointer[keyRing]
+	refreshSem        chan struct{} // serialises unknown-kid refreshes
+	lastRefresh       time.Time     // last unknown-kid refresh attempt; guarded by refreshSem
+	lastRefreshFailed bool          // that attempt failed; guarded by refreshSem
+	life              context.Context
+	cancel            context.CancelFunc
+	loopDone          chan struct{}
+	closed            atomic.Bool
+	closeMu           sync.Mutex
 
 	verifications atomic.Int64 // signature checks performed (tests, benchmarks)
 }

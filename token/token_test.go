@@ -344,6 +344,47 @@ func TestUnknownKidWhileEndpointDownIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestFailedRefreshDoesNotMakeRotationLookForged covers a rotation that
+// happens while the key endpoint is briefly down: once it is back, the
+// genuine token with the new kid must validate, not be refused as
+// rate-limited (which would quarantine genuine notifications).
+func TestFailedRefreshDoesNotMakeRotationLookForged(t *testing.T) {
+	key, rotated := newSigner(t, "kid-1"), newSigner(t, "kid-2")
+	srv := newJWKSServer(t, key)
+	clk := newClock(t0)
+	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now, MinRefreshInterval: time.Hour, RetryInterval: time.Second})
+	tok := rotated.mint(t, v2Claims(tenantA, t0))
+
+	srv.down.Store(true)
+	srv.setKeys(t, key, rotated)
+	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); !errors.Is(err, token.ErrUnavailable) {
+		t.Fatalf("endpoint down: %v, want ErrUnavailable", err)
+	}
+	hits := srv.hits.Load()
+	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); !errors.Is(err, token.ErrUnavailable) {
+		t.Fatalf("right after a failed refresh: %v, want ErrUnavailable", err)
+	}
+	if srv.hits.Load() != hits {
+		t.Errorf("a failed refresh is retried at once: %d fetches, want %d", srv.hits.Load(), hits)
+	}
+
+	srv.down.Store(false)
+	clk.Advance(2 * time.Second) // past RetryInterval, well within MinRefreshInterval
+	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); err != nil {
+		t.Fatalf("endpoint back: %v, want the rotated key to validate", err)
+	}
+	// A forged kid right after a successful refresh is still refused
+	// without another fetch.
+	hits = srv.hits.Load()
+	forged := newSigner(t, "kid-forged").mint(t, v2Claims(tenantA, t0))
+	if err := v.Validate(t.Context(), []string{forged}, []string{tenantA}); !errors.Is(err, token.ErrSignature) {
+		t.Fatalf("forged kid: %v, want ErrSignature", err)
+	}
+	if got := srv.hits.Load() - hits; got != 0 {
+		t.Errorf("a forged kid right after a refresh fetched the keys %d times, want 0", got)
+	}
+}
+
 func TestCloseIsIdempotent(t *testing.T) {
 	key := newSigner(t, "kid-1")
 	srv := newJWKSServer(t, key)
