@@ -18,8 +18,8 @@ const maxIDInError = 128
 // ring ready to use.
 type KeyRing struct {
 	mu      sync.RWMutex
-	byID    map[string]*ringKey // Key.ID -> key, for keys with an ID
-	byThumb map[string]*ringKey // upper-case thumbprint -> key, for keys with a certificate
+	byID    map[string][]*ringKey // Key.ID -> keys, for keys with an ID (several during a same-id rotation)
+	byThumb map[string]*ringKey   // upper-case thumbprint -> key, for keys with a certificate
 	n       int
 }
 
@@ -41,8 +41,12 @@ func NewKeyRing(keys ...Key) (*KeyRing, error) {
 }
 
 // Add puts k in the ring. k needs a private key and an ID or a certificate
-// (or both); the certificate must hold the private key's public half. An ID
-// or thumbprint already in the ring is an error wrapping [ErrDuplicateKey].
+// (or both); the certificate must hold the private key's public half. A
+// thumbprint already in the ring is an error wrapping [ErrDuplicateKey].
+// Several keys may share an ID, as when a subscription's certificate is
+// replaced but its encryptionCertificateId kept, if each has a certificate
+// so that they can be told apart by thumbprint; otherwise a repeated ID is
+// an error wrapping [ErrDuplicateKey] too.
 // The ring keeps its own precomputed copy of the private key, so later
 // changes to k have no effect.
 func (r *KeyRing) Add(k Key) error {
@@ -70,8 +74,10 @@ func (r *KeyRing) Add(k Key) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rk.id != "" {
-		if _, ok := r.byID[rk.id]; ok {
-			return fmt.Errorf("%w: id %q", ErrDuplicateKey, rk.id)
+		for _, other := range r.byID[rk.id] {
+			if other.thumb == "" || rk.thumb == "" {
+				return fmt.Errorf("%w: id %q (keys sharing an id need certificates to be told apart)", ErrDuplicateKey, rk.id)
+			}
 		}
 	}
 	if rk.thumb != "" {
@@ -80,11 +86,11 @@ func (r *KeyRing) Add(k Key) error {
 		}
 	}
 	if r.byID == nil {
-		r.byID = make(map[string]*ringKey)
+		r.byID = make(map[string][]*ringKey)
 		r.byThumb = make(map[string]*ringKey)
 	}
 	if rk.id != "" {
-		r.byID[rk.id] = rk
+		r.byID[rk.id] = append(r.byID[rk.id], rk)
 	}
 	if rk.thumb != "" {
 		r.byThumb[rk.thumb] = rk
@@ -103,21 +109,33 @@ func (r *KeyRing) Remove(idOrThumbprint string) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	byID, okID := r.byID[idOrThumbprint]
-	byThumb, okThumb := r.byThumb[strings.ToUpper(idOrThumbprint)]
-	if okID {
-		r.drop(byID)
+	removed := false
+	for _, rk := range append([]*ringKey(nil), r.byID[idOrThumbprint]...) {
+		r.drop(rk)
+		removed = true
 	}
-	if okThumb && (!okID || byThumb != byID) {
-		r.drop(byThumb)
+	if rk, ok := r.byThumb[strings.ToUpper(idOrThumbprint)]; ok {
+		r.drop(rk)
+		removed = true
 	}
-	return okID || okThumb
+	return removed
 }
 
 // drop removes rk from both indexes. r.mu is held.
 func (r *KeyRing) drop(rk *ringKey) {
 	if rk.id != "" {
-		delete(r.byID, rk.id)
+		keys := r.byID[rk.id]
+		for i, k := range keys {
+			if k == rk {
+				keys = append(keys[:i:i], keys[i+1:]...)
+				break
+			}
+		}
+		if len(keys) == 0 {
+			delete(r.byID, rk.id)
+		} else {
+			r.byID[rk.id] = keys
+		}
 	}
 	if rk.thumb != "" {
 		delete(r.byThumb, rk.thumb)
@@ -137,42 +155,60 @@ func (r *KeyRing) Len() int {
 
 // Decrypt selects the key for c and decrypts it with [Content].
 //
-// Selection: if c.EncryptionCertificateID equals a key's ID, that key is
-// used, unless c also carries a thumbprint and that key's certificate has a
-// different one (a mismatch is [ErrUnknownKey]). Otherwise a key whose
-// certificate thumbprint equals c.EncryptionCertificateThumbprint
-// (case-insensitively) is used. Otherwise the error wraps [ErrUnknownKey];
-// a nil *KeyRing behaves as an empty one.
+// Selection: a key whose certificate thumbprint equals
+// c.EncryptionCertificateThumbprint (case-insensitively) is used. Otherwise
+// the keys whose ID equals c.EncryptionCertificateID are tried, except those
+// whose certificate has a different thumbprint than the one c names (a
+// cross-check). Otherwise the error wraps [ErrUnknownKey]; a nil *KeyRing
+// behaves as an empty one. The thumbprint comes first because it names one
+// certificate, while an ID may be kept across a certificate rotation.
 func (r *KeyRing) Decrypt(c *EncryptedContent) ([]byte, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: no encryptedContent", ErrEncoding)
 	}
-	priv, err := r.selectKey(c.EncryptionCertificateID, c.EncryptionCertificateThumbprint)
+	keys, err := r.selectKeys(c.EncryptionCertificateID, c.EncryptionCertificateThumbprint)
 	if err != nil {
 		return nil, err
 	}
-	return Content(priv, c)
+	var first error
+	for _, priv := range keys {
+		pt, err := Content(priv, c)
+		if err == nil {
+			return pt, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
 }
 
-func (r *KeyRing) selectKey(id, thumb string) (*rsa.PrivateKey, error) {
+func (r *KeyRing) selectKeys(id, thumb string) ([]*rsa.PrivateKey, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: nil KeyRing", ErrUnknownKey)
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if id != "" {
-		if rk, ok := r.byID[id]; ok {
-			if thumb != "" && rk.thumb != "" && !strings.EqualFold(thumb, rk.thumb) {
-				return nil, fmt.Errorf("%w: id %q has thumbprint %s, content names %q",
-					ErrUnknownKey, clip(id), rk.thumb, clip(thumb))
-			}
-			return rk.priv, nil
-		}
-	}
 	if thumb != "" {
 		if rk, ok := r.byThumb[strings.ToUpper(thumb)]; ok {
-			return rk.priv, nil
+			return []*rsa.PrivateKey{rk.priv}, nil
 		}
+	}
+	var keys []*rsa.PrivateKey
+	var mismatch string
+	for _, rk := range r.byID[id] {
+		if thumb != "" && rk.thumb != "" {
+			mismatch = rk.thumb // it would have matched byThumb
+			continue
+		}
+		keys = append(keys, rk.priv)
+	}
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	if mismatch != "" {
+		return nil, fmt.Errorf("%w: id %q has thumbprint %s, content names %q",
+			ErrUnknownKey, clip(id), mismatch, clip(thumb))
 	}
 	return nil, fmt.Errorf("%w: id %q, thumbprint %q", ErrUnknownKey, clip(id), clip(thumb))
 }

@@ -42,7 +42,7 @@ func TestKeyRingSelection(t *testing.T) {
 		{"thumbprint only, lower", []Key{thumbOnlyA, b}, content(encA, "", strings.ToLower(a.Thumbprint())), nil},
 		{"unknown id falls back to thumbprint", []Key{a, b}, content(encA, "nope", a.Thumbprint()), nil},
 		{"id of a bare key ignores thumbprint", []Key{a, bareB}, content(encB, "bare-b", b.Thumbprint()), nil},
-		{"id matches, thumbprint of another key", []Key{a, b}, content(encA, a.ID, b.Thumbprint()), ErrUnknownKey},
+		{"thumbprint wins over id", []Key{a, b}, content(encA, a.ID, b.Thumbprint()), ErrKeyUnwrap},
 		{"id matches, thumbprint unknown", []Key{a, b}, content(encA, a.ID, strings.Repeat("AB", 20)), ErrUnknownKey},
 		{"id selects the wrong key", []Key{a, b}, content(encA, b.ID, ""), ErrKeyUnwrap},
 		{"unknown id and thumbprint", []Key{a, b}, content(encA, "nope", strings.Repeat("00", 20)), ErrUnknownKey},
@@ -183,7 +183,8 @@ func TestKeyRingAddRejects(t *testing.T) {
 		{"neither id nor certificate", Key{Private: a.Private}, ErrKeyFile},
 		{"certificate of another key", mismatched, ErrKeyFile},
 		{"invalid private key", Key{ID: "broken", Private: &broken}, ErrKeyFile},
-		{"duplicate id", sameID, ErrDuplicateKey},
+		{"same id, another certificate (rotation)", sameID, nil},
+		{"same id, no certificate to tell them apart", Key{ID: a.ID, Private: b.Private}, ErrDuplicateKey},
 		{"duplicate thumbprint", sameThumb, ErrDuplicateKey},
 		{"new key", testKey(t, 2), nil},
 	}
@@ -205,6 +206,48 @@ func TestKeyRingAddRejects(t *testing.T) {
 				t.Errorf("Len() = %d, want %d", ring.Len(), wantLen)
 			}
 		})
+	}
+}
+
+// TestKeyRingSameIDRotation covers a subscription whose certificate is
+// replaced (PATCH) while its encryptionCertificateId is kept: Graph's
+// retries still carry content for the old certificate, new deliveries for
+// the new one, both under the same id. Both must decrypt until the old key
+// is removed.
+func TestKeyRingSameIDRotation(t *testing.T) {
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	oldKey.ID, newKey.ID = "key-1", "key-1"
+	ring, err := NewKeyRing(oldKey, newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encOld, err := Encrypt(oldKey.Certificate, "key-1", []byte("old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encNew, err := Encrypt(newKey.Certificate, "key-1", []byte("new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*EncryptedContent{encOld, encNew} {
+		if _, err := ring.Decrypt(c); err != nil {
+			t.Fatalf("during overlap: %v", err)
+		}
+	}
+	// Without a thumbprint, both keys of the id are tried.
+	noThumb := *encOld
+	noThumb.EncryptionCertificateThumbprint = ""
+	if got, err := ring.Decrypt(&noThumb); err != nil || string(got) != "old" {
+		t.Fatalf("id only: %q, %v", got, err)
+	}
+	if !ring.Remove(oldKey.Thumbprint()) || ring.Len() != 1 {
+		t.Fatalf("Remove(old thumbprint): Len = %d, want 1", ring.Len())
+	}
+	if _, err := ring.Decrypt(encOld); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("old content after removal: %v, want ErrUnknownKey", err)
+	}
+	if got, err := ring.Decrypt(encNew); err != nil || string(got) != "new" {
+		t.Errorf("new content after removal: %q, %v", got, err)
 	}
 }
 

@@ -12,6 +12,8 @@ var (
 	ErrMalformed = errors.New("receiver: malformed notification")
 	// ErrTooLarge reports a body over Config.MaxBodyBytes.
 	ErrTooLarge = errors.New("receiver: request body too large")
+	// ErrTooManyItems reports a batch over Config.MaxItems notifications.
+	ErrTooManyItems = errors.New("receiver: too many notifications in one request")
 	// ErrUnsupportedMediaType reports a notification POST that is not JSON.
 	ErrUnsupportedMediaType = errors.New("receiver: content type is not application/json")
 	// ErrMethod reports a method other than POST (or GET with a validationToken).
@@ -64,7 +66,7 @@ func (k Kind) Status() int {
 	return http.StatusInternalServerError
 }
 
-// Error is the error returned by [Receiver.Receive] and [Receiver.Check]
+// Error is the error returned by [Receiver.Receive] and [Receiver.ReadRequest]
 // for a request that cannot be answered 202.
 type Error struct {
 	Op   string // what was being done: "read", "parse", "deliver", ...

@@ -32,6 +32,12 @@ const (
 	DefaultRetryAfter     = 5 * time.Second
 	DefaultMaxDecryptWait = time.Second
 	MaxClientStateLen     = 255
+	DefaultMaxItems       = 10000
+	// MaxValidationTokens and MaxValidationTokenBytes bound a batch's
+	// validationTokens (Graph sends one per app and tenant; Entra tokens
+	// are a few KiB); beyond them the request is answered 400.
+	MaxValidationTokens     = 1000
+	MaxValidationTokenBytes = 16 << 10
 )
 
 // Config configures a [Receiver]. Sink and one of ClientStates,
@@ -78,6 +84,9 @@ type Config struct {
 
 	// MaxBodyBytes caps the request body. Default 4 MiB; over it: 413.
 	MaxBodyBytes int64
+	// MaxItems caps the notifications in one request. Default 10,000;
+	// over it: 413.
+	MaxItems int
 	// MaxTokenBytes caps the decoded validationToken of a handshake.
 	// Default 2048; over it: 400.
 	MaxTokenBytes int
@@ -127,6 +136,9 @@ func New(cfg Config) (*Receiver, error) {
 	}
 	if r.cfg.MaxBodyBytes <= 0 {
 		r.cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if r.cfg.MaxItems <= 0 {
+		r.cfg.MaxItems = DefaultMaxItems
 	}
 	if r.cfg.MaxTokenBytes <= 0 {
 		r.cfg.MaxTokenBytes = DefaultMaxTokenBytes
@@ -199,6 +211,7 @@ func (r *Receiver) Handshake(w http.ResponseWriter, req *http.Request) bool {
 	}
 	switch {
 	case req.Method != http.MethodPost && req.Method != http.MethodGet:
+		r.stats.invalid.Add(1)
 		r.writeError(w, &Error{Op: "handshake", Kind: KindMethod, Err: ErrMethod})
 	case len(tok) > r.cfg.MaxTokenBytes:
 		r.stats.invalid.Add(1)
@@ -278,26 +291,47 @@ func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (
 	}
 	r.stats.batches.Add(1)
 	r.stats.accepted.Add(uint64(len(b.Notifications)))
-	for _, rj := range b.Rejected {
-		r.stats.reject(rj.Reason)
+	if len(b.Rejected) > 0 {
+		// One line per request, however many items a forger sent; the
+		// per-item lines are at Debug.
+		byReason := map[Reason]int{}
+		for _, rj := range b.Rejected {
+			r.stats.reject(rj.Reason)
+			byReason[rj.Reason]++
+		}
+		first := b.Rejected[0]
+		r.log.WarnContext(ctx, "notifications rejected", "by_reason", byReason,
+			"first", first.Notification, "first_reason", string(first.Reason), "first_error", first.Err)
 	}
 	r.log.InfoContext(ctx, "notification batch accepted", append(attrs, "status", http.StatusAccepted)...)
 	return b, nil
 }
 
 func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (*Batch, error) {
+	// The budget covers parsing too: Graph's 3 s clock is already running.
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
 	coll, err := Parse(body)
 	if err != nil {
 		return nil, &Error{Op: "parse", Kind: KindInvalid, Err: err}
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
+	if len(coll.Value) > r.cfg.MaxItems {
+		return nil, &Error{Op: "parse", Kind: KindTooLarge, Err: fmt.Errorf("%w: %d items, limit %d", ErrTooManyItems, len(coll.Value), r.cfg.MaxItems)}
+	}
+	if len(coll.ValidationTokens) > MaxValidationTokens {
+		return nil, &Error{Op: "parse", Kind: KindInvalid, Err: fmt.Errorf("%w: %d validationTokens, limit %d", ErrMalformed, len(coll.ValidationTokens), MaxValidationTokens)}
+	}
+	for i, t := range coll.ValidationTokens {
+		if len(t) > MaxValidationTokenBytes {
+			return nil, &Error{Op: "parse", Kind: KindInvalid, Err: fmt.Errorf("%w: validationTokens[%d] is %d bytes, limit %d", ErrMalformed, i, len(t), MaxValidationTokenBytes)}
+		}
+	}
 
 	b := &Batch{Query: query, ReceivedAt: r.cfg.Now(), ValidationTokens: coll.ValidationTokens}
 	var rejected []*Rejected
 	reject := func(n *Notification, reason Reason, err error) {
 		rejected = append(rejected, &Rejected{Notification: n, Reason: reason, Err: err})
-		r.log.WarnContext(ctx, "notification rejected", "reason", string(reason), "notification", n, "error", err)
+		r.log.DebugContext(ctx, "notification rejected", "reason", string(reason), "notification", n, "error", err)
 	}
 
 	candidates := make([]*Notification, 0, len(coll.Value))
@@ -320,11 +354,11 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 		candidates = append(candidates, n)
 	}
 
-	candidates, err = r.checkTokens(ctx, coll, candidates, reject)
+	candidates, verified, err := r.checkTokens(ctx, coll, candidates, reject)
 	if err != nil {
 		return nil, err
 	}
-	candidates, err = r.decryptAll(ctx, candidates, reject)
+	candidates, err = r.decryptAll(ctx, candidates, verified, reject)
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +413,10 @@ func (r *Receiver) checkClientState(ctx context.Context, n *Notification) (bool,
 // candidate is rich, every token of the batch must be valid and cover every
 // candidate's tenant, else every candidate is rejected. It returns the
 // candidates that remain.
-func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates []*Notification, reject func(*Notification, Reason, error)) ([]*Notification, error) {
+//
+// verified reports that the batch's tokens were checked and valid: the
+// batch comes from Graph.
+func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates []*Notification, reject func(*Notification, Reason, error)) (_ []*Notification, verified bool, _ error) {
 	rich := false
 	for _, n := range candidates {
 		if n.IsRich() {
@@ -388,7 +425,7 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 		}
 	}
 	if len(candidates) == 0 || !rich && (len(coll.ValidationTokens) == 0 || r.cfg.Tokens == nil) {
-		return candidates, nil
+		return candidates, false, nil
 	}
 	rejectAll := func(reason Reason, err error) []*Notification {
 		for _, n := range candidates {
@@ -400,29 +437,31 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	case len(coll.ValidationTokens) == 0 && coll.TokensNull:
 		r.log.WarnContext(ctx, "rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; "+
 			"either set appRoleAssignmentRequired=false on the app's service principal or assign an app role to the 'Microsoft Graph Change Tracking' service principal")
-		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), nil
+		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), false, nil
 	case len(coll.ValidationTokens) == 0:
-		return rejectAll(ReasonTokenMissing, token.ErrNoTokens), nil
+		return rejectAll(ReasonTokenMissing, token.ErrNoTokens), false, nil
 	case r.cfg.Tokens == nil && r.cfg.InsecureSkipTokenValidation:
-		return candidates, nil
+		return candidates, false, nil
 	case r.cfg.Tokens == nil:
 		r.log.WarnContext(ctx, "rich notifications arrived but no token validator is configured: set the app id to validate their validationTokens")
-		return rejectAll(ReasonTokenInvalid, ErrNoTokenValidator), nil
+		return rejectAll(ReasonTokenInvalid, ErrNoTokenValidator), false, nil
 	}
+	// Tokens vouch for the rich items' tenants; basic items are
+	// authenticated by their clientState alone (protocol doc §4, §6).
 	tenants := make([]string, 0, 1)
 	for _, n := range candidates {
-		if !contains(tenants, n.TenantID) {
+		if n.IsRich() && !contains(tenants, n.TenantID) {
 			tenants = append(tenants, n.TenantID)
 		}
 	}
 	err := r.cfg.Tokens.Validate(ctx, coll.ValidationTokens, tenants)
 	switch {
 	case err == nil:
-		return candidates, nil
+		return candidates, true, nil
 	case errors.Is(err, token.ErrUnavailable):
-		return nil, &Error{Op: "validate tokens", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+		return nil, false, &Error{Op: "validate tokens", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	default:
-		return rejectAll(ReasonTokenInvalid, err), nil
+		return rejectAll(ReasonTokenInvalid, err), false, nil
 	}
 }
 
@@ -438,8 +477,11 @@ func contains(s []string, v string) bool {
 // decryptAll decrypts the rich candidates, in parallel when there are
 // several, and returns the candidates that remain in their original order.
 // It fails with KindUnavailable when the CPU is not free within
-// Config.MaxDecryptWait.
-func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, reject func(*Notification, Reason, error)) ([]*Notification, error) {
+// Config.MaxDecryptWait, and when a batch whose tokens were verified
+// (so it comes from Graph) is encrypted for a certificate we do not hold:
+// our configuration is behind (a key rotation not deployed yet), so Graph
+// should retry rather than have genuine notifications quarantined.
+func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, verified bool, reject func(*Notification, Reason, error)) ([]*Notification, error) {
 	var rich []int
 	for i, n := range candidates {
 		if n.IsRich() {
@@ -491,6 +533,16 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, r
 		wg.Wait()
 	}
 	r.cpu.Release(int64(workers))
+	if verified {
+		for i, err := range errs {
+			if errors.Is(err, decrypt.ErrUnknownKey) {
+				ec := candidates[i].EncryptedContent
+				r.log.WarnContext(ctx, "a verified rich notification is encrypted for a certificate this receiver does not hold: add its key; Graph retries meanwhile",
+					"encryption_certificate_id", ec.EncryptionCertificateID, "encryption_certificate_thumbprint", ec.EncryptionCertificateThumbprint)
+				return nil, &Error{Op: "decrypt", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+			}
+		}
+	}
 	kept := candidates[:0:0]
 	for i, n := range candidates {
 		if errs[i] != nil {

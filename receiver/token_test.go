@@ -2,12 +2,15 @@ package receiver_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
 )
@@ -46,5 +49,133 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 	}
 	if r.Stats().Unavailable != 1 {
 		t.Errorf("Stats.Unavailable = %d", r.Stats().Unavailable)
+	}
+}
+
+// verifiedSetup returns a receiver whose token validator trusts a graphsim
+// JWKS, a key in its ring, and a function minting genuine tokens.
+func verifiedSetup(t *testing.T, ring *decrypt.KeyRing) (*httptest.Server, *recorder, func(tenant string) string) {
+	t.Helper()
+	sim, err := graphsim.New(graphsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	idp := httptest.NewServer(sim.Handler())
+	t.Cleanup(idp.Close)
+	v, err := token.New(t.Context(), token.Config{AppIDs: []string{graphsim.DefaultAppID}, JWKSURL: idp.URL + "/common/discovery/v2.0/keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	if err := v.WaitReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sink := &recorder{}
+	srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, Tokens: v})
+	return srv, sink, func(tenant string) string {
+		tok, err := sim.ValidationToken(graphsim.DefaultAppID, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+}
+
+// TestVerifiedBatchForUnknownCertificateIs503 covers a certificate rotation
+// not yet deployed here: the batch provably comes from Graph, so its items
+// must not be quarantined as undecryptable; Graph is asked to retry.
+func TestVerifiedBatchForUnknownCertificateIs503(t *testing.T) {
+	known, err := decrypt.GenerateKey(2048, "known", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known.ID = "known"
+	rotated, err := decrypt.GenerateKey(2048, "rotated", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated.ID = "rotated"
+	ring, _ := decrypt.NewKeyRing(known)
+	srv, sink, mint := verifiedSetup(t, ring)
+
+	body, _ := json.Marshal(map[string]any{
+		"value":            []map[string]any{richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`)},
+		"validationTokens": []string{mint(tenant)},
+	})
+	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status = %d, want 503", resp.StatusCode)
+	}
+	if len(sink.batches) != 0 {
+		t.Fatalf("a batch was delivered: %d accepted, %d rejected", len(sink.accepted()), len(sink.rejected()))
+	}
+	// Once the new key is deployed, Graph's retry goes through.
+	if err := ring.Add(rotated); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = post(t, srv.URL+"/notifications", "application/json", body)
+	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 {
+		t.Fatalf("after adding the key: status %d, accepted %d", resp.StatusCode, len(sink.accepted()))
+	}
+}
+
+// TestTokensCoverOnlyRichTenants: a basic item is authenticated by its
+// clientState; the batch's tokens must cover the rich items' tenants, not
+// the tenants of basic items sharing the URL.
+func TestTokensCoverOnlyRichTenants(t *testing.T) {
+	key, err := decrypt.GenerateKey(2048, "k", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.ID = "k"
+	ring, _ := decrypt.NewKeyRing(key)
+	srv, sink, mint := verifiedSetup(t, ring)
+	const otherTenant = "11111111-2222-3333-4444-555555555555"
+	basic := item(1, secret, "updated")
+	basic["tenantId"] = otherTenant
+	body, _ := json.Marshal(map[string]any{
+		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), basic},
+		"validationTokens": []string{mint(tenant)},
+	})
+	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
+	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 0 {
+		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 2, 0", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
+	}
+	// A rich item of a tenant no token covers still fails the batch.
+	rich2 := richItem(t, 2, key, `{"c":3}`)
+	rich2["tenantId"] = otherTenant
+	body, _ = json.Marshal(map[string]any{
+		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), rich2},
+		"validationTokens": []string{mint(tenant)},
+	})
+	resp, _ = post(t, srv.URL+"/notifications", "application/json", body)
+	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 2 {
+		t.Fatalf("uncovered rich tenant: status %d, accepted %d, rejected %d; want 202, 2, 2", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
+	}
+	if !errors.Is(sink.rejected()[0].Err, token.ErrTenantNotCovered) {
+		t.Errorf("reason: %v, want ErrTenantNotCovered", sink.rejected()[0].Err)
+	}
+}
+
+func TestBatchLimits(t *testing.T) {
+	srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: &recorder{}, MaxItems: 5})
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+	}{
+		{"too many items", `{"value":[{},{},{},{},{},{}]}`, http.StatusRequestEntityTooLarge},
+		{"items at the limit", `{"value":[{},{},{},{},{}]}`, http.StatusAccepted},
+		{"too many tokens", `{"value":[],"validationTokens":[` + strings.Repeat(`"t",`, receiver.MaxValidationTokens) + `"t"]}`, http.StatusBadRequest},
+		{"token too long", `{"value":[],"validationTokens":["` + strings.Repeat("a", receiver.MaxValidationTokenBytes+1) + `"]}`, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := post(t, srv.URL+"/notifications", "application/json", []byte(tc.body))
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+		})
 	}
 }
