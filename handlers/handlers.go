@@ -17,10 +17,8 @@ package handlers
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -38,8 +36,9 @@ type Config struct {
 	// LifecyclePath is the lifecycleNotificationUrl's path. Default
 	// "/lifecycle". It may equal NotificationPath.
 	LifecyclePath string
-	// BodyLimit caps request bodies in bytes (Echo's BodyLimit middleware,
-	// 413 over it). Default: the receiver's MaxBodyBytes (4 MiB).
+	// BodyLimit caps request bodies in bytes, 413 over it, whether the body
+	// comes with a Content-Length or chunked. Default, and upper bound: the
+	// receiver's MaxBodyBytes (4 MiB).
 	BodyLimit int64
 	// Middleware is added to both routes after the body limit, e.g. a
 	// request logger or metrics.
@@ -56,10 +55,10 @@ func Register(e *echo.Echo, r *receiver.Receiver, cfg Config) {
 	if cfg.LifecyclePath == "" {
 		cfg.LifecyclePath = DefaultLifecyclePath
 	}
-	if cfg.BodyLimit <= 0 {
+	if cfg.BodyLimit <= 0 || cfg.BodyLimit > r.MaxBodyBytes() {
 		cfg.BodyLimit = r.MaxBodyBytes()
 	}
-	mw := append([]echo.MiddlewareFunc{middleware.BodyLimit(strconv.FormatInt(cfg.BodyLimit, 10) + "B")}, cfg.Middleware...)
+	mw := append([]echo.MiddlewareFunc{bodyLimit(cfg.BodyLimit)}, cfg.Middleware...)
 	h := Notifications(r)
 	paths := []string{cfg.NotificationPath}
 	if cfg.LifecyclePath != cfg.NotificationPath {
@@ -68,6 +67,23 @@ func Register(e *echo.Echo, r *receiver.Receiver, cfg Config) {
 	for _, p := range paths {
 		e.POST(p, h, mw...)
 		e.GET(p, h, mw...)
+	}
+}
+
+// bodyLimit caps the request body with http.MaxBytesReader, which the
+// receiver recognises and answers 413. (Echo's BodyLimit middleware reports
+// an overlong chunked body as a read error the receiver cannot tell from a
+// broken connection, which would make it a 400.)
+func bodyLimit(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > limit {
+				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf("%v: limit is %d bytes", receiver.ErrTooLarge, limit))
+			}
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+			return next(c)
+		}
 	}
 }
 

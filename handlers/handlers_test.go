@@ -156,3 +156,28 @@ func TestLargeBodyWithinLimitIsAccepted(t *testing.T) {
 		t.Errorf("4 MiB + 1: status %d, want 413", resp.StatusCode)
 	}
 }
+
+// onlyReader hides the body's length, so the client sends it chunked.
+type onlyReader struct{ io.Reader }
+
+func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
+	sink := &recorder{}
+	u := start(t, sink, handlers.Config{BodyLimit: 512})
+	body := `{"value":[` + strings.Repeat(`{},`, 300) + `{}]}`
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u+"/notifications", onlyReader{strings.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked body over the limit: status %d, want 413", resp.StatusCode)
+	}
+	if len(sink.batches) != 0 {
+		t.Errorf("a batch was delivered")
+	}
+}
