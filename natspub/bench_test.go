@@ -70,3 +70,17 @@ func BenchmarkPublish100(b *testing.B) {
 		b.ReportMetric(float64(iter*batchSize)/b.Elapsed().Seconds(), "msgs/s")
 	})
 }
+
+// BenchmarkBody encodes the body of a typical basic notification.
+func BenchmarkBody(b *testing.B) {
+	c, err := receiver.Parse(body(b, nil, basicItem("", "updated", "users/u1/messages/m1", `W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"`)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := c.Value[0]
+	for b.Loop() {
+		if _, err := natspub.Body(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,15 +2,27 @@
 // JetStream. Its [Publisher] is the [receiver.Sink] of graphhook: the
 // receiver answers Graph 202 only after every notification of a batch has
 // been stored by JetStream (a PubAck), and answers 503 otherwise, so that
-// Graph redelivers. Deduplication by message id makes the redelivery land
-// once. No notification Graph was told we accepted is lost, and none is
-// published twice.
+// Graph redelivers. What is guaranteed:
 //
-//	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:4222"}})
-//	...
-//	pub, err := natspub.New(ctx, natspub.Config{Conn: nc})
-//	...
-//	rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: ...})
+//   - Every item of a batch answered 202 was stored before the answer:
+//     accepted items in the events stream (kept Config.MaxAge), rejected
+//     ones in the quarantine stream (kept for a bounded time and size).
+//
+//   - Graph's redelivery of an item within Config.DuplicateWindow is stored
+//     once: the stream drops a message whose id ([EventID]) it has seen.
+//     The default window is 1 h; Graph retries for up to 4 h, so a
+//     redelivery later than the window is stored again (set the window to
+//     4 h to cover Graph's whole horizon).
+//
+//   - Two different notifications are stored as two events, except when an
+//     item has no id and equals an earlier one in every part the id is
+//     computed from; see "Event ids and deduplication" below.
+//
+//     nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:4222"}})
+//     ...
+//     pub, err := natspub.New(ctx, natspub.Config{Conn: nc})
+//     ...
+//     rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: ...})
 //
 // [StartServer] runs an in-process nats-server with JetStream, for a
 // single binary that needs no set-up, and for tests.
@@ -26,15 +38,16 @@
 // and rejected items to the quarantine stream Config.QuarantineStream
 // ("GRAPH_REJECTED") on
 //
-//	graph.rejected.<reason>.<tenantId>
+//	graph.rejected.<reason>.<tenantId or _>
 //
-// where reason is a [receiver.Reason]: malformed, client_state,
+// (see Quarantine) where reason is a [receiver.Reason]: malformed, client_state,
 // token_invalid, token_missing or decrypt. "graph" is Config.SubjectPrefix.
 // Every token taken from a notification goes through [Token]: a missing
-// value becomes "_", and '.', '*', '>', '%', whitespace, control and
+// value becomes "_", and '.', '*', '>', '%', '~', whitespace, control and
 // non-ASCII bytes are written as %XX, so nothing in a notification can add
 // a token or a wildcard to a subject. Graph's GUIDs and enum values pass
-// unchanged. Useful consumer filters:
+// unchanged ('~' is escaped too, as it marks a token shortened to
+// [MaxTokenLen]). Useful consumer filters:
 //
 //	graph.notifications.<tenantId>.>     one tenant
 //	graph.notifications.*.*.created      one change type
@@ -62,10 +75,10 @@
 // # Body
 //
 // The body of an accepted item is a JSON object with the notification's
-// Graph fields as received (id, subscriptionId,
-// subscriptionExpirationDateTime, changeType or lifecycleEvent, resource,
-// resourceData, tenantId, and unknown fields such as organizationId),
-// keys sorted, except two:
+// Graph fields as [receiver.Notification.MarshalJSON] writes them (id,
+// subscriptionId, subscriptionExpirationDateTime in Graph's own spelling,
+// changeType or lifecycleEvent, resource, resourceData, tenantId, and
+// unknown fields such as organizationId), keys sorted, except two:
 //
 //   - clientState is left out. It is the subscription's shared secret.
 //   - encryptedContent is left out. For a rich notification the decrypted
@@ -78,15 +91,22 @@
 // # Event ids and deduplication
 //
 // [EventID] is "<subscriptionId>:<id>" when Graph sent an id. Otherwise
-// it is "sha256:" and a hash of subscriptionId, tenantId, changeType or
-// lifecycleEvent, resource, resourceData's @odata.etag, the
-// subscriptionExpirationDateTime of lifecycle items, and the SHA-256 of
-// the decrypted content of rich items: Graph may encrypt a retry again
-// with a fresh key, so the ciphertext identifies nothing. Two basic
-// notifications without id and without etag for the same resource and
-// change type are indistinguishable and are stored once within the
-// duplicate window; consumers of basic notifications fetch the resource's
-// current state anyway.
+// it is "sha256:" and a hash of every part of the item as received except
+// clientState and encryptedContent: subscriptionId, tenantId, changeType
+// or lifecycleEvent, resource, all of resourceData, the
+// subscriptionExpirationDateTime, every unknown field, and the SHA-256 of
+// the decrypted content of rich items (Graph may encrypt a retry again
+// with a fresh key, so the ciphertext identifies nothing). Graph's
+// redelivery of an item is the same item, so it gets the same id.
+//
+// The limit: two notifications without id that are identical in all those
+// parts within the duplicate window, for example two updates of the same
+// user whose resourceData carries nothing that changed, are stored once.
+// Nothing in them tells them apart from a redelivery. Consumers that must
+// not miss the second change should not rely on the events alone: run a
+// delta query for the resource (Graph's /delta functions) when an event
+// arrives, which returns every change since the last query, both of these
+// included.
 //
 // The streams drop a message whose id they have seen within
 // Config.DuplicateWindow (default 1 h). A duplicate only arises when a
@@ -94,21 +114,39 @@
 // timeout, a lost ack, one failed message of many). Graph retries for up
 // to 4 h with exponential backoff, so most retries come within minutes;
 // the window covers them while keeping the server's in-memory id set
-// small. Set DuplicateWindow to 4 h to cover Graph's whole retry horizon.
+// small. A retry after the window is stored a second time. Set
+// DuplicateWindow to 4 h to cover Graph's whole retry horizon.
 // Deduplication state is rebuilt from the stored messages when the server
 // restarts.
 //
 // # Quarantine
 //
-// A rejected item's message body is the item's raw bytes as Graph sent
-// them, so it can be replayed unchanged (see examples/replay). Its
-// headers are graphhook-reason, graphhook-error (the cause, which never
-// holds secrets), graphhook-validation-token (one value per token of the
-// batch, needed to replay rich items), graphhook-received-at,
-// graphhook-subscription-id and graphhook-tenant-id. Its Nats-Msg-Id is
-// "raw:" and a hash of the raw bytes. Decrypted content is never written
-// there. The stream is bounded (24 h, 64 MiB, oldest dropped first) so a
-// flood of forgeries cannot fill the disk.
+// Deliver publishes one quarantine message per reason present in a batch
+// (so at most five per request), holding every item rejected for that
+// reason. Its subject is
+//
+//	graph.rejected.<reason>.<tenantId>
+//
+// where tenantId is the tenantId all of its items share, or "_" when they
+// do not share one or have none. Its body is a changeNotificationCollection
+// that can be POSTed to a receiver as it is (see examples/replay):
+//
+//	{"value":[<item>, ...],"validationTokens":[...]}
+//
+// with each item's bytes exactly as Graph sent them, in the order they
+// came, and the batch's validationTokens when it had any (rich items need
+// them to be replayed). Its headers are graphhook-reason,
+// graphhook-items (the number of items), graphhook-error (the cause for
+// the first item, at most 256 bytes, never holding secrets),
+// graphhook-received-at and content-type. Its Nats-Msg-Id is "sha256:"
+// and a hash of the reason and the body, so Graph's redelivery of the same
+// batch is stored once (unless Graph encrypted its rich items again, which
+// makes other bytes). Decrypted content is never written there.
+//
+// The size of the quarantine messages of a request is bounded by about
+// five times its body (the validationTokens are repeated in each), however
+// many items it holds. The stream is bounded (24 h, 64 MiB, oldest dropped
+// first) so a flood of forgeries cannot fill the disk.
 //
 // SECURITY: raw items include the clientState Graph sent. For items
 // rejected after the clientState check (token or decrypt failures) that
@@ -119,10 +157,13 @@
 //
 // Deliver publishes all messages of a batch at once and then waits for
 // every acknowledgement, at most Config.PublishTimeout (2 s, inside
-// Graph's 3 s budget) even when its ctx allows more. While the connection
-// is down it fails at once with [ErrNotConnected]; a refused or missing
-// acknowledgement gives [ErrNotAcknowledged]. The receiver turns either
-// into 503 with Retry-After, and Graph redelivers.
+// Graph's 3 s budget) and never past its ctx's deadline: it looks at the
+// deadline while publishing as well as while waiting, and then fails with
+// an error wrapping [ErrNotAcknowledged] and the context's error. While
+// the connection is down it fails at once with [ErrNotConnected]; a
+// refused or missing acknowledgement gives [ErrNotAcknowledged]. The
+// receiver turns any of these into 503 with Retry-After, and Graph
+// redelivers.
 //
 // A message larger than the server's max_payload is refused every time,
 // so its batch is answered 503 until Graph gives up: run nats-server

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
@@ -20,19 +22,19 @@ import (
 // CloudEvents 1.0 binary-mode attribute headers, and graphhook's own
 // headers. See the package documentation for what each one holds.
 const (
-	HeaderSpecVersion     = "ce-specversion"
-	HeaderID              = "ce-id"
-	HeaderType            = "ce-type"
-	HeaderSource          = "ce-source"
-	HeaderSubject         = "ce-subject"
-	HeaderTime            = "ce-time"
-	HeaderContentType     = "content-type"
-	HeaderSubscriptionID  = "graphhook-subscription-id"
-	HeaderTenantID        = "graphhook-tenant-id"
-	HeaderReason          = "graphhook-reason"
-	HeaderError           = "graphhook-error"
-	HeaderValidationToken = "graphhook-validation-token"
-	HeaderReceivedAt      = "graphhook-received-at"
+	HeaderSpecVersion    = "ce-specversion"
+	HeaderID             = "ce-id"
+	HeaderType           = "ce-type"
+	HeaderSource         = "ce-source"
+	HeaderSubject        = "ce-subject"
+	HeaderTime           = "ce-time"
+	HeaderContentType    = "content-type"
+	HeaderSubscriptionID = "graphhook-subscription-id"
+	HeaderTenantID       = "graphhook-tenant-id"
+	HeaderReason         = "graphhook-reason"
+	HeaderError          = "graphhook-error"
+	HeaderItems          = "graphhook-items"
+	HeaderReceivedAt     = "graphhook-received-at"
 )
 
 // DefaultSource is the CloudEvents source used when none is configured.
@@ -52,36 +54,52 @@ const (
 // unique across subscriptions. Otherwise, or when either part contains bytes
 // unfit for a header (control characters, spaces, a ':' in the
 // subscriptionId) or the pair is over 200 bytes, it is "sha256:" and 32 hex
-// digits of a hash over the fields that identify the item: subscriptionId,
-// tenantId, changeType or lifecycleEvent, resource, resourceData's
-// @odata.etag, subscriptionExpirationDateTime for lifecycle items, and for
-// rich items the SHA-256 of the decrypted content (a retry may be encrypted
-// again with a fresh key, so the ciphertext is no identity). Each field is
-// length-prefixed, so no two field lists hash alike.
+// digits of a hash over every part of the item as received except
+// clientState and encryptedContent: id, subscriptionId, tenantId,
+// changeType or lifecycleEvent, resource, all of resourceData (compacted,
+// so whitespace does not count), the instant of
+// subscriptionExpirationDateTime, every unknown field (Extra, sorted by
+// key), and for rich items the SHA-256 of the decrypted content (a retry
+// may be encrypted again with a fresh key, so the ciphertext is no
+// identity). Each part is length-prefixed, so no two lists of parts hash
+// alike. Two items without id that agree in all these parts get the same
+// id: see the package documentation.
 func EventID(n *receiver.Notification) string {
 	if n.ID != "" && safeID(n.SubscriptionID, true) && safeID(n.ID, false) && len(n.SubscriptionID)+len(n.ID) <= 200 {
 		return n.SubscriptionID + ":" + n.ID
 	}
 	h := sha256.New()
 	field := func(s string) { writeField(h, []byte(s)) }
-	field("graphhook/event/v1")
+	field("graphhook/event/v2")
 	field(n.ID)
 	field(n.SubscriptionID)
 	field(n.TenantID)
 	if n.IsLifecycle() {
 		field("lifecycle")
 		field(n.LifecycleEvent)
-		exp := ""
-		if !n.SubscriptionExpirationDateTime.IsZero() {
-			exp = n.SubscriptionExpirationDateTime.UTC().Format(time.RFC3339Nano)
-		}
-		field(exp)
 	} else {
 		field("change")
 		field(n.ChangeType)
 	}
 	field(n.Resource)
-	field(etag(n.ResourceData))
+	exp := ""
+	if !n.SubscriptionExpirationDateTime.IsZero() {
+		exp = n.SubscriptionExpirationDateTime.UTC().Format(time.RFC3339Nano)
+	}
+	field(exp)
+	writeJSONField(h, n.ResourceData)
+	keys := make([]string, 0, len(n.Extra))
+	for k := range n.Extra {
+		if k != invalidExtraKey {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	field(strconv.Itoa(len(keys)))
+	for _, k := range keys {
+		field(k)
+		writeJSONField(h, n.Extra[k])
+	}
 	switch {
 	case n.Content != nil:
 		sum := sha256.Sum256(n.Content)
@@ -99,11 +117,26 @@ func EventID(n *receiver.Notification) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// invalidExtraKey is the receiver's internal marker in Notification.Extra
+// for an item that failed to decode. It is not part of the item.
+const invalidExtraKey = "\x00invalid"
+
 func writeField(h hash.Hash, b []byte) {
 	var l [8]byte
 	binary.BigEndian.PutUint64(l[:], uint64(len(b)))
 	h.Write(l[:])
 	h.Write(b)
+}
+
+// writeJSONField writes raw, compacted so that insignificant whitespace
+// does not change the hash; raw that is not valid JSON is written as is.
+func writeJSONField(h hash.Hash, raw json.RawMessage) {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) == nil {
+		writeField(h, buf.Bytes())
+		return
+	}
+	writeField(h, raw)
 }
 
 func safeID(s string, noColon bool) bool {
@@ -114,24 +147,6 @@ func safeID(s string, noColon bool) bool {
 		}
 	}
 	return true
-}
-
-// etag returns resourceData's "@odata.etag", or "" if there is none.
-func etag(resourceData json.RawMessage) string {
-	if len(resourceData) == 0 {
-		return ""
-	}
-	var rd struct {
-		ETag json.RawMessage `json:"@odata.etag"`
-	}
-	if json.Unmarshal(resourceData, &rd) != nil || rd.ETag == nil {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(rd.ETag, &s) == nil {
-		return s
-	}
-	return string(rd.ETag)
 }
 
 // EventType returns the CloudEvents type of n:
@@ -191,109 +206,173 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	return m, nil
 }
 
-// Body returns the JSON event body of an accepted notification: its Graph
-// wire fields (unknown ones included) without clientState and
-// encryptedContent, and for a rich item the decrypted resource under
-// "content" as a JSON value. Content that is not valid JSON is put under
-// "contentBase64" as a base64 string instead. Keys are sorted, so equal
-// notifications give equal bytes.
+// Body returns the JSON event body of an accepted notification: what
+// [receiver.Notification.MarshalJSON] writes (Graph's wire fields, unknown
+// ones included, subscriptionExpirationDateTime spelled as Graph sent it)
+// without clientState and encryptedContent, and for a rich item the
+// decrypted resource under "content" as a JSON value. Content that is not
+// valid JSON is put under "contentBase64" as a base64 string instead. Keys
+// are sorted, so equal notifications give equal bytes.
 func Body(n *receiver.Notification) ([]byte, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%w: nil notification", ErrEncode)
 	}
-	fields := make(map[string][]byte, 10+len(n.Extra))
+	// A copy keeps the receiver's record of Graph's spelling of
+	// subscriptionExpirationDateTime, so MarshalJSON writes it unchanged.
+	cp := *n
+	cp.ClientState = ""
+	cp.EncryptedContent = nil
+	cp.Extra = make(map[string]json.RawMessage, len(n.Extra)+1)
 	for k, v := range n.Extra {
-		if strings.HasPrefix(k, "\x00") { // the receiver's internal markers
-			continue
+		switch {
+		case strings.HasPrefix(k, "\x00"): // the receiver's internal markers
+		// These names are ours to fill (or to leave out), whatever Extra holds.
+		case k == "clientState", k == "encryptedContent", k == "content", k == "contentBase64":
+		default:
+			cp.Extra[k] = v
 		}
-		fields[k] = v
-	}
-	// These names are ours to fill (or to leave out), whatever Extra holds.
-	for _, k := range []string{"clientState", "encryptedContent", "content", "contentBase64"} {
-		delete(fields, k)
-	}
-	str := func(k, v string) {
-		if v != "" {
-			b, _ := json.Marshal(v) // a string always marshals
-			fields[k] = b
-		}
-	}
-	str("id", n.ID)
-	str("subscriptionId", n.SubscriptionID)
-	if !n.SubscriptionExpirationDateTime.IsZero() {
-		str("subscriptionExpirationDateTime", n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano))
-	}
-	str("changeType", n.ChangeType)
-	str("lifecycleEvent", n.LifecycleEvent)
-	str("resource", n.Resource)
-	str("tenantId", n.TenantID)
-	if n.ResourceData != nil {
-		fields["resourceData"] = n.ResourceData
 	}
 	if n.Content != nil {
 		if json.Valid(n.Content) {
-			fields["content"] = n.Content
+			cp.Extra["content"] = json.RawMessage(n.Content)
 		} else {
-			str("contentBase64", base64.StdEncoding.EncodeToString(n.Content))
+			b, _ := json.Marshal(base64.StdEncoding.EncodeToString(n.Content)) // a string always marshals
+			cp.Extra["contentBase64"] = b
 		}
 	}
-	keys := make([]string, 0, len(fields))
-	size := 2
-	for k, v := range fields {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 4
+	// MarshalJSON writes a compact object with sorted keys.
+	b, err := cp.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	slices.Sort(keys)
+	return b, nil
+}
+
+// MaxErrorHeaderLen bounds the graphhook-error header of a quarantine
+// message.
+const MaxErrorHeaderLen = 256
+
+// encodeQuarantine returns the quarantine message of the items of one batch
+// rejected for reason: a replayable changeNotificationCollection of their
+// raw bytes and the batch's validationTokens.
+func encodeQuarantine(prefix string, reason receiver.Reason, items []*receiver.Rejected, tokens []string, receivedAt time.Time) (*nats.Msg, error) {
+	body, err := quarantineBody(items, tokens)
+	if err != nil {
+		return nil, err
+	}
+	tenant, shared := "", true
+	var errText string
+	for i, r := range items {
+		t := ""
+		if r.Notification != nil {
+			t = r.Notification.TenantID
+		}
+		if i == 0 {
+			tenant = t
+		} else if t != tenant {
+			shared = false
+		}
+		if errText == "" && r.Err != nil {
+			errText = r.Err.Error()
+		}
+	}
+	if !shared {
+		tenant = ""
+	}
+	m := nats.NewMsg(RejectedSubject(prefix, reason, tenant))
+	m.Data = body
+	h := m.Header
+	h.Set(HeaderContentType, "application/json")
+	h.Set(HeaderReason, headerValue(truncate(string(reason), MaxErrorHeaderLen)))
+	h.Set(HeaderItems, strconv.Itoa(len(items)))
+	if errText != "" {
+		h.Set(HeaderError, truncate(headerValue(errText), MaxErrorHeaderLen))
+	}
+	if !receivedAt.IsZero() {
+		h.Set(HeaderReceivedAt, receivedAt.UTC().Format(time.RFC3339Nano))
+	}
+	sum := sha256.New()
+	writeField(sum, []byte("graphhook/rejected/v2"))
+	writeField(sum, []byte(reason))
+	writeField(sum, body)
+	h.Set(nats.MsgIdHdr, "sha256:"+hex.EncodeToString(sum.Sum(nil)[:16]))
+	return m, nil
+}
+
+// quarantineBody returns {"value":[raw items...],"validationTokens":[...]}.
+func quarantineBody(items []*receiver.Rejected, tokens []string) ([]byte, error) {
+	size := 32
+	for _, r := range items {
+		if r.Notification != nil {
+			size += len(r.Notification.Raw) + 1
+		}
+	}
+	for _, t := range tokens {
+		size += len(t) + 3
+	}
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	buf.WriteByte('{')
-	for i, k := range keys {
+	buf.WriteString(`{"value":[`)
+	for i, r := range items {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
-		buf.WriteByte(':')
-		if err := json.Compact(buf, fields[k]); err != nil {
-			return nil, fmt.Errorf("%w: field %q is not valid JSON", ErrEncode, k)
+		raw, err := rawItem(r.Notification)
+		if err != nil {
+			return nil, err
 		}
+		buf.Write(raw)
+	}
+	buf.WriteByte(']')
+	if len(tokens) > 0 {
+		buf.WriteString(`,"validationTokens":`)
+		// Not HTML-escaped: a token's bytes do not grow sixfold.
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(tokens); err != nil {
+			return nil, fmt.Errorf("%w: validationTokens: %w", ErrEncode, err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
 }
 
-// encodeRejected returns the quarantine message of a rejected item.
-func encodeRejected(prefix string, r *receiver.Rejected, tokens []string, receivedAt time.Time) (*nats.Msg, error) {
-	if r == nil {
-		return nil, fmt.Errorf("%w: nil rejected item", ErrEncode)
-	}
-	var raw []byte
-	if r.Notification != nil {
-		raw = r.Notification.Raw
-	}
-	m := nats.NewMsg(RejectedSubject(prefix, r))
-	m.Data = raw
-	h := m.Header
-	h.Set(HeaderReason, headerValue(string(r.Reason)))
-	if r.Err != nil {
-		h.Set(HeaderError, headerValue(r.Err.Error()))
-	}
-	for _, t := range tokens {
-		h.Add(HeaderValidationToken, headerValue(t))
-	}
-	if !receivedAt.IsZero() {
-		h.Set(HeaderReceivedAt, receivedAt.UTC().Format(time.RFC3339Nano))
-	}
-	if r.Notification != nil {
-		if r.Notification.SubscriptionID != "" {
-			h.Set(HeaderSubscriptionID, headerValue(r.Notification.SubscriptionID))
+// rawItem returns the bytes of a rejected item as received. An item the
+// Receiver did not parse from a request (no Raw) is written in Graph's wire
+// form; Raw that is not JSON is kept as a JSON string, so the collection
+// stays valid JSON.
+func rawItem(n *receiver.Notification) ([]byte, error) {
+	switch {
+	case n == nil:
+		return []byte("null"), nil
+	case len(n.Raw) == 0:
+		b, err := n.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("%w: rejected item: %w", ErrEncode, err)
 		}
-		if r.Notification.TenantID != "" {
-			h.Set(HeaderTenantID, headerValue(r.Notification.TenantID))
-		}
+		return b, nil
+	case json.Valid(n.Raw):
+		return n.Raw, nil
+	default:
+		b, _ := json.Marshal(string(n.Raw)) // a string always marshals
+		return b, nil
 	}
-	sum := sha256.Sum256(raw)
-	h.Set(nats.MsgIdHdr, "raw:"+hex.EncodeToString(sum[:16]))
-	return m, nil
+}
+
+// truncate cuts s to at most n bytes, not in the middle of a UTF-8
+// sequence or of a %XX escape, marking the cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if i := strings.LastIndexByte(s[:cut], '%'); i >= 0 && i >= cut-2 {
+		cut = i
+	}
+	return s[:cut] + "..."
 }
 
 // headerValue makes s safe as a NATS header value: CR, LF and other control

@@ -1,15 +1,19 @@
 package natspub_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/natspub"
@@ -32,6 +36,7 @@ func TestToken(t *testing.T) {
 		{"control", "\x00\x7f", "%00%7F"},
 		{"non-ascii", "é", "%C3%A9"},
 		{"underscore and dash", "a_b-c", "a_b-c"},
+		{"tilde", "a~b", "a%7Eb"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,12 +55,25 @@ func TestToken(t *testing.T) {
 			t.Errorf("Token(dots) = %q", esc)
 		}
 	})
+	t.Run("crafted shortened form", func(t *testing.T) {
+		// A short input spelled like the shortened token of a long one must
+		// not map to the same token.
+		long := strings.Repeat("x", 100)
+		crafted := natspub.Token(long)
+		if got := natspub.Token(crafted); got == crafted {
+			t.Errorf("Token(%q) = Token(%q) = %q", crafted, long, got)
+		}
+	})
 }
 
 func FuzzToken(f *testing.F) {
-	for _, s := range []string{"", "a.b", "*", ">", "%2E", tenant, strings.Repeat("%.", 40), "a b\r\n", "\xff\x00"} {
+	for _, s := range []string{"", "a.b", "*", ">", "%2E", tenant, strings.Repeat("%.", 40), "a b\r\n", "\xff\x00", "a~b"} {
 		f.Add(s, "x")
 	}
+	// A short input spelled like the shortened token of a long one.
+	long := strings.Repeat("x", 100)
+	f.Add(natspub.Token(long), long)
+	f.Add(natspub.Token(strings.Repeat("~", 70)), strings.Repeat("~", 70))
 	f.Fuzz(func(t *testing.T, a, b string) {
 		ta := natspub.Token(a)
 		if ta == "" || len(ta) > natspub.MaxTokenLen {
@@ -66,10 +84,41 @@ func FuzzToken(f *testing.F) {
 				t.Fatalf("Token(%q) = %q holds byte %q", a, ta, c)
 			}
 		}
+		// Injective: an unshortened token (no '~') unescapes to its input;
+		// a shortened one has exactly one '~', 17 bytes from its end.
+		if i := strings.IndexByte(ta, '~'); i < 0 {
+			if a != "" && unescape(t, ta) != a {
+				t.Fatalf("Token(%q) = %q does not unescape to its input", a, ta)
+			}
+		} else if i != len(ta)-17 || strings.Count(ta, "~") != 1 {
+			t.Fatalf("Token(%q) = %q: '~' other than as the shortening mark", a, ta)
+		}
 		if a != b && a != "" && b != "" && a != "_" && b != "_" && ta == natspub.Token(b) {
 			t.Fatalf("Token(%q) == Token(%q) == %q", a, b, ta)
 		}
 	})
+}
+
+// unescape reverses the %XX escapes of a token.
+func unescape(t *testing.T, tok string) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '%' {
+			b.WriteByte(tok[i])
+			continue
+		}
+		if i+2 >= len(tok) {
+			t.Fatalf("token %q: truncated escape", tok)
+		}
+		v, err := strconv.ParseUint(tok[i+1:i+3], 16, 8)
+		if err != nil {
+			t.Fatalf("token %q: bad escape: %v", tok, err)
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String()
 }
 
 func TestEventID(t *testing.T) {
@@ -90,28 +139,55 @@ func TestEventID(t *testing.T) {
 	}{
 		{"same fields", base()},
 		{"clientState ignored", with(func(n *receiver.Notification) { n.ClientState = "other" })},
-		{"resourceData key order", with(func(n *receiver.Notification) {
-			n.ResourceData = json.RawMessage(`{"id":"m2", "@odata.etag" : "W/\"1\""}`)
+		{"resourceData whitespace", with(func(n *receiver.Notification) {
+			n.ResourceData = json.RawMessage(`{ "@odata.etag" : "W/\"1\"", "id" : "m1" }`)
 		})},
-		{"expiry ignored for changes", with(func(n *receiver.Notification) { n.SubscriptionExpirationDateTime = time.Now() })},
+		{"decode marker ignored", with(func(n *receiver.Notification) {
+			n.Extra = map[string]json.RawMessage{"\x00invalid": json.RawMessage(`"x"`)}
+		})},
 	}
 	for _, tt := range same {
 		if got := natspub.EventID(tt.n); got != ref {
 			t.Errorf("%s: EventID = %q, want %q", tt.name, got, ref)
 		}
 	}
+	extra := func(kv ...string) func(n *receiver.Notification) {
+		return func(n *receiver.Notification) {
+			n.Extra = map[string]json.RawMessage{}
+			for i := 0; i < len(kv); i += 2 {
+				n.Extra[kv[i]] = json.RawMessage(kv[i+1])
+			}
+		}
+	}
 	differ := []struct {
 		name string
 		n    *receiver.Notification
 	}{
-		{"etag", with(func(n *receiver.Notification) { n.ResourceData = json.RawMessage(`{"@odata.etag":"W/\"2\""}`) })},
-		{"no etag", with(func(n *receiver.Notification) { n.ResourceData = nil })},
+		{"etag", with(func(n *receiver.Notification) {
+			n.ResourceData = json.RawMessage(`{"@odata.etag":"W/\"2\"","id":"m1"}`)
+		})},
+		{"no resourceData", with(func(n *receiver.Notification) { n.ResourceData = nil })},
+		{"other resourceData property", with(func(n *receiver.Notification) {
+			n.ResourceData = json.RawMessage(`{"@odata.etag":"W/\"1\"","id":"m2"}`)
+		})},
+		{"resourceData property added", with(func(n *receiver.Notification) {
+			n.ResourceData = json.RawMessage(`{"@odata.etag":"W/\"1\"","id":"m1","seq":1}`)
+		})},
+		{"unknown field", with(extra("sequenceNumber", "1"))},
+		{"unknown field value", with(extra("sequenceNumber", "2"))},
+		{"unknown field name", with(extra("sequenceNumbr", "1"))},
+		{"unknown fields", with(extra("sequenceNumber", "1", "organizationId", `"o"`))},
+		{"expiry", with(func(n *receiver.Notification) {
+			n.SubscriptionExpirationDateTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		})},
 		{"changeType", with(func(n *receiver.Notification) { n.ChangeType = "deleted" })},
 		{"resource", with(func(n *receiver.Notification) { n.Resource += "x" })},
 		{"subscription", with(func(n *receiver.Notification) { n.SubscriptionID = subRich })},
 		{"tenant", with(func(n *receiver.Notification) { n.TenantID = "t2" })},
 		{"content", with(func(n *receiver.Notification) { n.Content = receiver.Content(`{"a":1}`) })},
 		{"field boundary", with(func(n *receiver.Notification) { n.ChangeType = "updatedusers/u1"; n.Resource = "/messages/m1" })},
+		{"extra boundary", with(extra("a", `"b"`, "c", `"d"`))},
+		{"extra boundary 2", with(extra("a", `"bc"`))},
 		{"unsafe id is hashed", with(func(n *receiver.Notification) { n.ID = "a b" })},
 	}
 	seen := map[string]string{ref: "base"}
@@ -131,7 +207,7 @@ func TestEventID(t *testing.T) {
 	l3 := *l1
 	l3.SubscriptionExpirationDateTime = l1.SubscriptionExpirationDateTime.In(time.FixedZone("+0530", 19800))
 	if natspub.EventID(l1) == natspub.EventID(&l2) || natspub.EventID(l1) != natspub.EventID(&l3) {
-		t.Error("lifecycle EventID must follow the expiry instant, not its zone")
+		t.Error("EventID must follow the expiry instant, not its zone")
 	}
 }
 
@@ -206,15 +282,21 @@ func TestGoldenEvents(t *testing.T) {
   "encryptedContent":{"data":"ZGF0YQ==","dataSignature":"c2ln","dataKey":"a2V5","encryptionCertificateId":"c1","encryptionCertificateThumbprint":"AB"}},
  {"subscriptionId":"` + subID + `","subscriptionExpirationDateTime":"2019-03-20T11:00:00.0000000Z","tenantId":"` + tenant + `",
   "clientState":"secretClientValue","lifecycleEvent":"subscriptionRemoved"},
- {"subscriptionId":"` + subID + `","changeType":"created","tenantId":"` + tenant + `","clientState":"wrong"}
+ {"subscriptionId":"` + subID + `","changeType":"created","tenantId":"` + tenant + `","clientState":"wrong"},
+ {"subscriptionId":"` + subID + `","tenantId":"` + tenant + `","clientState":"secretClientValue"},
+ {"subscriptionId":"` + subID + `", "changeType":"updated","tenantId":"other","clientState":"wrong\r\n"}
 ],"validationTokens":["eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Value[1].Content = receiver.Content(`{"id":"1","body":{"content":"hello"}}`)
 	b := &receiver.Batch{
-		Notifications:    c.Value[:3],
-		Rejected:         []*receiver.Rejected{{Notification: c.Value[3], Reason: receiver.ReasonClientState, Err: receiver.ErrClientStateMismatch}},
+		Notifications: c.Value[:3],
+		Rejected: []*receiver.Rejected{
+			{Notification: c.Value[3], Reason: receiver.ReasonClientState, Err: receiver.ErrClientStateMismatch},
+			{Notification: c.Value[4], Reason: receiver.ReasonMalformed, Err: c.Value[4].Validate()},
+			{Notification: c.Value[5], Reason: receiver.ReasonClientState, Err: receiver.ErrClientStateMismatch},
+		},
 		ReceivedAt:       time.Date(2026, 4, 1, 12, 0, 0, 123e6, time.UTC),
 		ValidationTokens: c.ValidationTokens,
 	}
@@ -288,6 +370,78 @@ func FuzzEncode(f *testing.F) {
 		for k, vs := range m.Header {
 			for _, v := range vs {
 				if strings.ContainsAny(v, "\r\n") {
+					t.Fatalf("header %s = %q", k, v)
+				}
+			}
+		}
+	})
+}
+
+// TestBodyKeepsGraphsSpelling: the body holds subscriptionExpirationDateTime
+// exactly as Graph sent it, seven fractional digits included.
+func TestBodyKeepsGraphsSpelling(t *testing.T) {
+	const exp = "2021-07-02T07:56:34.0000000Z"
+	c, err := receiver.Parse([]byte(`{"value":[{"subscriptionId":"s","changeType":"created","clientState":"cs","subscriptionExpirationDateTime":"` + exp + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := natspub.Body(c.Value[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := str(t, decodeBody(t, b)["subscriptionExpirationDateTime"]); got != exp {
+		t.Errorf("subscriptionExpirationDateTime = %q, want %q as received", got, exp)
+	}
+}
+
+// FuzzQuarantine checks that the quarantine message of any rejected items
+// is a changeNotificationCollection that gives back each item's raw bytes
+// and the batch's tokens, with safe headers and subject.
+func FuzzQuarantine(f *testing.F) {
+	f.Add([]byte(`{"subscriptionId":"s","changeType":"created","tenantId":"t","clientState":"x"}`), []byte(`[1,"a",null]`), "tok", "boom\r\n")
+	f.Add([]byte(`{"tenantId":"a.b*>"}`), []byte(`{"tenantId":"a.b*>"}`), "", "")
+	f.Add([]byte(`"\u2028<>&"`), []byte(`{"value":[]}`), "\x00", strings.Repeat("é", 200))
+	pub := newPublisher(f, startNATS(f), natspub.Config{})
+	f.Fuzz(func(t *testing.T, a, b []byte, token, cause string) {
+		c, err := receiver.Parse([]byte(`{"value":[` + string(a) + `,` + string(b) + `]}`))
+		if err != nil || len(c.Value) != 2 {
+			return
+		}
+		var tokens []string
+		if !utf8.ValidString(token) {
+			return // the receiver's tokens come from JSON strings, always UTF-8
+		}
+		if token != "" {
+			tokens = []string{token}
+		}
+		rej := []*receiver.Rejected{
+			{Notification: c.Value[0], Reason: receiver.ReasonClientState, Err: errors.New(cause)},
+			{Notification: c.Value[1], Reason: receiver.ReasonClientState},
+		}
+		msgs, err := pub.Messages(&receiver.Batch{Rejected: rej, ValidationTokens: tokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages for one reason", len(msgs))
+		}
+		m := msgs[0]
+		if toks := strings.Split(m.Subject, "."); len(toks) != 4 {
+			t.Fatalf("subject %q", m.Subject)
+		}
+		got, err := receiver.Parse(m.Data)
+		if err != nil {
+			t.Fatalf("body %q: %v", m.Data, err)
+		}
+		if len(got.Value) != 2 || !bytes.Equal(got.Value[0].Raw, c.Value[0].Raw) || !bytes.Equal(got.Value[1].Raw, c.Value[1].Raw) {
+			t.Fatalf("body %q does not hold the raw items", m.Data)
+		}
+		if !slices.Equal(got.ValidationTokens, tokens) {
+			t.Fatalf("tokens %q, want %q", got.ValidationTokens, tokens)
+		}
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				if strings.ContainsAny(v, "\r\n") || len(v) > natspub.MaxErrorHeaderLen {
 					t.Fatalf("header %s = %q", k, v)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,11 @@ const (
 // maxPending bounds the messages in flight (published, not yet
 // acknowledged) over all concurrent Deliver calls of a Publisher.
 const maxPending = 8192
+
+// stallWait is how long one publish waits for room when maxPending messages
+// are in flight before Deliver looks at its deadline again. It bounds how
+// far past its deadline Deliver can run.
+const stallWait = 50 * time.Millisecond
 
 // Config configures a [Publisher]. Conn is required; every other field has
 // a working zero value.
@@ -220,19 +226,33 @@ func (p *Publisher) streamConfigs() []jetstream.StreamConfig {
 }
 
 // Messages returns the messages Deliver publishes for b, in order: one per
-// accepted notification (on [Subject], with ce-time = b.ReceivedAt), then one
-// per rejected item (on [RejectedSubject], with the raw item as body).
+// accepted notification (on [Subject], with ce-time = b.ReceivedAt), then
+// one quarantine message per [receiver.Reason] present among b.Rejected, in
+// the order the reasons first occur (on [RejectedSubject], its body a
+// changeNotificationCollection of the raw items and b.ValidationTokens).
 func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
-	msgs := make([]*nats.Msg, 0, len(b.Notifications)+len(b.Rejected))
-	for _, n := range b.Notifications {
+	return p.messages(context.Background(), b)
+}
+
+// messages is Messages, stopping when ctx is done.
+func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]*nats.Msg, error) {
+	groups, err := rejectedByReason(b.Rejected)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]*nats.Msg, 0, len(b.Notifications)+len(groups))
+	for i, n := range b.Notifications {
+		if i%256 == 255 && ctx.Err() != nil {
+			return nil, contextError(ctx, fmt.Sprintf("while encoding message %d of %d", i+1, len(b.Notifications)+len(groups)))
+		}
 		m, err := encode(p.cfg.SubjectPrefix, p.cfg.Source, n, b.ReceivedAt)
 		if err != nil {
 			return nil, err
 		}
 		msgs = append(msgs, m)
 	}
-	for _, r := range b.Rejected {
-		m, err := encodeRejected(p.cfg.SubjectPrefix, r, b.ValidationTokens, b.ReceivedAt)
+	for _, g := range groups {
+		m, err := encodeQuarantine(p.cfg.SubjectPrefix, g.reason, g.items, b.ValidationTokens, b.ReceivedAt)
 		if err != nil {
 			return nil, err
 		}
@@ -241,12 +261,38 @@ func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
 	return msgs, nil
 }
 
+type reasonGroup struct {
+	reason receiver.Reason
+	items  []*receiver.Rejected
+}
+
+// rejectedByReason groups rejected items by reason, in the order the
+// reasons first occur, keeping the items' order within a group.
+func rejectedByReason(rejected []*receiver.Rejected) ([]reasonGroup, error) {
+	var groups []reasonGroup
+	for _, r := range rejected {
+		if r == nil {
+			return nil, fmt.Errorf("%w: nil rejected item", ErrEncode)
+		}
+		i := slices.IndexFunc(groups, func(g reasonGroup) bool { return g.reason == r.Reason })
+		if i < 0 {
+			groups = append(groups, reasonGroup{reason: r.Reason})
+			i = len(groups) - 1
+		}
+		groups[i].items = append(groups[i].items, r)
+	}
+	return groups, nil
+}
+
 // Deliver publishes every item of b (accepted notifications to Stream,
-// rejected ones to QuarantineStream) without waiting between messages, then
-// waits for all their acknowledgements, at most Config.PublishTimeout. It
-// returns nil only when every message was stored, or was already stored
-// (a duplicate). While the connection is down it fails at once with
-// [ErrNotConnected]; otherwise a failure wraps [ErrNotAcknowledged].
+// rejected ones to QuarantineStream, one message per reason) without
+// waiting between messages, then waits for all their acknowledgements. It
+// stops at the earlier of ctx's deadline and Config.PublishTimeout, while
+// publishing as well as while waiting, and then returns an error wrapping
+// [ErrNotAcknowledged] and the context's error. It returns nil only when
+// every message was stored, or was already stored (a duplicate). While the
+// connection is down it fails at once with [ErrNotConnected]; otherwise a
+// failure wraps [ErrNotAcknowledged].
 func (p *Publisher) Deliver(ctx context.Context, b *receiver.Batch) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -265,28 +311,39 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 	if b == nil || len(b.Notifications)+len(b.Rejected) == 0 {
 		return nil
 	}
-	msgs, err := p.Messages(b)
-	if err != nil {
-		return err
-	}
-	if err := context.Cause(ctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
+	if ctx.Err() != nil {
+		return contextError(ctx, "before publishing")
 	}
 	if !p.nc.IsConnected() {
 		return fmt.Errorf("%w (status %s)", ErrNotConnected, p.nc.Status())
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	defer cancel()
+	msgs, err := p.messages(ctx, b)
+	if err != nil {
+		return err
+	}
 
 	accepted := len(b.Notifications)
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
+		if ctx.Err() != nil {
+			return contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
+		}
 		stream := p.cfg.Stream
 		if i >= accepted {
 			stream = p.cfg.QuarantineStream
 		}
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream))
+		f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stallWait))
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
+			// maxPending messages are in flight: wait for room, but look
+			// at the deadline every stallWait.
+			f, err = p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stallWait))
+		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
+			}
 			return p.publishError(len(msgs), err)
 		}
 		futures[i] = f
@@ -301,13 +358,24 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 		case err := <-f.Err():
 			return p.publishError(len(msgs), err)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %d messages: %w", ErrNotAcknowledged, len(msgs), context.Cause(ctx))
+			return contextError(ctx, fmt.Sprintf("waiting for %d of %d acknowledgements", len(msgs)-i, len(msgs)))
 		}
 	}
 	p.published.Add(uint64(accepted))
-	p.quarantined.Add(uint64(len(msgs) - accepted))
+	p.quarantined.Add(uint64(len(b.Rejected)))
 	p.duplicates.Add(dups)
 	return nil
+}
+
+// contextError reports a Deliver stopped by its context; where says at
+// which point. It wraps [ErrNotAcknowledged], ctx.Err() and, when it
+// differs, the context's cause.
+func contextError(ctx context.Context, where string) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause != nil && cause != err {
+		return fmt.Errorf("%w: stopped %s: %w (%w)", ErrNotAcknowledged, where, err, cause)
+	}
+	return fmt.Errorf("%w: stopped %s: %w", ErrNotAcknowledged, where, err)
 }
 
 func (p *Publisher) publishError(total int, err error) error {

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,31 +267,167 @@ func TestRejectedItemsGoToQuarantineOnly(t *testing.T) {
 	q := bySubject(wantCount(t, e.js, natspub.DefaultQuarantineStream, 4))
 	t.Run("client_state", func(t *testing.T) {
 		m := one(t, q, "graph.rejected.client_state.evil%2Etenant")
-		wantHeaders(t, m.Header, map[string]string{"graphhook-reason": "client_state", "graphhook-subscription-id": subID})
+		wantHeaders(t, m.Header, map[string]string{"graphhook-reason": "client_state", "graphhook-items": "1", "content-type": "application/json"})
 		if !strings.Contains(m.Header.Get("graphhook-error"), "clientState mismatch") {
 			t.Errorf("graphhook-error = %q", m.Header.Get("graphhook-error"))
 		}
+		c := quarantined(t, m.Data)
 		var it map[string]any
-		if err := json.Unmarshal(m.Data, &it); err != nil || it["id"] != "f1" || it["clientState"] != "guessed" {
-			t.Errorf("body is not the raw item: %s", m.Data)
+		if err := json.Unmarshal(c.Value[0].Raw, &it); err != nil || len(c.Value) != 1 || it["id"] != "f1" || it["clientState"] != "guessed" {
+			t.Errorf("body does not hold the raw item: %s", m.Data)
+		}
+		if c.ValidationTokens != nil {
+			t.Errorf("validationTokens %q in a body of a batch without them", c.ValidationTokens)
 		}
 	})
 	t.Run("decrypt", func(t *testing.T) {
 		m := one(t, q, "graph.rejected.decrypt."+tenant)
-		if got := m.Header.Values("graphhook-validation-token"); len(got) != 2 || got[0] != tokens[0] || got[1] != tokens[1] {
+		c := quarantined(t, m.Data)
+		if got := c.ValidationTokens; len(got) != 2 || got[0] != tokens[0] || got[1] != tokens[1] {
 			t.Errorf("validation tokens = %q, want %q", got, tokens)
 		}
-		var it struct {
-			EncryptedContent map[string]string `json:"encryptedContent"`
-		}
-		if err := json.Unmarshal(m.Data, &it); err != nil || it.EncryptedContent["data"] == "" {
+		if len(c.Value) != 1 || c.Value[0].EncryptedContent == nil || c.Value[0].EncryptedContent.Data == "" {
 			t.Errorf("body lost encryptedContent: %s", m.Data)
+		}
+		for k := range m.Header {
+			if strings.Contains(strings.ToLower(k), "token") {
+				t.Errorf("header %s: tokens belong in the body", k)
+			}
 		}
 	})
 	one(t, q, "graph.rejected.token_missing."+tenant)
 	one(t, q, "graph.rejected.malformed."+tenant)
 	if s := e.pub.Stats(); s.Quarantined != 4 || s.Published != 1 {
 		t.Errorf("Stats = %+v", s)
+	}
+}
+
+// quarantined parses the body of a quarantine message, which must be a
+// changeNotificationCollection.
+func quarantined(t testing.TB, data []byte) *receiver.Collection {
+	t.Helper()
+	c, err := receiver.Parse(data)
+	if err != nil {
+		t.Fatalf("quarantine body is not a changeNotificationCollection: %v: %.200s", err, data)
+	}
+	return c
+}
+
+// TestQuarantineIsOneReplayableMessagePerReason posts a batch holding good
+// and rejected items of two reasons and several tenants.
+func TestQuarantineIsOneReplayableMessagePerReason(t *testing.T) {
+	key := newKey(t)
+	e := newEnv(t, startNATS(t), key, natspub.Config{})
+	forged := func(id, tenantID string) item {
+		it := basicItem(id, "created", "users/u1/messages/"+id, "")
+		it["clientState"] = "guessed"
+		it["tenantId"] = tenantID
+		return it
+	}
+	malformed := item{"subscriptionId": subID, "tenantId": tenant, "clientState": secret}
+	tokens := []string{"eyJ0eXAiOiJKV1QifQ.e30.sig1"}
+	items := []item{forged("f1", tenant), malformed, basicItem("ok", "created", "users/u1/messages/ok", ""), forged("f2", "other-tenant"), forged("f3", tenant)}
+	batch := body(t, tokens, items...)
+	e.mustPost(t, batch)
+	e.mustPost(t, batch) // Graph's redelivery
+
+	wantCount(t, e.js, natspub.DefaultStream, 1)
+	q := bySubject(wantCount(t, e.js, natspub.DefaultQuarantineStream, 2))
+	sent, err := receiver.Parse(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("client_state, mixed tenants", func(t *testing.T) {
+		m := one(t, q, "graph.rejected.client_state._")
+		wantHeaders(t, m.Header, map[string]string{"graphhook-reason": "client_state", "graphhook-items": "3"})
+		c := quarantined(t, m.Data)
+		want := []json.RawMessage{sent.Value[0].Raw, sent.Value[3].Raw, sent.Value[4].Raw}
+		if len(c.Value) != len(want) {
+			t.Fatalf("%d items, want %d: %s", len(c.Value), len(want), m.Data)
+		}
+		for i := range want {
+			if !bytes.Equal(c.Value[i].Raw, want[i]) {
+				t.Errorf("item %d = %s, want the raw %s", i, c.Value[i].Raw, want[i])
+			}
+		}
+		if len(c.ValidationTokens) != 1 || c.ValidationTokens[0] != tokens[0] {
+			t.Errorf("validationTokens = %q", c.ValidationTokens)
+		}
+	})
+	t.Run("malformed, one tenant", func(t *testing.T) {
+		m := one(t, q, "graph.rejected.malformed."+tenant)
+		wantHeaders(t, m.Header, map[string]string{"graphhook-reason": "malformed", "graphhook-items": "1"})
+		if c := quarantined(t, m.Data); len(c.Value) != 1 || !bytes.Equal(c.Value[0].Raw, sent.Value[1].Raw) {
+			t.Errorf("body = %s", m.Data)
+		}
+	})
+	if s := e.pub.Stats(); s.Quarantined != 8 || s.Published != 2 || s.Duplicates != 1 {
+		t.Errorf("Stats = %+v, want 8 quarantined (twice 4), 2 published, 1 duplicate", s)
+	}
+}
+
+// TestQuarantineIsBoundedByTheRequest: a body of many tiny forged items and
+// a large validation token must not become one message per item, each
+// carrying the token.
+func TestQuarantineIsBoundedByTheRequest(t *testing.T) {
+	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	const n = 2000
+	items := make([]item, n)
+	for i := range items {
+		items[i] = item{"subscriptionId": "s", "changeType": "created", "clientState": "x", "resource": strconv.Itoa(i), "tenantId": "t" + strconv.Itoa(i%3)}
+	}
+	// The token as sent, not HTML-escaped: re-encoding must not grow it.
+	b := body(t, nil, items...)
+	b = append(b[:len(b)-1], `,"validationTokens":["`+strings.Repeat("A<", 5_000)+`"]}`...)
+	e.mustPost(t, b)
+	msgs := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)
+	if got := len(msgs[0].Data); got > len(b)+64 {
+		t.Errorf("quarantine body is %d bytes for a %d byte request", got, len(b))
+	}
+	if c := quarantined(t, msgs[0].Data); len(c.Value) != n {
+		t.Errorf("quarantine holds %d items, want %d", len(c.Value), n)
+	}
+	if msgs[0].Subject != "graph.rejected.client_state._" {
+		t.Errorf("subject %q", msgs[0].Subject)
+	}
+}
+
+// TestManyValidationTokensDoNotBlockTheBatch: tokens in headers would pass
+// the server's 64 KiB header limit, and the batch could never be stored.
+func TestManyValidationTokensDoNotBlockTheBatch(t *testing.T) {
+	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	tokens := make([]string, 40)
+	for i := range tokens {
+		tokens[i] = "eyJ0eXAiOiJKV1QifQ." + strings.Repeat("e", 2000) + "." + strconv.Itoa(i)
+	}
+	forged := basicItem("f1", "created", "users/u1/messages/f1", "")
+	forged["clientState"] = "guessed"
+	e.mustPost(t, body(t, tokens, basicItem("ok", "created", "users/u1/messages/ok", ""), forged))
+	wantCount(t, e.js, natspub.DefaultStream, 1)
+	m := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)[0]
+	if c := quarantined(t, m.Data); len(c.ValidationTokens) != len(tokens) {
+		t.Errorf("quarantine body holds %d tokens, want %d", len(c.ValidationTokens), len(tokens))
+	}
+}
+
+func TestQuarantineErrorHeaderIsBounded(t *testing.T) {
+	nc := startNATS(t)
+	pub := newPublisher(t, nc, natspub.Config{})
+	n := &receiver.Notification{SubscriptionID: "s", ChangeType: "created", Raw: []byte(`{"subscriptionId":"s"}`)}
+	cause := errors.New(strings.Repeat("\r\nforged: x", 100))
+	msgs, err := pub.Messages(&receiver.Batch{Rejected: []*receiver.Rejected{
+		{Notification: n, Reason: receiver.ReasonMalformed, Err: cause},
+		{Notification: n, Reason: receiver.ReasonMalformed, Err: errors.New("second")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages, want 1", len(msgs))
+	}
+	got := msgs[0].Header.Get("graphhook-error")
+	if len(got) > natspub.MaxErrorHeaderLen || !strings.HasPrefix(got, "%0D%0Aforged") || strings.ContainsAny(got, "\r\n") {
+		t.Errorf("graphhook-error = %q (%d bytes)", got, len(got))
 	}
 }
 
@@ -306,13 +445,101 @@ func TestQuarantineNeverCarriesDecryptedContent(t *testing.T) {
 	}
 	js, _ := jetstream.New(nc)
 	m := wantCount(t, js, natspub.DefaultQuarantineStream, 1)[0]
-	if !bytes.Equal(m.Data, raw) {
-		t.Errorf("body = %s, want the raw bytes", m.Data)
+	if want := `{"value":[` + string(raw) + `]}`; string(m.Data) != want {
+		t.Errorf("body = %s, want %s", m.Data, want)
 	}
 	if bytes.Contains(m.Data, []byte("top secret")) || strings.Contains(mustJSON(t, m.Header), "top secret") {
 		t.Error("quarantine message carries decrypted content")
 	}
 	wantCount(t, js, natspub.DefaultStream, 0)
+}
+
+// TestItemsWithoutIDThatDifferAnywhereAreTwoEvents: without Graph's id,
+// items that differ only in a resourceData property or an unknown field
+// are two notifications, not a redelivery.
+func TestItemsWithoutIDThatDifferAnywhereAreTwoEvents(t *testing.T) {
+	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	user := func(seq int, name string) item {
+		return item{
+			"subscriptionId": subID, "clientState": secret, "tenantId": tenant,
+			"changeType": "updated", "resource": "Users/u1", "sequenceNumber": seq,
+			"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.User", "id": "u1", "displayName": name},
+		}
+	}
+	b := body(t, nil, user(1, "Ada"), user(2, "Ada"), user(2, "Ada L."))
+	e.mustPost(t, b)
+	e.mustPost(t, b) // Graph's redelivery
+	ids := map[string]bool{}
+	for _, m := range wantCount(t, e.js, natspub.DefaultStream, 3) {
+		ids[m.Header.Get("ce-id")] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("%d distinct event ids, want 3", len(ids))
+	}
+}
+
+// TestDeliverStopsPublishingWhenItsContextEnds cancels Deliver's context as soon
+// as the first message of a large batch reaches the server: Deliver must
+// stop publishing then, not push the rest of the batch first.
+func TestDeliverStopsPublishingWhenItsContextEnds(t *testing.T) {
+	nc := startNATS(t)
+	p := newPublisher(t, nc, natspub.Config{PublishTimeout: time.Minute})
+	const n = 40_000
+	b := &receiver.Batch{ReceivedAt: time.Now(), Notifications: make([]*receiver.Notification, n)}
+	for i := range b.Notifications {
+		b.Notifications[i] = &receiver.Notification{ID: strconv.Itoa(i), SubscriptionID: subID, TenantID: tenant, ChangeType: "created", Resource: "r"}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watcher := natstest.Connect(t, nc.ConnectedUrl())
+	var seen atomic.Int64
+	if _, err := watcher.Subscribe("graph.notifications.>", func(*nats.Msg) {
+		if seen.Add(1) == 1 {
+			cancel()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Deliver(ctx, b)
+	if !errors.Is(err, natspub.ErrNotAcknowledged) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Deliver = %v, want ErrNotAcknowledged and context.Canceled", err)
+	}
+	// Everything Deliver published reaches the watcher; wait until that
+	// count stops growing.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var last int64 = -1
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		got := seen.Load()
+		if got != last {
+			last = got
+			return fmt.Errorf("watcher still receiving (%d)", got)
+		}
+		return nil
+	})
+	if last >= n {
+		t.Errorf("Deliver published all %d messages after its context was cancelled", last)
+	}
+	t.Logf("published %d of %d: %v", last, n, err)
+}
+
+func TestDeliverHonoursCallerDeadline(t *testing.T) {
+	nc := startNATS(t)
+	p := newPublisher(t, nc, natspub.Config{PublishTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	<-ctx.Done()
+	err := p.Deliver(ctx, newBatch("deadline", 0))
+	if !errors.Is(err, natspub.ErrNotAcknowledged) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Deliver = %v, want ErrNotAcknowledged and context.DeadlineExceeded", err)
+	}
 }
 
 func TestNewValidatesConfig(t *testing.T) {

@@ -37,30 +37,32 @@ func Subject(prefix string, n *receiver.Notification) string {
 	return prefix + ".notifications." + Token(n.TenantID) + "." + Token(n.SubscriptionID) + "." + Token(n.ChangeType)
 }
 
-// RejectedSubject returns the quarantine subject of a rejected item:
+// RejectedSubject returns the subject of a quarantine message:
 //
 //	<prefix>.rejected.<reason>.<tenantId>
 //
-// The tenant is taken from the parsed item and is empty (so "_") when the
-// item could not be parsed at all.
-func RejectedSubject(prefix string, r *receiver.Rejected) string {
+// Deliver publishes one quarantine message per reason present in a batch,
+// holding every item rejected for that reason. tenantID is the tenantId the
+// items share; pass "" when they do not all share one, or have none, and
+// the token is [EmptyToken] ("_"). Both parts go through [Token]. An empty
+// prefix means [DefaultSubjectPrefix].
+func RejectedSubject(prefix string, reason receiver.Reason, tenantID string) string {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}
-	tenant := ""
-	if r.Notification != nil {
-		tenant = r.Notification.TenantID
-	}
-	return prefix + ".rejected." + Token(string(r.Reason)) + "." + Token(tenant)
+	return prefix + ".rejected." + Token(string(reason)) + "." + Token(tenantID)
 }
 
 // Token makes s safe as one subject token, so that nothing Graph (or a
 // forger) sends can add tokens or wildcards to a subject. Bytes outside
-// printable ASCII, and '.', '*', '>' and '%' are written as %XX (upper-case
-// hex), so the mapping is one-to-one and a consumer can compute the token
-// for a filter. An empty s becomes [EmptyToken] (a literal "_" stays "_",
-// so the two read alike). A result longer than
-// [MaxTokenLen] is cut and ends in "~" and 16 hex digits of the SHA-256 of s.
+// printable ASCII, and '.', '*', '>', '%' and '~' are written as %XX
+// (upper-case hex), and a consumer can compute the token for a filter. An
+// empty s becomes [EmptyToken] (a literal "_" stays "_", so the two read
+// alike). A result longer than [MaxTokenLen] is cut and ends in "~" and 16
+// hex digits of the SHA-256 of s. Since '~' is escaped everywhere else, a
+// shortened token never equals an unshortened one, and two long inputs
+// share a token only if those 64 bits of their hashes collide: apart from
+// that and "_", the mapping is one-to-one.
 //
 // Graph's GUIDs and enum values pass unchanged.
 func Token(s string) string {
@@ -105,5 +107,5 @@ func Token(s string) string {
 const upperHex = "0123456789ABCDEF"
 
 func needsEscape(c byte) bool {
-	return c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' || c == '%'
+	return c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' || c == '%' || c == '~'
 }

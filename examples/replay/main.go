@@ -3,29 +3,33 @@
 // clientState added, a missing decryption key installed, the app id for
 // token validation corrected).
 //
-// graphhook publishes every rejected item, byte for byte as Graph sent it,
-// to the quarantine stream (GRAPH_REJECTED) on
+// For every request, graphhook publishes the items it rejected to the
+// quarantine stream (GRAPH_REJECTED), one message per reason, on
 //
 //	graph.rejected.<reason>.<tenantId>
 //
-// with the reason, the error and the batch's validationTokens in headers.
-// replay reads the items of one reason (or all), rebuilds
-// changeNotificationCollection bodies
+// where tenantId is "_" when the items do not share one. Each message body
+// is a changeNotificationCollection, the items byte for byte as Graph sent
+// them with the request's validationTokens:
 //
 //	{"value":[<raw item>, ...], "validationTokens":[...]}
 //
-// grouping items that arrived with the same validationTokens, and POSTs
-// them to the receiver's notification URL, as Graph would:
+// replay reads the messages of one reason (or all) and POSTs each body to
+// the receiver's notification URL, as Graph would:
 //
 //	replay --url https://hooks.example.com/graph/notify --reason decrypt
 //	replay --url http://127.0.0.1:8080/notify --reason client_state --tenant 84bd8158-6d4d-4958-8b9f-9d6445542f95
 //
 // Reasons are malformed, client_state, token_invalid, token_missing and
-// decrypt. The receiver checks every item again: items it now accepts are
+// decrypt. --tenant reads the messages of that tenant and those on "_",
+// and from the latter POSTs only the items whose tenantId matches.
+//
+// The receiver checks every item again: items it now accepts are
 // published as events (exactly once, thanks to the stream's
-// deduplication); items it still rejects stay quarantined (the copy is
-// deduplicated against the original). replay never deletes from the
-// quarantine stream; items age out after its max age (24 h by default).
+// deduplication); items it still rejects stay quarantined (a body POSTed
+// unchanged and rejected again is deduplicated against the original).
+// replay never deletes from the quarantine stream; messages age out after
+// its max age (24 h by default).
 //
 // Note that Graph's validationTokens expire about an hour after they were
 // issued: rich items quarantined longer ago are rejected again as
@@ -43,11 +47,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -70,27 +75,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	reason := fs.String("reason", "", "replay only items rejected for this reason (default: all)")
 	tenant := fs.String("tenant", "", "replay only items of this tenant id (default: all)")
 	target := fs.String("url", "", "the receiver's notification URL to POST to (required)")
-	batchSize := fs.Int("batch", 100, "most items per POST")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *target == "" {
 		return errors.New("--url is required")
 	}
-	if *batchSize < 1 {
-		return errors.New("--batch must be at least 1")
-	}
-	filter := *prefix + ".rejected."
-	if *reason != "" {
-		filter += natspub.Token(*reason) + "."
-	} else {
-		filter += "*."
-	}
-	if *tenant != "" {
-		filter += natspub.Token(*tenant)
-	} else {
-		filter += ">"
-	}
+	filters := subjectFilters(*prefix, *reason, *tenant)
 
 	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{*natsURL}, CredsFile: *creds, Name: "graphhook-replay"})
 	if err != nil {
@@ -103,7 +94,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// An ephemeral consumer: reading leaves the quarantine as it is.
 	cons, err := js.CreateConsumer(ctx, *stream, jetstream.ConsumerConfig{
-		FilterSubject:     filter,
+		FilterSubjects:    filters,
 		AckPolicy:         jetstream.AckNonePolicy,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: time.Minute,
@@ -115,63 +106,121 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	pending := int(cons.CachedInfo().NumPending)
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	var items []json.RawMessage
-	var tokens []string
 	posts, sent := 0, 0
-	flush := func() error {
-		if len(items) == 0 {
-			return nil
-		}
-		coll := map[string]any{"value": items}
-		if len(tokens) > 0 {
-			coll["validationTokens"] = tokens
-		}
-		if err := post(ctx, client, *target, coll); err != nil {
-			return fmt.Errorf("after %d items: %w", sent, err)
-		}
-		posts++
-		sent += len(items)
-		items = items[:0]
-		return nil
-	}
 	for read := 0; read < pending; {
-		batch, err := cons.Fetch(min(*batchSize, pending-read), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(min(16, pending-read), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return err
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			t := m.Headers().Values(natspub.HeaderValidationToken)
-			if len(items) == *batchSize || len(items) > 0 && !slices.Equal(t, tokens) {
-				if err := flush(); err != nil {
-					return err
-				}
+			body, n, err := replayBody(m, *tenant)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", m.Subject(), err)
 			}
-			tokens = t
-			items = append(items, json.RawMessage(m.Data()))
+			if n == 0 {
+				continue
+			}
+			if err := post(ctx, client, *target, body); err != nil {
+				return fmt.Errorf("after %d items: %w", sent, err)
+			}
+			posts++
+			sent += n
 		}
 		if err := batch.Error(); err != nil {
 			return err
 		}
 		if got == 0 {
-			return fmt.Errorf("quarantine stream ended after %d of %d items", read, pending)
+			return fmt.Errorf("quarantine stream ended after %d of %d messages", read, pending)
 		}
 		read += got
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "replayed %d items from %s (%s) in %d requests\n", sent, *stream, filter, posts)
+	fmt.Fprintf(stdout, "replayed %d items from %s (%s) in %d requests\n", sent, *stream, strings.Join(filters, ", "), posts)
 	return nil
 }
 
-// post sends one changeNotificationCollection and requires a 2xx answer.
-func post(ctx context.Context, client *http.Client, url string, coll any) error {
-	body, err := json.Marshal(coll)
-	if err != nil {
-		return err
+// subjectFilters returns the quarantine subjects to read. A tenant's items
+// are on its own subject and, mixed with other tenants', on "_".
+func subjectFilters(prefix, reason, tenant string) []string {
+	base := prefix + ".rejected."
+	if reason != "" {
+		base += natspub.Token(reason) + "."
+	} else {
+		base += "*."
 	}
+	if tenant == "" {
+		return []string{base + "*"}
+	}
+	filters := []string{base + natspub.Token(tenant)}
+	if natspub.Token(tenant) != natspub.EmptyToken {
+		filters = append(filters, base+natspub.EmptyToken)
+	}
+	return filters
+}
+
+// replayBody returns the body to POST for the quarantine message m and its
+// number of items. With tenant set, the items of a message on "_" are
+// narrowed to that tenant's; a body with no item left has n == 0. A body
+// POSTed unchanged is deduplicated by the quarantine stream if it is
+// rejected again.
+func replayBody(m jetstream.Msg, tenant string) (body []byte, n int, err error) {
+	data := m.Data()
+	if m.Headers().Get(natspub.HeaderItems) == "" {
+		// Written before quarantine messages held collections: one raw
+		// item, the batch's tokens in headers.
+		data = collection([]json.RawMessage{m.Data()}, m.Headers().Values(legacyTokenHeader))
+	}
+	c, err := receiver.Parse(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("not a changeNotificationCollection: %w", err)
+	}
+	tok := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
+	if tenant == "" || tok != natspub.EmptyToken || natspub.Token(tenant) == natspub.EmptyToken {
+		return data, len(c.Value), nil
+	}
+	var items []json.RawMessage
+	for _, it := range c.Value {
+		if it.TenantID == tenant {
+			items = append(items, it.Raw)
+		}
+	}
+	if len(items) == len(c.Value) {
+		return data, len(items), nil
+	}
+	if len(items) == 0 {
+		return nil, 0, nil
+	}
+	return collection(items, c.ValidationTokens), len(items), nil
+}
+
+// legacyTokenHeader carried the validationTokens of a quarantined item
+// before quarantine messages held whole collections.
+const legacyTokenHeader = "graphhook-validation-token"
+
+// collection returns {"value":[items...],"validationTokens":[tokens...]},
+// each item's bytes unchanged, tokens only if there are any.
+func collection(items []json.RawMessage, tokens []string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"value":[`)
+	for i, it := range items {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(it)
+	}
+	b.WriteByte(']')
+	if len(tokens) > 0 {
+		tb, _ := json.Marshal(tokens) // strings always marshal
+		b.WriteString(`,"validationTokens":`)
+		b.Write(tb)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// post sends one changeNotificationCollection and requires a 2xx answer.
+func post(ctx context.Context, client *http.Client, url string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err

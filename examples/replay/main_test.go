@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,10 +16,14 @@ import (
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-const tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+const (
+	tenant      = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	otherTenant = "0b1e5d8a-2f4c-4c59-9a43-6f3d1c2e7b90"
+)
 
 func TestReplayAfterConfigurationFix(t *testing.T) {
 	ns, nc := natstest.Start(t)
@@ -62,6 +68,11 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 	basic := map[string]any{"id": "b1", "subscriptionId": "sub-b", "changeType": "updated", "clientState": "s2", "tenantId": tenant, "resource": "users/u1"}
 	postTo(t, before.URL, map[string]any{"value": []any{rich("sub-r1", `{"text":"one"}`), basic}, "validationTokens": []string{"tokA"}})
 	postTo(t, before.URL, map[string]any{"value": []any{rich("sub-r2", `{"text":"two"}`)}, "validationTokens": []string{"tokB"}})
+	// Two tenants' items rejected together: one message on tenant "_".
+	basicOf := func(id, tenantID string) map[string]any {
+		return map[string]any{"id": id, "subscriptionId": "sub-b", "changeType": "updated", "clientState": "s2", "tenantId": tenantID, "resource": "users/" + id}
+	}
+	postTo(t, before.URL, map[string]any{"value": []any{basicOf("b2", tenant), basicOf("b3", otherTenant)}})
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -78,8 +89,8 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 		}
 		return int(info.State.Msgs)
 	}
-	if q, g := count(natspub.DefaultQuarantineStream), count(natspub.DefaultStream); q != 3 || g != 0 {
-		t.Fatalf("before replay: quarantine %d, events %d; want 3, 0", q, g)
+	if q, g := count(natspub.DefaultQuarantineStream), count(natspub.DefaultStream); q != 4 || g != 0 {
+		t.Fatalf("before replay: quarantine %d, events %d; want 4, 0", q, g)
 	}
 
 	replay := func(t *testing.T, url string, args ...string) (string, error) {
@@ -123,20 +134,76 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 		}
 	})
 	t.Run("client_state by tenant", func(t *testing.T) {
+		// b1 from its tenant's message, b2 out of the mixed one; not b3.
 		out, err := replay(t, after.URL, "--reason", "client_state", "--tenant", tenant)
-		if err != nil || !strings.Contains(out, "replayed 1 items") {
+		if err != nil || !strings.Contains(out, "replayed 2 items") || !strings.Contains(out, "in 2 requests") {
 			t.Fatalf("replay = %q, %v", out, err)
 		}
-		if g := count(natspub.DefaultStream); g != 3 {
-			t.Errorf("events = %d, want 3", g)
+		if g := count(natspub.DefaultStream); g != 4 {
+			t.Errorf("events = %d, want 4", g)
+		}
+		s, _ := js.Stream(t.Context(), natspub.DefaultStream)
+		if _, err := s.GetLastMsgForSubject(t.Context(), "graph.notifications."+otherTenant+".>"); err == nil {
+			t.Error("an item of another tenant was replayed")
 		}
 	})
 	t.Run("still rejected stays quarantined once", func(t *testing.T) {
 		if _, err := replay(t, before.URL); err != nil {
 			t.Fatal(err)
 		}
-		if q := count(natspub.DefaultQuarantineStream); q != 3 {
-			t.Errorf("quarantine = %d, want 3", q)
+		if q := count(natspub.DefaultQuarantineStream); q != 4 {
+			t.Errorf("quarantine = %d, want 4", q)
+		}
+	})
+	t.Run("bodies are posted as quarantined", func(t *testing.T) {
+		var mu sync.Mutex
+		var got [][]byte
+		rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, b)
+			mu.Unlock()
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		defer rec.Close()
+		if _, err := replay(t, rec.URL, "--reason", "decrypt"); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := js.Stream(t.Context(), natspub.DefaultQuarantineStream)
+		m, err := s.GetLastMsgForSubject(t.Context(), "graph.rejected.decrypt."+tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 2 || !bytes.Equal(got[1], m.Data) {
+			t.Errorf("posted %q, want the last one to be %s", got, m.Data)
+		}
+	})
+	t.Run("messages written before collections", func(t *testing.T) {
+		old := nats.NewMsg("graph.rejected.token_missing." + tenant)
+		old.Data, _ = json.Marshal(basicOf("b4", tenant))
+		old.Header.Set("graphhook-reason", "token_missing")
+		old.Header.Add("graphhook-validation-token", "tokC")
+		if _, err := js.PublishMsg(t.Context(), old); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var body []byte
+		rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			body, _ = io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		defer rec.Close()
+		if _, err := replay(t, rec.URL, "--reason", "token_missing"); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if want := `{"value":[` + string(old.Data) + `],"validationTokens":["tokC"]}`; string(body) != want {
+			t.Errorf("posted %s, want %s", body, want)
 		}
 	})
 	t.Run("receiver unavailable", func(t *testing.T) {
