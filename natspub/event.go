@@ -187,21 +187,21 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	h := m.Header
 	h.Set(HeaderSpecVersion, "1.0")
 	h.Set(HeaderID, id)
-	h.Set(HeaderType, headerValue(EventType(n)))
+	h.Set(HeaderType, itemHeader(EventType(n)))
 	h.Set(HeaderSource, headerValue(source))
 	subject := n.Resource
 	if n.IsLifecycle() || subject == "" {
 		subject = n.SubscriptionID
 	}
 	if subject != "" {
-		h.Set(HeaderSubject, headerValue(subject))
+		h.Set(HeaderSubject, itemHeader(subject))
 	}
 	if !receivedAt.IsZero() {
 		h.Set(HeaderTime, receivedAt.UTC().Format(time.RFC3339Nano))
 	}
 	h.Set(HeaderContentType, "application/json")
-	h.Set(HeaderSubscriptionID, headerValue(n.SubscriptionID))
-	h.Set(HeaderTenantID, headerValue(n.TenantID))
+	h.Set(HeaderSubscriptionID, itemHeader(n.SubscriptionID))
+	h.Set(HeaderTenantID, itemHeader(n.TenantID))
 	h.Set(nats.MsgIdHdr, id)
 	return m, nil
 }
@@ -361,6 +361,14 @@ func rawItem(n *receiver.Notification) ([]byte, error) {
 
 // truncate cuts s to at most n bytes, not in the middle of a UTF-8
 // sequence or of a %XX escape, marking the cut with "...".
+// MaxItemHeaderLen bounds a header value taken from a notification
+// (ce-type, ce-subject, the subscription and tenant ids), so that an
+// unusually long resource cannot push an event past the server's 64 KiB
+// header limit and block its batch. The body carries the full values.
+const MaxItemHeaderLen = 1024
+
+func itemHeader(s string) string { return truncate(headerValue(s), MaxItemHeaderLen) }
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -448,3 +448,30 @@ func FuzzQuarantine(f *testing.F) {
 		}
 	})
 }
+
+func TestLongResourceDoesNotOverflowHeaders(t *testing.T) {
+	n := &receiver.Notification{
+		SubscriptionID: "s", TenantID: "t", ChangeType: "updated",
+		Resource: strings.Repeat("users/u/messages/", 8<<10),
+	}
+	m, err := natspub.Encode(n, "/graphhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			total += len(k) + len(v)
+		}
+	}
+	if got := len(m.Header.Get(natspub.HeaderSubject)); got > natspub.MaxItemHeaderLen {
+		t.Errorf("ce-subject is %d bytes, want at most %d", got, natspub.MaxItemHeaderLen)
+	}
+	if total > 8<<10 {
+		t.Errorf("headers total %d bytes for a %d-byte resource", total, len(n.Resource))
+	}
+	var body struct{ Resource string }
+	if err := json.Unmarshal(m.Data, &body); err != nil || body.Resource != n.Resource {
+		t.Errorf("the body lost the full resource")
+	}
+}
