@@ -25,8 +25,8 @@ type ServerConfig struct {
 	// StoreDir is the JetStream data directory. Required. Streams survive
 	// a restart on the same directory.
 	StoreDir string
-	// Host is the address to listen on. Default "127.0.0.1": the server
-	// has no authentication, so keep it off the network.
+	// Host is the address to listen on. Default "127.0.0.1". Client
+	// traffic is not encrypted: keep it off untrusted networks.
 	Host string
 	// Port is the client port. Default 4222; -1 picks a free port (read
 	// it back with ClientURL).
@@ -36,6 +36,11 @@ type ServerConfig struct {
 	// notification's decrypted resource always fits. (A stock nats-server
 	// allows 1 MiB.)
 	MaxPayload int32
+	// Token, when set, is the token every client must present
+	// (nats://TOKEN@host:port, or nats.Token). Without it any process that
+	// reaches the port can read the streams (decrypted content, the
+	// quarantine) and publish into them.
+	Token string
 	// Logger receives the server's notices (Info), warnings and errors.
 	// Debug and trace output, which could show message contents, are
 	// never enabled. Nil discards.
@@ -71,14 +76,15 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		ln.Close()
 	}
 	opts := &server.Options{
-		ServerName: "graphhook",
-		Host:       cfg.Host,
-		Port:       cfg.Port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		MaxPayload: cfg.MaxPayload,
-		NoSigs:     true,
-		NoLog:      cfg.Logger == nil,
+		ServerName:    "graphhook",
+		Host:          cfg.Host,
+		Port:          cfg.Port,
+		JetStream:     true,
+		StoreDir:      cfg.StoreDir,
+		MaxPayload:    cfg.MaxPayload,
+		Authorization: cfg.Token,
+		NoSigs:        true,
+		NoLog:         cfg.Logger == nil,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -186,3 +186,20 @@ func TestNewWarnsWhenServerPayloadIsBelowBodyLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestStartServerRequiresTheToken(t *testing.T) {
+	srv, err := natspub.StartServer(natspub.ServerConfig{StoreDir: t.TempDir(), Port: -1, Token: "s3cret-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without the token connected")
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.Token("s3cret-token-0123456789"))
+	if err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	nc.Close()
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,7 +66,16 @@ type process struct {
 	waitErr        error
 }
 
+// startBinary starts the receiver binary and waits for its banner.
 func startBinary(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := spawnBinary(t, args...)
+	p.endpoints = waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.waitErr })
+	return p
+}
+
+// spawnBinary starts the receiver binary; it is killed when the test ends.
+func spawnBinary(t *testing.T, args ...string) *process {
 	t.Helper()
 	bin := buildBinary(t)
 	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -87,7 +97,6 @@ func startBinary(t *testing.T, args ...string) *process {
 			<-p.done
 		}
 	})
-	p.endpoints = waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.waitErr })
 	return p
 }
 
@@ -148,7 +157,7 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 	}
 
 	// A batch of three, plus a forged item that must not reach the stream.
-	nc, err := nats.Connect(p.nats)
+	nc, err := nats.Connect(embeddedURL(t, p.nats, dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,14 +365,82 @@ func TestBinaryBadConfigExitsNonZeroWithOneLine(t *testing.T) {
 	}
 }
 
-// TestBinaryVersion checks -ldflags reach --version.
+// TestBinaryVersion checks -ldflags reach --version, and that --version
+// shows the commit exactly when the build recorded one: a go build in a
+// git checkout does (forced here with -buildvcs=true, since GOFLAGS may
+// turn it off), a build with -buildvcs=false does not.
 func TestBinaryVersion(t *testing.T) {
-	bin := buildBinary(t)
-	out, err := exec.CommandContext(t.Context(), bin, "--version").Output()
-	if err != nil {
+	vcsBin := filepath.Join(binDir, "receiver-vcs")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-buildvcs=true", "-ldflags", "-X main.version=v0.0.0-test", "-o", vcsBin, ".").CombinedOutput(); err != nil {
+		vcsBin = "" // not a git checkout, or no git: only the plain build is checked
+		t.Logf("no VCS build: %v\n%s", err, out)
+	}
+	for _, bin := range []string{buildBinary(t), vcsBin} {
+		if bin == "" {
+			continue
+		}
+		out, err := exec.CommandContext(t.Context(), bin, "--version").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(out), "graphhook receiver v0.0.0-test") {
+			t.Errorf("--version: %q", out)
+		}
+		info, err := buildinfo.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev := ""
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+		switch {
+		case bin == vcsBin && rev == "":
+			t.Errorf("go build -buildvcs=true recorded no vcs.revision")
+		case rev != "" && !strings.Contains(string(out), " commit "+rev[:12]):
+			t.Errorf("--version %q lacks the build's commit %.12s", out, rev)
+		case rev == "" && strings.Contains(string(out), "commit"):
+			t.Errorf("--version %q shows a commit the build did not record", out)
+		}
+	}
+}
+
+// TestBinarySIGHUPWhileStartingIsKept sends SIGHUP while the receiver
+// waits for its (external) NATS server, as a certificate deploy hook or
+// systemctl reload may: the receiver must not die of it, and handles it
+// once it serves.
+func TestBinarySIGHUPWhileStartingIsKept(t *testing.T) {
+	storeDir := t.TempDir()
+	probe := natstest.RunServer(t, storeDir, -1)
+	port := natstest.Port(t, probe)
+	url := probe.ClientURL()
+	probe.Shutdown()
+	probe.WaitForShutdown()
+
+	p := spawnBinary(t, "--listen", "127.0.0.1:0", "--nats-url", url, "--data-dir", t.TempDir(), "--client-state", "a-long-enough-client-state-value")
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(p.stderr.String(), "waiting for NATS") {
+			return errors.New("not waiting for NATS yet")
+		}
+		return nil
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(string(out), "graphhook receiver v0.0.0-test") {
-		t.Errorf("--version: %q", out)
+	natstest.RunServer(t, storeDir, port)
+	waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.waitErr })
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(p.stderr.String(), "SIGHUP: nothing to reload") {
+			return errors.New("the early SIGHUP was not handled after start")
+		}
+		return nil
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
 	}
 }

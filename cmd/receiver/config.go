@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,7 @@ type config struct {
 
 	NATSURLs           []string
 	EmbeddedNATSListen string
+	EmbeddedNATSToken  string // --embedded-nats-token-file
 	DataDir            string
 	Stream             string
 	QuarantineStream   string
@@ -100,6 +102,7 @@ type setting struct {
 	name    string // flag name and YAML key; the env name is derived
 	kind    kind
 	def     string // default, as it would be written on the command line
+	shown   string // the default as documented, when it is derived (def is then empty)
 	usage   string // one sentence for --help and the README
 	example string // a valid value, shown in error messages
 	secret  bool   // the value is never shown
@@ -139,7 +142,7 @@ func settings(c *config) []*setting {
 		{name: "trusted-proxy", kind: kindList, list: &c.TrustedProxies, split: true, example: "10.0.0.0/8",
 			usage: "CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"},
 		{name: "max-body-bytes", kind: kindBytes, i64: &c.MaxBodyBytes, def: "4MiB", example: "8MiB",
-			usage: "largest notification body accepted (413 above); accepts B, KiB, MiB suffixes"},
+			usage: "largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"},
 		{name: "batch-timeout", kind: kindDuration, dur: &c.BatchTimeout, def: "2.5s", example: "2s",
 			usage: "time budget for verifying and publishing one batch, within Graph's 3 s limit"},
 		{name: "shutdown-timeout", kind: kindDuration, dur: &c.ShutdownTimeout, def: "10s", example: "30s",
@@ -174,8 +177,10 @@ func settings(c *config) []*setting {
 			usage: "NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"},
 		{name: "embedded-nats-listen", str: &c.EmbeddedNATSListen, def: "127.0.0.1:4222", example: "0.0.0.0:4222",
 			usage: "where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"},
+		{name: "embedded-nats-token-file", str: &c.EmbeddedNATSToken, shown: "<data-dir>/nats-token", example: "/run/secrets/nats-token",
+			usage: "file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"},
 		{name: "data-dir", str: &c.DataDir, def: "./data", example: "/var/lib/graphhook",
-			usage: "directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state file"},
+			usage: "directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"},
 		{name: "stream", str: &c.Stream, def: "GRAPH", example: "GRAPH",
 			usage: "JetStream stream for notifications (created if missing)"},
 		{name: "quarantine-stream", str: &c.QuarantineStream, def: "GRAPH_REJECTED", example: "GRAPH_REJECTED",
@@ -290,6 +295,18 @@ func parseBytes(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// formatBytes writes n the way parseBytes reads it: in MiB or KiB when it
+// is a whole number of them, else in bytes.
+func formatBytes(n int64) string {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n > 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 // flagValue collects the raw values given for one flag.
 type flagValue struct {
 	isBool bool
@@ -307,10 +324,13 @@ func (f *flagValue) IsBoolFlag() bool { return f.isBool }
 var errUsage = errors.New("usage error")
 
 // loadConfig merges defaults, the config file, the environment and args
-// (in increasing precedence). It returns flag.ErrHelp for -h, an error
-// wrapping errUsage for a malformed command line, and a *configError for
-// values that cannot be parsed. Semantic checks are done by validate.
-func loadConfig(args []string, getenv func(string) string) (*config, error) {
+// (in increasing precedence). An environment variable that is set counts
+// even when empty, as the flag with that value would, except that an
+// empty list variable clears the list: GRAPHHOOK_OPS_LISTEN= overrides a
+// file's ops-listen. It returns flag.ErrHelp for -h, an error wrapping
+// errUsage for a malformed command line, and a *configError for values
+// that cannot be parsed. Semantic checks are done by validate.
+func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
 	c := &config{origin: map[string]string{}}
 	set := settings(c)
 
@@ -347,7 +367,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if v := raw["config"].vals; len(v) > 0 {
 		cfgFile = v[len(v)-1]
 	} else {
-		cfgFile = getenv(envPrefix + "CONFIG")
+		cfgFile, _ = lookupEnv(envPrefix + "CONFIG")
 	}
 	var fileVals map[string]fileValue
 	if cfgFile != "" {
@@ -363,11 +383,18 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 			vals   []string
 			origin string
 		)
+		env, inEnv := "", false
+		if !s.noEnv {
+			env, inEnv = lookupEnv(s.envName())
+		}
 		switch {
 		case len(raw[s.name].vals) > 0:
 			vals, origin = raw[s.name].vals, "--"+s.name
-		case !s.noEnv && getenv(s.envName()) != "":
-			vals, origin = []string{getenv(s.envName())}, s.envName()
+		case inEnv:
+			vals, origin = []string{env}, s.envName()
+			if env == "" && s.kind == kindList {
+				vals = nil // clears the list
+			}
 		case !s.noFile && fileVals[s.name].vals != nil:
 			fv := fileVals[s.name]
 			vals, origin = fv.vals, fmt.Sprintf("%s line %d: %s", cfgFile, fv.line, s.name)
@@ -428,7 +455,7 @@ func readConfigFile(path string, set []*setting) (map[string]fileValue, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("config file %s is not valid YAML: %s (example of a valid file: \"listen: ':8443'\")", path, yamlErrorText(err))
+		return nil, yamlError(path, data, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return out, nil
@@ -498,9 +525,81 @@ func closestSetting(key string, set []*setting) *setting {
 	return nil
 }
 
-// yamlErrorText returns the YAML parser's message ("line 3: mapping values
-// are not allowed in this context"); parser messages do not quote the
-// file's content, which may hold secrets.
-func yamlErrorText(err error) string {
-	return strings.TrimPrefix(err.Error(), "yaml: ")
+// yamlProblems describes the YAML parser's errors by kind, in fixed words:
+// the parser's own text may quote the file's content (an alias's name,
+// for one), and the file may hold secrets. The first entry whose key the
+// parser's message contains applies.
+var yamlProblems = []struct {
+	key, desc string
+	noLine    bool // the message's position is not a line of the file
+}{
+	{key: "unknown anchor", desc: "a value starting with * is read as an alias of an anchor (&name) that is not defined; put such a value in quotes (example: key: '*.pem')"},
+	{key: "UTF-8", desc: "the file is not UTF-8 text", noLine: true},
+	{key: "UTF-16", desc: "the file is not UTF-8 text", noLine: true},
+	{key: "Unicode", desc: "the file is not UTF-8 text", noLine: true},
+	{key: "control characters", desc: "the file holds control characters; it must be UTF-8 text", noLine: true},
+	{key: "tab character", desc: "a line is indented with a tab; indent with spaces"},
+	{key: "cannot start any token", desc: "a value starts with a character YAML reserves (such as @ or `), or a line is indented with a tab; quote the value, indent with spaces"},
+	{key: "mapping values are not allowed", desc: "a value holds \": \" or is indented under another value; quote it"},
+	{key: "unexpected end of stream", desc: "a quoted value or a bracket is not closed"},
+	{key: "did not find expected", desc: "unbalanced quotes, brackets or indentation"},
+	{key: "escape", desc: "a double-quoted value holds an unknown \\ escape; use single quotes"},
+	{key: "tag", desc: "a value starting with ! is read as a YAML tag; put it in quotes"},
+}
+
+// yamlLineRe finds the line number in a YAML parser message.
+var yamlLineRe = regexp.MustCompile(`^yaml: line ([0-9]+): `)
+
+// yamlAliasRe finds the alias name in an "unknown anchor" message.
+var yamlAliasRe = regexp.MustCompile(`unknown anchor '(.*)' referenced`)
+
+// yamlError returns the error for a config file the YAML parser rejected:
+// the file, the line when known, and a fixed description of the kind of
+// problem, never the parser's text. It wraps [errConfigSyntax].
+func yamlError(path string, data []byte, err error) error {
+	msg := err.Error()
+	desc, noLine := "", true
+	for _, p := range yamlProblems {
+		if strings.Contains(msg, p.key) {
+			desc, noLine = p.desc, p.noLine
+			break
+		}
+	}
+	line := 0
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	} else if m := yamlAliasRe.FindStringSubmatch(msg); m != nil {
+		line = aliasLine(data, m[1])
+	} else if desc != "" && !noLine {
+		line = 1 // the parser leaves out the number of the first line
+	}
+	where := "config file " + path
+	if line > 0 && !noLine {
+		where += fmt.Sprintf(" line %d", line)
+	}
+	if desc == "" {
+		return fmt.Errorf("%s: %w (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
+	}
+	return fmt.Errorf("%s: %w: %s (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax, desc)
+}
+
+// aliasLine returns the number of the first line of data that uses the
+// alias *name, or 0.
+func aliasLine(data []byte, name string) int {
+	if name == "" {
+		return 0
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		for rest := line; ; {
+			j := strings.Index(rest, "*"+name)
+			if j < 0 {
+				break
+			}
+			rest = rest[j+1+len(name):]
+			if rest == "" || strings.ContainsRune(" \t\r,]}#", rune(rest[0])) {
+				return i + 1
+			}
+		}
+	}
+	return 0
 }

@@ -37,22 +37,27 @@ app-id:
   - 11111111-2222-3333-4444-555555555555
   - 22222222-2222-3333-4444-555555555555
 shutdown-timeout: 3s
+ops-listen: "127.0.0.1:9999"
+trusted-proxy: [10.0.0.0/8]
 `)
 	env := map[string]string{
-		"GRAPHHOOK_CONFIG":    file,
-		"GRAPHHOOK_LISTEN":    "127.0.0.1:1002",
-		"GRAPHHOOK_STREAM":    "FROMENV",
-		"GRAPHHOOK_TENANT":    "84bd8158-6d4d-4958-8b9f-9d6445542f95, 94bd8158-6d4d-4958-8b9f-9d6445542f95",
-		"GRAPHHOOK_LOG_LEVEL": "",
+		"GRAPHHOOK_CONFIG":        file,
+		"GRAPHHOOK_LISTEN":        "127.0.0.1:1002",
+		"GRAPHHOOK_STREAM":        "FROMENV",
+		"GRAPHHOOK_TENANT":        "84bd8158-6d4d-4958-8b9f-9d6445542f95, 94bd8158-6d4d-4958-8b9f-9d6445542f95",
+		"GRAPHHOOK_OPS_LISTEN":    "",
+		"GRAPHHOOK_TRUSTED_PROXY": "",
 	}
-	c, err := loadConfig([]string{"--listen", "127.0.0.1:1003"}, func(k string) string { return env[k] })
+	c, err := loadConfig([]string{"--listen", "127.0.0.1:1003"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ name, got, want string }{
 		{"listen: flag wins", c.Listen, "127.0.0.1:1003"},
 		{"stream: env beats file", c.Stream, "FROMENV"},
-		{"log-level: file beats default (empty env is unset)", c.LogLevel, "debug"},
+		{"log-level: file beats default", c.LogLevel, "debug"},
+		{"ops-listen: an empty env var is set, and beats the file", c.OpsListen, ""},
+		{"trusted-proxy: an empty env var clears the file's list", strings.Join(c.TrustedProxies, " "), ""},
 		{"data-dir: default", c.DataDir, "./data"},
 		{"shutdown-timeout: file", c.ShutdownTimeout.String(), "3s"},
 		{"app-id: YAML list", strings.Join(c.AppIDs, " "), "11111111-2222-3333-4444-555555555555 22222222-2222-3333-4444-555555555555"},
@@ -69,6 +74,9 @@ shutdown-timeout: 3s
 	if got := c.where("log-level"); got != file+" line 4: log-level" {
 		t.Errorf("origin of log-level: %q", got)
 	}
+	if got := c.where("ops-listen"); got != "GRAPHHOOK_OPS_LISTEN" {
+		t.Errorf("origin of ops-listen: %q, want GRAPHHOOK_OPS_LISTEN", got)
+	}
 }
 
 func TestRepeatableFlags(t *testing.T) {
@@ -77,7 +85,7 @@ func TestRepeatableFlags(t *testing.T) {
 		"--app-id", "11111111-2222-3333-4444-555555555555,22222222-2222-3333-4444-555555555555",
 		"--app-id", "33333333-2222-3333-4444-555555555555",
 		"--insecure-skip-token-validation",
-	}, func(string) string { return "" })
+	}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +119,7 @@ func TestEveryEnvNameIsDerivedFromTheFlag(t *testing.T) {
 		}
 	}
 	// Every default must be accepted by validate.
-	c, err := loadConfig(nil, func(string) string { return "" })
+	c, err := loadConfig(nil, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +157,8 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 	emptyStates := writeFile(t, dir, "empty-states", "\n\n")
 	longStates := writeFile(t, dir, "long-states", "ok-value\n"+strings.Repeat("s", 129)+"\n")
 	badYAML := writeFile(t, dir, "bad.yaml", "listen: ':8080'\nclientstate: x\n")
+	shortToken := writeFile(t, dir, "short-token", "tok-Zq81xK\n")
+	urlToken := writeFile(t, dir, "url-token", "tok-Zq81xKp0wLmN3v@B7:x\n")
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -206,6 +216,8 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			errUsage, "usage error: flag --listen needs a value", ""},
 		{"bad duration", []string{"--shutdown-timeout", "10"},
 			errConfig, "--shutdown-timeout: \"10\" is not a positive duration", ""},
+		{"body limit above what NATS can carry", []string{"--max-body-bytes", "64MiB"},
+			errConfig, "--max-body-bytes: 64MiB is above the largest supported body, 32MiB", ""},
 		{"batch timeout over Graph's limit", []string{"--batch-timeout", "5s"},
 			errConfig, "--batch-timeout: ", ""},
 		{"bad log format", []string{"--log-format", "xml"},
@@ -218,6 +230,14 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			errConfig, "--tls-cert: cannot load the TLS certificate", ""},
 		{"YAML typo", []string{"--config", badYAML},
 			errConfig, "--config: config file " + badYAML + " line 2: unknown setting \"clientstate\"", ""},
+		{"NATS token file too short", []string{"--embedded-nats-token-file", shortToken},
+			errConfig, "--embedded-nats-token-file: " + shortToken + " holds a token shorter than 16 characters", "tok-Zq81xK"},
+		{"NATS token file not fit for a URL", []string{"--embedded-nats-token-file", urlToken},
+			errConfig, "--embedded-nats-token-file: " + urlToken + " holds characters other than", "Zq81xKp0wLmN3v"},
+		{"NATS token file missing", []string{"--embedded-nats-token-file", filepath.Join(dir, "absent-token")},
+			fs.ErrNotExist, "--embedded-nats-token-file: cannot read " + filepath.Join(dir, "absent-token"), ""},
+		{"NATS token file with an external server", []string{"--nats-url", "nats://127.0.0.1:4222", "--embedded-nats-token-file", shortToken},
+			errConfig, "--embedded-nats-token-file: applies to the embedded NATS server", ""},
 		{"NATS credentials with embedded server", []string{"--nats-creds", pfx},
 			errConfig, "--nats-creds: applies to an external NATS server", ""},
 	} {
@@ -227,7 +247,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 				args = append(baseArgs(t.TempDir()), tc.args...)
 			}
 			var stdout, stderr syncBuffer
-			err := run(t.Context(), args, func(string) string { return "" }, &stdout, &stderr)
+			err := run(t.Context(), args, noEnv, &stdout, &stderr)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
 			}
@@ -253,7 +273,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 
 func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 	err := run(t.Context(), baseArgs(t.TempDir(), "--log-format", "xml", "--log-level", "loud", "--app-id", "x"),
-		func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+		noEnv, &syncBuffer{}, &syncBuffer{})
 	if !errors.Is(err, errConfig) {
 		t.Fatalf("err = %v, want errConfig", err)
 	}
@@ -269,7 +289,7 @@ func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 func TestHelpAndVersionExitZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"--version"}, {"help", "config"}} {
 		var out syncBuffer
-		if err := run(t.Context(), args, func(string) string { return "" }, &out, &syncBuffer{}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		if err := run(t.Context(), args, noEnv, &out, &syncBuffer{}); err != nil && !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%v: %v", args, err)
 		}
 		if out.String() == "" {
@@ -288,5 +308,107 @@ func TestParseBytes(t *testing.T) {
 		if _, err := parseBytes(in); err == nil {
 			t.Errorf("parseBytes(%q) accepted", in)
 		}
+	}
+}
+
+// TestConfigFileSyntaxErrorsNeverQuoteTheFile checks that a config file the
+// YAML parser rejects is reported by file, line and kind of problem, and
+// never with the parser's text, which can quote a secret (an alias's name).
+func TestConfigFileSyntaxErrorsNeverQuoteTheFile(t *testing.T) {
+	const secret = "Hunter2-secret"
+	for _, tc := range []struct {
+		name, file string
+		wantErr    error
+		wantLine   string // "line N: " after the path, or "" for none
+		wantDesc   string
+	}{
+		{"alias as key-password", "listen: ':8080'\nkey-password: *" + secret + "\n", errConfigSyntax, " line 2: ", "alias of an anchor"},
+		{"alias as client-state", "client-state: *" + secret + "\n", errConfigSyntax, " line 1: ", "alias of an anchor"},
+		{"alias in a client-state list", "client-state:\n  - ok-value-one\n  - *" + secret + "\n", errConfigSyntax, " line 3: ", "alias of an anchor"},
+		{"alias as nats-password", "nats-url: nats://127.0.0.1:4222\nnats-user: u\nnats-password: *" + secret + "\n", errConfigSyntax, " line 3: ", "alias of an anchor"},
+		{"alias in a flow list as nats-token", "nats-token: [*" + secret + "]\n", errConfigSyntax, " line 1: ", "alias of an anchor"},
+		{"unclosed quote", "listen: ':8080'\nkey-password: \"" + secret + "\n", errConfigSyntax, " line 2: ", "not closed"},
+		{"tab indentation", "client-state:\n\t- " + secret + "\n", errConfigSyntax, " line 2: ", "tab"},
+		{"reserved first character", "key-password: @" + secret + "\n", errConfigSyntax, " line 1: ", "reserves"},
+		{"colon in a value", "client-state: a: " + secret + "\n", errConfigSyntax, " line 1: ", "quote it"},
+		{"unclosed bracket", "client-state: [" + secret + "\n", errConfigSyntax, " line 1: ", "unbalanced"},
+		{"unknown escape", "key-password: \"\\q" + secret + "\"\n", errConfigSyntax, " line 1: ", "escape"},
+		{"not UTF-8", "\xff\xfe\x00" + secret, errConfigSyntax, ": ", "not UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, t.TempDir(), "receiver.yaml", tc.file)
+			_, err := loadConfig([]string{"--config", path}, noEnv)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, secret) || strings.Contains(msg, "Hunter2") {
+				t.Fatalf("the error quotes the file's content: %s", msg)
+			}
+			if want := "--config: config file " + path + tc.wantLine + "not valid YAML"; !strings.HasPrefix(msg, want) {
+				t.Errorf("error:\n%s\nwant it to start with:\n%s", msg, want)
+			}
+			if !strings.Contains(msg, tc.wantDesc) || !strings.Contains(msg, "example") {
+				t.Errorf("error %q lacks %q and an example", msg, tc.wantDesc)
+			}
+		})
+	}
+}
+
+// pemKeyFile writes a new key with its certificate as PEM and returns its path.
+func pemKeyFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	k, err := decrypt.GenerateKey(2048, name, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, name, string(b))
+}
+
+// TestKeysMayShareAnID checks the rotation Graph allows: a renewed
+// certificate under the same encryptionCertificateId. Two such keys load;
+// the same key twice is refused with advice that matches (keys are told
+// apart by thumbprint, not by an id the operator cannot choose).
+func TestKeysMayShareAnID(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := pemKeyFile(t, dir, "key-2025.pem"), pemKeyFile(t, dir, "key-2026.pem")
+	for _, tc := range []struct {
+		name     string
+		keys     []string
+		wantErr  error
+		wantKeys int
+	}{
+		{"renewed certificate, same id", []string{oldKey + ",id=key-1", newKey + ",id=key-1"}, nil, 2},
+		{"same key twice", []string{oldKey + ",id=key-1", oldKey + ",id=key-2"}, decrypt.ErrDuplicateKey, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--insecure-skip-token-validation", "--client-state", "a-long-enough-client-state-value", "--data-dir", t.TempDir()}
+			for _, k := range tc.keys {
+				args = append(args, "--key", k)
+			}
+			c, err := loadConfig(args, noEnv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec, ps := c.loadSecrets()
+			err = ps.err()
+			if tc.wantErr == nil {
+				if err != nil || len(sec.keys) != tc.wantKeys {
+					t.Fatalf("err = %v, %d keys; want nil, %d keys", err, len(sec.keys), tc.wantKeys)
+				}
+				return
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "its own id") || !strings.Contains(msg, "told apart by certificate thumbprint") || !strings.Contains(msg, "example: --key") {
+				t.Errorf("advice does not match how keys are told apart: %s", msg)
+			}
+		})
 	}
 }

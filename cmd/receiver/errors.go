@@ -8,6 +8,9 @@ import (
 // errConfig marks a configuration the receiver refuses to start with.
 var errConfig = errors.New("invalid configuration")
 
+// errConfigSyntax marks a config file the YAML parser cannot read.
+var errConfigSyntax = errors.New("not valid YAML")
+
 // problem is one thing wrong with the configuration.
 type problem struct {
 	setting string // how the user spelled the setting: "--key", "GRAPHHOOK_KEY", ...

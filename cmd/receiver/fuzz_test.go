@@ -25,12 +25,17 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("a: &x 1\nb: *x\n"))
 	f.Add([]byte("listen: \"unterminated\n"))
 	f.Add([]byte("\xff\xfe\x00"))
+	f.Add([]byte("key-password: *Hunter2-secret\n"))
+	f.Add([]byte("listen: ':8080'\nclient-state:\n  - *Hunter2-secret\n"))
+	f.Add([]byte("nats-password: *Hunter2-secret\nnats-token: [*Hunter3-secret]\n"))
+	f.Add([]byte("client-state: &Hunter2-secret\nkey-password: *Hunter2-secret\n"))
+	f.Add([]byte("key-password: \"\\qHunter2-secret\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := loadConfig([]string{"--config", path}, func(string) string { return "" })
+		c, err := loadConfig([]string{"--config", path}, noEnv)
 		if err != nil {
 			if !errors.Is(err, errConfig) {
 				t.Fatalf("error %v is not a configuration error", err)
@@ -48,22 +53,46 @@ func FuzzConfigFile(f *testing.F) {
 
 // secretValues returns the values of secret settings in a YAML document
 // (those of 6 bytes or more, which cannot be part of a message by chance).
+// Besides what the YAML parser reads, it takes the words written after a
+// secret key in the text itself (of 8 bytes or more), so that a document
+// the parser rejects, such as "key-password: *Hunter2-secret" (an alias of
+// no anchor), is checked too.
 func secretValues(data []byte) []string {
+	var out []string
+	secret := map[string]bool{}
+	for _, s := range settings(&config{}) {
+		if s.secret {
+			secret[s.name] = true
+		}
+	}
+	inSecret := false // the lines below a secret key, for block lists
+	for line := range strings.SplitSeq(string(data), "\n") {
+		rest := strings.TrimSpace(line)
+		if k, v, ok := strings.Cut(rest, ":"); ok && !strings.HasPrefix(rest, "-") {
+			inSecret = secret[strings.TrimSpace(k)]
+			rest = v
+		}
+		if !inSecret {
+			continue
+		}
+		for _, w := range strings.FieldsFunc(rest, func(r rune) bool { return strings.ContainsRune(" \t\r,[]{}'\"*&!#", r) }) {
+			if len(w) >= 8 {
+				out = append(out, w)
+			}
+		}
+	}
+
 	var m map[string]any
 	if yaml.Unmarshal(data, &m) != nil {
-		return nil
+		return out
 	}
-	var out []string
 	add := func(v any) {
 		if s, ok := v.(string); ok && len(s) >= 6 {
 			out = append(out, s)
 		}
 	}
-	for _, s := range settings(&config{}) {
-		if !s.secret {
-			continue
-		}
-		switch v := m[s.name].(type) {
+	for name := range secret {
+		switch v := m[name].(type) {
 		case []any:
 			for _, e := range v {
 				add(e)

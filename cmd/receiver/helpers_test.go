@@ -147,10 +147,10 @@ func startInProcess(t testing.TB, args []string, env map[string]string) *inProce
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	p := &inProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
-	getenv := func(k string) string { return env[k] }
+	lookupEnv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	go func() {
 		defer close(p.done)
-		p.err = run(ctx, args, getenv, p.stdout, p.stderr)
+		p.err = run(ctx, args, lookupEnv, p.stdout, p.stderr)
 	}()
 	t.Cleanup(func() { p.stop(t) })
 	p.endpoints = waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.err })
@@ -219,4 +219,19 @@ func metricValue(exposition, series string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// noEnv is an empty environment, for run and loadConfig.
+func noEnv(string) (string, bool) { return "", false }
+
+// embeddedURL returns natsURL (nats://host:port, as the banner prints it)
+// with the token of the embedded server in dataDir, in the form the
+// banner and README tell users to type: nats://TOKEN@host:port.
+func embeddedURL(t testing.TB, natsURL, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, defaultNATSTokenFile))
+	if err != nil {
+		t.Fatalf("the embedded server's token: %v", err)
+	}
+	return "nats://" + strings.TrimSpace(string(b)) + "@" + strings.TrimPrefix(natsURL, "nats://")
 }

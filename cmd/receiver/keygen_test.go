@@ -17,7 +17,7 @@ import (
 func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
 	var out syncBuffer
-	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, func(string) string { return "" }, &out, &syncBuffer{}); err != nil {
+	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, noEnv, &out, &syncBuffer{}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "key.pem")
@@ -59,12 +59,12 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	}
 
 	// A second run must not overwrite the key.
-	err = run(t.Context(), []string{"keygen", "--out", dir}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--out", dir}, noEnv, &syncBuffer{}, &syncBuffer{})
 	if !errors.Is(err, fs.ErrExist) {
 		t.Errorf("second keygen: %v, want fs.ErrExist", err)
 	}
 	// The key works with the receiver's --key.
-	c, err := loadConfig([]string{"--key", path + ",id=key-2026", "--insecure-skip-token-validation", "--client-state", "x", "--data-dir", t.TempDir()}, func(string) string { return "" })
+	c, err := loadConfig([]string{"--key", path + ",id=key-2026", "--insecure-skip-token-validation", "--client-state", "x", "--data-dir", t.TempDir()}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +75,11 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 }
 
 func TestKeygenRejectsBadBits(t *testing.T) {
-	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, noEnv, &syncBuffer{}, &syncBuffer{})
 	if !errors.Is(err, errConfig) || !strings.HasPrefix(err.Error(), "--bits: 1024 is outside 2048..4096") {
 		t.Errorf("err = %v", err)
 	}
-	err = run(t.Context(), []string{"keygen", "--bogus"}, func(string) string { return "" }, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--bogus"}, noEnv, &syncBuffer{}, &syncBuffer{})
 	if !errors.Is(err, errUsage) {
 		t.Errorf("err = %v, want errUsage", err)
 	}

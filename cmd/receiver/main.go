@@ -6,7 +6,8 @@
 // With no flags it needs no other software: it serves
 // http://localhost:8080/notifications and /lifecycle, runs an embedded NATS
 // server with JetStream storing in ./data and listening for clients on
-// 127.0.0.1:4222, and prints how to consume the events.
+// 127.0.0.1:4222 (they authenticate with the token in ./data/nats-token),
+// and prints how to consume the events.
 //
 // Settings come from flags, GRAPHHOOK_* environment variables and an
 // optional YAML file (--config), under the same names; "receiver help
@@ -31,7 +32,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err))
 }

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/graphhook/graphhook/internal/natstest"
 )
@@ -79,5 +87,133 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 		if got, _ := metricValue(ex, series); got != want {
 			t.Errorf("%s = %q, want %s", series, got, want)
 		}
+	}
+}
+
+// TestBodyLimitFitsInANATSMessage checks both sides of --max-body-bytes:
+// the embedded server takes an item as large as the limit, and an external
+// server whose max_payload cannot is refused at start with one line.
+func TestBodyLimitFitsInANATSMessage(t *testing.T) {
+	t.Run("embedded server follows the limit", func(t *testing.T) {
+		ctx := t.Context()
+		dataDir := t.TempDir()
+		const clientState = "a-long-enough-client-state-value"
+		p := startInProcess(t, baseArgs(dataDir, "--max-body-bytes", "12MiB", "--client-state", clientState), nil)
+		body := batchBody(t, clientState, "big-1")
+		// Pad the item's resourceData to 10 MiB, above natspub's 8 MiB default.
+		pad := strings.Repeat("x", 10<<20)
+		body = []byte(strings.Replace(string(body), `"id":"big-1"}`, `"id":"big-1","pad":"`+pad+`"}`, 1))
+		if len(body) < 10<<20 {
+			t.Fatalf("test setup: body of %d bytes", len(body))
+		}
+		if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", body); err != nil || status != http.StatusAccepted {
+			t.Fatalf("10 MiB batch with --max-body-bytes 12MiB: %d %v, want 202", status, err)
+		}
+		if got := readStream(t, natstest.Connect(t, embeddedURL(t, p.nats, dataDir)), "GRAPH"); !got[eventID("big-1")] {
+			t.Fatalf("the large event is not in the stream: %v", got)
+		}
+	})
+	t.Run("external server too small", func(t *testing.T) {
+		ns := natstest.RunServer(t, t.TempDir(), -1) // max_payload 8 MiB
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		var stdout, stderr syncBuffer
+		err := run(ctx, []string{"--listen", "127.0.0.1:0", "--nats-url", ns.ClientURL(), "--data-dir", t.TempDir(),
+			"--client-state", "a-long-enough-client-state-value", "--max-body-bytes", "8MiB"}, noEnv, &stdout, &stderr)
+		if !errors.Is(err, errConfig) {
+			t.Fatalf("err = %v, want a configuration error", err)
+		}
+		const want = "--max-body-bytes: 8MiB plus 64KiB for headers is more than the NATS server's max_payload of 8MiB"
+		if msg := err.Error(); !strings.HasPrefix(msg, want) || strings.Contains(msg, "\n") || !strings.Contains(msg, "example: --max-body-bytes 8128KiB") {
+			t.Errorf("error:\n%s\nwant one line starting with:\n%s", msg, want)
+		}
+		if strings.Contains(stdout.String(), "is running") {
+			t.Error("the receiver started")
+		}
+	})
+}
+
+// consumeURLRe finds the NATS URL of the consumer command in the banner,
+// as it is to be pasted into a shell.
+var consumeURLRe = regexp.MustCompile(`--nats-url ("nats://\$\(cat [^)]+\)@[^"\s]+")`)
+
+// TestEmbeddedNATSRequiresTheToken checks that the embedded server refuses
+// clients without the token of <data-dir>/nats-token (mode 0600, created on
+// first start, kept on the next), that the URL the banner prints for
+// consumers, run through a shell, reads the events, and that the token
+// appears in no log line or banner.
+func TestEmbeddedNATSRequiresTheToken(t *testing.T) {
+	ctx := t.Context()
+	dataDir := t.TempDir()
+	const clientState = "a-long-enough-client-state-value"
+	args := baseArgs(dataDir, "--client-state", clientState, "--log-level", "debug", "--log-format", "json")
+	p := startInProcess(t, args, nil)
+
+	tokenFile := filepath.Join(dataDir, defaultNATSTokenFile)
+	fi, err := os.Stat(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", tokenFile, fi.Mode().Perm())
+	}
+	authURL := embeddedURL(t, p.nats, dataDir)
+	token := strings.TrimSuffix(strings.TrimPrefix(authURL, "nats://"), "@"+strings.TrimPrefix(p.nats, "nats://"))
+	if len(token) < 43 {
+		t.Fatalf("generated token of %d characters, want 43", len(token))
+	}
+
+	for name, url := range map[string]string{
+		"no token":    p.nats,
+		"wrong token": "nats://not-the-token-of-this-server@" + strings.TrimPrefix(p.nats, "nats://"),
+	} {
+		nc, err := nats.Connect(url, nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: connected, want refused", name)
+		}
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Errorf("%s: %v, want an authorization violation", name, err)
+		}
+	}
+
+	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "auth-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("batch: %d %v, want 202", status, err)
+	}
+	url := authURL
+	if m := consumeURLRe.FindStringSubmatch(p.stdout.String()); m == nil {
+		t.Errorf("the banner shows no consumer URL reading %s:\n%s", tokenFile, p.stdout.String())
+	} else if _, err := exec.LookPath("sh"); err == nil {
+		out, err := exec.CommandContext(ctx, "sh", "-c", "printf %s "+m[1]).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		url = string(out)
+		if url != authURL {
+			t.Errorf("the banner's %s expands to a URL other than nats://TOKEN@host:port", m[1])
+		}
+	}
+	if got := readStream(t, natstest.Connect(t, url), "GRAPH"); !got[eventID("auth-1")] {
+		t.Fatalf("event not readable with the token: %v", got)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next start keeps the token.
+	p2 := startInProcess(t, args, nil)
+	if got := embeddedURL(t, p2.nats, dataDir); strings.TrimSuffix(strings.TrimPrefix(got, "nats://"), "@"+strings.TrimPrefix(p2.nats, "nats://")) != token {
+		t.Error("the token changed on restart")
+	}
+	if err := p2.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{p.stdout.String(), p.stderr.String(), p2.stdout.String(), p2.stderr.String()} {
+		if strings.Contains(out, token) {
+			t.Fatalf("the NATS token appears in the output:\n%s", out)
+		}
+	}
+	if logs := p.stderr.String(); !strings.Contains(logs, "authentication error") || strings.Contains(logs, "not-the-token-of-this-server") {
+		t.Errorf("the logs should show the refused clients, without the tokens they tried:\n%s", logs)
 	}
 }

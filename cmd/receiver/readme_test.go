@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/graphhook/graphhook/internal/natstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md")
@@ -132,4 +135,25 @@ func TestQuickStartWorksAsPasted(t *testing.T) {
 	if _, ex, _ := get(t.Context(), p.base+"/metrics"); !strings.Contains(ex, `graphhook_notifications_total{outcome="published"} 1`) {
 		t.Error("the quick start's notification was not published (clientState from data/client-state not accepted?)")
 	}
+
+	// The NATS URL the quick start gives consumers, expanded by the shell
+	// in the same directory, reads the event from the embedded server.
+	_, section, _ := strings.Cut(string(doc), "## Quick start")
+	m := quickStartNATSURLRe.FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal("the quick start shows no nats://TOKEN@127.0.0.1:4222 URL reading data/nats-token")
+	}
+	shown := strings.ReplaceAll(m[1], "127.0.0.1:4222", strings.TrimPrefix(p.nats, "nats://"))
+	c := exec.CommandContext(t.Context(), "bash", "-c", "printf %s "+shown)
+	c.Dir = work
+	url, err := c.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", shown, err)
+	}
+	if got := readStream(t, natstest.Connect(t, string(url)), "GRAPH"); len(got) != 1 {
+		t.Errorf("the quick start's NATS URL reads %d events from GRAPH, want 1", len(got))
+	}
 }
+
+// quickStartNATSURLRe finds the quoted NATS URL of the quick start.
+var quickStartNATSURLRe = regexp.MustCompile(`--server ("nats://\$\(cat data/nats-token\)@127\.0\.0\.1:4222")`)

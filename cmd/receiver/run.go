@@ -34,9 +34,18 @@ const (
 )
 
 // run is the whole command: main only adds the signal context and the exit
-// status. It returns when ctx is done and shutdown has finished (nil), or
-// with the reason the receiver could not start or stopped.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// status. lookupEnv reads the environment (os.LookupEnv). It returns when
+// ctx is done and shutdown has finished (nil), or with the reason the
+// receiver could not start or stopped.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	// SIGHUP reloads the TLS certificate once the receiver serves. Catch it
+	// from the start, so that one sent while the receiver starts (a
+	// certificate deploy hook, systemctl reload) waits in hup instead of
+	// killing the process, which is SIGHUP's default action.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	if len(args) > 0 {
 		switch args[0] {
 		case "keygen":
@@ -49,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 	}
-	c, err := loadConfig(args, getenv)
+	c, err := loadConfig(args, lookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
 		writeUsage(stdout)
 		return nil
@@ -76,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(ps) > 0 {
 		return ps.err()
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics()}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup}
 	return d.run(ctx)
 }
 
@@ -94,6 +103,7 @@ type daemon struct {
 	sec     *secrets
 	certs   *certReloader
 	metrics *metrics
+	hup     <-chan os.Signal // SIGHUPs, caught since run started
 
 	ln, opsLn   net.Listener
 	ns          *server.Server
@@ -104,6 +114,7 @@ type daemon struct {
 	srv, opsSrv *http.Server
 
 	draining atomic.Bool
+	closed   bool // close has run; only the run goroutine reads or sets it
 }
 
 // run starts everything, serves until ctx is done, and shuts down.
@@ -172,9 +183,6 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
 		go func() { serveErr <- d.serve(d.opsSrv, d.opsLn, nil) }()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	d.banner()
 
 	var runErr error
@@ -188,7 +196,7 @@ loop:
 			runErr = err
 			d.log.Error("server stopped", "error", err)
 			break loop
-		case <-hup:
+		case <-d.hup:
 			if d.certs == nil {
 				d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
 				continue
@@ -247,7 +255,10 @@ func (d *daemon) startEmbeddedNATS() error {
 		serverLog = slog.New(minLevelHandler{Handler: serverLog.Handler(), min: slog.LevelWarn})
 	}
 	storeDir := c.DataDir // nats-server keeps JetStream in <data-dir>/jetstream
-	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: storeDir, Host: host, Port: port, Logger: serverLog})
+	// Room for the largest item and its headers, and never below the
+	// natspub default; validate keeps it within nats-server's limits.
+	maxPayload := max(int32(natspub.DefaultServerMaxPayload), int32(c.MaxBodyBytes+natsHeaderRoom))
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: storeDir, Host: host, Port: port, MaxPayload: maxPayload, Token: d.sec.natsToken, Logger: serverLog})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), err: err,
@@ -263,9 +274,9 @@ func (d *daemon) startEmbeddedNATS() error {
 // connect connects to NATS and sets up the streams.
 func (d *daemon) connect(ctx context.Context) error {
 	c := d.cfg
-	urls := c.NATSURLs
+	urls, token := c.NATSURLs, c.NATSToken
 	if d.ns != nil {
-		urls = []string{d.ns.ClientURL()}
+		urls, token = []string{d.ns.ClientURL()}, d.sec.natsToken
 	}
 	nc, err := natspub.Connect(natspub.ConnConfig{
 		URLs:         urls,
@@ -273,7 +284,7 @@ func (d *daemon) connect(ctx context.Context) error {
 		NKeySeedFile: c.NATSNKey,
 		User:         c.NATSUser,
 		Password:     c.NATSPassword,
-		Token:        c.NATSToken,
+		Token:        token,
 		TLSCAFile:    c.NATSTLSCA,
 		TLSCertFile:  c.NATSTLSCert,
 		TLSKeyFile:   c.NATSTLSKey,
@@ -289,6 +300,9 @@ func (d *daemon) connect(ctx context.Context) error {
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	if !nc.IsConnected() {
+		d.log.Info("waiting for NATS", "url", redactURLs(urls), "timeout", natsConnectTimeout)
+	}
 	for !nc.IsConnected() {
 		select {
 		case <-wait.Done():
@@ -299,6 +313,16 @@ func (d *daemon) connect(ctx context.Context) error {
 				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), natsConnectTimeout)}}}
 		case <-tick.C:
 		}
+	}
+	if mp := nc.MaxPayload(); mp > 0 && c.MaxBodyBytes+natsHeaderRoom > mp {
+		fit := (mp - natsHeaderRoom) &^ (1<<10 - 1)
+		hint := "lower --max-body-bytes"
+		if fit > 0 {
+			hint = fmt.Sprintf("lower it (example: --max-body-bytes %s)", formatBytes(fit))
+		}
+		return &configError{problems: []problem{{setting: c.where("max-body-bytes"),
+			msg: fmt.Sprintf("%s plus %s for headers is more than the NATS server's max_payload of %s, so a notification that large could never be published; raise max_payload on the server (example: max_payload: %s in its configuration file) or %s",
+				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
 	}
 	d.pub, err = natspub.New(ctx, natspub.Config{
 		Conn:             nc,
@@ -314,6 +338,12 @@ func (d *daemon) connect(ctx context.Context) error {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
 	}
 	return nil
+}
+
+// natsSize writes a max_payload of at least n in nats-server's
+// configuration syntax, rounded up to whole megabytes.
+func natsSize(n int64) string {
+	return strconv.FormatInt((n+1<<20-1)>>20, 10) + "MB"
 }
 
 // warnings logs configurations that work but deserve attention.
@@ -345,7 +375,7 @@ func (d *daemon) warnings() {
 	}
 	if d.ns != nil && c.EmbeddedNATSListen != "" {
 		if host, _, _ := net.SplitHostPort(c.EmbeddedNATSListen); host == "" || !net.ParseIP(host).IsLoopback() && host != "localhost" {
-			d.log.Warn("the embedded NATS server has no authentication and listens beyond loopback", "listen", c.EmbeddedNATSListen)
+			d.log.Warn("the embedded NATS server listens beyond loopback without TLS: its token and the events cross the network in clear", "listen", c.EmbeddedNATSListen)
 		}
 	}
 }
@@ -404,25 +434,27 @@ func (d *daemon) shutdown() {
 }
 
 // close releases the NATS side in order; it is safe after a failed start
-// and a second call does nothing.
+// and a second call does nothing. It leaves the fields set: handlers cut
+// by a timed-out shutdown may still be running and read them (/readyz
+// then reports the closed publisher).
 func (d *daemon) close() {
+	if d.closed {
+		return
+	}
+	d.closed = true
 	if d.pub != nil {
 		_ = d.pub.Close()
-		d.pub = nil
 	}
 	if d.tokens != nil {
 		_ = d.tokens.Close()
-		d.tokens = nil
 	}
 	if d.nc != nil {
 		d.drain(d.nc)
-		d.nc = nil
 	}
 	if d.ns != nil {
 		d.ns.Shutdown()
 		d.ns.WaitForShutdown()
 		d.log.Info("embedded NATS server stopped")
-		d.ns = nil
 	}
 	for _, ln := range []net.Listener{d.ln, d.opsLn} {
 		if ln != nil {

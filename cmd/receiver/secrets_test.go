@@ -116,7 +116,7 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 	}
 
 	// Exactly the genuine item, decrypted, is in the stream.
-	nc, err := nats.Connect(p.nats)
+	nc, err := nats.Connect(embeddedURL(t, p.nats, filepath.Join(dir, "data")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,12 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		Subject string `json:"subject"`
 	}
 	_ = json.Unmarshal(content, &wantSubject)
+	natsToken, err := os.ReadFile(filepath.Join(dir, "data", defaultNATSTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets := map[string]string{
+		"NATS token":           strings.TrimSpace(string(natsToken)),
 		"clientState":          clientState,
 		"forged clientState":   "forged-state-Yy62",
 		"validation token":     tokens[0],

@@ -49,7 +49,9 @@ func (d *daemon) newEcho() *echo.Echo {
 	e.Logger.SetOutput(io.Discard)
 	e.IPExtractor = echo.ExtractIPDirect()
 	if len(d.cfg.TrustedProxies) > 0 {
-		var opts []echo.TrustOption
+		// Echo trusts loopback, link-local and private addresses by
+		// default; only --trusted-proxy may set the client address.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
 		for _, p := range d.cfg.TrustedProxies {
 			if !strings.Contains(p, "/") {
 				if ip := net.ParseIP(p); ip.To4() != nil {
@@ -228,20 +230,24 @@ func (d *daemon) banner() {
 	default:
 		fmt.Fprintf(&b, "  clientState:   %d value(s) from --client-state\n", len(d.sec.clientStates))
 	}
-	var natsURL string
+	var natsURL, consumeURL string
 	if d.ns != nil {
 		natsURL = d.ns.ClientURL()
+		// The token itself is never printed: the commands read its file.
+		consumeURL = `"nats://$(cat ` + shellQuote(d.sec.natsTokenFile) + `)@` + strings.TrimPrefix(natsURL, "nats://") + `"`
 		fmt.Fprintf(&b, "  NATS:          embedded server at %s, JetStream store in %s\n", natsURL, d.ns.JetStreamConfig().StoreDir)
+		fmt.Fprintf(&b, "                 clients authenticate with the token in %s\n", d.sec.natsTokenFile)
 	} else {
 		natsURL = redactURLs(c.NATSURLs)
+		consumeURL = natsURL
 		fmt.Fprintf(&b, "  NATS:          %s\n", natsURL)
 	}
 	p := c.SubjectPrefix
 	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, p)
 	fmt.Fprintf(&b, "Consume the events:\n")
-	fmt.Fprintf(&b, "  nats --server %s sub '%s.>'\n", natsURL, p)
-	fmt.Fprintf(&b, "  nats --server %s stream view %s\n", natsURL, c.Stream)
-	fmt.Fprintf(&b, "  go run ./examples/consumer --nats-url %s --stream %s\n", natsURL, c.Stream)
+	fmt.Fprintf(&b, "  nats --server %s sub '%s.>'\n", consumeURL, p)
+	fmt.Fprintf(&b, "  nats --server %s stream view %s\n", consumeURL, c.Stream)
+	fmt.Fprintf(&b, "  go run ./examples/consumer --nats-url %s --stream %s\n", consumeURL, c.Stream)
 	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
 	_, _ = io.WriteString(d.stdout, b.String())
 
@@ -261,6 +267,17 @@ func displayAddr(a net.Addr) string {
 		return fmt.Sprintf("localhost:%d", ta.Port)
 	}
 	return ta.AddrPort().String()
+}
+
+// shellQuote returns s as one word for a POSIX shell: unchanged when it
+// holds only characters that need no quoting, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=+,@%", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // redactURLs joins URLs without any credentials they carry.

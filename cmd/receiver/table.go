@@ -24,6 +24,8 @@ func writeConfigTable(w io.Writer) error {
 		def := ""
 		if s.def != "" {
 			def = "`" + s.def + "`"
+		} else if s.shown != "" {
+			def = "`" + s.shown + "`"
 		}
 		usage := s.usage
 		if s.kind == kindList {
@@ -56,7 +58,8 @@ func writeUsage(w io.Writer) {
 
 Receives Microsoft Graph change notifications and publishes them to NATS
 JetStream. With no flags it serves http://localhost:8080/notifications and
-runs an embedded NATS server on 127.0.0.1:4222 storing in ./data.
+runs an embedded NATS server on 127.0.0.1:4222 storing in ./data, whose
+clients authenticate with the token in ./data/nats-token.
 
 Every flag can also be set with an environment variable (GRAPHHOOK_ and the
 flag name in upper case with _ for -) or in the YAML file given by --config;
@@ -76,6 +79,8 @@ a flag wins over the environment, which wins over the file.
 		def := ""
 		if s.def != "" {
 			def = " (default " + s.def + ")"
+		} else if s.shown != "" {
+			def = " (default " + s.shown + ")"
 		}
 		fmt.Fprintf(w, "  --%s%s\n      %s%s\n", s.name, arg, s.usage, def)
 	}

@@ -29,11 +29,30 @@ const (
 	exampleGUID      = "11111111-2222-3333-4444-555555555555"
 	exampleKeygen    = "receiver keygen --out /etc/graphhook --id key-1"
 	exampleSecretGen = "head -c 32 /dev/urandom | base64"
+	exampleTokenGen  = "head -c 32 /dev/urandom | base64 | tr -d '=+/'"
+)
+
+// Body and message sizes. An item is published as one NATS message: its
+// body is at most the request body, and its headers (CloudEvents
+// attributes, the validation tokens of a quarantined item) fit in
+// natsHeaderRoom. nats-server refuses a max_payload above its 64 MiB
+// max_pending, which bounds maxBodyLimit.
+const (
+	maxBodyLimit   = 32 << 20
+	natsHeaderRoom = 64 << 10
 )
 
 // defaultClientStateFile is the file name, in --data-dir, of the clientState
 // generated when none is configured.
 const defaultClientStateFile = "client-state"
+
+// defaultNATSTokenFile is the file name, in --data-dir, of the embedded
+// NATS server's token when --embedded-nats-token-file is not set.
+const defaultNATSTokenFile = "nats-token"
+
+// minNATSTokenLen is the shortest token the embedded server accepts from a
+// token file; a generated one is 43 characters.
+const minNATSTokenLen = 16
 
 // validate checks c without touching files or the network. Every problem is
 // reported, not only the first.
@@ -90,6 +109,9 @@ func (c *config) validate() problems {
 				ps.add(c.where("trusted-proxy"), nil, fmt.Sprintf("%q is not a CIDR or IP address (example: --trusted-proxy 10.0.0.0/8)", p))
 			}
 		}
+	}
+	if c.MaxBodyBytes > maxBodyLimit {
+		ps.add(c.where("max-body-bytes"), nil, fmt.Sprintf("%s is above the largest supported body, %s: every item must fit in one NATS message (example: --max-body-bytes 8MiB)", formatBytes(c.MaxBodyBytes), formatBytes(maxBodyLimit)))
 	}
 	if c.BatchTimeout >= 3*time.Second {
 		ps.add(c.where("batch-timeout"), nil, fmt.Sprintf("%v is not below Graph's 3 s delivery limit; Graph would count every slow batch as failed (example: --batch-timeout 2.5s)", c.BatchTimeout))
@@ -157,6 +179,11 @@ func (c *config) validate() problems {
 			ps.add(c.where("nats-url"), nil, fmt.Sprintf("%q has scheme %q; want nats, tls, ws or wss (example: --nats-url nats://127.0.0.1:4222)", shown, u.Scheme))
 		case u.User != nil:
 			ps.add(c.where("nats-url"), nil, "carries credentials in the URL, which would show in process listings; use --nats-creds, --nats-user with GRAPHHOOK_NATS_PASSWORD, or GRAPHHOOK_NATS_TOKEN (example: --nats-url nats://127.0.0.1:4222)")
+		}
+	}
+	if len(c.NATSURLs) > 0 {
+		if _, set := c.origin["embedded-nats-token-file"]; set {
+			ps.add(c.where("embedded-nats-token-file"), nil, "applies to the embedded NATS server, but --nats-url is set; authenticate to that server with --nats-creds, --nats-nkey, --nats-user or GRAPHHOOK_NATS_TOKEN (example: --nats-creds /run/secrets/graphhook.creds)")
 		}
 	}
 	if len(c.NATSURLs) == 0 {
@@ -274,6 +301,11 @@ type secrets struct {
 	// generated is true when clientStateFile was created at this start.
 	generated bool
 	keys      []decrypt.Key
+
+	// natsToken is the token of the embedded NATS server, read from
+	// natsTokenFile; empty with --nats-url.
+	natsToken     string
+	natsTokenFile string
 }
 
 // loadSecrets reads client states and keys. It reports every problem; the
@@ -341,8 +373,21 @@ func (c *config) loadSecrets() (*secrets, problems) {
 	}
 	if len(s.keys) > 0 {
 		if _, err := decrypt.NewKeyRing(s.keys...); err != nil {
-			ps.add(c.where("key"), err, fmt.Sprintf("keys cannot be used together: %v (give each key its own id=, example: --key a.pem,id=key-1 --key b.pem,id=key-2)", err))
+			ps.add(c.where("key"), err, fmt.Sprintf("keys cannot be used together: %v (give each key file once; keys may share an id, as when a subscription's certificate is renewed under the same encryptionCertificateId, and are then told apart by certificate thumbprint, so such keys need their certificates; example: --key key-2025.pem,id=key-1 --key key-2026.pem,id=key-1)", err))
 		}
+	}
+
+	if len(c.NATSURLs) == 0 {
+		file, create := c.EmbeddedNATSToken, false
+		if file == "" {
+			file, create = filepath.Join(c.DataDir, defaultNATSTokenFile), true
+		}
+		s.natsTokenFile = file
+		tok, err := loadNATSToken(file, create)
+		if err != nil {
+			ps.add(c.where("embedded-nats-token-file"), err, err.Error())
+		}
+		s.natsToken = tok
 	}
 
 	for _, f := range []struct{ name, path string }{
@@ -417,9 +462,43 @@ func readClientStates(path string) ([]string, error) {
 	return out, nil
 }
 
+// loadNATSToken returns the embedded NATS server's token from path. With
+// create, a missing file is created with a random token (mode 0600). The
+// token must be usable in a URL (nats://TOKEN@host:port), so it may hold
+// only letters, digits and -._~. Errors name the file, never its content.
+func loadNATSToken(path string, create bool) (string, error) {
+	example := fmt.Sprintf("example: %s > %s", exampleTokenGen, path)
+	if create {
+		if _, err := ensureSecretFile(path); err != nil {
+			return "", fmt.Errorf("%s cannot be created: %w (example: --data-dir /var/lib/graphhook)", path, pathError(err))
+		}
+	}
+	b, err := readSmallFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w (example: --embedded-nats-token-file /run/secrets/nats-token)", path, pathError(err))
+	}
+	tok := strings.TrimSpace(string(b))
+	switch {
+	case len(tok) < minNATSTokenLen:
+		return "", fmt.Errorf("%s holds a token shorter than %d characters (%s)", path, minNATSTokenLen, example)
+	case strings.ContainsFunc(tok, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' || r == '~')
+	}):
+		return "", fmt.Errorf("%s holds characters other than letters, digits and -._~, which a nats:// URL cannot carry as they are (%s)", path, example)
+	}
+	return tok, nil
+}
+
 // ensureClientStateFile creates path with a random clientState (mode 0600)
 // unless it exists. It reports whether it created the file.
 func ensureClientStateFile(path string) (bool, error) {
+	return ensureSecretFile(path)
+}
+
+// ensureSecretFile creates path with a random value (32 bytes, base64url:
+// 43 characters that need no quoting in a URL or a shell) and mode 0600,
+// unless it exists. It reports whether it created the file.
+func ensureSecretFile(path string) (bool, error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	}

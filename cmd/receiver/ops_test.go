@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/natspub"
+)
+
+// TestReadyzWhileAndAfterClose serves /readyz while the daemon's NATS side
+// is closed, as when --shutdown-timeout cut requests that are still
+// running: the answers go from ready to 503, never a crash (run with -race
+// to also check that close does not write what the handler reads).
+func TestReadyzWhileAndAfterClose(t *testing.T) {
+	ctx := t.Context()
+	_, nc := natstest.Start(t)
+	pub, err := natspub.New(ctx, natspub.Config{Conn: nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig([]string{"--shutdown-timeout", "1s"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cfg: c, log: slog.New(slog.DiscardHandler), metrics: newMetrics(), nc: nc, pub: pub}
+	srv := httptest.NewServer(d.newOpsApp())
+	defer srv.Close()
+	if status, body, err := get(ctx, srv.URL+"/readyz"); err != nil || status != http.StatusOK {
+		t.Fatalf("/readyz before close: %d %s %v, want 200", status, body, err)
+	}
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := get(ctx, srv.URL+"/readyz"); err != nil {
+					t.Errorf("/readyz during close: %v", err)
+					return
+				}
+			}
+		})
+	}
+	d.draining.Store(true)
+	d.close()
+	d.close() // a second call does nothing
+	close(stop)
+	wg.Wait()
+
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		status, body, err := get(ctx, srv.URL+"/readyz")
+		if err == nil && (status != http.StatusServiceUnavailable || !strings.Contains(body, `"shutdown"`) || strings.Contains(body, `"nats":"ok"`)) {
+			err = fmt.Errorf("/readyz after close: %d %s, want 503 with shutdown and nats failing", status, body)
+		}
+		return err
+	})
+}
+
+// TestOnlyTrustedProxiesSetTheClientAddress posts from 127.0.0.1 with an
+// X-Forwarded-For header: the access log shows the forwarded address only
+// when --trusted-proxy covers 127.0.0.1, not because Echo trusts loopback
+// (or private) addresses by default.
+func TestOnlyTrustedProxiesSetTheClientAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name, proxy, wantIP string
+	}{
+		{"proxy elsewhere: loopback is not trusted", "10.0.0.0/8", "127.0.0.1"},
+		{"private range does not cover loopback", "192.168.0.0/16,172.16.0.0/12", "127.0.0.1"},
+		{"loopback is the trusted proxy", "127.0.0.1", "203.0.113.7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startInProcess(t, baseArgs(t.TempDir(), "--trusted-proxy", tc.proxy, "--log-format", "json"), nil)
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, p.base+"/notifications", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			req.Header.Set("X-Request-Id", "xff-test")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := `"remote_ip":"` + tc.wantIP + `"`
+			checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				for line := range strings.SplitSeq(p.stderr.String(), "\n") {
+					if strings.Contains(line, `"msg":"http request"`) && strings.Contains(line, `"request_id":"xff-test"`) {
+						if !strings.Contains(line, want) {
+							t.Fatalf("access log %s, want %s", line, want)
+						}
+						return nil
+					}
+				}
+				return fmt.Errorf("no access log line yet")
+			})
+		})
+	}
+}
