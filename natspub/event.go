@@ -82,8 +82,11 @@ func EventID(n *receiver.Notification) string {
 		field(n.ChangeType)
 	}
 	field(n.Resource)
+	// The expiry tells lifecycle events apart (a second reauthorization
+	// challenge after a renewal); for a change it would only make a retry
+	// that straddles a renewal look new.
 	exp := ""
-	if !n.SubscriptionExpirationDateTime.IsZero() {
+	if n.IsLifecycle() && !n.SubscriptionExpirationDateTime.IsZero() {
 		exp = n.SubscriptionExpirationDateTime.UTC().Format(time.RFC3339Nano)
 	}
 	field(exp)
@@ -359,8 +362,6 @@ func rawItem(n *receiver.Notification) ([]byte, error) {
 	}
 }
 
-// truncate cuts s to at most n bytes, not in the middle of a UTF-8
-// sequence or of a %XX escape, marking the cut with "...".
 // MaxItemHeaderLen bounds a header value taken from a notification
 // (ce-type, ce-subject, the subscription and tenant ids), so that an
 // unusually long resource cannot push an event past the server's 64 KiB
@@ -369,6 +370,8 @@ const MaxItemHeaderLen = 1024
 
 func itemHeader(s string) string { return truncate(headerValue(s), MaxItemHeaderLen) }
 
+// truncate cuts s to at most n bytes, not in the middle of a UTF-8
+// sequence or of a %XX escape, marking the cut with "...".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -293,7 +293,20 @@ func (n *Notification) MarshalJSON() ([]byte, error) {
 	if n.EncryptedContent != nil {
 		m["encryptedContent"] = n.EncryptedContent
 	}
-	return json.Marshal(m)
+	return marshal(m)
+}
+
+// marshal is json.Marshal without HTML escaping: escaping '<', '>' and '&'
+// as \u003c... would make resource data (HTML mail bodies) up to six times
+// larger than Graph sent it, and nothing here is embedded in HTML.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // MarshalJSON writes c in Graph's wire form, unknown fields included.
@@ -313,5 +326,5 @@ func (c *Collection) MarshalJSON() ([]byte, error) {
 	case c.TokensNull:
 		m["validationTokens"] = nil
 	}
-	return json.Marshal(m)
+	return marshal(m)
 }

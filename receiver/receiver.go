@@ -257,8 +257,8 @@ func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request) ([]byte
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &Error{Op: "read", Kind: KindTooLarge, Err: fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, r.cfg.MaxBodyBytes)}
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &Error{Op: "read", Kind: KindTooLarge, Err: fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, mbe.Limit)}
 		}
 		return nil, &Error{Op: "read", Kind: KindInvalid, Err: fmt.Errorf("%w: reading body: %v", ErrMalformed, err)}
 	}
@@ -325,6 +325,11 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 		if len(t) > MaxValidationTokenBytes {
 			return nil, &Error{Op: "parse", Kind: KindInvalid, Err: fmt.Errorf("%w: validationTokens[%d] is %d bytes, limit %d", ErrMalformed, i, len(t), MaxValidationTokenBytes)}
 		}
+		// A JWT is base64url and dots; anything else (which would also grow
+		// when re-encoded for the quarantine) is not a token.
+		if strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			return nil, &Error{Op: "parse", Kind: KindInvalid, Err: fmt.Errorf("%w: validationTokens[%d] is not printable ASCII", ErrMalformed, i)}
+		}
 	}
 
 	b := &Batch{Query: query, ReceivedAt: r.cfg.Now(), ValidationTokens: coll.ValidationTokens}
@@ -354,11 +359,11 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 		candidates = append(candidates, n)
 	}
 
-	candidates, verified, err := r.checkTokens(ctx, coll, candidates, reject)
+	candidates, err = r.checkTokens(ctx, coll, candidates, reject)
 	if err != nil {
 		return nil, err
 	}
-	candidates, err = r.decryptAll(ctx, candidates, verified, reject)
+	candidates, err = r.decryptAll(ctx, candidates, reject)
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +418,7 @@ func (r *Receiver) checkClientState(ctx context.Context, n *Notification) (bool,
 // candidate is rich, every token of the batch must be valid and cover every
 // candidate's tenant, else every candidate is rejected. It returns the
 // candidates that remain.
-//
-// verified reports that the batch's tokens were checked and valid: the
-// batch comes from Graph.
-func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates []*Notification, reject func(*Notification, Reason, error)) (_ []*Notification, verified bool, _ error) {
+func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates []*Notification, reject func(*Notification, Reason, error)) ([]*Notification, error) {
 	rich := false
 	for _, n := range candidates {
 		if n.IsRich() {
@@ -425,7 +427,7 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 		}
 	}
 	if len(candidates) == 0 || !rich && (len(coll.ValidationTokens) == 0 || r.cfg.Tokens == nil) {
-		return candidates, false, nil
+		return candidates, nil
 	}
 	rejectAll := func(reason Reason, err error) []*Notification {
 		for _, n := range candidates {
@@ -437,14 +439,14 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	case len(coll.ValidationTokens) == 0 && coll.TokensNull:
 		r.log.WarnContext(ctx, "rich notifications arrived with validationTokens: null: Graph could not sign them because of the app's configuration; "+
 			"either set appRoleAssignmentRequired=false on the app's service principal or assign an app role to the 'Microsoft Graph Change Tracking' service principal")
-		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), false, nil
+		return rejectAll(ReasonTokenMissing, fmt.Errorf("%w: validationTokens is null", token.ErrNoTokens)), nil
 	case len(coll.ValidationTokens) == 0:
-		return rejectAll(ReasonTokenMissing, token.ErrNoTokens), false, nil
+		return rejectAll(ReasonTokenMissing, token.ErrNoTokens), nil
 	case r.cfg.Tokens == nil && r.cfg.InsecureSkipTokenValidation:
-		return candidates, false, nil
+		return candidates, nil
 	case r.cfg.Tokens == nil:
 		r.log.WarnContext(ctx, "rich notifications arrived but no token validator is configured: set the app id to validate their validationTokens")
-		return rejectAll(ReasonTokenInvalid, ErrNoTokenValidator), false, nil
+		return rejectAll(ReasonTokenInvalid, ErrNoTokenValidator), nil
 	}
 	// Tokens vouch for the rich items' tenants; basic items are
 	// authenticated by their clientState alone (protocol doc §4, §6).
@@ -457,12 +459,20 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	err := r.cfg.Tokens.Validate(ctx, coll.ValidationTokens, tenants)
 	switch {
 	case err == nil:
-		return candidates, true, nil
+		return candidates, nil
 	case errors.Is(err, token.ErrUnavailable):
-		return nil, false, &Error{Op: "validate tokens", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+		return nil, &Error{Op: "validate tokens", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	default:
-		return rejectAll(ReasonTokenInvalid, err), false, nil
+		return rejectAll(ReasonTokenInvalid, err), nil
 	}
+}
+
+// clip bounds untrusted text for a log line.
+func clip(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
 }
 
 func contains(s []string, v string) bool {
@@ -477,11 +487,10 @@ func contains(s []string, v string) bool {
 // decryptAll decrypts the rich candidates, in parallel when there are
 // several, and returns the candidates that remain in their original order.
 // It fails with KindUnavailable when the CPU is not free within
-// Config.MaxDecryptWait, and when a batch whose tokens were verified
-// (so it comes from Graph) is encrypted for a certificate we do not hold:
-// our configuration is behind (a key rotation not deployed yet), so Graph
-// should retry rather than have genuine notifications quarantined.
-func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, verified bool, reject func(*Notification, Reason, error)) ([]*Notification, error) {
+// Config.MaxDecryptWait. An item encrypted for a certificate we do not
+// hold is quarantined like any undecryptable item (and stays replayable
+// once its key is added); an operator warning names the certificate.
+func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, reject func(*Notification, Reason, error)) ([]*Notification, error) {
 	var rich []int
 	for i, n := range candidates {
 		if n.IsRich() {
@@ -533,14 +542,12 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification, v
 		wg.Wait()
 	}
 	r.cpu.Release(int64(workers))
-	if verified {
-		for i, err := range errs {
-			if errors.Is(err, decrypt.ErrUnknownKey) {
-				ec := candidates[i].EncryptedContent
-				r.log.WarnContext(ctx, "a verified rich notification is encrypted for a certificate this receiver does not hold: add its key; Graph retries meanwhile",
-					"encryption_certificate_id", ec.EncryptionCertificateID, "encryption_certificate_thumbprint", ec.EncryptionCertificateThumbprint)
-				return nil, &Error{Op: "decrypt", Kind: KindUnavailable, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
-			}
+	for i, err := range errs {
+		if errors.Is(err, decrypt.ErrUnknownKey) {
+			ec := candidates[i].EncryptedContent
+			r.log.WarnContext(ctx, "rich notification encrypted for a certificate this receiver does not hold: add its key, then replay the quarantined items",
+				"encryption_certificate_id", clip(ec.EncryptionCertificateID), "encryption_certificate_thumbprint", clip(ec.EncryptionCertificateThumbprint))
+			break
 		}
 	}
 	kept := candidates[:0:0]

@@ -82,10 +82,11 @@ func verifiedSetup(t *testing.T, ring *decrypt.KeyRing) (*httptest.Server, *reco
 	}
 }
 
-// TestVerifiedBatchForUnknownCertificateIs503 covers a certificate rotation
-// not yet deployed here: the batch provably comes from Graph, so its items
-// must not be quarantined as undecryptable; Graph is asked to retry.
-func TestVerifiedBatchForUnknownCertificateIs503(t *testing.T) {
+// TestUnknownCertificateIsQuarantinedAndReplayable covers a certificate
+// rotation not deployed here (or an old key removed too early): the items
+// for the unknown certificate go to the quarantine, the rest of the batch
+// goes through, and once the key is added the quarantined items replay.
+func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
 	known, err := decrypt.GenerateKey(2048, "known", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -99,24 +100,31 @@ func TestVerifiedBatchForUnknownCertificateIs503(t *testing.T) {
 	ring, _ := decrypt.NewKeyRing(known)
 	srv, sink, mint := verifiedSetup(t, ring)
 
+	tok := mint(tenant)
 	body, _ := json.Marshal(map[string]any{
 		"value":            []map[string]any{richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`)},
-		"validationTokens": []string{mint(tenant)},
+		"validationTokens": []string{tok},
 	})
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("status = %d, want 503", resp.StatusCode)
+	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
+		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 1, 1", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
 	}
-	if len(sink.batches) != 0 {
-		t.Fatalf("a batch was delivered: %d accepted, %d rejected", len(sink.accepted()), len(sink.rejected()))
+	rj := sink.rejected()[0]
+	if rj.Reason != receiver.ReasonDecrypt || !errors.Is(rj.Err, decrypt.ErrUnknownKey) {
+		t.Fatalf("rejected: %q %v, want decrypt / ErrUnknownKey", rj.Reason, rj.Err)
 	}
-	// Once the new key is deployed, Graph's retry goes through.
+	// The operator adds the key and replays the quarantined item as it was
+	// received, with the batch's token.
 	if err := ring.Add(rotated); err != nil {
 		t.Fatal(err)
 	}
-	resp, _ = post(t, srv.URL+"/notifications", "application/json", body)
+	replay := []byte(`{"value":[` + string(rj.Notification.Raw) + `],"validationTokens":["` + tok + `"]}`)
+	resp, _ = post(t, srv.URL+"/notifications", "application/json", replay)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 {
-		t.Fatalf("after adding the key: status %d, accepted %d", resp.StatusCode, len(sink.accepted()))
+		t.Fatalf("replay: status %d, accepted %d; want 202, 2", resp.StatusCode, len(sink.accepted()))
+	}
+	if got := string(sink.accepted()[1].Content); got != `{"b":2}` {
+		t.Errorf("replayed content = %s", got)
 	}
 }
 
@@ -168,6 +176,7 @@ func TestBatchLimits(t *testing.T) {
 		{"too many items", `{"value":[{},{},{},{},{},{}]}`, http.StatusRequestEntityTooLarge},
 		{"items at the limit", `{"value":[{},{},{},{},{}]}`, http.StatusAccepted},
 		{"too many tokens", `{"value":[],"validationTokens":[` + strings.Repeat(`"t",`, receiver.MaxValidationTokens) + `"t"]}`, http.StatusBadRequest},
+		{"token not ASCII", `{"value":[],"validationTokens":["ey\u2028J.\u00ff"]}`, http.StatusBadRequest},
 		{"token too long", `{"value":[],"validationTokens":["` + strings.Repeat("a", receiver.MaxValidationTokenBytes+1) + `"]}`, http.StatusBadRequest},
 	}
 	for _, tc := range tests {

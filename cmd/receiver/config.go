@@ -390,11 +390,15 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		switch {
 		case len(raw[s.name].vals) > 0:
 			vals, origin = raw[s.name].vals, "--"+s.name
+		case inEnv && env == "" && s.kind == kindList:
+			// An empty list variable is most likely a template value that
+			// was never filled in; silently clearing --nats-url (embedded
+			// server instead of the cluster) or --client-state (a random
+			// one: everything quarantined) would be worse than stopping.
+			problems = append(problems, problem{setting: s.envName(), msg: "is set but empty; unset it to use the config file or the default, or give a value"})
+			continue
 		case inEnv:
 			vals, origin = []string{env}, s.envName()
-			if env == "" && s.kind == kindList {
-				vals = nil // clears the list
-			}
 		case !s.noFile && fileVals[s.name].vals != nil:
 			fv := fileVals[s.name]
 			vals, origin = fv.vals, fmt.Sprintf("%s line %d: %s", cfgFile, fv.line, s.name)

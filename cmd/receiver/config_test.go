@@ -27,6 +27,18 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
+// TestEmptyListVariableIsRefused: an empty GRAPHHOOK_NATS_URL (an unfilled
+// template value, say) must not silently switch to the embedded server.
+func TestEmptyListVariableIsRefused(t *testing.T) {
+	for _, name := range []string{"GRAPHHOOK_NATS_URL", "GRAPHHOOK_CLIENT_STATE"} {
+		env := map[string]string{name: ""}
+		_, err := loadConfig(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("%s=\"\": err = %v, want a line naming it as empty", name, err)
+		}
+	}
+}
+
 func TestPrecedenceFlagOverEnvOverFileOverDefault(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "receiver.yaml", `
@@ -41,12 +53,11 @@ ops-listen: "127.0.0.1:9999"
 trusted-proxy: [10.0.0.0/8]
 `)
 	env := map[string]string{
-		"GRAPHHOOK_CONFIG":        file,
-		"GRAPHHOOK_LISTEN":        "127.0.0.1:1002",
-		"GRAPHHOOK_STREAM":        "FROMENV",
-		"GRAPHHOOK_TENANT":        "84bd8158-6d4d-4958-8b9f-9d6445542f95, 94bd8158-6d4d-4958-8b9f-9d6445542f95",
-		"GRAPHHOOK_OPS_LISTEN":    "",
-		"GRAPHHOOK_TRUSTED_PROXY": "",
+		"GRAPHHOOK_CONFIG":     file,
+		"GRAPHHOOK_LISTEN":     "127.0.0.1:1002",
+		"GRAPHHOOK_STREAM":     "FROMENV",
+		"GRAPHHOOK_TENANT":     "84bd8158-6d4d-4958-8b9f-9d6445542f95, 94bd8158-6d4d-4958-8b9f-9d6445542f95",
+		"GRAPHHOOK_OPS_LISTEN": "",
 	}
 	c, err := loadConfig([]string{"--listen", "127.0.0.1:1003"}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -57,7 +68,7 @@ trusted-proxy: [10.0.0.0/8]
 		{"stream: env beats file", c.Stream, "FROMENV"},
 		{"log-level: file beats default", c.LogLevel, "debug"},
 		{"ops-listen: an empty env var is set, and beats the file", c.OpsListen, ""},
-		{"trusted-proxy: an empty env var clears the file's list", strings.Join(c.TrustedProxies, " "), ""},
+		{"trusted-proxy: file", strings.Join(c.TrustedProxies, " "), "10.0.0.0/8"},
 		{"data-dir: default", c.DataDir, "./data"},
 		{"shutdown-timeout: file", c.ShutdownTimeout.String(), "3s"},
 		{"app-id: YAML list", strings.Join(c.AppIDs, " "), "11111111-2222-3333-4444-555555555555 22222222-2222-3333-4444-555555555555"},

@@ -135,7 +135,7 @@ func TestBodyLimitFitsInANATSMessage(t *testing.T) {
 
 // consumeURLRe finds the NATS URL of the consumer command in the banner,
 // as it is to be pasted into a shell.
-var consumeURLRe = regexp.MustCompile(`--nats-url ("nats://\$\(cat [^)]+\)@[^"\s]+")`)
+var consumeURLRe = regexp.MustCompile(`export NATS_URL=("nats://\$\(cat [^)]+\)@[^"\s]+")`)
 
 // TestEmbeddedNATSRequiresTheToken checks that the embedded server refuses
 // clients without the token of <data-dir>/nats-token (mode 0600, created on

@@ -156,4 +156,4 @@ func TestQuickStartWorksAsPasted(t *testing.T) {
 }
 
 // quickStartNATSURLRe finds the quoted NATS URL of the quick start.
-var quickStartNATSURLRe = regexp.MustCompile(`--server ("nats://\$\(cat data/nats-token\)@127\.0\.0\.1:4222")`)
+var quickStartNATSURLRe = regexp.MustCompile(`export NATS_URL=("nats://\$\(cat data/nats-token\)@127\.0\.0\.1:4222")`)

@@ -244,10 +244,13 @@ func (d *daemon) banner() {
 	}
 	p := c.SubjectPrefix
 	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, p)
+	// The URL goes into the environment, not onto command lines, where
+	// any local user could read the token (ps, /proc/*/cmdline).
 	fmt.Fprintf(&b, "Consume the events:\n")
-	fmt.Fprintf(&b, "  nats --server %s sub '%s.>'\n", consumeURL, p)
-	fmt.Fprintf(&b, "  nats --server %s stream view %s\n", consumeURL, c.Stream)
-	fmt.Fprintf(&b, "  go run ./examples/consumer --nats-url %s --stream %s\n", consumeURL, c.Stream)
+	fmt.Fprintf(&b, "  export NATS_URL=%s\n", consumeURL)
+	fmt.Fprintf(&b, "  nats sub '%s.>'\n", p)
+	fmt.Fprintf(&b, "  nats stream view %s\n", c.Stream)
+	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s\n", c.Stream)
 	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
 	_, _ = io.WriteString(d.stdout, b.String())
 

@@ -32,10 +32,11 @@ const (
 	exampleTokenGen  = "head -c 32 /dev/urandom | base64 | tr -d '=+/'"
 )
 
-// Body and message sizes. An item is published as one NATS message: its
-// body is at most the request body, and its headers (CloudEvents
-// attributes, the validation tokens of a quarantined item) fit in
-// natsHeaderRoom. nats-server refuses a max_payload above its 64 MiB
+// Body and message sizes. An accepted item is published as one NATS
+// message whose body is at most the request body (a quarantine message
+// holds the rejected items of one reason and the tokens once, also at most
+// the request body) and whose headers (CloudEvents attributes, each value
+// bounded) fit in natsHeaderRoom. nats-server refuses a max_payload above its 64 MiB
 // max_pending, which bounds maxBodyLimit.
 const (
 	maxBodyLimit   = 32 << 20

@@ -42,7 +42,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+	// NATS_URL, as the nats CLI reads it, keeps a token off the command
+	// line (where ps shows it); an explicit --nats-url still wins.
+	args := os.Args[1:]
+	if u := os.Getenv("NATS_URL"); u != "" {
+		args = append([]string{"--nats-url", u}, args...)
+	}
+	if err := run(ctx, args, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(1)
 	}
@@ -51,7 +57,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (default $NATS_URL when set)")
 	creds := fs.String("creds", "", "NATS credentials file")
 	stream := fs.String("stream", natspub.DefaultStream, "stream to read")
 	durable := fs.String("durable", "graphhook-consumer", "durable consumer name")

@@ -59,7 +59,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	// NATS_URL, as the nats CLI reads it, keeps a token off the command
+	// line (where ps shows it); an explicit --nats-url still wins.
+	args := os.Args[1:]
+	if u := os.Getenv("NATS_URL"); u != "" {
+		args = append([]string{"--nats-url", u}, args...)
+	}
+	if err := run(ctx, args, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "replay:", err)
 		os.Exit(1)
 	}
@@ -68,7 +74,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (default $NATS_URL when set)")
 	creds := fs.String("creds", "", "NATS credentials file")
 	stream := fs.String("stream", natspub.DefaultQuarantineStream, "quarantine stream")
 	prefix := fs.String("prefix", natspub.DefaultSubjectPrefix, "subject prefix")
