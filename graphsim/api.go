@@ -172,8 +172,23 @@ func (s *Sim) apiList(w http.ResponseWriter, r *http.Request, c caller) {
 	})
 }
 
+// owned returns the subscription of the request's path if the calling app
+// created it. Another app's subscription is not found, as on Graph, where
+// an app sees only its own.
+func (s *Sim) owned(r *http.Request, c caller) (*Subscription, error) {
+	id := r.PathValue("id")
+	sub, err := s.Subscription(id)
+	if err != nil {
+		return nil, err
+	}
+	if sub.ApplicationID != c.appID {
+		return nil, notFound(id)
+	}
+	return sub, nil
+}
+
 func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
-	sub, err := s.Subscription(r.PathValue("id"))
+	sub, err := s.owned(r, c)
 	if err != nil {
 		writeGraphError(w, r, err)
 		return
@@ -182,6 +197,10 @@ func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
+	if _, err := s.owned(r, c); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
 	var raw map[string]json.RawMessage
 	if err := decodeBody(w, r, &raw); err != nil {
 		writeGraphError(w, r, err)
@@ -219,6 +238,10 @@ func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
+	if _, err := s.owned(r, c); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
 	if err := s.DeleteSubscription(r.Context(), r.PathValue("id")); err != nil {
 		writeGraphError(w, r, err)
 		return
@@ -227,6 +250,10 @@ func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Sim) apiReauthorize(w http.ResponseWriter, r *http.Request, c caller) {
+	if _, err := s.owned(r, c); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
 	if err := s.reauthorize(r.PathValue("id"), c); err != nil {
 		writeGraphError(w, r, err)
 		return

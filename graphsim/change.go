@@ -271,14 +271,27 @@ func (s *Sim) Lifecycle(ctx context.Context, subscriptionID, event string) error
 	if event == EventReauthorizationRequired {
 		sub.lastChallenge = s.cfg.Now()
 	}
+	ln := s.lifecycleItem(sub, event)
 	s.mu.Unlock()
-	_, err := s.queueLifecycle(sub, event)
+	_, err := s.queueLifecycle(ln)
 	return err
 }
 
-func (s *Sim) queueLifecycle(sub *subscription, event string) (*Delivery, error) {
+// lifecycle is a lifecycle notification ready to queue.
+type lifecycle struct {
+	id, url string
+	item    pendingItem
+}
+
+// lifecycleItem builds sub's lifecycle notification for event. s.mu is
+// held: a concurrent PATCH may change the subscription.
+func (s *Sim) lifecycleItem(sub *subscription, event string) lifecycle {
 	n := LifecycleNotification(sub.pub.ID, sub.pub.ClientState, sub.tenantID, event, sub.pub.ExpirationDateTime)
-	return s.queueBatch(sub.pub.LifecycleNotificationURL, []pendingItem{{n: n, app: sub.aud(), tenant: sub.tenantID}}, true)
+	return lifecycle{id: sub.pub.ID, url: sub.pub.LifecycleNotificationURL, item: pendingItem{n: n, app: sub.aud(), tenant: sub.tenantID}}
+}
+
+func (s *Sim) queueLifecycle(l lifecycle) (*Delivery, error) {
+	return s.queueBatch(l.url, []pendingItem{l.item}, true)
 }
 
 // Sweep does at once what the background sweep does every
@@ -289,11 +302,7 @@ func (s *Sim) queueLifecycle(sub *subscription, event string) (*Delivery, error)
 // Config.ReauthorizeBefore, at most every 15 minutes.
 func (s *Sim) Sweep(ctx context.Context) error {
 	now := s.cfg.Now()
-	type ev struct {
-		sub   *subscription
-		event string
-	}
-	var evs []ev
+	var evs []lifecycle
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -304,7 +313,7 @@ func (s *Sim) Sweep(ctx context.Context) error {
 			delete(s.subs, id)
 			s.log.Info("subscription expired", "subscription_id", id)
 			if sub.pub.LifecycleNotificationURL != "" && sub.kind.removed {
-				evs = append(evs, ev{sub, EventSubscriptionRemoved})
+				evs = append(evs, s.lifecycleItem(sub, EventSubscriptionRemoved))
 			}
 			continue
 		}
@@ -318,13 +327,13 @@ func (s *Sim) Sweep(ctx context.Context) error {
 		if due.Sub(now) <= s.cfg.ReauthorizeBefore &&
 			(sub.lastChallenge.IsZero() || now.Sub(sub.lastChallenge) >= 15*time.Minute) {
 			sub.lastChallenge = now
-			evs = append(evs, ev{sub, EventReauthorizationRequired})
+			evs = append(evs, s.lifecycleItem(sub, EventReauthorizationRequired))
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(evs, func(a, b ev) int { return strings.Compare(a.sub.pub.ID, b.sub.pub.ID) })
+	slices.SortFunc(evs, func(a, b lifecycle) int { return strings.Compare(a.id, b.id) })
 	for _, e := range evs {
-		if _, err := s.queueLifecycle(e.sub, e.event); err != nil {
+		if _, err := s.queueLifecycle(e); err != nil {
 			return err
 		}
 	}

@@ -253,13 +253,18 @@ func TestRetriesOn5xxTimeoutAndConnectionErrorsThenDelivers(t *testing.T) {
 	if d.Attempts[0].Budget != cfg.Timeout || d.Attempts[1].Budget != cfg.RetryTimeout {
 		t.Errorf("budgets %v, %v", d.Attempts[0].Budget, d.Attempts[1].Budget)
 	}
-	// Backoff grows: each wait at least the previous one.
-	for i := 2; i < len(d.Attempts); i++ {
-		prev := d.Attempts[i-1].Start.Sub(d.Attempts[i-2].Start) - d.Attempts[i-2].Latency
+	// Backoff doubles: the wait before attempt i is at least RetryBackoff
+	// * 2^(i-1), scaled (timers never fire early, so a lower bound is
+	// robust on a loaded machine where upper bounds and comparisons
+	// between consecutive waits are not).
+	nominal := 10 * time.Second // the default RetryBackoff
+	for i := 1; i < len(d.Attempts); i++ {
 		cur := d.Attempts[i].Start.Sub(d.Attempts[i-1].Start) - d.Attempts[i-1].Latency
-		if cur+time.Millisecond < prev {
-			t.Errorf("wait before attempt %d (%v) shorter than before attempt %d (%v)", i, cur, i-1, prev)
+		want := time.Duration(float64(nominal) * cfg.TimeScale)
+		if cur+200*time.Microsecond < want {
+			t.Errorf("wait before attempt %d is %v, want at least %v", i, cur, want)
 		}
+		nominal *= 2
 	}
 	eps := s.Endpoints()
 	if len(eps) != 1 || eps[0].Attempts != 6 || eps[0].Delivered != 1 {
@@ -313,7 +318,10 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 
 func TestFailingDeliveryIsDiscardedAfterRetryWindow(t *testing.T) {
 	cfg := fastConfig()
-	cfg.TimeScale = 0.001 // 4 h → 14.4 s; backoff 10 s → 10 ms
+	// Backoff 10 s → 100 ms; the 100 s window → 1 s, so the last retry (at
+	// about 0.7 s) and the one after it (1.5 s) are 300 ms clear of it:
+	// robust on a loaded machine.
+	cfg.TimeScale = 0.01
 	cfg.RetryFor = 100 * time.Second
 	s := newSim(t, cfg)
 	e := newEndpoint(t)

@@ -135,6 +135,13 @@ func (r LoadReport) String() string {
 	return b.String()
 }
 
+// Limits of [Load], so that a bad admin request cannot exhaust memory.
+const (
+	MaxLoadBatch       = 10000
+	MaxLoadConcurrency = 1024
+	MaxLoadRate        = 1000000
+)
+
 // Load sends notifications to cfg.URL at a fixed rate or concurrency for
 // cfg.Duration and reports throughput and latency. It returns an error
 // only for a bad configuration; failed POSTs are counted in the report.
@@ -144,6 +151,9 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 	}
 	if cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Batch < 0 || cfg.Duration < 0 || cfg.Requests < 0 {
 		return LoadReport{}, errors.New("graphsim: load: rate, concurrency, batch, duration and requests must not be negative")
+	}
+	if cfg.Batch > MaxLoadBatch || cfg.Concurrency > MaxLoadConcurrency || cfg.Rate > MaxLoadRate {
+		return LoadReport{}, fmt.Errorf("graphsim: load: batch, concurrency and rate are limited to %d, %d and %d", MaxLoadBatch, MaxLoadConcurrency, MaxLoadRate)
 	}
 	if cfg.Duration == 0 {
 		cfg.Duration = DefaultLoadDuration
@@ -195,7 +205,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		tr.Proxy = nil
 		tr.MaxIdleConnsPerHost = cfg.Concurrency + 8
 		tr.MaxConnsPerHost = 0
-		client = &http.Client{Transport: tr}
+		client = &http.Client{Transport: tr, CheckRedirect: noRedirects}
 		defer tr.CloseIdleConnections()
 	}
 	expiration := time.Now().Add(time.Hour)

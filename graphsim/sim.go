@@ -243,7 +243,7 @@ func New(cfg Config) (*Sim, error) {
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
-		}}
+		}, CheckRedirect: noRedirects}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if cfg.SweepInterval > 0 {
@@ -277,7 +277,11 @@ func (s *Sim) Start(addr string) (string, error) {
 		}
 		return "", errors.New("graphsim: already started")
 	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Handlers run under the Sim's context, so Close also ends an admin
+	// load run or a handshake in progress.
+	simCtx := s.ctx
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return simCtx }}
 	s.url = "http://" + ln.Addr().String()
 	srv := s.srv
 	s.wg.Go(func() { srv.Serve(ln) })
@@ -373,3 +377,8 @@ func (s *Sim) sleep(d time.Duration) bool {
 		return false
 	}
 }
+
+// noRedirects makes a client report a 3xx as it is: Graph requires the
+// endpoint itself to answer (200 to a handshake, 2xx to a delivery), and
+// following a Location could also send traffic anywhere.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

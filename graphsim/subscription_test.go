@@ -2,7 +2,9 @@ package graphsim_test
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -479,5 +481,58 @@ func TestTokenEndpoint(t *testing.T) {
 				t.Errorf("token response %v", out)
 			}
 		})
+	}
+}
+
+// TestHandshakeDoesNotFollowRedirects: Graph needs the endpoint itself to
+// answer 200; a receiver reachable only through a redirect (here
+// ServeMux's trailing-slash one) must fail validation here as on Graph.
+func TestHandshakeDoesNotFollowRedirects(t *testing.T) {
+	s := newSim(t, fastConfig())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hook/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.URL.Query().Get("validationToken"))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	req := graphsim.SubscriptionRequest{
+		ChangeType: "created", NotificationURL: srv.URL + "/hook", Resource: "me/messages",
+		ExpirationDateTime: time.Now().Add(time.Hour), ClientState: "s",
+	}
+	if _, err := s.CreateSubscription(t.Context(), req); !errors.Is(err, graphsim.ErrValidationFailed) {
+		t.Fatalf("subscribing through a redirect: %v, want ErrValidationFailed", err)
+	}
+	req.NotificationURL = srv.URL + "/hook/"
+	if _, err := s.CreateSubscription(t.Context(), req); err != nil {
+		t.Fatalf("the endpoint itself: %v", err)
+	}
+}
+
+func TestAnotherAppCannotTouchASubscription(t *testing.T) {
+	s := newSim(t, fastConfig())
+	e := newEndpoint(t)
+	owner := accessToken(t, s, graphsim.DefaultAppID)
+	other := accessToken(t, s, "99999999-8888-7777-6666-555555555555")
+	var sub graphsim.Subscription
+	if st := call(t, "POST", s.GraphURL()+"/subscriptions", owner, subRequest(e, "me/messages"), &sub); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	u := s.GraphURL() + "/subscriptions/" + sub.ID
+	for _, tc := range []struct {
+		method, url string
+		body        any
+	}{
+		{"GET", u, nil},
+		{"PATCH", u, map[string]any{"expirationDateTime": time.Now().Add(2 * time.Hour)}},
+		{"POST", u + "/reauthorize", nil},
+		{"DELETE", u, nil},
+	} {
+		if st := call(t, tc.method, tc.url, other, tc.body, nil); st != http.StatusNotFound {
+			t.Errorf("%s by another app: %d, want 404", tc.method, st)
+		}
+	}
+	if st := call(t, "GET", u, owner, nil, nil); st != http.StatusOK {
+		t.Errorf("GET by the owner: %d, want 200", st)
 	}
 }
