@@ -23,9 +23,12 @@
 // Following Graph's guidance, the answer never tells a caller which check
 // failed: a batch whose items were all rejected is still answered 202, and
 // the rejected items go to the Sink's quarantine. Malformed requests get 400
-// (bad JSON), 405 (wrong method), 413 (body too large) or 415 (not JSON). 503
-// with Retry-After is reserved for our own transient inability (the Sink or a
-// key endpoint is unavailable), so that Graph redelivers.
+// (bad JSON, too many or malformed validationTokens), 405 (wrong method), 413
+// (body over Config.MaxBodyBytes or more than Config.MaxItems items) or 415
+// (not JSON). 503 with Retry-After is reserved for our own transient
+// inability, so that Graph redelivers: the Sink, the token key endpoint or the
+// ClientStateLookup is unavailable, or no CPU was free for decryption within
+// Config.MaxDecryptWait.
 //
 // # Embedding
 //
