@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -25,6 +26,62 @@ var benchKeys = sync.OnceValues(func() (map[int]Key, error) {
 	}
 	return keys, nil
 })
+
+// BenchmarkUnwrap measures the RSA-OAEP(SHA-1) unwrap of one dataKey by
+// each backend in this build: crypto/rsa always, OpenSSL under
+// -tags openssl. Compare them with
+//
+//	go test -tags openssl ./decrypt -run '^$' -bench BenchmarkUnwrap -count 6 >unwrap.txt
+//	benchstat -col /backend unwrap.txt
+func BenchmarkUnwrap(b *testing.B) {
+	keys, err := benchKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bits := range []int{2048, 4096} {
+		k := keys[bits]
+		native, err := newNativeKey(k.Private)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
+		if err != nil {
+			b.Fatal(err)
+		}
+		backends := map[string]func() ([]byte, error){
+			"go": func() ([]byte, error) { return unwrapKey(k.Private, wrapped) },
+		}
+		if Backend != "go" {
+			backends[Backend] = func() ([]byte, error) { return native.unwrap(k.Private, wrapped) }
+		}
+		for _, name := range slices.Sorted(maps.Keys(backends)) {
+			unwrap := backends[name]
+			b.Run(fmt.Sprintf("bits=%d/backend=%s", bits, name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := unwrap(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(fmt.Sprintf("bits=%d/backend=%s-parallel", bits, name), func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := unwrap(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+		native.release()
+	}
+}
 
 // benchPayloadSize is the plaintext size: a typical 2 KiB resource.
 const benchPayloadSize = 2048
@@ -51,6 +108,7 @@ func BenchmarkDecrypt(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		ring.cache.disabled = true // measure the RSA path; Redelivered measures the cache
 		c, err := Encrypt(k.Certificate, k.ID, payload)
 		if err != nil {
 			b.Fatal(err)
@@ -89,6 +147,29 @@ func BenchmarkDecrypt(b *testing.B) {
 				if _, err := ring.Decrypt(c); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+		// Redelivered decrypts content the ring has unwrapped before, as
+		// when Graph delivers a batch again: the unwrap cache saves the RSA
+		// step, so this is close to NonRSA.
+		b.Run(prefix+"Redelivered", func(b *testing.B) {
+			cached, err := NewKeyRing(k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := cached.Decrypt(c); err != nil {
+				b.Fatal(err)
+			}
+			ops := cached.rsaOps.Load()
+			b.ReportAllocs()
+			b.SetBytes(benchPayloadSize)
+			for b.Loop() {
+				if _, err := cached.Decrypt(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cached.rsaOps.Load() != ops {
+				b.Fatal("redelivered content was unwrapped again")
 			}
 		})
 		b.Run(prefix+"NonRSA", func(b *testing.B) {
