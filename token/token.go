@@ -37,11 +37,16 @@ const (
 	DefaultClockSkew          = 5 * time.Minute
 	DefaultMinRefreshInterval = 5 * time.Minute
 	DefaultRefreshInterval    = time.Hour
-	DefaultRetryInterval      = time.Second
+	DefaultRetryInterval      = 250 * time.Millisecond
 	DefaultCacheSize          = 10000
 	DefaultHTTPTimeout        = 10 * time.Second
 
-	maxRetryInterval = time.Minute
+	// MaxRetryInterval caps the back-off between key set fetches while
+	// none has loaded yet (unless Config.RetryInterval is longer): the
+	// validator becomes ready within about a second of the key endpoint
+	// answering again.
+	MaxRetryInterval = time.Second
+
 	maxTokenLen      = 32 << 10 // Entra tokens are 1-3 KiB
 	shutdownTimeout  = 5 * time.Second
 )
@@ -93,7 +98,8 @@ type Config struct {
 	RefreshInterval time.Duration
 
 	// RetryInterval is the first delay between fetch attempts while no key
-	// set has been loaded yet; it doubles up to 1m. Default 1s.
+	// set has been loaded yet; it doubles up to MaxRetryInterval (1s), or
+	// stays at RetryInterval if that is longer. Default 250ms.
 	RetryInterval time.Duration
 
 	// CacheSize bounds the number of valid tokens whose results are
@@ -171,15 +177,19 @@ type Validator struct {
 	skew              time.Duration
 	minRefresh        time.Duration
 	retry             time.Duration
+	maxRetry          time.Duration // cap of the back-off before the first key set
 	now               func() time.Time
 	log               *slog.Logger
 	results           *resultCache // nil when disabled
 	jwks              *jwk.Cache
 	res               *httprc.ResourceBase[jwk.Set]
 	ring              atomic.Pointer[keyRing]
+	ringMu            sync.Mutex // serialises building ring and updating withdrawn
+	withdrawn         kidSet     // kids that left the key set; guarded by ringMu
 	refreshSem        chan struct{} // serialises unknown-kid refreshes
 	lastRefresh       time.Time     // last unknown-kid refresh attempt; guarded by refreshSem
 	lastRefreshFailed bool          // that attempt failed; guarded by refreshSem
+	lastRefreshKid    string        // the kid that attempt was for; guarded by refreshSem
 	life              context.Context
 	cancel            context.CancelFunc
 	loopDone          chan struct{}
@@ -308,6 +318,7 @@ func newValidator(cfg Config) (*Validator, error) {
 	if v.retry <= 0 {
 		v.retry = DefaultRetryInterval
 	}
+	v.maxRetry = max(v.retry, MaxRetryInterval)
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -423,10 +434,15 @@ func (v *Validator) check(ctx context.Context, tok string, now time.Time) (strin
 				v.results.remove(key)
 				return "", &Error{Kind: ErrExpired, Detail: "exp passed"}
 			}
-			return e.tenant, nil
+			if hasKid(v.keys(), e.kid) {
+				return e.tenant, nil
+			}
+			// Microsoft withdrew the signing key: verify again, which
+			// now fails.
+			v.results.remove(key)
 		}
 	}
-	t, ferr := v.verify(ctx, []byte(tok))
+	t, kid, ferr := v.verify(ctx, []byte(tok), now)
 	if ferr != nil {
 		return "", ferr
 	}
@@ -435,45 +451,46 @@ func (v *Validator) check(ctx context.Context, tok string, now time.Time) (strin
 		return "", ferr
 	}
 	if v.results != nil {
-		v.results.put(key, result{tenant: tid, exp: exp}, now.Add(-v.skew))
+		v.results.put(key, result{tenant: tid, exp: exp, kid: kid}, now.Add(-v.skew))
 	}
 	return tid, nil
 }
 
-// verify checks the header and signature of tok and returns its claims.
-func (v *Validator) verify(ctx context.Context, tok []byte) (jwt.Token, *Error) {
+// verify checks the header and signature of tok, whose batch arrived at
+// now, and returns its claims and the kid of the key that signed it.
+func (v *Validator) verify(ctx context.Context, tok []byte, now time.Time) (jwt.Token, string, *Error) {
 	v.verifications.Add(1)
 	msg, err := jws.Parse(tok, jws.WithCompact())
 	if err != nil {
-		return nil, &Error{Kind: ErrMalformed, Detail: "cannot parse JWS", cause: err}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "cannot parse JWS", cause: err}
 	}
 	sigs := msg.Signatures()
 	if len(sigs) != 1 {
-		return nil, &Error{Kind: ErrMalformed, Detail: "want exactly one signature"}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "want exactly one signature"}
 	}
 	hdr := sigs[0].ProtectedHeaders()
 	if alg, ok := hdr.Algorithm(); !ok || alg != jwa.RS256() {
-		return nil, &Error{Kind: ErrSignature, Detail: "alg is not RS256"}
+		return nil, "", &Error{Kind: ErrSignature, Detail: "alg is not RS256"}
 	}
 	kid, ok := hdr.KeyID()
 	if !ok || kid == "" {
-		return nil, &Error{Kind: ErrSignature, Detail: "no kid in header"}
+		return nil, "", &Error{Kind: ErrSignature, Detail: "no kid in header"}
 	}
 	set := v.keys()
 	if _, ok := set.LookupKeyID(kid); !ok {
 		var ferr *Error
-		if set, ferr = v.refreshForKid(ctx, kid); ferr != nil {
-			return nil, ferr
+		if set, ferr = v.refreshForKid(ctx, kid, now); ferr != nil {
+			return nil, "", ferr
 		}
 	}
 	t, err := jwt.Parse(tok, verifyOptions(set)...)
 	if err != nil {
 		if errors.Is(err, jws.VerifyError()) {
-			return nil, &Error{Kind: ErrSignature, Detail: "signature does not verify", cause: err}
+			return nil, "", &Error{Kind: ErrSignature, Detail: "signature does not verify", cause: err}
 		}
-		return nil, &Error{Kind: ErrMalformed, Detail: "cannot parse claims", cause: err}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "cannot parse claims", cause: err}
 	}
-	return t, nil
+	return t, kid, nil
 }
 
 // verifyOptions makes jwt.Parse verify the signature against set, where
