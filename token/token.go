@@ -47,8 +47,8 @@ const (
 	// answering again.
 	MaxRetryInterval = time.Second
 
-	maxTokenLen      = 32 << 10 // Entra tokens are 1-3 KiB
-	shutdownTimeout  = 5 * time.Second
+	maxTokenLen     = 32 << 10 // Entra tokens are 1-3 KiB
+	shutdownTimeout = 5 * time.Second
 )
 
 // Config configures a [Validator]. The zero value plus AppIDs is a working
@@ -184,8 +184,8 @@ type Validator struct {
 	jwks              *jwk.Cache
 	res               *httprc.ResourceBase[jwk.Set]
 	ring              atomic.Pointer[keyRing]
-	ringMu            sync.Mutex // serialises building ring and updating withdrawn
-	withdrawn         kidSet     // kids that left the key set; guarded by ringMu
+	ringMu            sync.Mutex    // serialises building ring and updating withdrawn
+	withdrawn         kidSet        // kids that left the key set; guarded by ringMu
 	refreshSem        chan struct{} // serialises unknown-kid refreshes
 	lastRefresh       time.Time     // last unknown-kid refresh attempt; guarded by refreshSem
 	lastRefreshFailed bool          // that attempt failed; guarded by refreshSem
