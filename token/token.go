@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -73,7 +72,9 @@ type Config struct {
 
 	// JWKSURL overrides the key set URL of Cloud. Default for the global
 	// cloud: https://login.microsoftonline.com/common/discovery/v2.0/keys.
-	// Only this URL is ever fetched.
+	// Only this URL is ever fetched. It must be an absolute http(s) URL
+	// without user information; New logs a warning when it is plain http
+	// or not on a Microsoft identity host (right for a simulator only).
 	JWKSURL string
 
 	// Issuers overrides the accepted iss templates of Cloud. Each must
@@ -83,28 +84,31 @@ type Config struct {
 	// https://login.microsoftonline.com/{tenantid}/v2.0 (v2.0).
 	Issuers []string
 
-	// ClockSkew is the tolerance for exp, nbf and iat. Default 5m.
-	// Negative is an error.
+	// ClockSkew is the tolerance for exp, nbf and iat. Default 5m. At
+	// most MaxClockSkew (1h); negative is an error.
 	ClockSkew time.Duration
 
 	// MinRefreshInterval rate-limits refetching the key set when a token
 	// names an unknown kid: at most one such refresh per interval, so a
 	// flood of forged kids cannot hammer the key endpoint. Default 5m.
+	// Negative is an error.
 	MinRefreshInterval time.Duration
 
 	// RefreshInterval is how often the key set is refetched in the
 	// background once loaded. Default 1h. Microsoft rotates keys and
 	// publishes new ones ahead of use; unknown kids also trigger a refresh.
+	// Negative is an error.
 	RefreshInterval time.Duration
 
 	// RetryInterval is the first delay between fetch attempts while no key
 	// set has been loaded yet; it doubles up to MaxRetryInterval (1s), or
-	// stays at RetryInterval if that is longer. Default 250ms.
+	// stays at RetryInterval if that is longer. Default 250ms. Negative
+	// is an error.
 	RetryInterval time.Duration
 
 	// CacheSize bounds the number of valid tokens whose results are
-	// cached until their exp. Default 10000. Negative disables the cache
-	// (every call verifies every signature).
+	// cached until their exp. Default 10000, at most MaxCacheSize.
+	// Negative disables the cache (every call verifies every signature).
 	CacheSize int
 
 	// HTTPClient fetches the key set. Default: a client with a 10s timeout
@@ -212,6 +216,10 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 		return nil, err
 	}
 
+	if why := jwksURLWarning(v.jwksURL); why != "" {
+		v.log.LogAttrs(ctx, slog.LevelWarn, "the JWKS URL "+why+": whoever controls it can sign validation tokens this receiver accepts; use it only with a simulator",
+			slog.String("jwks_url", v.jwksURL))
+	}
 	v.life, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	jwksURL := v.jwksURL
 	log := v.log
@@ -262,10 +270,10 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 
 // newValidator checks cfg and fills in defaults, without starting anything.
 func newValidator(cfg Config) (*Validator, error) {
-	cloud, ok := cloudFor(cfg.Cloud)
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown Cloud %q (want global, usgov or china)", ErrConfig, cfg.Cloud)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	cloud, _ := cloudFor(cfg.Cloud)
 	v := &Validator{
 		jwksURL:    cloud.jwksURL,
 		issuers:    cloud.issuers,
@@ -276,46 +284,25 @@ func newValidator(cfg Config) (*Validator, error) {
 		log:        cfg.Logger,
 		refreshSem: make(chan struct{}, 1),
 	}
-	if len(cfg.AppIDs) == 0 {
-		return nil, fmt.Errorf("%w: AppIDs is required", ErrConfig)
-	}
 	for _, id := range cfg.AppIDs {
-		if id == "" {
-			return nil, fmt.Errorf("%w: empty app id in AppIDs", ErrConfig)
-		}
 		v.appIDs = append(v.appIDs, strings.ToLower(id))
 	}
 	for _, id := range cfg.TenantIDs {
-		if id == "" {
-			return nil, fmt.Errorf("%w: empty tenant id in TenantIDs", ErrConfig)
-		}
 		v.tenants = append(v.tenants, strings.ToLower(id))
 	}
 	if cfg.JWKSURL != "" {
-		u, err := url.Parse(cfg.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("%w: JWKSURL must be an absolute http(s) URL", ErrConfig)
-		}
 		v.jwksURL = cfg.JWKSURL
 	}
 	if len(cfg.Issuers) > 0 {
-		for _, iss := range cfg.Issuers {
-			if !strings.Contains(iss, TenantPlaceholder) {
-				return nil, fmt.Errorf("%w: issuer template %q lacks %s", ErrConfig, iss, TenantPlaceholder)
-			}
-		}
 		v.issuers = slices.Clone(cfg.Issuers)
 	}
-	switch {
-	case v.skew < 0:
-		return nil, fmt.Errorf("%w: negative ClockSkew", ErrConfig)
-	case v.skew == 0:
+	if v.skew == 0 {
 		v.skew = DefaultClockSkew
 	}
-	if v.minRefresh <= 0 {
+	if v.minRefresh == 0 {
 		v.minRefresh = DefaultMinRefreshInterval
 	}
-	if v.retry <= 0 {
+	if v.retry == 0 {
 		v.retry = DefaultRetryInterval
 	}
 	v.maxRetry = max(v.retry, MaxRetryInterval)
