@@ -6,7 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
-	"maps"
+	"iter"
 	"slices"
 	"sync"
 	"testing"
@@ -29,57 +29,71 @@ var benchKeys = sync.OnceValues(func() (map[int]Key, error) {
 
 // BenchmarkUnwrap measures the RSA-OAEP(SHA-1) unwrap of one dataKey by
 // each backend in this build: crypto/rsa always, OpenSSL under
-// -tags openssl. Compare them with
+// -tags openssl. BenchmarkUnwrapParallel runs the same on every core.
+// Compare the backends with
 //
-//	go test -tags openssl ./decrypt -run '^$' -bench BenchmarkUnwrap -count 6 >unwrap.txt
+//	go test -tags openssl ./decrypt -run '^$' -bench 'BenchmarkUnwrap' -count 6 >unwrap.txt
 //	benchstat -col /backend unwrap.txt
 func BenchmarkUnwrap(b *testing.B) {
+	for name, unwrap := range unwrapBackends(b) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := unwrap(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkUnwrapParallel(b *testing.B) {
+	for name, unwrap := range unwrapBackends(b) {
+		b.Run(name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := unwrap(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// unwrapBackends yields "bits=N/backend=X" and an unwrap of one dataKey by
+// that backend, in a stable order.
+func unwrapBackends(b *testing.B) iter.Seq2[string, func() ([]byte, error)] {
 	keys, err := benchKeys()
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bits := range []int{2048, 4096} {
-		k := keys[bits]
-		native, err := newNativeKey(k.Private)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
-		if err != nil {
-			b.Fatal(err)
-		}
-		backends := map[string]func() ([]byte, error){
-			"go": func() ([]byte, error) { return unwrapKey(k.Private, wrapped) },
-		}
-		if Backend != "go" {
-			backends[Backend] = func() ([]byte, error) { return native.unwrap(k.Private, wrapped) }
-		}
-		for _, name := range slices.Sorted(maps.Keys(backends)) {
-			unwrap := backends[name]
-			b.Run(fmt.Sprintf("bits=%d/backend=%s", bits, name), func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := unwrap(); err != nil {
-						b.Fatal(err)
-					}
+	return func(yield func(string, func() ([]byte, error)) bool) {
+		for _, bits := range []int{2048, 4096} {
+			k := keys[bits]
+			native, err := newNativeKey(k.Private)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer native.release()
+			c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !yield(fmt.Sprintf("bits=%d/backend=go", bits), func() ([]byte, error) { return unwrapKey(k.Private, wrapped) }) {
+				return
+			}
+			if Backend != "go" {
+				if !yield(fmt.Sprintf("bits=%d/backend=%s", bits, Backend), func() ([]byte, error) { return native.unwrap(k.Private, wrapped) }) {
+					return
 				}
-			})
-			b.Run(fmt.Sprintf("bits=%d/backend=%s-parallel", bits, name), func(b *testing.B) {
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if _, err := unwrap(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
+			}
 		}
-		native.release()
 	}
 }
 
