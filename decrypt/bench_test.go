@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,6 +59,40 @@ func BenchmarkUnwrapParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkUnwrapPaired alternates a crypto/rsa and a backend unwrap of
+// the same dataKey in each iteration and reports the median over
+// iterations of go/backend as "speedup". Pairing cancels the load of a
+// shared machine far better than comparing benchmarks run seconds apart.
+// It needs a second backend (-tags openssl).
+func BenchmarkUnwrapPaired(b *testing.B) {
+	if Backend == "go" {
+		b.Skip("only one backend in this build; use -tags openssl")
+	}
+	var goUnwrap func() ([]byte, error)
+	for name, unwrap := range unwrapBackends(b) {
+		if strings.HasSuffix(name, "/backend=go") {
+			goUnwrap = unwrap
+			continue
+		}
+		b.Run(strings.Split(name, "/")[0], func(b *testing.B) {
+			var ratios []float64
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := goUnwrap(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := unwrap(); err != nil {
+					b.Fatal(err)
+				}
+				ratios = append(ratios, float64(t1.Sub(t0))/float64(time.Since(t1)))
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "speedup")
 		})
 	}
 }
