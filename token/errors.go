@@ -51,7 +51,8 @@ var (
 	// differs or is missing.
 	ErrPublisher = errors.New("token: publisher is not Microsoft Graph Change Tracking")
 
-	// ErrConfig reports an invalid [Config] passed to [New].
+	// ErrConfig reports an invalid [Config] passed to [New] or found by
+	// [Config.Validate]; the error holds a [*ConfigError] per bad field.
 	ErrConfig = errors.New("token: invalid config")
 )
 
