@@ -117,5 +117,8 @@
 // Validate returns an [*Error]. Its Kind is one of the sentinels in this
 // package, and errors.Is matches it. Error text names the failed check and
 // never contains the token. The Config.Logger receives operator messages
-// only, such as "JWKS fetch failed" or "JWKS loaded", and never tokens.
+// only, such as "JWKS fetch failed", "JWKS loaded" or, at start, a warning
+// that the JWKS URL is plain http or not a Microsoft identity host; never
+// tokens. Configuration errors are [*ConfigError] values naming the field
+// (see [Config.Validate]).
 package token
