@@ -7,7 +7,9 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -99,5 +101,43 @@ func TestBackendMicrosoftVectorUnwrap(t *testing.T) {
 	}
 	if !bytes.Equal(sym, wantSym) {
 		t.Fatalf("%s unwrapped %x, want %x", Backend, sym, wantSym)
+	}
+}
+
+// Many goroutines unwrapping with one key at once (OpenSSL shares one
+// EVP_PKEY between threads) all get their own item's plaintext.
+func TestBackendConcurrentDecrypts(t *testing.T) {
+	k := testKey(t, 0)
+	ring, err := NewKeyRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring.cache.disabled = true // every decrypt is an RSA operation
+	const workers, each = 8, 25
+	items := make([]*EncryptedContent, workers*each)
+	for i := range items {
+		if items[i], err = Encrypt(k.Certificate, k.ID, []byte(fmt.Sprintf("item %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, len(items))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * each; i < (w+1)*each; i++ {
+				got, err := ring.Decrypt(items[i])
+				if err != nil || string(got) != fmt.Sprintf("item %d", i) {
+					errs <- fmt.Errorf("item %d: %q, %v", i, got, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := ring.rsaOps.Load(); got != int64(len(items)) {
+		t.Errorf("%d RSA operations, want %d", got, len(items))
 	}
 }
