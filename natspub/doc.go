@@ -226,8 +226,9 @@
 // while a stream is missing, while Stream or QuarantineStream has no
 // leader ([ErrStreamUnavailable]), and while either refuses writes because
 // it is full ([ErrStreamFull]): at its limits with discard new, or after
-// refusing a message for its limits until it holds less. Use it for a
-// readiness probe: a receiver that is not ready answers every batch 503.
+// refusing a message for its limits, until it holds less or 10 s pass
+// without another refusal. Use it for a readiness probe: while it fails,
+// batches are answered 503.
 //
 // # Failures
 //

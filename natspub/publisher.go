@@ -435,7 +435,16 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 		}
 		futures[i] = f
 	}
+	// Count every acknowledgement seen, also of a Deliver that fails, so
+	// that Stored follows the stream.
 	var stored, dups, quarantined, qdups, dropped uint64
+	defer func() {
+		p.stored.Add(stored)
+		p.duplicates.Add(dups)
+		p.quarantined.Add(quarantined)
+		p.quarantineDup.Add(qdups)
+		p.unverifiedDropped.Add(dropped)
+	}()
 	for i, f := range futures {
 		o := msgs[i]
 		select {
@@ -467,12 +476,7 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 			return contextError(ctx, fmt.Sprintf("waiting for %d of %d acknowledgements", len(msgs)-i, len(msgs)))
 		}
 	}
-	p.stored.Add(stored)
-	p.duplicates.Add(dups)
-	p.quarantined.Add(quarantined)
-	p.quarantineDup.Add(qdups)
 	if dropped > 0 {
-		p.unverifiedDropped.Add(dropped)
 		// Once per episode, not once per forged request.
 		if !p.unverifiedFull.Swap(true) {
 			p.log.Warn("unverified quarantine full: dropping its new items until it has room (counted in the dropped metric)", "stream", p.cfg.UnverifiedStream)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -19,9 +20,16 @@ type health struct {
 
 type refusal struct {
 	err        error
-	seen       bool // the state below is set
+	at         time.Time // of the last refusal
+	seen       bool      // the state below is set
 	msgs, size uint64
 }
+
+// refusalHold is how long a refusal keeps a stream that is not at its
+// limits unready without a new refusal: long enough for a probe to see
+// it, short enough that a receiver taken out of service by its probe
+// comes back once the stream has room.
+const refusalHold = 10 * time.Second
 
 // refused records that stream refused a message with err.
 func (h *health) refused(stream string, err error) {
@@ -33,9 +41,11 @@ func (h *health) refused(stream string, err error) {
 	if h.refusal == nil {
 		h.refusal = map[string]*refusal{}
 	}
-	if _, ok := h.refusal[stream]; !ok {
-		h.refusal[stream] = &refusal{err: err}
+	if r, ok := h.refusal[stream]; ok {
+		r.at = time.Now()
+		return
 	}
+	h.refusal[stream] = &refusal{err: err, at: time.Now()}
 }
 
 // wrote records that stream stored a message.
@@ -53,6 +63,9 @@ func (h *health) check(stream string, st jetstream.StreamState) error {
 	r, ok := h.refusal[stream]
 	switch {
 	case !ok:
+		return nil
+	case time.Since(r.at) > refusalHold:
+		delete(h.refusal, stream)
 		return nil
 	case !r.seen:
 		r.seen, r.msgs, r.size = true, st.Msgs, st.Bytes
@@ -98,11 +111,12 @@ func (p *Publisher) Ready(ctx context.Context) error {
 		if name == p.cfg.UnverifiedStream {
 			continue
 		}
+		refusedErr := p.health.check(name, info.State) // also when full: it records the state
 		if err := full(info); err != nil {
 			return err
 		}
-		if err := p.health.check(name, info.State); err != nil {
-			return fmt.Errorf("%w: stream %s refused a write: %w", ErrStreamFull, name, err)
+		if refusedErr != nil {
+			return fmt.Errorf("%w: stream %s refused a write: %w", ErrStreamFull, name, refusedErr)
 		}
 	}
 	return nil
