@@ -135,6 +135,9 @@ func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfi
 	s, err := p.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if _, err := p.js.CreateStream(ctx, want); err != nil {
+			if want.Replicas > 1 {
+				return fmt.Errorf("%w: create stream %s with %d replicas (which needs a JetStream cluster of at least %d servers): %w", ErrStreamSetup, want.Name, want.Replicas, want.Replicas, err)
+			}
 			return fmt.Errorf("%w: create stream %s: %w", ErrStreamSetup, want.Name, err)
 		}
 		p.log.Info("stream ready", "stream", want.Name, "created", true, "subjects", want.Subjects, "replicas", want.Replicas,
