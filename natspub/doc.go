@@ -226,12 +226,13 @@
 // # Readiness
 //
 // [Publisher.Ready] fails, naming the cause, while the connection is down,
-// while a stream is missing, while Stream or QuarantineStream has no
-// leader ([ErrStreamUnavailable]), and while either refuses writes because
+// while a stream is missing, while a stream has no leader
+// ([ErrStreamUnavailable]), and while Stream or QuarantineStream refuses
+// writes because
 // it is full ([ErrStreamFull]): at its limits with discard new, or after
 // refusing a message for its limits, until it holds less or 10 s pass
-// without another refusal. Use it for a readiness probe: while it fails,
-// batches are answered 503.
+// without another refusal. Use it for a readiness probe: it reports the
+// conditions in which Deliver fails and the receiver answers 503.
 //
 // # Failures
 //

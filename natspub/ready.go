@@ -91,8 +91,8 @@ func (h *health) check(stream string, st jetstream.StreamState) error {
 // Ready reports whether the Publisher can deliver now, for a readiness
 // probe. It fails, naming the cause, when the Publisher is closed, when the
 // connection is down ([ErrNotConnected]), when a stream is missing
-// ([ErrStreamSetup]), when Stream or QuarantineStream has no leader or does
-// not answer ([ErrStreamUnavailable]), and when either refuses writes
+// ([ErrStreamSetup]), when a stream has no leader or does not answer
+// ([ErrStreamUnavailable]), and when Stream or QuarantineStream refuses writes
 // because it is full ([ErrStreamFull]): at its limits with discard new, or
 // after refusing a message for its limits, until it holds less. A full
 // UnverifiedStream does not make the Publisher unready: its new items are
