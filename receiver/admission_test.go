@@ -46,13 +46,13 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
 
 	// Other batches hold every core.
-	if err := r.cpu.Acquire(t.Context(), int64(r.decryptLimit)); err != nil {
+	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err = r.Receive(t.Context(), body, url.Values{})
-	if StatusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, StatusOf(err))
+	if statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
 	}
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Errorf("busy: answered after %v, want about MaxDecryptWait", waited)
@@ -61,7 +61,7 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 		t.Errorf("busy: %d delivered, want 0", delivered)
 	}
 
-	r.cpu.Release(int64(r.decryptLimit))
+	r.work.cpu.Release(r.work.slots)
 	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
 		t.Fatalf("free: %v", err)
 	}

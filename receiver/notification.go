@@ -30,6 +30,10 @@ type Collection struct {
 // Fields this package does not know (organizationId, @odata.type, future
 // additions) are kept verbatim in Extra and written back by MarshalJSON, so a
 // Notification round-trips without loss.
+//
+// Lifecycle notifications from real tenants carry the tenant as
+// organizationId rather than tenantId: when tenantId is absent or empty,
+// TenantID is taken from organizationId (which stays in Extra as well).
 type Notification struct {
 	ID                             string                    // "id"; optional
 	SubscriptionID                 string                    // "subscriptionId"
@@ -39,7 +43,7 @@ type Notification struct {
 	Resource                       string                    // "resource"
 	ResourceData                   json.RawMessage           // "resourceData", an open type, verbatim
 	ClientState                    ClientState               // "clientState"
-	TenantID                       string                    // "tenantId"
+	TenantID                       string                    // "tenantId", else "organizationId" (see below)
 	EncryptedContent               *decrypt.EncryptedContent // "encryptedContent"; nil for basic notifications
 	Extra                          map[string]json.RawMessage
 
@@ -50,8 +54,9 @@ type Notification struct {
 	// Raw is the item exactly as received.
 	Raw json.RawMessage
 
-	expRaw string    // subscriptionExpirationDateTime as received, re-emitted verbatim
-	expAt  time.Time // ... while the field still holds this value
+	expRaw  string    // subscriptionExpirationDateTime as received, re-emitted verbatim
+	expAt   time.Time // ... while the field still holds this value
+	invalid string    // why the item could not be decoded, reported by Validate
 }
 
 // IsLifecycle reports whether n is a lifecycle notification
@@ -61,16 +66,17 @@ func (n *Notification) IsLifecycle() bool { return n.LifecycleEvent != "" }
 // IsRich reports whether n carried encryptedContent.
 func (n *Notification) IsRich() bool { return n.EncryptedContent != nil }
 
-// LogValue logs the identifying fields of n, never its secrets.
+// LogValue logs the identifying fields of n, never its secrets. Each is
+// taken from the request, so it is clipped to 64 characters and sanitised.
 func (n *Notification) LogValue() slog.Value {
 	attrs := []slog.Attr{
-		slog.String("subscription_id", n.SubscriptionID),
-		slog.String("tenant_id", n.TenantID),
+		slog.String("subscription_id", logText(n.SubscriptionID, maxLogValueLen)),
+		slog.String("tenant_id", logText(n.TenantID, maxLogValueLen)),
 	}
 	if n.IsLifecycle() {
-		attrs = append(attrs, slog.String("lifecycle_event", n.LifecycleEvent))
+		attrs = append(attrs, slog.String("lifecycle_event", logText(n.LifecycleEvent, maxLogValueLen)))
 	} else {
-		attrs = append(attrs, slog.String("change_type", n.ChangeType))
+		attrs = append(attrs, slog.String("change_type", logText(n.ChangeType, maxLogValueLen)))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -156,7 +162,7 @@ func jsonErrorText(err error) string {
 func (n *Notification) UnmarshalJSON(b []byte) error {
 	b = append([]byte(nil), b...)
 	if !json.Valid(b) {
-		*n = Notification{Raw: b, Extra: map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not valid JSON"`)}}
+		*n = Notification{Raw: b, invalid: "item is not valid JSON"}
 		return fmt.Errorf("%w: item is not valid JSON", ErrMalformed)
 	}
 	return n.decode(b)
@@ -167,7 +173,7 @@ func (n *Notification) decode(b []byte) error {
 	*n = Notification{Raw: b}
 	m, ok := objectMembers(b)
 	if !ok {
-		n.Extra = map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not a JSON object"`)}
+		n.invalid = "item is not a JSON object"
 		return fmt.Errorf("%w: item is not a JSON object", ErrMalformed)
 	}
 	var bad string
@@ -194,6 +200,16 @@ func (n *Notification) decode(b []byte) error {
 	str("lifecycleEvent", &n.LifecycleEvent)
 	str("resource", &n.Resource)
 	str("tenantId", &n.TenantID)
+	if raw, ok := m["organizationId"]; ok && n.TenantID == "" {
+		// Lifecycle items from real tenants name the tenant so (protocol
+		// doc §11). It stays in Extra: it is not ours to drop. A value that
+		// is not a string names no tenant.
+		if v, ok := plainString(raw); ok {
+			n.TenantID = v
+		} else if !isNull(raw) {
+			_ = json.Unmarshal(raw, &n.TenantID)
+		}
+	}
 	var cs string
 	str("clientState", &cs)
 	n.ClientState = ClientState(cs)
@@ -226,27 +242,17 @@ func (n *Notification) decode(b []byte) error {
 		n.Extra = m
 	}
 	if bad != "" {
-		if n.Extra == nil {
-			n.Extra = map[string]json.RawMessage{}
-		}
-		n.Extra[invalidKey], _ = json.Marshal(bad)
+		n.invalid = bad
 		return fmt.Errorf("%w: %s", ErrMalformed, bad)
 	}
 	return nil
 }
 
-// invalidKey is an Extra key no JSON object from Graph can collide with in
-// practice; it carries a decode problem from UnmarshalJSON to Validate and is
-// never marshalled.
-const invalidKey = "\x00invalid"
-
 // Validate reports why n is not a well-formed notification, or nil. It
 // requires subscriptionId and exactly one of changeType and lifecycleEvent.
 func (n *Notification) Validate() error {
-	if raw, ok := n.Extra[invalidKey]; ok {
-		var msg string
-		_ = json.Unmarshal(raw, &msg)
-		return fmt.Errorf("%w: %s", ErrMalformed, msg)
+	if n.invalid != "" {
+		return fmt.Errorf("%w: %s", ErrMalformed, n.invalid)
 	}
 	switch {
 	case n.SubscriptionID == "":
@@ -264,9 +270,7 @@ func (n *Notification) Validate() error {
 func (n *Notification) MarshalJSON() ([]byte, error) {
 	m := make(map[string]any, 10+len(n.Extra))
 	for k, v := range n.Extra {
-		if k != invalidKey {
-			m[k] = v
-		}
+		m[k] = v
 	}
 	put := func(k, v string) {
 		if v != "" {
