@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
@@ -136,8 +137,9 @@ func Parse(body []byte) (*Collection, error) {
 		c.Extra = top
 	}
 	c.Value = make([]*Notification, len(items))
+	all := make([]Notification, len(items)) // one allocation for the batch
 	for i, raw := range items {
-		n := &Notification{}
+		n := &all[i]
 		// A malformed item keeps only its Raw bytes; Validate reports it.
 		_ = n.decode(raw)
 		c.Value[i] = n
@@ -168,54 +170,150 @@ func (n *Notification) UnmarshalJSON(b []byte) error {
 	return n.decode(b)
 }
 
-// decode fills n from b, valid JSON that n may keep referring to.
+// The string fields decode knows, in the order their errors are reported.
+const (
+	fieldID = iota
+	fieldSubscriptionID
+	fieldChangeType
+	fieldLifecycleEvent
+	fieldResource
+	fieldTenantID
+	fieldClientState
+	fieldExpiration
+	fieldOrganizationID // also kept in Extra
+	numStringFields
+)
+
+// fieldNames are the wire names of the string fields, by index.
+func fieldName(f int) string {
+	return [numStringFields]string{"id", "subscriptionId", "changeType", "lifecycleEvent", "resource", "tenantId",
+		"clientState", "subscriptionExpirationDateTime", "organizationId"}[f]
+}
+
+// Other members decode knows.
+const (
+	fieldResourceData = numStringFields + iota
+	fieldEncryptedContent
+	fieldUnknown = -1
+)
+
+// fieldOf returns the field named key, or fieldUnknown. The switch on
+// string(key) does not allocate.
+func fieldOf(key []byte) int {
+	switch string(key) {
+	case "id":
+		return fieldID
+	case "subscriptionId":
+		return fieldSubscriptionID
+	case "changeType":
+		return fieldChangeType
+	case "lifecycleEvent":
+		return fieldLifecycleEvent
+	case "resource":
+		return fieldResource
+	case "tenantId":
+		return fieldTenantID
+	case "clientState":
+		return fieldClientState
+	case "subscriptionExpirationDateTime":
+		return fieldExpiration
+	case "organizationId":
+		return fieldOrganizationID
+	case "resourceData":
+		return fieldResourceData
+	case "encryptedContent":
+		return fieldEncryptedContent
+	}
+	return fieldUnknown
+}
+
+// decode fills n from b, valid JSON that n may keep referring to. It makes
+// one pass over the members, the last value winning for a repeated key as
+// in encoding/json, and copies the plain string values (the common case:
+// no escapes) into one allocation shared by the fields.
 func (n *Notification) decode(b []byte) error {
 	*n = Notification{Raw: b}
-	m, ok := objectMembers(b)
-	if !ok {
-		n.invalid = "item is not a JSON object"
+	ms := newMembers(b)
+	var vals [numStringFields][]byte
+	var resourceData, encrypted []byte
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
+		}
+		key, plain := plainContent(rawKey)
+		if !plain {
+			k, ok := stringValue(rawKey)
+			if !ok {
+				ms.bad = true
+				break
+			}
+			key = []byte(k)
+		}
+		f := fieldOf(key)
+		switch {
+		case f == fieldResourceData:
+			resourceData = val
+		case f == fieldEncryptedContent:
+			encrypted = val
+		case f >= 0:
+			vals[f] = val
+		}
+		if f == fieldUnknown || f == fieldOrganizationID {
+			if n.Extra == nil {
+				n.Extra = make(map[string]json.RawMessage, 4)
+			}
+			n.Extra[string(key)] = val
+		}
+	}
+	if ms.bad {
+		*n = Notification{Raw: b, invalid: "item is not a JSON object"}
 		return fmt.Errorf("%w: item is not a JSON object", ErrMalformed)
 	}
-	var bad string
-	str := func(key string, dst *string) {
-		raw, ok := m[key]
-		if !ok {
-			return
-		}
-		delete(m, key)
-		if isNull(raw) {
-			return
-		}
-		if v, ok := plainString(raw); ok {
-			*dst = v
-			return
-		}
-		if err := json.Unmarshal(raw, dst); err != nil && bad == "" {
-			bad = key + " is not a string"
+
+	// One allocation for every plain string value.
+	var strs [numStringFields]string
+	size := 0
+	for _, v := range vals {
+		if _, ok := plainContent(v); ok {
+			size += len(v) - 2
 		}
 	}
-	str("id", &n.ID)
-	str("subscriptionId", &n.SubscriptionID)
-	str("changeType", &n.ChangeType)
-	str("lifecycleEvent", &n.LifecycleEvent)
-	str("resource", &n.Resource)
-	str("tenantId", &n.TenantID)
-	if raw, ok := m["organizationId"]; ok && n.TenantID == "" {
+	var sb strings.Builder
+	sb.Grow(size)
+	var plain [numStringFields]bool
+	var ends [numStringFields]int
+	for f, v := range vals {
+		if c, ok := plainContent(v); ok {
+			sb.Write(c)
+			plain[f] = true
+		}
+		ends[f] = sb.Len()
+	}
+	all := sb.String()
+	var bad string
+	for f, v := range vals {
+		switch {
+		case plain[f]:
+			strs[f] = all[ends[f]-(len(v)-2) : ends[f]]
+		case v == nil || isNull(v):
+		default:
+			var v2 string // declared here: it escapes, and costs only here
+			if err := json.Unmarshal(v, &v2); err != nil && bad == "" && f != fieldOrganizationID {
+				bad = fieldName(f) + " is not a string"
+			}
+			strs[f] = v2
+		}
+	}
+	n.ID, n.SubscriptionID, n.ChangeType, n.LifecycleEvent = strs[fieldID], strs[fieldSubscriptionID], strs[fieldChangeType], strs[fieldLifecycleEvent]
+	n.Resource, n.TenantID, n.ClientState = strs[fieldResource], strs[fieldTenantID], ClientState(strs[fieldClientState])
+	if n.TenantID == "" {
 		// Lifecycle items from real tenants name the tenant so (protocol
 		// doc §11). It stays in Extra: it is not ours to drop. A value that
 		// is not a string names no tenant.
-		if v, ok := plainString(raw); ok {
-			n.TenantID = v
-		} else if !isNull(raw) {
-			_ = json.Unmarshal(raw, &n.TenantID)
-		}
+		n.TenantID = strs[fieldOrganizationID]
 	}
-	var cs string
-	str("clientState", &cs)
-	n.ClientState = ClientState(cs)
-	var exp string
-	str("subscriptionExpirationDateTime", &exp)
-	if exp != "" {
+	if exp := strs[fieldExpiration]; exp != "" {
 		t, err := time.Parse(time.RFC3339Nano, exp)
 		if err != nil && bad == "" {
 			bad = "subscriptionExpirationDateTime is not an RFC 3339 timestamp"
@@ -223,23 +321,14 @@ func (n *Notification) decode(b []byte) error {
 		n.SubscriptionExpirationDateTime = t
 		n.expRaw, n.expAt = exp, t
 	}
-	if raw, ok := m["resourceData"]; ok {
-		delete(m, "resourceData")
-		if !isNull(raw) {
-			n.ResourceData = raw
-		}
+	if resourceData != nil && !isNull(resourceData) {
+		n.ResourceData = resourceData
 	}
-	if raw, ok := m["encryptedContent"]; ok {
-		delete(m, "encryptedContent")
-		if !isNull(raw) {
-			n.EncryptedContent = new(decrypt.EncryptedContent)
-			if err := json.Unmarshal(raw, n.EncryptedContent); err != nil && bad == "" {
-				bad = "encryptedContent is not an object of strings"
-			}
+	if encrypted != nil && !isNull(encrypted) {
+		n.EncryptedContent = new(decrypt.EncryptedContent)
+		if err := json.Unmarshal(encrypted, n.EncryptedContent); err != nil && bad == "" {
+			bad = "encryptedContent is not an object of strings"
 		}
-	}
-	if len(m) > 0 {
-		n.Extra = m
 	}
 	if bad != "" {
 		n.invalid = bad
