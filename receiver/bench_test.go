@@ -1,9 +1,13 @@
 package receiver_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 
@@ -85,5 +89,62 @@ func BenchmarkBaselineUnmarshal(b *testing.B) {
 		if err := json.Unmarshal(body, &p); err != nil || len(p.Value) != 100 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps nothing, so that
+// BenchmarkServeHTTP measures the receiver rather than a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(status int)      { w.status = status }
+
+// BenchmarkServeHTTP measures the receiver's whole HTTP path, from a
+// request to its answer, without a network or a Sink: the validation
+// handshake and basic batches of 1 and 100 notifications. It reports
+// allocations per notification (per request for the handshake).
+func BenchmarkServeHTTP(b *testing.B) {
+	r, err := receiver.New(receiver.Config{
+		ClientStates: []string{secret},
+		Sink:         receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, method, target, contentType string, body []byte, want, items int) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		rd := bytes.NewReader(body)
+		req := httptest.NewRequest(method, target, rd)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		w := &discardWriter{h: http.Header{}}
+		for b.Loop() {
+			rd.Reset(body)
+			req.Body = io.NopCloser(rd)
+			clear(w.h)
+			r.ServeHTTP(w, req)
+			if w.status != want {
+				b.Fatalf("status %d, want %d", w.status, want)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(items), "ns/notification")
+	}
+	b.Run("handshake", func(b *testing.B) {
+		run(b, http.MethodPost, "/notifications?validationToken=Validation%3a+Testing+client+application+reachability+for+subscription+Request-Id%3a+336960d6", "text/plain; charset=utf-8", nil, http.StatusOK, 1)
+	})
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) {
+			var items []map[string]any
+			for i := range size {
+				items = append(items, item(i, secret, "created"))
+			}
+			run(b, http.MethodPost, "/notifications?tenant=contoso", "application/json", collection(b, items...), http.StatusAccepted, size)
+		})
 	}
 }

@@ -111,30 +111,50 @@ func Parse(body []byte) (*Collection, error) {
 		err := json.Unmarshal(body, new(any))
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorText(err))
 	}
-	top, ok := objectMembers(body)
-	if !ok {
+	ms := newMembers(body)
+	if ms.bad {
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 	}
 	c := &Collection{}
-	rawValue, ok := top["value"]
-	if !ok {
+	var rawValue, rawTokens json.RawMessage
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
+		}
+		key, ok := stringValue(rawKey)
+		if !ok {
+			ms.bad = true
+			break
+		}
+		switch key {
+		case "value":
+			rawValue = val
+		case "validationTokens":
+			rawTokens = val
+		default:
+			if c.Extra == nil {
+				c.Extra = make(map[string]json.RawMessage, 2)
+			}
+			c.Extra[key] = val
+		}
+	}
+	if ms.bad {
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	}
+	if rawValue == nil {
 		return nil, fmt.Errorf("%w: no \"value\" array", ErrMalformed)
 	}
-	delete(top, "value")
 	items, ok := arrayElements(rawValue)
 	if !ok && !isNull(rawValue) {
 		return nil, fmt.Errorf("%w: \"value\" is not an array", ErrMalformed)
 	}
-	if rawTokens, ok := top["validationTokens"]; ok {
-		delete(top, "validationTokens")
+	if rawTokens != nil {
 		if isNull(rawTokens) {
 			c.TokensNull = true
 		} else if err := json.Unmarshal(rawTokens, &c.ValidationTokens); err != nil {
 			return nil, fmt.Errorf("%w: \"validationTokens\" is not an array of strings", ErrMalformed)
 		}
-	}
-	if len(top) > 0 {
-		c.Extra = top
 	}
 	c.Value = make([]*Notification, len(items))
 	all := make([]Notification, len(items)) // one allocation for the batch
