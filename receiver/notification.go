@@ -3,6 +3,7 @@ package receiver
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -171,10 +172,10 @@ func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null
 
 // jsonErrorText describes a JSON syntax error without echoing input.
 func jsonErrorText(err error) string {
-	if se, ok := err.(*json.SyntaxError); ok {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
 	}
-	if te, ok := err.(*json.UnmarshalTypeError); ok {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("unexpected JSON %s at offset %d", te.Value, te.Offset)
 	}
 	return "invalid JSON"
@@ -375,7 +376,8 @@ func (n *Notification) Validate() error {
 }
 
 // MarshalJSON writes n in Graph's wire form, unknown fields included.
-// Content and Raw are not written.
+// Content and Raw are not written. TenantID is written as tenantId, also
+// when it was taken from organizationId (which is written too, from Extra).
 func (n *Notification) MarshalJSON() ([]byte, error) {
 	m := make(map[string]any, 10+len(n.Extra))
 	for k, v := range n.Extra {
