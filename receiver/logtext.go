@@ -14,13 +14,13 @@ const (
 )
 
 // logText makes s, taken from a request (so possibly hostile), safe and
-// small for a log line: at most max characters, with invalid UTF-8 and
+// small for a log line: at most limit characters, with invalid UTF-8 and
 // unprintable characters each replaced by '?', and "..." when clipped. A
 // log handler that escapes those characters would otherwise write up to 6
 // bytes for each byte received.
-func logText(s string, max int) string {
+func logText(s string, limit int) string {
 	clean := true
-	if len(s) <= max {
+	if len(s) <= limit {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c < ' ' || c > '~' {
 				clean = false
@@ -32,10 +32,10 @@ func logText(s string, max int) string {
 		}
 	}
 	var b strings.Builder
-	b.Grow(min(len(s), max+3))
+	b.Grow(min(len(s), limit+3))
 	n := 0
 	for i := 0; i < len(s); {
-		if n == max {
+		if n == limit {
 			b.WriteString("...")
 			break
 		}
