@@ -205,7 +205,7 @@ const (
 	numStringFields
 )
 
-// fieldNames are the wire names of the string fields, by index.
+// fieldName returns the wire name of string field f.
 func fieldName(f int) string {
 	return [numStringFields]string{"id", "subscriptionId", "changeType", "lifecycleEvent", "resource", "tenantId",
 		"clientState", "subscriptionExpirationDateTime", "organizationId"}[f]
