@@ -9,6 +9,7 @@ import (
 
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,7 +29,7 @@ func ExampleNew() {
 	}
 	defer ns.WaitForShutdown()
 	defer ns.Shutdown()
-	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{ns.ClientURL()}})
+	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		log.Fatal(err)
 	}

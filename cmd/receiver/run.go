@@ -278,7 +278,7 @@ func (d *daemon) connect(ctx context.Context) error {
 	if d.ns != nil {
 		urls, token = []string{d.ns.ClientURL()}, d.sec.natsToken
 	}
-	nc, err := natspub.Connect(natspub.ConnConfig{
+	nc, err := Connect(ConnConfig{
 		URLs:         urls,
 		CredsFile:    c.NATSCreds,
 		NKeySeedFile: c.NATSNKey,

@@ -14,7 +14,7 @@
 //	consumer --filter 'graph.lifecycle.>'                     # lifecycle events only
 //
 // --filter may be repeated. A tenant or subscription id that contains
-// characters not allowed in a subject token is escaped as natspub.Token
+// characters not allowed in a subject token is escaped as natspub.SubjectToken
 // describes; Graph's GUIDs are used as they are.
 //
 // The consumer is durable (--durable, default "graphhook-consumer"): stop
@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -74,7 +75,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{*url}, CredsFile: *creds, Name: "graphhook-consumer"})
+	natsOpts := []nats.Option{nats.Name("graphhook-consumer")}
+	if *creds != "" {
+		natsOpts = append(natsOpts, nats.UserCredentials(*creds))
+	}
+	nc, err := nats.Connect(*url, natsOpts...)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
-package natspub
+package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -9,6 +10,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 )
+
+// natsconn.go: the NATS connection options of the daemon's flags, moved
+// here from package natspub (issue 10): they are the daemon's, not the
+// library's.
+
+// errNATSConfig reports connection options that cannot work.
+var errNATSConfig = errors.New("invalid NATS connection options")
 
 // Reconnect backoff of [Connect]: the wait doubles from the first to the
 // last value, with ±25 % jitter, and then stays there.
@@ -56,7 +64,7 @@ type ConnConfig struct {
 // 5 s, jittered), and when no server is reachable at start it returns a
 // connection that is still trying rather than an error, so a receiver can
 // start before its NATS server. Publishing fails fast meanwhile
-// ([Publisher.Deliver] returns [ErrNotConnected]). The caller closes the
+// (natspub.Publisher.Deliver returns natspub.ErrNotConnected). The caller closes the
 // connection (Drain or Close).
 func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	var urls []string
@@ -68,7 +76,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 		}
 	}
 	if len(urls) == 0 {
-		return nil, fmt.Errorf("%w: ConnConfig.URLs is required", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: ConnConfig.URLs is required", errNATSConfig)
 	}
 	auth := 0
 	for _, set := range []bool{cfg.CredsFile != "", cfg.NKeySeedFile != "", cfg.User != "", cfg.Token != ""} {
@@ -77,13 +85,13 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 		}
 	}
 	if auth > 1 {
-		return nil, fmt.Errorf("%w: set only one of CredsFile, NKeySeedFile, User and Token", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: set only one of CredsFile, NKeySeedFile, User and Token", errNATSConfig)
 	}
 	if cfg.Password != "" && cfg.User == "" {
-		return nil, fmt.Errorf("%w: Password without User", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Password without User", errNATSConfig)
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
-		return nil, fmt.Errorf("%w: set both TLSCertFile and TLSKeyFile, or neither", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: set both TLSCertFile and TLSKeyFile, or neither", errNATSConfig)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -125,7 +133,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	case cfg.NKeySeedFile != "":
 		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: NKey seed file: %w", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: NKey seed file: %w", errNATSConfig, err)
 		}
 		opts = append(opts, o)
 	case cfg.User != "":
@@ -141,7 +149,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("natspub: connect: %w", err)
+		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	if !nc.IsConnected() {
 		log.Warn("NATS not reachable yet, retrying in the background")
