@@ -23,6 +23,16 @@
 // 2xx, and requests the client gave up on, are counted as failures; Graph
 // redelivers both.
 //
+// What the middleware cannot see: the time before a request reaches the
+// handler (Graph's connection set-up, TLS, the network, a proxy's queue)
+// counts against Graph's budget too, so the ratios here are a lower bound;
+// keep answers well under 3 s. A client going away is seen through the
+// request's context, which net/http cancels when the connection closes
+// after the handler has read the body (the receiver reads it first).
+// Behind a reverse proxy, the proxy must close the upstream request when
+// Graph closes its own (nginx does by default); otherwise the middleware
+// sees the proxy's timing, not Graph's.
+//
 // # Use
 //
 //	mon, err := standing.New(standing.Config{})

@@ -186,33 +186,58 @@ func (m *Monitor) endpoint(name string) *endpoint {
 func (m *Monitor) Middleware(name string) func(http.Handler) http.Handler {
 	ep := m.endpoint(name)
 	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(ep, next, w, r) })
+	}
+}
+
+// MiddlewareByPath is [Monitor.Middleware] for a handler that serves
+// several endpoints, such as a whole server: paths maps a request's URL
+// path to its endpoint name, e.g. {"/notifications": "notifications",
+// "/lifecycle": "lifecycle"}. Requests to other paths are passed through
+// uncounted, so no request can add a metric label.
+func (m *Monitor) MiddlewareByPath(paths map[string]string) func(http.Handler) http.Handler {
+	eps := make(map[string]*endpoint, len(paths))
+	for path, name := range paths {
+		eps[path] = m.endpoint(name)
+	}
+	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost || strings.Contains(r.URL.RawQuery, "validationToken") && r.URL.Query().Has("validationToken") {
+			ep, ok := eps[r.URL.Path]
+			if !ok {
 				next.ServeHTTP(w, r)
 				return
 			}
-			rec := &recorder{ResponseWriter: w, ctx: r.Context(), start: time.Now()}
-			var left time.Duration
-			gone := make(chan struct{})
-			stop := context.AfterFunc(r.Context(), func() {
-				left = time.Since(rec.start)
-				close(gone)
-			})
-			next.ServeHTTP(rec, r)
-			rec.mark(http.StatusOK) // net/http answers 200 when the handler wrote nothing
-			if !stop() {
-				<-gone
-			}
-			if !rec.gone {
-				left = 0
-			} else if left == 0 || left > rec.answered {
-				// The AfterFunc runs a moment after the cancellation, maybe
-				// after the handler noticed it and answered.
-				left = rec.answered
-			}
-			m.observe(ep, m.classify(rec.answered, left, rec.status))
+			m.serve(ep, next, w, r)
 		})
 	}
+}
+
+// serve runs next for r and counts the request for ep.
+func (m *Monitor) serve(ep *endpoint, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || strings.Contains(r.URL.RawQuery, "validationToken") && r.URL.Query().Has("validationToken") {
+		next.ServeHTTP(w, r)
+		return
+	}
+	rec := &recorder{ResponseWriter: w, ctx: r.Context(), start: time.Now()}
+	var left time.Duration
+	gone := make(chan struct{})
+	stop := context.AfterFunc(r.Context(), func() {
+		left = time.Since(rec.start)
+		close(gone)
+	})
+	next.ServeHTTP(rec, r)
+	rec.mark(http.StatusOK) // net/http answers 200 when the handler wrote nothing
+	if !stop() {
+		<-gone
+	}
+	if !rec.gone {
+		left = 0
+	} else if left == 0 || left > rec.answered {
+		// The AfterFunc runs a moment after the cancellation, maybe after
+		// the handler noticed it and answered.
+		left = rec.answered
+	}
+	m.observe(ep, m.classify(rec.answered, left, rec.status))
 }
 
 // Observe counts one delivery request of the endpoint called name, for

@@ -345,3 +345,32 @@ graphhook_standing_state{endpoint="notifications",state="slow"} 1
 		t.Fatalf("%d series (%v), want %d", n, err, 2*(3+4+4))
 	}
 }
+
+func TestMiddlewareByPathCountsOnlyItsPaths(t *testing.T) {
+	m := newMonitor(t, standing.Config{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/lifecycle" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewServer(m.MiddlewareByPath(map[string]string{"/notifications": "notifications", "/lifecycle": "lifecycle"})(h))
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/notifications", "/notifications", "/lifecycle", "/other", "/notifications/x"} {
+		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	s := m.Snapshot()
+	if len(s.Endpoints) != 2 {
+		t.Fatalf("endpoints %+v, want notifications and lifecycle only", s.Endpoints)
+	}
+	n, _ := s.Endpoint("notifications")
+	l, _ := s.Endpoint("lifecycle")
+	if n.Responses != 2 || n.Failed != 0 || l.Responses != 1 || l.Failed != 1 {
+		t.Fatalf("notifications %+v, lifecycle %+v", n, l)
+	}
+}
