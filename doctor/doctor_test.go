@@ -284,7 +284,11 @@ func TestDoctor(t *testing.T) {
 				cfg.HandshakeTimeout = 300 * time.Millisecond
 			}
 			var progress []string
-			cfg.Progress = func(c doctor.Check) { progress = append(progress, c.ID) }
+			var lines strings.Builder
+			cfg.Progress = func(c doctor.Check) {
+				progress = append(progress, c.ID)
+				c.WriteLine(&lines)
+			}
 			rep, err := doctor.Run(t.Context(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -296,6 +300,15 @@ func TestDoctor(t *testing.T) {
 			t.Log("\n" + text.String())
 			if len(progress) != len(rep.Checks) {
 				t.Errorf("progress reported %d checks, report has %d", len(progress), len(rep.Checks))
+			}
+			// Progress lines and the summary make up the text, less its header.
+			rep.WriteSummary(&lines)
+			header := 1
+			if cfg.LifecycleURL != "" {
+				header = 2
+			}
+			if body := strings.SplitN(text.String(), "\n", header+1)[header]; lines.String() != body {
+				t.Errorf("progress output differs from the report:\n%s", lines.String())
 			}
 			for _, c := range rep.Checks {
 				if c.Status == doctor.Fail && !slices.Contains(tt.wantFail, c.ID) {

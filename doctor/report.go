@@ -88,29 +88,49 @@ func (r *Report) Check(id string) (Check, bool) {
 // fix under each failure and warning, and a summary.
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "graphhook doctor: %s\n", r.URL)
-	if r.LifecycleURL != "" {
-		fmt.Fprintf(&b, "  lifecycle URL:  %s\n", r.LifecycleURL)
+	r.writeHeader(&b)
+	for _, c := range r.Checks {
+		writeCheck(&b, c)
 	}
+	r.writeSummary(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteSummary writes WriteText's last line alone, for a command that
+// printed each check as it completed (Config.Progress and
+// [Check.WriteLine]).
+func (r *Report) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	r.writeSummary(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) writeHeader(b *strings.Builder) {
+	fmt.Fprintf(b, "graphhook doctor: %s\n", r.URL)
+	if r.LifecycleURL != "" {
+		fmt.Fprintf(b, "  lifecycle URL:  %s\n", r.LifecycleURL)
+	}
+}
+
+func (r *Report) writeSummary(b *strings.Builder) {
 	counts := map[Status]int{}
 	for _, c := range r.Checks {
 		counts[c.Status]++
-		writeCheck(&b, c)
 	}
-	fmt.Fprintf(&b, "%d passed, %d failed", counts[Pass], counts[Fail])
+	fmt.Fprintf(b, "%d passed, %d failed", counts[Pass], counts[Fail])
 	if counts[Warn] > 0 {
-		fmt.Fprintf(&b, ", %d warnings", counts[Warn])
+		fmt.Fprintf(b, ", %d warnings", counts[Warn])
 	}
 	if counts[Skip] > 0 {
-		fmt.Fprintf(&b, ", %d skipped", counts[Skip])
+		fmt.Fprintf(b, ", %d skipped", counts[Skip])
 	}
 	if counts[Fail] > 0 {
 		b.WriteString(": Graph will not deliver to this endpoint until the failures are fixed\n")
 	} else {
 		b.WriteString(": Graph can validate and deliver to this endpoint\n")
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // WriteLine writes one check as WriteText does, for progress output.
