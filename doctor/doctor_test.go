@@ -146,11 +146,14 @@ func TestDoctor(t *testing.T) {
 		name     string
 		wrap     func(http.Handler) http.Handler
 		plain    bool
-		skipCS   bool     // a receiver that does not check clientState
-		noRoots  bool     // the client trusts no root
-		timeout  bool     // a short handshake budget, for the cold start
-		wantFail []string // the checks that must fail (none for a correct receiver)
-		wantText string   // in the first one's detail or fix
+		skipCS   bool          // a receiver that does not check clientState
+		noRoots  bool          // the client trusts no root
+		timeout  bool          // a short handshake budget, for the cold start
+		tlsURL   bool          // an https URL for the plain server
+		delivery time.Duration // DeliveryTimeout, when set
+		wantWarn string        // a check that must warn
+		wantFail []string      // the checks that must fail (none for a correct receiver)
+		wantText string        // in the first one's detail or fix
 	}{
 		{name: "correct receiver", wrap: same},
 		{
@@ -224,6 +227,28 @@ func TestDoctor(t *testing.T) {
 			wantFail: hs, wantText: "HTML-escaped",
 		},
 		{name: "plain http", wrap: same, plain: true, wantFail: []string{doctor.CheckURL}, wantText: "Graph rejects"},
+		{name: "https URL on a plain port", wrap: same, plain: true, tlsURL: true, wantFail: []string{doctor.CheckTLS}, wantText: "did not answer with TLS"},
+		{
+			name: "redirect",
+			wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, r.URL.Path+"/", http.StatusPermanentRedirect)
+				})
+			},
+			wantFail: append(hs, doctor.CheckClientState, doctor.CheckBodyLimit), wantText: "does not follow redirects",
+		},
+		{
+			name: "slow notification answers",
+			wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !isHandshake(r) {
+						<-time.After(150 * time.Millisecond) // a publish that takes most of the budget
+					}
+					next.ServeHTTP(w, r)
+				})
+			},
+			delivery: 250 * time.Millisecond, wantWarn: doctor.CheckAnswerTime,
+		},
 		{name: "untrusted chain", wrap: same, noRoots: true, wantFail: []string{doctor.CheckTLS}, wantText: "not trusted"},
 		{
 			name: "lifecycle URL not routed",
@@ -277,6 +302,12 @@ func TestDoctor(t *testing.T) {
 			if tt.plain {
 				cfg.LifecycleURL = ""
 			}
+			if tt.tlsURL {
+				cfg.URL = strings.Replace(cfg.URL, "http://", "https://", 1)
+			}
+			if tt.delivery > 0 {
+				cfg.DeliveryTimeout = tt.delivery
+			}
 			if tt.noRoots {
 				cfg.RootCAs = x509.NewCertPool()
 			}
@@ -317,6 +348,15 @@ func TestDoctor(t *testing.T) {
 				if (c.Status == doctor.Fail || c.Status == doctor.Warn) && c.Fix == "" {
 					t.Errorf("check %s: %s without a fix", c.ID, c.Status)
 				}
+			}
+			if tt.wantWarn != "" {
+				if c, _ := rep.Check(tt.wantWarn); c.Status != doctor.Warn {
+					t.Errorf("check %s: %+v, want a warning", tt.wantWarn, c)
+				}
+				if !rep.OK() {
+					t.Errorf("a warning failed the report")
+				}
+				return
 			}
 			if len(tt.wantFail) == 0 {
 				if !rep.OK() || !strings.Contains(text.String(), "0 failed") {
