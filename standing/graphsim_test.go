@@ -15,11 +15,14 @@ import (
 )
 
 // The budgets of the simulated Graph, and of the Monitor watching the
-// receiver. Shorter than Graph's 3 s and 10 s so that the test is quick;
-// the rule and the ratios are Graph's.
+// receiver. Shorter than Graph's 3 s and 10 s so that the test is quick,
+// long enough that a stalled test process (the race detector on a busy
+// machine) does not move a request across the 1.25 s midpoint the Monitor
+// uses to tell a first attempt from a retry; the rule and the ratios are
+// Graph's.
 const (
-	simTimeout      = 300 * time.Millisecond
-	simRetryTimeout = 1000 * time.Millisecond
+	simTimeout      = 500 * time.Millisecond
+	simRetryTimeout = 2000 * time.Millisecond
 	simMinSamples   = 20
 	simClientState  = "standing-test-client-state"
 )
@@ -100,7 +103,7 @@ func TestReproducesGraphsimThrottlingDecisions(t *testing.T) {
 				if attempt == 0 {
 					return 0, true
 				}
-				return 2 * simTimeout, false // over 300 ms, under 1 s
+				return 2 * simTimeout, false // over 500 ms, under 2 s
 			},
 			standing.StateSlow,
 		},
@@ -127,7 +130,7 @@ func TestReproducesGraphsimThrottlingDecisions(t *testing.T) {
 				TimeScale: 0.0001, SweepInterval: -1, MaxBatch: 1,
 				Timeout: simTimeout, RetryTimeout: simRetryTimeout,
 				ThrottleMinSamples: simMinSamples,
-				RetryFor:           2 * time.Hour, // scaled: 720 ms
+				RetryFor:           4 * time.Hour, // scaled: 1.44 s, one retry
 			})
 			if err != nil {
 				t.Fatal(err)
