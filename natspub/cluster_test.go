@@ -2,6 +2,7 @@ package natspub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -151,4 +152,25 @@ func TestClusterLeaderLossKeepsTheLedger(t *testing.T) {
 		t.Errorf("Stats = %+v for %d acknowledged events, %d stored", st, len(ledger), len(stored))
 	}
 	t.Logf("ledger: %d events acknowledged, %d stored, %d failed Delivers retried, %d duplicates", len(ledger), len(stored), failures.Load(), st.Duplicates)
+
+	// A restart with the default Replicas never lowers the operator's R3.
+	newPublisher(t, nc, natspub.Config{})
+	if r := streamConfig(t, js, natspub.DefaultStream).Replicas; r != 3 {
+		t.Errorf("after New with Replicas 1 the stream has %d replicas, want 3 kept", r)
+	}
+
+	// Two of three nodes gone: no quorum, no leader, not ready.
+	for _, ns := range cl.Servers {
+		if ns.Running() && ns.ClientURL() != nc.ConnectedUrl() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			break
+		}
+	}
+	testkit.CheckFor(t, 20*time.Second, func() error {
+		if err := pub.Ready(t.Context()); !errors.Is(err, natspub.ErrStreamUnavailable) {
+			return fmt.Errorf("Ready = %v, want ErrStreamUnavailable", err)
+		}
+		return nil
+	})
 }

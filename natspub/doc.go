@@ -95,7 +95,7 @@
 //
 // Every field graphhook does not know (organizationId, sequenceNumber,
 // @odata.type, anything a sender adds) is kept verbatim under "extra"
-// ([ExtraKey]), never beside graphhook's own: encoding/json matches keys
+// (extraKey), never beside graphhook's own: encoding/json matches keys
 // case-insensitively and with Unicode folding, so an unknown "Content",
 // "ContentBaſe64" (long s), "LifecycleEvent" or "TenantId" next to the
 // real fields would be read as decrypted content, a lifecycle event or
@@ -201,7 +201,8 @@
 //   - checks what graphhook needs and cannot change: file storage and
 //     acknowledgements. A stream without them stops New with an error
 //     wrapping [ErrStreamSetup] that says what to change;
-//   - sets what graphhook needs and can change: its subjects, and a
+//   - sets what graphhook needs and can change: its subjects (subjects an
+//     operator added that collide with none of graphhook's stay), and a
 //     duplicate window of at least DuplicateWindow (a longer one is kept).
 //     Each change is logged;
 //   - keeps the rest: replicas, max age, max bytes, max messages, discard
@@ -213,7 +214,9 @@
 // New records the limits it applied in the stream's metadata
 // ("graphhook.max_age", ...), and a limit that still holds its recorded
 // value (nobody changed it since) follows the Config on the next start. A
-// limit an operator changed no longer matches its record and is kept.
+// limit an operator changed no longer matches its record and is kept, and
+// so are the limits of a stream without records (created by hand or by an
+// earlier version).
 //
 // In a cluster, run with Replicas 3 (a three-node cluster), so that losing
 // a node, the stream leader included, loses no acknowledged event: see
@@ -223,12 +226,13 @@
 // # Readiness
 //
 // [Publisher.Ready] fails, naming the cause, while the connection is down,
-// while a stream is missing, while Stream or QuarantineStream has no
-// leader ([ErrStreamUnavailable]), and while either refuses writes because
+// while a stream is missing, while a stream has no leader
+// ([ErrStreamUnavailable]), and while Stream or QuarantineStream refuses
+// writes because
 // it is full ([ErrStreamFull]): at its limits with discard new, or after
 // refusing a message for its limits, until it holds less or 10 s pass
-// without another refusal. Use it for a readiness probe: while it fails,
-// batches are answered 503.
+// without another refusal. Use it for a readiness probe: it reports the
+// conditions in which Deliver fails and the receiver answers 503.
 //
 // # Failures
 //

@@ -45,11 +45,11 @@ const (
 // DefaultSource is the CloudEvents source used when none is configured.
 const DefaultSource = "/graphhook"
 
-// Event types are TypeChangePrefix + changeType and
-// TypeLifecyclePrefix + lifecycleEvent.
+// Event types are typeChangePrefix + changeType and
+// typeLifecyclePrefix + lifecycleEvent.
 const (
-	TypeChangePrefix    = "com.microsoft.graph.change."
-	TypeLifecyclePrefix = "com.microsoft.graph.lifecycle."
+	typeChangePrefix    = "com.microsoft.graph.change."
+	typeLifecyclePrefix = "com.microsoft.graph.lifecycle."
 )
 
 // EventID returns the CloudEvents id of n, which is also its Nats-Msg-Id, so
@@ -157,19 +157,19 @@ func safeID(s string, noColon bool) bool {
 	return true
 }
 
-// EventType returns the CloudEvents type of n:
+// eventType returns the CloudEvents type of n:
 // com.microsoft.graph.change.<changeType> or
 // com.microsoft.graph.lifecycle.<lifecycleEvent>.
-func EventType(n *receiver.Notification) string {
+func eventType(n *receiver.Notification) string {
 	if n.IsLifecycle() {
-		return TypeLifecyclePrefix + n.LifecycleEvent
+		return typeLifecyclePrefix + n.LifecycleEvent
 	}
-	return TypeChangePrefix + n.ChangeType
+	return typeChangePrefix + n.ChangeType
 }
 
 // encode returns the message of an accepted notification: the body
 // described in the package documentation, CloudEvents binary-mode headers
-// and Nats-Msg-Id = ce-id, on [Subject](prefix, n). ce-time is receivedAt,
+// and Nats-Msg-Id = ce-id, on eventSubject(prefix, n). ce-time is receivedAt,
 // left out when it is zero. [Publisher.Messages] is its exported form.
 func encode(prefix, source string, n *receiver.Notification, receivedAt time.Time) (*nats.Msg, error) {
 	if n == nil {
@@ -183,12 +183,12 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 		return nil, err
 	}
 	id := EventID(n)
-	m := nats.NewMsg(Subject(prefix, n))
+	m := nats.NewMsg(eventSubject(prefix, n))
 	m.Data = body
 	h := m.Header
 	h.Set(HeaderSpecVersion, "1.0")
 	h.Set(HeaderID, id)
-	h.Set(HeaderType, itemHeader(EventType(n)))
+	h.Set(HeaderType, itemHeader(eventType(n)))
 	h.Set(HeaderSource, headerValue(source))
 	subject := n.Resource
 	if n.IsLifecycle() || subject == "" {
@@ -210,16 +210,16 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	return m, nil
 }
 
-// ExtraKey is the member of an event body that holds the item's unknown
+// extraKey is the member of an event body that holds the item's unknown
 // fields (organizationId, sequenceNumber, @odata.type, ...), so that none of
 // them can stand beside, or for a case-insensitive decoder such as
 // encoding/json stand in for, a field graphhook writes.
-const ExtraKey = "extra"
+const extraKey = "extra"
 
 // eventBody returns the JSON event body of an accepted notification: the
 // Graph fields graphhook knows as [receiver.Notification.MarshalJSON] writes
 // them (subscriptionExpirationDateTime spelled as Graph sent it) without
-// clientState and encryptedContent, every unknown field under [ExtraKey],
+// clientState and encryptedContent, every unknown field under [extraKey],
 // and for a rich item the decrypted resource under "content" as a JSON
 // value, or under "contentBase64" as a base64 string when it is not valid
 // JSON. Keys are sorted, so equal notifications give equal bytes.
@@ -244,7 +244,7 @@ func eventBody(n *receiver.Notification) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: unknown fields: %w", ErrEncode, err)
 		}
-		cp.Extra[ExtraKey] = b
+		cp.Extra[extraKey] = b
 	}
 	if field := contentField(n); field != "" {
 		if field == "content" {
@@ -317,7 +317,7 @@ func encodeQuarantine(prefix string, reason receiver.Reason, items []*receiver.R
 	if !shared {
 		tenant = ""
 	}
-	m := nats.NewMsg(RejectedSubject(prefix, reason, tenant))
+	m := nats.NewMsg(rejectedSubject(prefix, reason, tenant))
 	m.Data = body
 	h := m.Header
 	h.Set(HeaderContentType, "application/json")

@@ -27,8 +27,6 @@ const (
 	DefaultDuplicateWindow    = time.Hour
 	DefaultQuarantineMaxAge   = 24 * time.Hour
 	DefaultQuarantineMaxBytes = 64 << 20
-	DefaultUnverifiedMaxAge   = 24 * time.Hour
-	DefaultUnverifiedMaxBytes = 64 << 20
 	DefaultPublishTimeout     = 2 * time.Second
 )
 
@@ -146,8 +144,10 @@ type Publisher struct {
 }
 
 // Stats are a Publisher's counters since New. Stored and Duplicates count
-// apart what the PubAcks report, so Stored agrees with the stream; their
-// sum is every accepted notification of the successful Deliver calls.
+// apart what the PubAcks report (PubAck.Duplicate), so Stored agrees with
+// the stream. They count every acknowledgement Deliver saw, also in a
+// Deliver that failed later in its batch (Graph's redelivery of that
+// batch then counts those events as Duplicates).
 type Stats struct {
 	Stored               uint64 // accepted notifications the stream stored (new events)
 	Duplicates           uint64 // accepted notifications the stream had already (Graph redeliveries)
@@ -256,10 +256,10 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		cfg.QuarantineMaxBytes = DefaultQuarantineMaxBytes
 	}
 	if cfg.UnverifiedMaxAge <= 0 {
-		cfg.UnverifiedMaxAge = DefaultUnverifiedMaxAge
+		cfg.UnverifiedMaxAge = DefaultQuarantineMaxAge
 	}
 	if cfg.UnverifiedMaxBytes <= 0 {
-		cfg.UnverifiedMaxBytes = DefaultUnverifiedMaxBytes
+		cfg.UnverifiedMaxBytes = DefaultQuarantineMaxBytes
 	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
@@ -277,8 +277,15 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("%w: %w", ErrStreamSetup, err)
 	}
 	p.js = js
-	for _, sc := range p.streamConfigs() {
-		if err := p.ensureStream(ctx, sc); err != nil {
+	streams := p.streamConfigs()
+	for i, sc := range streams {
+		var others []string
+		for j, o := range streams {
+			if j != i {
+				others = append(others, o.Subjects...)
+			}
+		}
+		if err := p.ensureStream(ctx, sc, others); err != nil {
 			js.CleanupPublisher()
 			return nil, err
 		}
@@ -292,9 +299,9 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 }
 
 // Messages returns the messages Deliver publishes for b, in order: one per
-// accepted notification (on [Subject], with ce-time = b.ReceivedAt), then
+// accepted notification (on eventSubject, with ce-time = b.ReceivedAt), then
 // one quarantine message per [receiver.Reason] present among b.Rejected, in
-// the order the reasons first occur (on [RejectedSubject], its body a
+// the order the reasons first occur (on rejectedSubject, its body a
 // changeNotificationCollection of the raw items and b.ValidationTokens).
 // It is the one route from a notification to its wire form.
 func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
@@ -340,7 +347,7 @@ func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]outMsg, 
 			return nil, err
 		}
 		o := outMsg{msg: m, stream: p.cfg.QuarantineStream, items: len(g.items)}
-		if Unverified(g.reason) {
+		if isUnverified(g.reason) {
 			o.stream, o.unverified = p.cfg.UnverifiedStream, true
 		}
 		msgs = append(msgs, o)
@@ -361,7 +368,7 @@ func rejectedByReason(rejected []*receiver.Rejected) ([]reasonGroup, error) {
 		if r == nil {
 			return nil, fmt.Errorf("%w: nil rejected item", ErrEncode)
 		}
-		if !slices.Contains(reasons, r.Reason) {
+		if !slices.Contains(reasons(), r.Reason) {
 			return nil, fmt.Errorf("%w: unknown reason %q", ErrEncode, r.Reason)
 		}
 		i := slices.IndexFunc(groups, func(g reasonGroup) bool { return g.reason == r.Reason })

@@ -13,17 +13,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// reasons are the receiver's reasons, each with its stream: the first two
-// are what anyone who can reach the receiver can cause.
-var reasons = []receiver.Reason{
-	receiver.ReasonClientState, receiver.ReasonMalformed,
-	receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing, receiver.ReasonDecrypt,
+// reasons returns the receiver's reasons; isUnverified says which stream
+// holds each.
+func reasons() []receiver.Reason {
+	return []receiver.Reason{
+		receiver.ReasonClientState, receiver.ReasonMalformed,
+		receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing, receiver.ReasonDecrypt,
+	}
 }
 
-// Unverified reports whether items rejected for reason may come from a
+// isUnverified reports whether items rejected for reason may come from a
 // sender who knows no clientState (client_state, malformed): those go to
 // Config.UnverifiedStream, all others to Config.QuarantineStream.
-func Unverified(reason receiver.Reason) bool {
+func isUnverified(reason receiver.Reason) bool {
 	return reason == receiver.ReasonClientState || reason == receiver.ReasonMalformed
 }
 
@@ -41,9 +43,9 @@ func (p *Publisher) streamConfigs() []jetstream.StreamConfig {
 		dup = c.MaxAge
 	}
 	var trusted, unverified []string
-	for _, r := range reasons {
+	for _, r := range reasons() {
 		subj := c.SubjectPrefix + ".rejected." + SubjectToken(string(r)) + ".>"
-		if Unverified(r) {
+		if isUnverified(r) {
 			unverified = append(unverified, subj)
 		} else {
 			trusted = append(trusted, subj)
@@ -88,16 +90,19 @@ type limit struct {
 	set func(dst *jetstream.StreamConfig, src *jetstream.StreamConfig)
 }
 
-var limits = []limit{
-	{"max_age", func(c *jetstream.StreamConfig) string { return c.MaxAge.String() },
-		func(d, s *jetstream.StreamConfig) { d.MaxAge = s.MaxAge }},
-	{"max_bytes", func(c *jetstream.StreamConfig) string { return strconv.FormatInt(max(c.MaxBytes, -1), 10) },
-		func(d, s *jetstream.StreamConfig) { d.MaxBytes = s.MaxBytes }},
-	{"max_msgs", func(c *jetstream.StreamConfig) string {
-		return strconv.FormatInt(cmpZero(c.MaxMsgs, -1), 10)
-	}, func(d, s *jetstream.StreamConfig) { d.MaxMsgs = s.MaxMsgs }},
-	{"discard", func(c *jetstream.StreamConfig) string { return c.Discard.String() },
-		func(d, s *jetstream.StreamConfig) { d.Discard = s.Discard }},
+// limits returns the stream limits New records and may change.
+func limits() []limit {
+	return []limit{
+		{"max_age", func(c *jetstream.StreamConfig) string { return c.MaxAge.String() },
+			func(d, s *jetstream.StreamConfig) { d.MaxAge = s.MaxAge }},
+		{"max_bytes", func(c *jetstream.StreamConfig) string { return strconv.FormatInt(max(c.MaxBytes, -1), 10) },
+			func(d, s *jetstream.StreamConfig) { d.MaxBytes = s.MaxBytes }},
+		{"max_msgs", func(c *jetstream.StreamConfig) string {
+			return strconv.FormatInt(cmpZero(c.MaxMsgs, -1), 10)
+		}, func(d, s *jetstream.StreamConfig) { d.MaxMsgs = s.MaxMsgs }},
+		{"discard", func(c *jetstream.StreamConfig) string { return c.Discard.String() },
+			func(d, s *jetstream.StreamConfig) { d.Discard = s.Discard }},
+	}
 }
 
 // cmpZero maps 0 (unset) to def, as the server does for unlimited values.
@@ -121,15 +126,18 @@ func normalizeLimits(c *jetstream.StreamConfig) {
 // where they differ from the Config, except a limit that still holds the
 // value an earlier New applied (recorded in the stream's metadata): that
 // one follows the Config.
-func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfig, others []string) error {
 	normalizeLimits(&want)
 	want.Metadata = map[string]string{}
-	for _, l := range limits {
+	for _, l := range limits() {
 		want.Metadata[metaPrefix+l.key] = l.get(&want)
 	}
 	s, err := p.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if _, err := p.js.CreateStream(ctx, want); err != nil {
+			if want.Replicas > 1 {
+				return fmt.Errorf("%w: create stream %s with %d replicas (which needs a JetStream cluster of at least %d servers): %w", ErrStreamSetup, want.Name, want.Replicas, want.Replicas, err)
+			}
 			return fmt.Errorf("%w: create stream %s: %w", ErrStreamSetup, want.Name, err)
 		}
 		p.log.Info("stream ready", "stream", want.Name, "created", true, "subjects", want.Subjects, "replicas", want.Replicas,
@@ -152,16 +160,16 @@ func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfi
 	next := have
 	next.Metadata = copyMeta(have.Metadata)
 	var changed []any
-	if !sameSet(have.Subjects, want.Subjects) {
-		next.Subjects = want.Subjects
-		changed = append(changed, "subjects", want.Subjects)
-		p.log.Warn("stream subjects set to what graphhook publishes", "stream", want.Name, "had", have.Subjects, "subjects", want.Subjects)
+	if subj := subjects(have.Subjects, want.Subjects, others); !sameSet(have.Subjects, subj) {
+		next.Subjects = subj
+		changed = append(changed, "subjects", subj)
+		p.log.Warn("stream subjects set to what graphhook publishes", "stream", want.Name, "had", have.Subjects, "subjects", subj)
 	}
 	if have.Duplicates < want.Duplicates {
 		next.Duplicates = want.Duplicates
 		changed = append(changed, "duplicate_window", want.Duplicates)
 	}
-	for _, l := range limits {
+	for _, l := range limits() {
 		cur, cfg, rec := l.get(&have), l.get(&want), have.Metadata[metaPrefix+l.key]
 		switch {
 		case cur == cfg:
@@ -190,8 +198,44 @@ func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfi
 	return nil
 }
 
+// subjects returns the subjects a stream needs: graphhook's (want), and
+// those it had that collide with none of graphhook's subjects (want and
+// others, the other streams'), so that an operator's additions stay and a
+// catch-all of an earlier version ("graph.rejected.>") goes.
+func subjects(have, want, others []string) []string {
+	out := slices.Clone(want)
+	for _, s := range have {
+		if slices.Contains(out, s) {
+			continue
+		}
+		collides := slices.ContainsFunc(append(slices.Clone(want), others...), func(g string) bool { return subjectsOverlap(s, g) })
+		if !collides {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// subjectsOverlap reports whether some subject matches both filters a and
+// b ('*' one token, '>' one or more tokens at the end).
+func subjectsOverlap(a, b string) bool {
+	ta, tb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		switch {
+		case i == len(ta) && i == len(tb):
+			return true
+		case i == len(ta) || i == len(tb):
+			return false
+		case ta[i] == ">" || tb[i] == ">":
+			return true
+		case ta[i] != "*" && tb[i] != "*" && ta[i] != tb[i]:
+			return false
+		}
+	}
+}
+
 func copyMeta(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+len(limits))
+	out := make(map[string]string, len(m)+4)
 	for k, v := range m {
 		out[k] = v
 	}

@@ -130,7 +130,7 @@ func TestNewKeepsTheOperatorsStream(t *testing.T) {
 	}
 	op := jetstream.StreamConfig{
 		Name:       natspub.DefaultStream,
-		Subjects:   []string{"graph.notifications.>"}, // lifecycle missing
+		Subjects:   []string{"graph.notifications.>", "graph.gaps.>"}, // lifecycle missing, one of the operator's own
 		Storage:    jetstream.FileStorage,
 		MaxAge:     30 * 24 * time.Hour,
 		MaxBytes:   10 << 20,
@@ -153,8 +153,8 @@ func TestNewKeepsTheOperatorsStream(t *testing.T) {
 	if c.MaxAge != op.MaxAge || c.MaxBytes != op.MaxBytes || c.MaxMsgs != op.MaxMsgs || c.Discard != jetstream.DiscardNew || c.Replicas != 1 {
 		t.Errorf("operator's settings changed: age %v bytes %d msgs %d discard %v replicas %d", c.MaxAge, c.MaxBytes, c.MaxMsgs, c.Discard, c.Replicas)
 	}
-	if !slices.Contains(c.Subjects, "graph.lifecycle.>") || !slices.Contains(c.Subjects, "graph.notifications.>") {
-		t.Errorf("subjects = %q, want graphhook's", c.Subjects)
+	if !slices.Contains(c.Subjects, "graph.lifecycle.>") || !slices.Contains(c.Subjects, "graph.notifications.>") || !slices.Contains(c.Subjects, "graph.gaps.>") {
+		t.Errorf("subjects = %q, want graphhook's and the operator's graph.gaps.>", c.Subjects)
 	}
 	if c.Duplicates != natspub.DefaultDuplicateWindow {
 		t.Errorf("duplicate window = %v, want raised to %v", c.Duplicates, natspub.DefaultDuplicateWindow)
@@ -183,6 +183,34 @@ func TestNewKeepsTheOperatorsStream(t *testing.T) {
 			t.Errorf("New = %v, want ErrStreamSetup saying to use file storage", err)
 		}
 	})
+}
+
+// TestNewFollowsTheConfigOnlyForLimitsNobodyChanged: on a stream New
+// created, a limit still at the value New applied follows the Config; one
+// an operator changed since is kept.
+func TestNewFollowsTheConfigOnlyForLimitsNobodyChanged(t *testing.T) {
+	nc := startNATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPublisher(t, nc, natspub.Config{}).Close()
+	s, err := js.Stream(t.Context(), natspub.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := s.CachedInfo().Config // as nats stream edit does: metadata kept
+	edited.MaxAge = 30 * 24 * time.Hour
+	if _, err := js.UpdateStream(t.Context(), edited); err != nil {
+		t.Fatal(err)
+	}
+	newPublisher(t, nc, natspub.Config{MaxAge: 48 * time.Hour, QuarantineMaxBytes: 32 << 20})
+	if c := streamConfig(t, js, natspub.DefaultStream); c.MaxAge != 30*24*time.Hour {
+		t.Errorf("max age = %v, want the operator's 720h", c.MaxAge)
+	}
+	if q := streamConfig(t, js, natspub.DefaultQuarantineStream); q.MaxBytes != 32<<20 {
+		t.Errorf("quarantine max bytes = %d, want the configured %d", q.MaxBytes, 32<<20)
+	}
 }
 
 func streamConfig(t testing.TB, js jetstream.JetStream, name string) jetstream.StreamConfig {

@@ -19,7 +19,7 @@ const MaxSubjectTokenLen = 64
 // EmptySubjectToken stands for a missing value in a subject.
 const EmptySubjectToken = "_"
 
-// Subject returns the subject an accepted notification is published on:
+// eventSubject returns the subject an accepted notification is published on:
 //
 //	<prefix>.notifications.<tenantId>.<subscriptionId>.<changeType>
 //	<prefix>.lifecycle.<tenantId>.<subscriptionId>.<lifecycleEvent>
@@ -27,7 +27,7 @@ const EmptySubjectToken = "_"
 // Each variable part goes through [SubjectToken]. An empty prefix means
 // [DefaultSubjectPrefix]. The prefix itself is not escaped: it comes from
 // configuration, not from Graph, and may hold several tokens ("acme.graph").
-func Subject(prefix string, n *receiver.Notification) string {
+func eventSubject(prefix string, n *receiver.Notification) string {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}
@@ -37,7 +37,7 @@ func Subject(prefix string, n *receiver.Notification) string {
 	return prefix + ".notifications." + SubjectToken(n.TenantID) + "." + SubjectToken(n.SubscriptionID) + "." + SubjectToken(n.ChangeType)
 }
 
-// RejectedSubject returns the subject of a quarantine message:
+// rejectedSubject returns the subject of a quarantine message:
 //
 //	<prefix>.rejected.<reason>.<tenantId>
 //
@@ -46,7 +46,7 @@ func Subject(prefix string, n *receiver.Notification) string {
 // items share; pass "" when they do not all share one, or have none, and
 // the token is [EmptySubjectToken] ("_"). Both parts go through [SubjectToken]. An empty
 // prefix means [DefaultSubjectPrefix].
-func RejectedSubject(prefix string, reason receiver.Reason, tenantID string) string {
+func rejectedSubject(prefix string, reason receiver.Reason, tenantID string) string {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}

@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (default $NATS_URL when set)")
 	creds := fs.String("creds", "", "NATS credentials file")
-	stream := fs.String("stream", "", "quarantine stream (default: "+natspub.DefaultQuarantineStream+" and "+natspub.DefaultUnverifiedStream+", or the one that holds --reason)")
+	stream := fs.String("stream", "", "quarantine stream (default: the one that holds --reason; without --reason "+natspub.DefaultQuarantineStream+" and "+natspub.DefaultUnverifiedStream+")")
 	prefix := fs.String("prefix", natspub.DefaultSubjectPrefix, "subject prefix")
 	reason := fs.String("reason", "", "replay only items rejected for this reason (default: all)")
 	tenant := fs.String("tenant", "", "replay only items of this tenant id (default: all)")
@@ -103,15 +103,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// natspub keeps items that passed clientState and items anyone can
+	// send in two streams; the server knows which holds a reason.
 	streams := []string{*stream}
 	switch {
 	case *stream != "":
 	case *reason == "":
 		streams = []string{natspub.DefaultQuarantineStream, natspub.DefaultUnverifiedStream}
-	case natspub.Unverified(receiver.Reason(*reason)):
-		streams = []string{natspub.DefaultUnverifiedStream}
 	default:
-		streams = []string{natspub.DefaultQuarantineStream}
+		name, err := js.StreamNameBySubject(ctx, filters[0])
+		if err != nil {
+			return fmt.Errorf("no stream holds %s (set --stream): %w", filters[0], err)
+		}
+		streams = []string{name}
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	for _, stream := range streams {
