@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/graphhook/graphhook/asyncapi"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
 )
 
 // event is one message of natspub/testdata/events.golden.
@@ -409,5 +411,51 @@ func TestDocumentIsACopy(t *testing.T) {
 	a[0] = 'X'
 	if asyncapi.Document()[0] == 'X' {
 		t.Fatal("Document returns shared bytes")
+	}
+}
+
+// TestDocumentNamesTheLibrarysConstants ties the document to natspub's and
+// receiver's constants: every header natspub writes is documented, the
+// reasons are receiver's, the subjects use the default prefix and the
+// streams are named.
+func TestDocumentNamesTheLibrarysConstants(t *testing.T) {
+	s := loadSpec(t)
+	props := func(schema string) map[string]any {
+		return s.doc["components"].(map[string]any)["schemas"].(map[string]any)[schema].(map[string]any)["properties"].(map[string]any)
+	}
+	event, quarantine := props("eventHeaders"), props("quarantineHeaders")
+	for _, h := range []string{natspub.HeaderSpecVersion, natspub.HeaderID, natspub.HeaderType, natspub.HeaderSource,
+		natspub.HeaderSubject, natspub.HeaderTime, natspub.HeaderContentType, natspub.HeaderSubscriptionID,
+		natspub.HeaderTenantID, natspub.HeaderVerifiedContent} {
+		if event[h] == nil {
+			t.Errorf("event header %s not documented", h)
+		}
+	}
+	for _, h := range []string{natspub.HeaderContentType, natspub.HeaderReason, natspub.HeaderError, natspub.HeaderItems, natspub.HeaderReceivedAt} {
+		if quarantine[h] == nil {
+			t.Errorf("quarantine header %s not documented", h)
+		}
+	}
+	want := []any{}
+	for _, r := range []receiver.Reason{receiver.ReasonClientState, receiver.ReasonMalformed, receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing, receiver.ReasonDecrypt} {
+		want = append(want, string(r))
+	}
+	reason, _ := s.resolve(t, map[string]any{"$ref": "#/components/schemas/reason"})
+	if got := reason.(map[string]any)["enum"].([]any); !slices.Equal(got, want) {
+		t.Errorf("reason enum %v, want %v", got, want)
+	}
+	if maxLen := quarantine[natspub.HeaderError].(map[string]any)["maxLength"]; fmt.Sprint(maxLen) != strconv.Itoa(natspub.MaxErrorHeaderLen) {
+		t.Errorf("graphhook-error maxLength %v, natspub caps it at %d", maxLen, natspub.MaxErrorHeaderLen)
+	}
+	for name, raw := range s.doc["channels"].(map[string]any) {
+		if addr := raw.(map[string]any)["address"].(string); !strings.HasPrefix(addr, natspub.DefaultSubjectPrefix+".") {
+			t.Errorf("channel %s: address %s does not start with %s.", name, addr, natspub.DefaultSubjectPrefix)
+		}
+	}
+	text := string(asyncapi.Document())
+	for _, stream := range []string{natspub.DefaultStream, natspub.DefaultQuarantineStream, natspub.DefaultUnverifiedStream} {
+		if !strings.Contains(text, stream) {
+			t.Errorf("stream %s not named", stream)
+		}
 	}
 }
