@@ -152,10 +152,20 @@ func TestDoctor(t *testing.T) {
 		tlsURL   bool          // an https URL for the plain server
 		delivery time.Duration // DeliveryTimeout, when set
 		wantWarn string        // a check that must warn
+		query    string        // a query string on both URLs
 		wantFail []string      // the checks that must fail (none for a correct receiver)
 		wantText string        // in the first one's detail or fix
 	}{
 		{name: "correct receiver", wrap: same},
+		{name: "URLs with a query string", wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("route") != "a+b" {
+					http.Error(w, "the URL's own query was lost", http.StatusBadRequest)
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		}, query: "?route=a%2Bb"},
 		{
 			name: "auth layer in front",
 			wrap: func(next http.Handler) http.Handler {
@@ -296,7 +306,7 @@ func TestDoctor(t *testing.T) {
 			e := newEnv(t, tt.skipCS)
 			base := e.serve(t, tt.wrap, tt.plain)
 			cfg := doctor.Config{
-				URL: base + "/notifications", LifecycleURL: base + "/lifecycle",
+				URL: base + "/notifications" + tt.query, LifecycleURL: base + "/lifecycle" + tt.query,
 				RootCAs: e.ca.pool, NATS: natstest.Connect(t, e.ns.ClientURL()),
 			}
 			if tt.plain {
