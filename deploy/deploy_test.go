@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -275,7 +276,7 @@ func at(t *testing.T, v any, path ...any) any {
 func TestKubernetesManifests(t *testing.T) {
 	known := flags(t)
 	docs := manifests(t)
-	for _, kind := range []string{"Namespace", "Deployment", "Service", "Secret", "PodDisruptionBudget", "Kustomization"} {
+	for _, kind := range []string{"Namespace", "Deployment", "Service", "Secret", "PodDisruptionBudget", "Ingress", "Kustomization"} {
 		if docs[kind] == nil {
 			t.Fatalf("no %s", kind)
 		}
@@ -378,9 +379,37 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("PodDisruptionBudget selector %s=%v matches no pod", k, v)
 		}
 	}
+	// The Ingress exposes exactly the two notification paths, on the
+	// Service's public port, with https and room for a full body.
+	ing := docs["Ingress"]
+	var paths []string
+	for _, p := range at(t, ing, "spec", "rules", 0, "http", "paths").([]any) {
+		paths = append(paths, at(t, p, "path").(string))
+		if at(t, p, "backend", "service", "name") != at(t, svc, "metadata", "name") || at(t, p, "backend", "service", "port", "name") != "http" {
+			t.Errorf("Ingress path %v does not go to the Service's http port", at(t, p, "path"))
+		}
+	}
+	if !slices.Equal(paths, []string{"/notifications", "/lifecycle"}) {
+		t.Errorf("Ingress paths %v", paths)
+	}
+	if at(t, ing, "spec", "tls", 0, "hosts", 0) != at(t, ing, "spec", "rules", 0, "host") {
+		t.Error("the Ingress host has no TLS")
+	}
+	size := at(t, ing, "metadata", "annotations").(map[string]any)["nginx.ingress.kubernetes.io/proxy-body-size"].(string)
+	if mb, err := strconv.Atoi(strings.TrimSuffix(size, "m")); err != nil || mb < 4 {
+		t.Errorf("Ingress body limit %q, want at least 4m (the receiver's default limit)", size)
+	}
+	listed := map[string]bool{"kustomization.yaml": true}
 	for _, r := range at(t, docs["Kustomization"], "resources").([]any) {
+		listed[r.(string)] = true
 		if _, err := os.Stat(filepath.Join("kubernetes", r.(string))); err != nil {
 			t.Errorf("kustomization resource: %v", err)
+		}
+	}
+	files, _ := filepath.Glob("kubernetes/*.yaml")
+	for _, f := range files {
+		if !listed[filepath.Base(f)] {
+			t.Errorf("%s is not in kustomization.yaml", f)
 		}
 	}
 }

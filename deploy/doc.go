@@ -7,9 +7,10 @@
 //   - systemd/: a hardened unit (graphhook-receiver.service) and the
 //     receiver.yaml it reads.
 //   - kubernetes/: a Deployment of two replicas with probes on /readyz and
-//     /healthz, a Service, a PodDisruptionBudget and a Secret for the
-//     clientState, keys and NATS credentials, publishing to an external NATS
-//     cluster (kubectl apply -k deploy/kubernetes).
+//     /healthz, a Service, a PodDisruptionBudget, an Ingress exposing the two
+//     notification paths over https, and a Secret for the clientState, keys
+//     and NATS credentials, publishing to an external NATS cluster (kubectl
+//     apply -k deploy/kubernetes).
 //
 // The tests build the receiver and check that the binary is static, that
 // the unit passes systemd-analyze verify (when installed), and that every
