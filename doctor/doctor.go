@@ -361,7 +361,10 @@ func explainTLS(err error, host string) (detail, fix string) {
 	case errors.As(err, &recordErr):
 		return "the server did not answer with TLS (is the port serving plain HTTP?)",
 			"serve TLS on this port, or use the port that does"
-	case errors.As(err, &alert) || strings.Contains(err.Error(), "protocol version"):
+	case strings.Contains(err.Error(), "protocol version"):
+		return "the server offers no TLS 1.2 or later: " + err.Error(),
+			"enable TLS 1.2 and 1.3 on the server or load balancer; Graph does not use TLS 1.0 or 1.1"
+	case errors.As(err, &alert):
 		return "the TLS handshake failed: " + err.Error(),
 			"enable TLS 1.2 and 1.3 on the server or load balancer; Graph does not use TLS 1.0 or 1.1"
 	}

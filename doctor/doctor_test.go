@@ -106,7 +106,7 @@ func newEnv(t *testing.T, skipClientState bool) *env {
 
 // serve serves the receiver (through wrap, the broken variant) on
 // /notifications and /lifecycle, over TLS with the test CA unless plain.
-func (e *env) serve(t *testing.T, wrap func(http.Handler) http.Handler, plain bool) string {
+func (e *env) serve(t *testing.T, wrap func(http.Handler) http.Handler, plain bool, versions ...uint16) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/notifications", e.rcv)
@@ -117,6 +117,9 @@ func (e *env) serve(t *testing.T, wrap func(http.Handler) http.Handler, plain bo
 		srv.Start()
 	} else {
 		srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.ca.leaf(t, 90*24*time.Hour)}}
+		if len(versions) == 2 {
+			srv.TLS.MinVersion, srv.TLS.MaxVersion = versions[0], versions[1]
+		}
 		srv.StartTLS()
 	}
 	t.Cleanup(srv.Close)
@@ -153,6 +156,7 @@ func TestDoctor(t *testing.T) {
 		delivery time.Duration // DeliveryTimeout, when set
 		wantWarn string        // a check that must warn
 		query    string        // a query string on both URLs
+		versions []uint16      // the server's TLS MinVersion and MaxVersion
 		wantFail []string      // the checks that must fail (none for a correct receiver)
 		wantText string        // in the first one's detail or fix
 	}{
@@ -260,6 +264,8 @@ func TestDoctor(t *testing.T) {
 			delivery: 250 * time.Millisecond, wantWarn: doctor.CheckAnswerTime,
 		},
 		{name: "untrusted chain", wrap: same, noRoots: true, wantFail: []string{doctor.CheckTLS}, wantText: "not trusted"},
+		{name: "TLS 1.1 only", wrap: same, versions: []uint16{tls.VersionTLS10, tls.VersionTLS11}, wantFail: []string{doctor.CheckTLS}, wantText: "offers no TLS 1.2"},
+		{name: "TLS 1.3 only", wrap: same, versions: []uint16{tls.VersionTLS13, tls.VersionTLS13}, wantWarn: doctor.CheckTLS12},
 		{
 			name: "lifecycle URL not routed",
 			wrap: func(next http.Handler) http.Handler {
@@ -304,7 +310,7 @@ func TestDoctor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.skipCS)
-			base := e.serve(t, tt.wrap, tt.plain)
+			base := e.serve(t, tt.wrap, tt.plain, tt.versions...)
 			cfg := doctor.Config{
 				URL: base + "/notifications" + tt.query, LifecycleURL: base + "/lifecycle" + tt.query,
 				RootCAs: e.ca.pool, NATS: natstest.Connect(t, e.ns.ClientURL()),
