@@ -366,7 +366,7 @@ func explainTLS(err error, host string) (detail, fix string) {
 			"enable TLS 1.2 and 1.3 on the server or load balancer; Graph does not use TLS 1.0 or 1.1"
 	case errors.As(err, &alert):
 		return "the TLS handshake failed: " + err.Error(),
-			"enable TLS 1.2 and 1.3 on the server or load balancer; Graph does not use TLS 1.0 or 1.1"
+			"check the TLS settings of the server or load balancer: it must accept clients without a certificate, over TLS 1.2 or 1.3, for this host name (SNI)"
 	}
 	return "cannot connect with TLS: " + err.Error(),
 		"check that the port is open to the internet (firewall, security group, load balancer listener) and the receiver or proxy is running"
