@@ -215,6 +215,40 @@ func TestSystemdConfigUsesReceiverFlags(t *testing.T) {
 	}
 }
 
+// loads runs the receiver with args and env up to the point where it has
+// read its settings ("--version" stops it there): settings the receiver does
+// not know, or values it cannot parse, fail.
+func loads(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(receiver, append(args, "--version")...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("graphhook receiver")) {
+		t.Errorf("receiver %s with %v: %v\n%s", strings.Join(args, " "), env, err, out)
+	}
+}
+
+func TestSystemdConfigLoads(t *testing.T) {
+	loads(t, nil, "--config", "systemd/receiver.yaml")
+	// The commented-out examples load too, once uncommented.
+	data, err := os.ReadFile("systemd/receiver.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setting := regexp.MustCompile(`^#(([a-z0-9-]+:.*)|(  - .*))$`)
+	var all []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := setting.FindStringSubmatch(line); m != nil {
+			line = m[1]
+		}
+		all = append(all, line)
+	}
+	path := filepath.Join(t.TempDir(), "receiver.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(all, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loads(t, nil, "--config", path)
+}
+
 // manifests decodes every document of the Kubernetes files, by kind.
 func manifests(t *testing.T) map[string]map[string]any {
 	t.Helper()
@@ -312,6 +346,15 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("env %s is not a receiver setting", name)
 		}
 	}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	var args []string
+	for _, a := range at(t, c, "args").([]any) {
+		args = append(args, a.(string))
+	}
+	loads(t, environ, args...)
 	if env["GRAPHHOOK_NATS_URL"] == "" {
 		t.Error("no GRAPHHOOK_NATS_URL: replicas would each run an embedded NATS server")
 	}
@@ -497,10 +540,16 @@ func TestDockerfile(t *testing.T) {
 		if !s.contains(`ENTRYPOINT ["/usr/local/bin/receiver"]`) {
 			t.Errorf("stage %s: no ENTRYPOINT of the receiver", s.name)
 		}
-		for _, m := range regexp.MustCompile(`GRAPHHOOK_[A-Z_]+`).FindAllString(strings.Join(s.has("ENV "), " "), -1) {
-			if f, _ := envFlag(m); !known[f] {
-				t.Errorf("stage %s sets %s, not a receiver setting", s.name, m)
+		var environ []string
+		for _, m := range regexp.MustCompile(`(GRAPHHOOK_[A-Z_]+)=(\S+)`).FindAllStringSubmatch(strings.Join(s.has("ENV "), " "), -1) {
+			if f, _ := envFlag(m[1]); !known[f] {
+				t.Errorf("stage %s sets %s, not a receiver setting", s.name, m[1])
 			}
+			environ = append(environ, m[1]+"="+m[2])
 		}
+		if len(environ) == 0 {
+			t.Errorf("stage %s sets no GRAPHHOOK_ settings", s.name)
+		}
+		loads(t, environ)
 	}
 }
