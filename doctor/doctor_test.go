@@ -1,6 +1,7 @@
 package doctor_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -440,7 +441,11 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestUnresolvableNameSkipsTheRest(t *testing.T) {
-	rep, err := doctor.Run(t.Context(), doctor.Config{URL: "https://graphhook-doctor-test.invalid/notifications"})
+	// A resolver with no DNS server behind it: the test needs no network.
+	offline := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+		return nil, errors.New("no DNS server in this test")
+	}}
+	rep, err := doctor.Run(t.Context(), doctor.Config{URL: "https://graphhook-doctor-test.invalid/notifications", Resolver: offline})
 	if err != nil {
 		t.Fatal(err)
 	}
