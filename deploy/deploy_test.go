@@ -50,7 +50,7 @@ func flags(t *testing.T) map[string]bool {
 		t.Fatalf("receiver --help: %v\n%s", err, out)
 	}
 	names := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:-[a-zA-Z], )?--([a-z0-9][a-z0-9-]*)`).FindAllStringSubmatch(string(out), -1) {
 		names[m[1]] = true
 	}
 	if !names["listen"] || !names["nats-url"] {
