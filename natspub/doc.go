@@ -198,9 +198,10 @@
 // age and bytes, the discard policy, the duplicate window. A stream that
 // exists may have been set up or tuned by an operator, so New
 //
-//   - checks what graphhook needs and cannot change: file storage and
-//     acknowledgements. A stream without them stops New with an error
-//     wrapping [ErrStreamSetup] that says what to change;
+//   - checks what graphhook needs and cannot change: file storage,
+//     acknowledgements, and a stream that takes messages (not a mirror).
+//     A stream without them stops New with an error wrapping
+//     [ErrStreamSetup] that says what to change;
 //   - sets what graphhook needs and can change: its subjects (subjects an
 //     operator added that collide with none of graphhook's stay), and a
 //     duplicate window of at least DuplicateWindow (a longer one is kept).
