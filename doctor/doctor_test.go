@@ -21,12 +21,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/graphhook/graphhook/doctor"
+	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 )
 
 const clientState = "doctor-test-client-state"
@@ -481,5 +484,40 @@ func TestExpiringCertificateWarns(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("report not OK: %+v", rep.Failed())
+	}
+}
+
+// TestDoctorPassesTheEchoAdapter runs the doctor against the daemon's stack:
+// the receiver mounted on Echo by handlers.Register, with the standing
+// middleware in front, so the checks also see Echo's routing and body limit.
+func TestDoctorPassesTheEchoAdapter(t *testing.T) {
+	e := newEnv(t, false)
+	app := echo.New()
+	handlers.Register(app, e.rcv, handlers.Config{})
+	mon, err := standing.New(standing.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(mon.MiddlewareByPath(map[string]string{"/notifications": "notifications", "/lifecycle": "lifecycle"})(app))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.ca.leaf(t, 90*24*time.Hour)}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	base := "https://localhost:" + u.Port()
+	rep, err := doctor.Run(t.Context(), doctor.Config{
+		URL: base + "/notifications", LifecycleURL: base + "/lifecycle",
+		RootCAs: e.ca.pool, NATS: natstest.Connect(t, e.ns.ClientURL()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		var text strings.Builder
+		rep.WriteText(&text)
+		t.Fatalf("doctor fails the Echo stack:\n%s", text.String())
+	}
+	// The doctor's two notifications were counted, its handshakes were not.
+	if st, _ := mon.Snapshot().Endpoint("notifications"); st.Responses != 2 || st.Failed != 0 {
+		t.Errorf("standing counted %+v", st)
 	}
 }
