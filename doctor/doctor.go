@@ -90,13 +90,13 @@ func (c Config) withDefaults() (Config, error) {
 	}{{"URL", c.URL, true}, {"LifecycleURL", c.LifecycleURL, false}} {
 		if f.value == "" {
 			if f.required {
-				return c, &ConfigError{Field: f.name, Err: ErrRequired}
+				return c, &ConfigError{Field: f.name, Err: errors.New("required: the notificationUrl as given to Graph, e.g. https://hooks.example.com/notifications")}
 			}
 			continue
 		}
 		u, err := url.Parse(f.value)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return c, &ConfigError{Field: f.name, Err: fmt.Errorf("%w: want an absolute http(s) URL", ErrInvalid)}
+			return c, &ConfigError{Field: f.name, Err: errors.New("not an absolute http(s) URL; want e.g. https://hooks.example.com/notifications")}
 		}
 	}
 	for _, d := range []struct {
@@ -109,7 +109,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"UploadTimeout", &c.UploadTimeout, DefaultUploadTimeout},
 	} {
 		if *d.v < 0 {
-			return c, &ConfigError{Field: d.name, Err: fmt.Errorf("%w: negative duration", ErrInvalid)}
+			return c, &ConfigError{Field: d.name, Err: fmt.Errorf("negative duration %v; zero means the default %v", *d.v, d.def)}
 		}
 		if *d.v == 0 {
 			*d.v = d.def

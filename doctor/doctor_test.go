@@ -416,11 +416,11 @@ func TestConfigErrors(t *testing.T) {
 		wantField string
 		wantErr   error
 	}{
-		{"no URL", doctor.Config{}, "URL", doctor.ErrRequired},
-		{"relative URL", doctor.Config{URL: "/notifications"}, "URL", doctor.ErrInvalid},
-		{"ftp URL", doctor.Config{URL: "ftp://example.com/x"}, "URL", doctor.ErrInvalid},
-		{"bad lifecycle URL", doctor.Config{URL: "https://example.com/n", LifecycleURL: "example.com"}, "LifecycleURL", doctor.ErrInvalid},
-		{"negative timeout", doctor.Config{URL: "https://example.com/n", HandshakeTimeout: -1}, "HandshakeTimeout", doctor.ErrInvalid},
+		{"no URL", doctor.Config{}, "URL", doctor.ErrInvalidConfig},
+		{"relative URL", doctor.Config{URL: "/notifications"}, "URL", doctor.ErrInvalidConfig},
+		{"ftp URL", doctor.Config{URL: "ftp://example.com/x"}, "URL", doctor.ErrInvalidConfig},
+		{"bad lifecycle URL", doctor.Config{URL: "https://example.com/n", LifecycleURL: "example.com"}, "LifecycleURL", doctor.ErrInvalidConfig},
+		{"negative timeout", doctor.Config{URL: "https://example.com/n", HandshakeTimeout: -1}, "HandshakeTimeout", doctor.ErrInvalidConfig},
 		{"valid", doctor.Config{URL: "https://example.com/n"}, "", nil},
 	}
 	for _, tt := range tests {
@@ -433,9 +433,10 @@ func TestConfigErrors(t *testing.T) {
 				return
 			}
 			var ce *doctor.ConfigError
-			if !errors.As(err, &ce) || ce.Field != tt.wantField {
-				t.Fatalf("error %v, want a ConfigError for %s", err, tt.wantField)
+			if !errors.As(err, &ce) || ce.Field != tt.wantField || !strings.HasPrefix(err.Error(), "doctor: Config."+tt.wantField+": ") {
+				t.Fatalf("error %q, want a ConfigError for %s", err, tt.wantField)
 			}
+			t.Log(err)
 			if _, err := doctor.Run(t.Context(), tt.cfg); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Run: %v", err)
 			}
