@@ -1,0 +1,550 @@
+package subscriptions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// stack is graphsim over TLS, an in-process JetStream, the natspub
+// Publisher and a receiver whose clientState lookup is the Manager's.
+type stack struct {
+	clk  *clock
+	g    *graph
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	url  string // receiver
+	mgr  *Manager
+	sink *batches
+}
+
+type stackOpts struct {
+	wallClock bool
+	sim       graphsim.Config
+}
+
+func newStack(t *testing.T, o stackOpts) *stack {
+	t.Helper()
+	st := &stack{clk: newClock(), sink: &batches{}}
+	now := st.clk.Now
+	if o.wallClock {
+		now = time.Now
+	}
+	o.sim.Now = now
+	if o.sim.SweepInterval == 0 {
+		o.sim.SweepInterval = -1
+	}
+	st.g = startGraph(t, o.sim)
+	_, st.nc = natstest.Start(t)
+	js, err := jetstream.New(st.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.js = js
+	pub, err := natspub.New(t.Context(), natspub.Config{Conn: st.nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(ctx context.Context, id string) (string, error) {
+		if st.mgr == nil {
+			return "", receiver.ErrUnknownSubscription
+		}
+		return st.mgr.ClientStateLookup(ctx, id)
+	}
+	st.url = startReceiver(t, teeSink{pub, st.sink}, lookup)
+	return st
+}
+
+// teeSink stores batches in NATS and keeps them for assertions.
+type teeSink []receiver.Sink
+
+func (ts teeSink) Deliver(ctx context.Context, b *receiver.Batch) error {
+	for _, s := range ts {
+		if err := s.Deliver(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *stack) manager(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	cfg.Client, cfg.JetStream = st.g.client, st.js
+	if cfg.Now == nil {
+		cfg.Now = st.clk.Now
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = -1
+	}
+	cfg.TenantID = graphsim.DefaultTenantID
+	cfg.Policy.MinBackoff = time.Second
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if st.mgr == nil {
+		st.mgr = m
+	}
+	return m
+}
+
+func (st *stack) spec(resource, changeType string) Spec {
+	return Spec{Resource: resource, ChangeType: changeType, NotificationURL: st.url, LifecycleNotificationURL: st.url}
+}
+
+func recordFor(t *testing.T, m *Manager, s Spec) Record {
+	t.Helper()
+	r, _, ok := m.record(s.key())
+	if !ok {
+		t.Fatalf("no record for %s", s.Resource)
+	}
+	return r
+}
+
+// subscribe collects JSON messages on subject.
+func subscribe[T any](t *testing.T, nc *nats.Conn, subject string) func() []T {
+	t.Helper()
+	ch := make(chan *nats.Msg, 1024)
+	sub, err := nc.ChanSubscribe(subject, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	var got []T
+	return func() []T {
+		for {
+			select {
+			case m := <-ch:
+				var v T
+				if err := json.Unmarshal(m.Data, &v); err != nil {
+					t.Fatalf("decode %s: %v", m.Subject, err)
+				}
+				got = append(got, v)
+			default:
+				return got
+			}
+		}
+	}
+}
+
+func TestCreateOnStartAndClientStateLookup(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/42/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	sub, err := st.g.sim.Subscription(rec.ID)
+	if err != nil {
+		t.Fatalf("subscription %s not in Graph: %v", rec.ID, err)
+	}
+	if n := len(rec.ClientState); n == 0 || n > MaxClientStateLen || sub.ClientState != rec.ClientState {
+		t.Fatalf("clientState: record %d chars, Graph has the same: %v", n, sub.ClientState == rec.ClientState)
+	}
+	if rec.Owner != DefaultOwner || !rec.Expiration.Equal(sub.ExpirationDateTime) {
+		t.Fatalf("record owner %q expiry %v; Graph expiry %v", rec.Owner, rec.Expiration, sub.ExpirationDateTime)
+	}
+	cap := MaxLifetime(spec.Resource, false)
+	if life := rec.Expiration.Sub(st.clk.Now()); life >= cap || life < cap-cap/10 {
+		t.Fatalf("lifetime %v, want just under the cap %v", life, cap)
+	}
+	// A real notification passes the receiver's check against the bucket.
+	if _, err := st.g.sim.Change(ctx, graphsim.ChangeRequest{SubscriptionID: rec.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		st.sink.mu.Lock()
+		defer st.sink.mu.Unlock()
+		if len(st.sink.items) != 1 || st.sink.items[0].SubscriptionID != rec.ID {
+			return fmt.Errorf("accepted %d notifications", len(st.sink.items))
+		}
+		return nil
+	})
+	// An unknown subscription is rejected by the lookup.
+	if _, err := m.ClientStateLookup(ctx, "11111111-2222-3333-4444-555555555555"); !errors.Is(err, receiver.ErrUnknownSubscription) {
+		t.Fatalf("lookup of an unknown id = %v, want ErrUnknownSubscription", err)
+	}
+	// A second pass changes nothing in Graph.
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.g.sim.Subscriptions()); n != 1 {
+		t.Fatalf("%d subscriptions after a second pass, want 1", n)
+	}
+}
+
+func TestAdoptOn409(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/42/events", "created,updated")
+	existing, err := st.g.sim.CreateSubscription(t.Context(), graphsim.SubscriptionRequest{
+		Resource: spec.Resource, ChangeType: "updated,created", NotificationURL: spec.NotificationURL,
+		ClientState: "theirs", ExpirationDateTime: st.clk.Now().Add(time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	m.listed = true // as if the list at start had failed: the create meets a 409
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if rec.ID != existing.ID || rec.Owner != "" || rec.ClientState != "theirs" {
+		t.Fatalf("record id %s owner %q; want the existing %s adopted without owner, with its clientState", rec.ID, rec.Owner, existing.ID)
+	}
+	if n := len(st.g.sim.Subscriptions()); n != 1 {
+		t.Fatalf("%d subscriptions, want 1", n)
+	}
+	if !rec.Expiration.After(st.clk.Now().Add(24 * time.Hour)) {
+		t.Fatalf("adopted subscription not renewed under our policy: expires %v", rec.Expiration)
+	}
+	// Leaving the configuration forgets it but does not delete it.
+	m.cfg.Subscriptions = nil
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.g.sim.Subscription(existing.ID); err != nil {
+		t.Fatalf("adopted subscription deleted: %v", err)
+	}
+	if _, _, ok := m.record(spec.key()); ok {
+		t.Fatal("record of a removed spec kept")
+	}
+}
+
+func TestAdoptFromListAtStartAndDeleteOwnedOnly(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	mine := st.spec("users/1/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{mine}})
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	id := recordFor(t, m, mine).ID
+	m.cfg.Subscriptions = nil
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.g.sim.Subscription(id); !errors.Is(err, graphsim.ErrNotFound) {
+		t.Fatalf("owned subscription left the configuration but still exists: %v", err)
+	}
+}
+
+func TestRecreateOn404WithGap(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
+	spec := st.spec("users/42/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := recordFor(t, m, spec)
+	if err := st.g.sim.DeleteSubscription(ctx, before.ID); err != nil {
+		t.Fatal(err)
+	}
+	st.clk.Advance(before.RenewAt.Sub(st.clk.Now()) + time.Second)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := recordFor(t, m, spec)
+	if after.ID == "" || after.ID == before.ID {
+		t.Fatalf("not recreated: id %q (was %s), outcome %s %s", after.ID, before.ID, after.LastOutcome, after.LastError)
+	}
+	if _, err := st.g.sim.Subscription(after.ID); err != nil {
+		t.Fatal(err)
+	}
+	var got []Gap
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if got = gaps(); len(got) != 1 {
+			return fmt.Errorf("%d gap events", len(got))
+		}
+		return nil
+	})
+	g := got[0]
+	if g.Reason != GapRemoved || g.SubscriptionID != after.ID || g.PreviousSubscriptionID != before.ID ||
+		!g.Start.Equal(before.LastRenewal) || !g.End.Equal(after.LastRenewal) {
+		t.Fatalf("gap %+v; want removed from %v to %v", g, before.LastRenewal, after.LastRenewal)
+	}
+}
+
+func TestLifetimeLimitLearned(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("me/todo/lists/1/tasks", "created")
+	spec.MaxLifetime = 10 * 24 * time.Hour // more than Graph allows (4,230 min)
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if rec.ID == "" || rec.MaxLifetime != 4230*time.Minute {
+		t.Fatalf("record id %q, learned cap %v (outcome %s: %s); want created under 4230m", rec.ID, rec.MaxLifetime, rec.LastOutcome, rec.LastError)
+	}
+	if life := rec.Expiration.Sub(st.clk.Now()); life >= 4230*time.Minute {
+		t.Fatalf("lifetime %v not under the learned cap", life)
+	}
+	if v := testutil.ToFloat64(m.met.actions.WithLabelValues(ActionCreate, OutcomeLearned)); v != 1 {
+		t.Fatalf("learned counter = %v, want 1", v)
+	}
+}
+
+// TestThirtyDays runs 30 simulated days for a mix of resources: no
+// subscription lapses, and each is renewed within the policy's bounds.
+func TestThirtyDays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 simulated days")
+	}
+	st := newStack(t, stackOpts{})
+	specs := []Spec{
+		st.spec("users/1/presence", "updated"),
+		st.spec("users/1/messages", "created"),
+		st.spec("drives/1/root", "updated"),
+		st.spec("users", "updated,deleted"),
+		st.spec("teams/1/channels/2/messages", "created"),
+	}
+	m := st.manager(t, Config{Subscriptions: specs})
+	ctx := t.Context()
+	const step = 10 * time.Minute
+	const days = 30 * 24 * time.Hour
+	renewals := map[string]int{}
+	last := map[string]time.Time{}
+	start := st.clk.Now()
+	for st.clk.Now().Sub(start) < days {
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range specs {
+			r := recordFor(t, m, s)
+			if r.ID == "" || !r.Expiration.After(st.clk.Now().Add(step)) {
+				t.Fatalf("%s at %v: id %q expires %v (%s %s)", s.Resource, st.clk.Now().Sub(start), r.ID, r.Expiration, r.LastOutcome, r.LastError)
+			}
+			if !r.LastRenewal.Equal(last[s.Resource]) {
+				renewals[s.Resource]++
+				last[s.Resource] = r.LastRenewal
+			}
+		}
+		st.clk.Advance(step)
+		if err := st.g.sim.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(st.g.sim.Subscriptions()); n != len(specs) {
+			t.Fatalf("at %v Graph holds %d subscriptions, want %d", st.clk.Now().Sub(start), n, len(specs))
+		}
+	}
+	for _, s := range specs {
+		l := m.cfg.Policy.Lifetime(MaxLifetime(s.Resource, false))
+		// Renewals land between 0.567 L and 0.667 L apart (plus one step).
+		lo := int(float64(days)/(float64(l)*2/3+float64(step))) - 1
+		hi := int(float64(days)/(float64(l)*0.56)) + 2
+		n := renewals[s.Resource] - 1 // the first is the create
+		if n < max(lo, 0) || n > hi {
+			t.Errorf("%s: %d renewals in 30 days with lifetime %v, want %d..%d", s.Resource, n, l, lo, hi)
+		}
+		t.Logf("%s: lifetime %v, %d renewals (bounds %d..%d)", s.Resource, l, n, lo, hi)
+	}
+}
+
+func TestLifecycleReactions(t *testing.T) {
+	st := newStack(t, stackOpts{wallClock: true})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
+	events := subscribe[Event](t, st.nc, "graph.subscriptions.>")
+	spec := st.spec("users/42/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Now: time.Now})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := recordFor(t, m, spec)
+
+	// reauthorizationRequired ten minutes after the last PATCH: one PATCH.
+	m.mu.Lock()
+	rec, rev, _ := m.record(spec.key())
+	rec.LastAuth = rec.LastAuth.Add(-ReauthorizeQuiet)
+	m.put(ctx, spec.key(), rec, rev)
+	m.mu.Unlock()
+	if err := st.g.sim.Lifecycle(ctx, first.ID, graphsim.EventReauthorizationRequired); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if v := testutil.ToFloat64(m.met.lifecycle.WithLabelValues(EventReauthorizationRequired, OutcomeOK)); v != 1 {
+			return fmt.Errorf("reauthorizations = %v", v)
+		}
+		return nil
+	})
+	if r := recordFor(t, m, spec); !r.LastAuth.After(first.LastAuth) {
+		t.Fatalf("no PATCH recorded: last auth %v, was %v", r.LastAuth, first.LastAuth)
+	}
+	// A second challenge right after that PATCH sends nothing (never a
+	// reauthorize and a PATCH within 10 minutes).
+	if err := st.g.sim.Lifecycle(ctx, first.ID, graphsim.EventReauthorizationRequired); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if v := testutil.ToFloat64(m.met.lifecycle.WithLabelValues(EventReauthorizationRequired, OutcomeSkipped)); v != 1 {
+			return fmt.Errorf("skipped reauthorizations = %v", v)
+		}
+		return nil
+	})
+
+	// subscriptionRemoved: recreated within 5 s, with a gap.
+	if err := st.g.sim.Lifecycle(ctx, first.ID, graphsim.EventSubscriptionRemoved); err != nil {
+		t.Fatal(err)
+	}
+	removedAt := time.Now()
+	var again Record
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		again = recordFor(t, m, spec)
+		if again.ID == "" || again.ID == first.ID {
+			return fmt.Errorf("not recreated yet: %q", again.ID)
+		}
+		if _, err := st.g.sim.Subscription(again.ID); err != nil {
+			return err
+		}
+		return nil
+	})
+	// missed: a resync event and a gap.
+	if err := st.g.sim.Lifecycle(ctx, again.ID, graphsim.EventMissed); err != nil {
+		t.Fatal(err)
+	}
+	var got []Gap
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if got = gaps(); len(got) != 2 {
+			return fmt.Errorf("%d gap events", len(got))
+		}
+		return nil
+	})
+	rm, ms := got[0], got[1]
+	if rm.Reason != GapRemoved || rm.PreviousSubscriptionID != first.ID || rm.SubscriptionID != again.ID ||
+		rm.Start.After(removedAt) || rm.End.Before(rm.Start) || !rm.End.Equal(again.LastRenewal) {
+		t.Fatalf("removed gap %+v; want from before %v to the recreate at %v", rm, removedAt, again.LastRenewal)
+	}
+	if ms.Reason != GapMissed || ms.SubscriptionID != again.ID || ms.End.Sub(ms.Start) > MissedLookback || ms.Start.Before(again.Created) {
+		t.Fatalf("missed gap %+v; want at most %v back, not before creation %v", ms, MissedLookback, again.Created)
+	}
+	resync := 0
+	for _, e := range events() {
+		if e.Action == ActionResync && e.SubscriptionID == again.ID {
+			resync++
+		}
+	}
+	if resync != 1 {
+		t.Fatalf("%d resync events, want 1", resync)
+	}
+}
+
+func TestTwoManagersOneLease(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/7/messages", "created")
+	cfg := Config{Subscriptions: []Spec{spec}, LeaseTTL: time.Minute}
+	a := st.manager(t, Config{Subscriptions: cfg.Subscriptions, LeaseTTL: cfg.LeaseTTL, Instance: "a"})
+	b := st.manager(t, Config{Subscriptions: cfg.Subscriptions, LeaseTTL: cfg.LeaseTTL, Instance: "b"})
+	ctx := t.Context()
+	renewals := func(m *Manager) float64 {
+		return testutil.ToFloat64(m.met.actions.WithLabelValues(ActionRenew, OutcomeOK)) + testutil.ToFloat64(m.met.actions.WithLabelValues(ActionCreate, OutcomeOK))
+	}
+	// Both run passes over three simulated days.
+	for range 3 * 24 * 12 {
+		if err := a.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if a.Holder() == b.Holder() {
+			t.Fatalf("holders a=%v b=%v", a.Holder(), b.Holder())
+		}
+		st.clk.Advance(5 * time.Minute)
+	}
+	if renewals(b) != 0 || renewals(a) == 0 {
+		t.Fatalf("calls a=%v b=%v; want only the holder a", renewals(a), renewals(b))
+	}
+	if n := len(st.g.sim.Subscriptions()); n != 1 {
+		t.Fatalf("%d subscriptions, want 1", n)
+	}
+	// a stops without releasing (a crash): b takes over within the TTL.
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	st.clk.Advance(cfg.LeaseTTL)
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Holder() {
+		t.Fatal("b did not take over after the TTL")
+	}
+	if got := testutil.ToFloat64(b.met.leaseHeld); got != 1 {
+		t.Fatalf("lease_held gauge of b = %v", got)
+	}
+	rec := recordFor(t, b, spec)
+	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if renewals(b) != 1 {
+		t.Fatalf("b renewed %v times after taking over, want 1", renewals(b))
+	}
+}
+
+func TestCloseReleasesLease(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	a := st.manager(t, Config{Instance: "a"})
+	b := st.manager(t, Config{Instance: "b"})
+	ctx := t.Context()
+	if err := a.Reconcile(ctx); err != nil || !a.Holder() {
+		t.Fatalf("a holder %v, %v", a.Holder(), err)
+	}
+	if err := b.Reconcile(ctx); err != nil || b.Holder() {
+		t.Fatalf("b holder %v, %v", b.Holder(), err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close = %v", err)
+	}
+	if err := b.Reconcile(ctx); err != nil || !b.Holder() {
+		t.Fatalf("b did not take over at once after a's Close: %v, %v", b.Holder(), err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	ok := st.spec("users/1/messages", "created")
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantField string
+		wantErr   error
+	}{
+		{name: "no client", cfg: Config{JetStream: st.js}, wantField: "Client", wantErr: ErrRequired},
+		{name: "bad change type", cfg: Config{Client: st.g.client, JetStream: st.js, Subscriptions: []Spec{{Resource: "r", ChangeType: "moved", NotificationURL: st.url}}}, wantField: "Subscriptions[0].ChangeType", wantErr: ErrBadValue},
+		{name: "long clientState", cfg: Config{Client: st.g.client, JetStream: st.js, Subscriptions: []Spec{{Resource: "r", ChangeType: "created", NotificationURL: st.url, ClientState: strings.Repeat("x", 129)}}}, wantField: "Subscriptions[0].ClientState", wantErr: ErrOutOfRange},
+		{name: "rich without key", cfg: Config{Client: st.g.client, JetStream: st.js, Subscriptions: []Spec{{Resource: "r", ChangeType: "created", NotificationURL: st.url, IncludeResourceData: true}}}, wantField: "Key", wantErr: ErrRequired},
+		{name: "duplicate", cfg: Config{Client: st.g.client, JetStream: st.js, Subscriptions: []Spec{ok, ok}}, wantField: "Subscriptions[1].Resource", wantErr: ErrBadValue},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(t.Context(), tt.cfg)
+			ce, isCE := errors.AsType[*ConfigError](err)
+			if !isCE || ce.Field != tt.wantField || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("New = %v; want field %s, %v", err, tt.wantField, tt.wantErr)
+			}
+		})
+	}
+}
+
