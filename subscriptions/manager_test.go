@@ -549,4 +549,3 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
-

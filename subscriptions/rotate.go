@@ -82,4 +82,3 @@ func (m *Manager) Retire(id string) {
 	delete(m.retiring, id)
 	m.mu.Unlock()
 }
-
