@@ -14,24 +14,13 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // checkFor polls f until it returns nil or the timeout passes.
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testkit.CheckFor(t, timeout, f)
 }
 
 // fastConfig is a Config whose retry schedule runs in milliseconds.
@@ -42,11 +31,19 @@ func fastConfig() graphsim.Config {
 // newSim starts a simulator on loopback, closed at cleanup.
 func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	t.Helper()
-	s, err := graphsim.New(cfg)
-	if err != nil {
+	s := newSimUnstarted(t, cfg)
+	if _, err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Start("127.0.0.1:0"); err != nil {
+	return s
+}
+
+// newSimUnstarted returns a simulator that is not serving yet, closed at
+// cleanup.
+func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
+	t.Helper()
+	s, err := graphsim.New(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })

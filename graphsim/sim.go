@@ -3,6 +3,7 @@ package graphsim
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,6 +124,10 @@ type Config struct {
 	// Default 10000.
 	MaxDeliveries int
 
+	// TLSHosts are extra host names or IP addresses the server certificate
+	// of [Sim.StartTLS] is valid for, besides 127.0.0.1, ::1 and localhost.
+	TLSHosts []string
+
 	// HTTPClient sends handshakes and deliveries. Its Timeout should be
 	// zero: each request gets its own budget. Default: a keep-alive client.
 	HTTPClient *http.Client
@@ -160,6 +165,7 @@ type Sim struct {
 
 	srv *http.Server
 	url string
+	ca  *certAuthority // generated on first use by StartTLS or CACertPEM
 }
 
 // New returns a Sim for cfg. It generates the signing key unless
@@ -261,9 +267,15 @@ func setDefault(d *time.Duration, v time.Duration) {
 // Config returns the effective configuration, with defaults filled in.
 func (s *Sim) Config() Config { return s.cfg }
 
-// Start serves [Sim.Handler] on addr (e.g. "127.0.0.1:0") until Close and
-// returns the base URL, e.g. "http://127.0.0.1:41234".
+// Start serves [Sim.Handler] over plain HTTP on addr (e.g.
+// "127.0.0.1:0") until Close and returns the base URL, e.g.
+// "http://127.0.0.1:41234". [Sim.StartTLS] serves HTTPS, as Graph and its
+// identity platform do.
 func (s *Sim) Start(addr string) (string, error) {
+	return s.start(addr, nil)
+}
+
+func (s *Sim) start(addr string, tc *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("graphsim: listen: %w", err)
@@ -282,7 +294,12 @@ func (s *Sim) Start(addr string) (string, error) {
 	simCtx := s.ctx
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return simCtx }}
-	s.url = "http://" + ln.Addr().String()
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tc)
+	}
+	s.url = scheme + "://" + ln.Addr().String()
 	srv := s.srv
 	s.wg.Go(func() { srv.Serve(ln) })
 	url := s.url

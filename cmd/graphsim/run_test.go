@@ -20,39 +20,12 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	testkit.CheckFor(t, timeout, f)
 }
 
 // receiver answers handshakes and counts notifications.
@@ -94,13 +67,14 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestServeAndDriveTheSimulator(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var serveOut syncBuffer
+	var serveOut testkit.SyncBuffer
 	done := make(chan error, 1)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001"}, env(nil), &serveOut, io.Discard)
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001", "--ca-file", caFile}, env(nil), &serveOut, io.Discard)
 	}()
 	var simURL string
-	re := regexp.MustCompile(`listening on (http://\S+)`)
+	re := regexp.MustCompile(`listening on (https://\S+)`)
 	checkFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(serveOut.String())
 		if m == nil {
@@ -109,7 +83,10 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		simURL = m[1]
 		return nil
 	})
-	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPH_CLIENT_STATE": "cli-secret"})
+	if !strings.Contains(serveOut.String(), "ca:     "+caFile) {
+		t.Errorf("serve does not name the CA file:\n%s", serveOut.String())
+	}
+	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPHSIM_CA": caFile, "GRAPH_CLIENT_STATE": "cli-secret"})
 	rcv := newReceiver(t)
 	key, err := decrypt.GenerateKey(2048, "cli", time.Hour)
 	if err != nil {
