@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -57,9 +59,15 @@ type Config struct {
 	// the application is the client_id of the bearer token. Default
 	// DefaultAppID.
 	AppID string
-	// ClientSecret, when set, is required by the token endpoint. Default:
-	// any secret is accepted.
+	// ClientSecret is the secret of the app registered for AppID when Apps
+	// is empty. Default: a random secret, readable from [Sim.Config] (the
+	// token endpoint never accepts just any secret).
 	ClientSecret string
+	// Apps are the application registrations of the tenant: only they get
+	// access tokens, with their secret or a client assertion signed by one
+	// of their certificates, and their tokens carry their Roles. Default:
+	// one app, AppID with ClientSecret and [AllPermissions].
+	Apps []App
 	// Authority is the issuer host of v2.0 validationTokens
 	// (iss = Authority/{tid}/v2.0). Default DefaultAuthority.
 	Authority string
@@ -155,6 +163,7 @@ type Sim struct {
 	mu         sync.Mutex
 	closed     bool
 	keys       []*signingKey
+	apps       map[string]*appState // by lower-case client id
 	tokenCache map[tokenKey]cachedToken
 	subs       map[string]*subscription
 	records    []*Delivery
@@ -224,6 +233,11 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	apps, err := registerApps(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLSHosts = slices.Clone(cfg.TLSHosts)
 	key, err := newSigningKey(cfg.SigningKey)
 	if err != nil {
 		return nil, err
@@ -233,6 +247,7 @@ func New(cfg Config) (*Sim, error) {
 		log:        cfg.Logger,
 		client:     cfg.HTTPClient,
 		keys:       []*signingKey{key},
+		apps:       apps,
 		tokenCache: make(map[tokenKey]cachedToken),
 		subs:       make(map[string]*subscription),
 		endpoints:  make(map[string]*endpoint),
@@ -258,14 +273,52 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
+// registerApps fills in the default app and copies cfg.Apps.
+func registerApps(cfg *Config) (map[string]*appState, error) {
+	if len(cfg.Apps) == 0 {
+		if cfg.ClientSecret == "" {
+			cfg.ClientSecret = randomSecret()
+		}
+		cfg.Apps = []App{{ClientID: cfg.AppID, DisplayName: "graphsim default app", Secret: cfg.ClientSecret, Roles: AllPermissions()}}
+	} else {
+		cfg.Apps = slices.Clone(cfg.Apps)
+	}
+	apps := make(map[string]*appState, len(cfg.Apps))
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		if strings.TrimSpace(a.ClientID) == "" {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: ClientID is required", i)
+		}
+		key := strings.ToLower(a.ClientID)
+		if _, dup := apps[key]; dup {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: client id %s registered twice", i, a.ClientID)
+		}
+		if a.Secret == "" && len(a.Certificates) == 0 {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d] (%s): give it a Secret or Certificates, or it can never get a token", i, a.ClientID)
+		}
+		a.Roles = slices.Clone(a.Roles)
+		a.Certificates = slices.Clone(a.Certificates)
+		if a.ServicePrincipalID == "" {
+			a.ServicePrincipalID = stableGUID("sp", strings.ToLower(cfg.TenantID), key)
+		}
+		apps[key] = &appState{App: *a}
+	}
+	return apps, nil
+}
+
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
 }
 
-// Config returns the effective configuration, with defaults filled in.
-func (s *Sim) Config() Config { return s.cfg }
+// Config returns the effective configuration, with defaults filled in
+// (including the generated ClientSecret of the default app).
+func (s *Sim) Config() Config {
+	c := s.cfg
+	c.Apps = slices.Clone(c.Apps)
+	return c
+}
 
 // Start serves [Sim.Handler] over plain HTTP on addr (e.g.
 // "127.0.0.1:0") until Close and returns the base URL, e.g.

@@ -158,7 +158,11 @@ func (c *cli) serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
 	tenant := fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client app id for subscriptions created without a token")
-	secret := fs.String("client-secret", "", "client secret the token endpoint requires (default: any)")
+	secret := fs.String("client-secret", c.getenv("GRAPHSIM_CLIENT_SECRET"), "secret of the default app --app-id (default $GRAPHSIM_CLIENT_SECRET, else generated and written to --secret-file)")
+	secretFile := fs.String("secret-file", defaultSecretFile, "where to write the generated secret of the default app (mode 0600)")
+	var apps appFlag
+	fs.Var(&apps, "app", "register an app CLIENT_ID:SECRET[:ROLE,ROLE...] (repeatable; default roles: every permission)")
+	appsFile := fs.String("apps-file", "", "JSON list of app registrations with secrets, certificate files and roles")
 	tokenVersion := fs.String("token-version", "2.0", "validationToken shape: 2.0 or 1.0")
 	maxBatch := fs.Int("max-batch", graphsim.DefaultMaxBatch, "notifications per delivery POST")
 	timeScale := fs.Float64("time-scale", 1, "multiplier of retry backoff, retry window and slow-endpoint delay")
@@ -180,7 +184,16 @@ func (c *cli) serve(args []string) error {
 	if *logJSON {
 		h = slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level})
 	}
+	if *appsFile != "" {
+		more, err := readAppsFile(*appsFile)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, more...)
+	}
+	generated := *secret == "" && len(apps) == 0
 	sim, err := graphsim.New(graphsim.Config{
+		Apps:     apps,
 		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
@@ -188,15 +201,21 @@ func (c *cli) serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	if generated {
+		if err := os.WriteFile(*secretFile, []byte(sim.Config().ClientSecret+"\n"), 0o600); err != nil {
+			sim.Close()
+			return fmt.Errorf("write the default app's secret: %w; pass --secret-file with a writable path or --client-secret", err)
+		}
+	}
 	var u string
 	if *useTLS && !*insecureHTTP {
-		caPEM, err := sim.CACertPEM()
-		if err == nil {
-			err = os.WriteFile(*caFile, caPEM, 0o644)
+		caPEM, perr := sim.CACertPEM()
+		if perr == nil {
+			perr = os.WriteFile(*caFile, caPEM, 0o644)
 		}
-		if err != nil {
+		if perr != nil {
 			sim.Close()
-			return fmt.Errorf("write the CA certificate: %w; pass --ca-file with a writable path", err)
+			return fmt.Errorf("write the CA certificate: %w; pass --ca-file with a writable path", perr)
 		}
 		u, _, err = sim.StartTLS(*listen)
 	} else {
@@ -212,6 +231,13 @@ func (c *cli) serve(args []string) error {
 		abs, _ := filepath.Abs(*caFile)
 		fmt.Fprintf(c.stdout, "  ca:     %s (curl --cacert %s; GRAPHSIM_CA=%s for graphsim commands)\n", abs, abs, abs)
 	}
+	for _, a := range sim.Config().Apps {
+		fmt.Fprintf(c.stdout, "  app:    %s, %d permissions\n", a, len(a.Roles))
+	}
+	if generated {
+		abs, _ := filepath.Abs(*secretFile)
+		fmt.Fprintf(c.stdout, "  secret: of app %s, in %s (GRAPHSIM_CLIENT_SECRET for graphsim commands)\n", *appID, abs)
+	}
 	<-c.ctx.Done()
 	fmt.Fprintln(c.stdout, "graphsim: shutting down")
 	return sim.Close()
@@ -219,6 +245,16 @@ func (c *cli) serve(args []string) error {
 
 // accessToken gets a token from the simulator's token endpoint.
 func (c *cli) accessToken(appID, secret string) (string, error) {
+	if secret == "" {
+		secret = c.getenv("GRAPHSIM_CLIENT_SECRET")
+	}
+	if secret == "" {
+		b, err := os.ReadFile(defaultSecretFile)
+		if err != nil {
+			return "", errors.New("no client secret: pass --client-secret, set GRAPHSIM_CLIENT_SECRET, or run from the directory where graphsim serve wrote " + defaultSecretFile)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
 	resp, err := c.do(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
 		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret},
 			"scope": {"https://graph.microsoft.com/.default"}}.Encode()), "")
@@ -238,7 +274,7 @@ func (c *cli) token(args []string) error {
 	fs := c.flags("token")
 	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -254,11 +290,11 @@ func (c *cli) subscribe(args []string) error {
 	fs := c.flags("subscribe")
 	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id the subscription belongs to")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	var req graphsim.SubscriptionRequest
 	fs.StringVar(&req.NotificationURL, "notification-url", "", "receiver URL (required)")
 	fs.StringVar(&req.LifecycleNotificationURL, "lifecycle-url", "", "lifecycle notification URL")
-	fs.StringVar(&req.Resource, "resource", "me/mailFolders('Inbox')/messages", "resource to watch")
+	fs.StringVar(&req.Resource, "resource", "users/alex@contoso.com/mailFolders('Inbox')/messages", "resource to watch (me/... needs a delegated token, which graphsim does not issue)")
 	fs.StringVar(&req.ChangeType, "change-type", "created,updated,deleted", "comma list of changeTypes")
 	fs.StringVar(&req.ClientState, "client-state", "", "clientState (default $GRAPH_CLIENT_STATE)")
 	fs.StringVar(&req.NotificationURLAppID, "notification-url-app-id", "", "app id validationTokens are issued for")

@@ -71,7 +71,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	done := make(chan error, 1)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001", "--ca-file", caFile}, env(nil), &serveOut, io.Discard)
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001", "--ca-file", caFile, "--client-secret", "cli-app-secret"}, env(nil), &serveOut, io.Discard)
 	}()
 	var simURL string
 	re := regexp.MustCompile(`listening on (https://\S+)`)
@@ -86,7 +86,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	if !strings.Contains(serveOut.String(), "ca:     "+caFile) {
 		t.Errorf("serve does not name the CA file:\n%s", serveOut.String())
 	}
-	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPHSIM_CA": caFile, "GRAPH_CLIENT_STATE": "cli-secret"})
+	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPHSIM_CA": caFile, "GRAPH_CLIENT_STATE": "cli-secret", "GRAPHSIM_CLIENT_SECRET": "cli-app-secret"})
 	rcv := newReceiver(t)
 	key, err := decrypt.GenerateKey(2048, "cli", time.Hour)
 	if err != nil {
@@ -109,11 +109,11 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		t.Errorf("token output %q is not a JWT", tok)
 	}
 	var sub graphsim.Subscription
-	out := exec("subscribe", "--notification-url", rcv.URL+"/n", "--lifecycle-url", rcv.URL+"/l", "--resource", "me/messages", "--change-type", "created")
+	out := exec("subscribe", "--notification-url", rcv.URL+"/n", "--lifecycle-url", rcv.URL+"/l", "--resource", "users/u1/messages", "--change-type", "created")
 	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.ID == "" || sub.ClientState != "cli-secret" {
 		t.Fatalf("subscribe output %q: %v", out, err)
 	}
-	rich := exec("subscribe", "--notification-url", rcv.URL+"/rich", "--resource", "me/events", "--change-type", "created", "--cert", certFile, "--cert-id", "k1")
+	rich := exec("subscribe", "--notification-url", rcv.URL+"/rich", "--resource", "users/u1/events", "--change-type", "created", "--cert", certFile, "--cert-id", "k1")
 	if !strings.Contains(rich, `"includeResourceData": true`) {
 		t.Errorf("rich subscribe output %s", rich)
 	}
@@ -202,7 +202,8 @@ func TestCommandErrorsCarryGraphMessages(t *testing.T) {
 	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("lifecycle on unknown subscription: %v", err)
 	}
-	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"}, env(nil), io.Discard, io.Discard)
+	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"},
+		env(map[string]string{"GRAPHSIM_CLIENT_SECRET": sim.Config().ClientSecret}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") {
 		t.Errorf("subscribe to closed port: %v", err)
 	}
