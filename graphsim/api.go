@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,6 +49,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.handleOpenIDConfig)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
+	mux.HandleFunc("GET /{tenant}/discovery/instance", s.handleInstanceDiscovery)
 
 	mux.HandleFunc("POST /_sim/changes", s.adminChanges)
 	mux.HandleFunc("POST /_sim/lifecycle", s.adminLifecycle)
@@ -98,11 +101,35 @@ func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
 	}})
 }
 
-// decodeBody decodes a JSON request body into v, bounded.
+// decodeBody decodes a JSON request body into v, bounded. A gzip body
+// (Content-Encoding: gzip, as Microsoft's Go SDK sends by default, §11) is
+// decompressed and bounded after decompression; any other encoding is
+// answered 415, on which that SDK retries uncompressed.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "The request body is too large.", Err: ErrBadRequest}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return badRequest(ErrBadRequest, "Unable to read JSON request payload: the gzip body is corrupt.")
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, maxAPIBody+1)
+	default:
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "UnsupportedMediaType",
+			Message: fmt.Sprintf("Content-Encoding '%s' is not supported; send gzip or an uncompressed body.", clip(enc)), Err: ErrUnsupportedEncoding}
+	}
+	b, err := io.ReadAll(body)
 	if err != nil {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "The request body is too large.", Err: ErrBadRequest}
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge
+		}
+		return badRequest(ErrBadRequest, "Unable to read JSON request payload: the gzip body is corrupt.")
+	}
+	if len(b) > maxAPIBody {
+		return tooLarge
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return badRequest(ErrBadRequest, "Unable to read JSON request payload: %s", jsonErr(err))

@@ -634,7 +634,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	key := testKey(t)
-	req := subRequest(e, "me/events")
+	req := subRequest(e, "users/u1/events")
 	req.ClientState = "very-secret-client-state"
 	req.NotificationURL += "&code=url-secret"
 	req.LifecycleNotificationURL = e.URL + "/l?code=url-secret"

@@ -42,6 +42,27 @@ var (
 	// ErrUnauthorized means the bearer access token is missing, malformed,
 	// not signed by the simulator, or expired.
 	ErrUnauthorized = errors.New("graphsim: invalid access token")
+	// ErrForbidden means the calling app lacks the application permission
+	// the resource needs, or its consent was revoked (403).
+	ErrForbidden = errors.New("graphsim: insufficient privileges")
+	// ErrDelegatedOnly means a me/... resource was used with an app-only
+	// token (400).
+	ErrDelegatedOnly = errors.New("graphsim: resource needs a delegated token")
+	// ErrUnknownResource means the resource path names nothing graphsim
+	// (or Graph) can subscribe to (400 or 404).
+	ErrUnknownResource = errors.New("graphsim: unknown resource")
+	// ErrThrottled means the subscription API's request rate limit was
+	// exceeded (429 with Retry-After).
+	ErrThrottled = errors.New("graphsim: too many requests")
+	// ErrQuotaExceeded means a subscription quota (per mailbox, tenant,
+	// app or Teams organisation) is full (403).
+	ErrQuotaExceeded = errors.New("graphsim: maximum number of subscriptions reached")
+	// ErrMailboxNotEnabled means the resource's mailbox is inactive,
+	// soft-deleted or on-premises (404 MailboxNotEnabledForRESTAPI).
+	ErrMailboxNotEnabled = errors.New("graphsim: mailbox not enabled for REST API")
+	// ErrUnsupportedEncoding means a request body had a Content-Encoding
+	// other than gzip or identity (415).
+	ErrUnsupportedEncoding = errors.New("graphsim: unsupported content encoding")
 	// ErrNoLifecycleURL means a lifecycle event was requested for a
 	// subscription without a lifecycleNotificationUrl.
 	ErrNoLifecycleURL = errors.New("graphsim: subscription has no lifecycleNotificationUrl")

@@ -3,11 +3,14 @@ package graphsim
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,9 +59,15 @@ type Config struct {
 	// the application is the client_id of the bearer token. Default
 	// DefaultAppID.
 	AppID string
-	// ClientSecret, when set, is required by the token endpoint. Default:
-	// any secret is accepted.
+	// ClientSecret is the secret of the app registered for AppID when Apps
+	// is empty. Default: a random secret, readable from [Sim.Config] (the
+	// token endpoint never accepts just any secret).
 	ClientSecret string
+	// Apps are the application registrations of the tenant: only they get
+	// access tokens, with their secret or a client assertion signed by one
+	// of their certificates, and their tokens carry their Roles. Default:
+	// one app, AppID with ClientSecret and [AllPermissions].
+	Apps []App
 	// Authority is the issuer host of v2.0 validationTokens
 	// (iss = Authority/{tid}/v2.0). Default DefaultAuthority.
 	Authority string
@@ -123,6 +132,10 @@ type Config struct {
 	// Default 10000.
 	MaxDeliveries int
 
+	// TLSHosts are extra host names or IP addresses the server certificate
+	// of [Sim.StartTLS] is valid for, besides 127.0.0.1, ::1 and localhost.
+	TLSHosts []string
+
 	// HTTPClient sends handshakes and deliveries. Its Timeout should be
 	// zero: each request gets its own budget. Default: a keep-alive client.
 	HTTPClient *http.Client
@@ -150,6 +163,7 @@ type Sim struct {
 	mu         sync.Mutex
 	closed     bool
 	keys       []*signingKey
+	apps       map[string]*appState // by lower-case client id
 	tokenCache map[tokenKey]cachedToken
 	subs       map[string]*subscription
 	records    []*Delivery
@@ -160,6 +174,7 @@ type Sim struct {
 
 	srv *http.Server
 	url string
+	ca  *certAuthority // generated on first use by StartTLS or CACertPEM
 }
 
 // New returns a Sim for cfg. It generates the signing key unless
@@ -218,6 +233,11 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	apps, err := registerApps(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLSHosts = slices.Clone(cfg.TLSHosts)
 	key, err := newSigningKey(cfg.SigningKey)
 	if err != nil {
 		return nil, err
@@ -227,6 +247,7 @@ func New(cfg Config) (*Sim, error) {
 		log:        cfg.Logger,
 		client:     cfg.HTTPClient,
 		keys:       []*signingKey{key},
+		apps:       apps,
 		tokenCache: make(map[tokenKey]cachedToken),
 		subs:       make(map[string]*subscription),
 		endpoints:  make(map[string]*endpoint),
@@ -252,18 +273,62 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
+// registerApps fills in the default app and copies cfg.Apps.
+func registerApps(cfg *Config) (map[string]*appState, error) {
+	if len(cfg.Apps) == 0 {
+		if cfg.ClientSecret == "" {
+			cfg.ClientSecret = randomSecret()
+		}
+		cfg.Apps = []App{{ClientID: cfg.AppID, DisplayName: "graphsim default app", Secret: cfg.ClientSecret, Roles: AllPermissions()}}
+	} else {
+		cfg.Apps = slices.Clone(cfg.Apps)
+	}
+	apps := make(map[string]*appState, len(cfg.Apps))
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		if strings.TrimSpace(a.ClientID) == "" {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: ClientID is required", i)
+		}
+		key := strings.ToLower(a.ClientID)
+		if _, dup := apps[key]; dup {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: client id %s registered twice", i, a.ClientID)
+		}
+		if a.Secret == "" && len(a.Certificates) == 0 {
+			return nil, fmt.Errorf("graphsim: Config.Apps[%d] (%s): give it a Secret or Certificates, or it can never get a token", i, a.ClientID)
+		}
+		a.Roles = slices.Clone(a.Roles)
+		a.Certificates = slices.Clone(a.Certificates)
+		if a.ServicePrincipalID == "" {
+			a.ServicePrincipalID = stableGUID("sp", strings.ToLower(cfg.TenantID), key)
+		}
+		apps[key] = &appState{App: *a}
+	}
+	return apps, nil
+}
+
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
 }
 
-// Config returns the effective configuration, with defaults filled in.
-func (s *Sim) Config() Config { return s.cfg }
+// Config returns the effective configuration, with defaults filled in
+// (including the generated ClientSecret of the default app).
+func (s *Sim) Config() Config {
+	c := s.cfg
+	c.Apps = slices.Clone(c.Apps)
+	return c
+}
 
-// Start serves [Sim.Handler] on addr (e.g. "127.0.0.1:0") until Close and
-// returns the base URL, e.g. "http://127.0.0.1:41234".
+// Start serves [Sim.Handler] over plain HTTP on addr (e.g.
+// "127.0.0.1:0") until Close and returns the base URL, e.g.
+// "http://127.0.0.1:41234". [Sim.StartTLS] serves HTTPS, as Graph and its
+// identity platform do.
 func (s *Sim) Start(addr string) (string, error) {
+	return s.start(addr, nil)
+}
+
+func (s *Sim) start(addr string, tc *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("graphsim: listen: %w", err)
@@ -282,7 +347,12 @@ func (s *Sim) Start(addr string) (string, error) {
 	simCtx := s.ctx
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return simCtx }}
-	s.url = "http://" + ln.Addr().String()
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tc)
+	}
+	s.url = scheme + "://" + ln.Addr().String()
 	srv := s.srv
 	s.wg.Go(func() { srv.Serve(ln) })
 	url := s.url

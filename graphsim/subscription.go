@@ -151,7 +151,21 @@ func (sub *subscription) aud() string {
 // POST /subscriptions. Errors are [*Error] values wrapping a sentinel
 // (ErrMissingField, ErrConflict, ErrValidationFailed, ...).
 func (s *Sim) CreateSubscription(ctx context.Context, req SubscriptionRequest) (*Subscription, error) {
-	return s.create(ctx, req, caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.create(ctx, req, s.goCaller())
+}
+
+// goCaller is the identity of Go API calls: Config.AppID in
+// Config.TenantID, acting for a signed-in user who consented everything
+// (no permission checks), with a fresh token's lifetime.
+func (s *Sim) goCaller() caller {
+	sp := stableGUID("sp", strings.ToLower(s.cfg.TenantID), strings.ToLower(s.cfg.AppID))
+	s.mu.Lock()
+	if a, ok := s.appLocked(s.cfg.AppID); ok {
+		sp = a.ServicePrincipalID
+	}
+	s.mu.Unlock()
+	return caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, spID: sp, delegated: true,
+		expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)}
 }
 
 func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*Subscription, error) {
@@ -213,6 +227,9 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 	if kind.teams && req.LifecycleNotificationURL == "" && exp.Sub(now) > time.Hour {
 		return nil, badRequest(ErrUnsupported, "lifecycleNotificationUrl is a required property for subscription creation on this resource when the expirationDateTime value is set to greater than 1 hour.")
 	}
+	if err := checkPermission("Create", req.Resource, c); err != nil {
+		return nil, err
+	}
 	sub := &subscription{
 		pub: Subscription{
 			ID:                        NewGUID(),
@@ -223,7 +240,7 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 			NotificationURL:           req.NotificationURL,
 			LifecycleNotificationURL:  req.LifecycleNotificationURL,
 			ExpirationDateTime:        exp,
-			CreatorID:                 NewGUID(),
+			CreatorID:                 c.spID,
 			IncludeResourceData:       req.IncludeResourceData,
 			LatestSupportedTLSVersion: req.LatestSupportedTLSVersion,
 			EncryptionCertificate:     req.EncryptionCertificate,
@@ -400,7 +417,7 @@ func notFound(id string) *Error {
 // its notificationUrl or certificate, as PATCH /subscriptions/{id}. A new
 // notificationUrl is validated first.
 func (s *Sim) UpdateSubscription(ctx context.Context, id string, u SubscriptionUpdate) (*Subscription, error) {
-	return s.update(ctx, id, u, caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.update(ctx, id, u, s.goCaller())
 }
 
 func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c caller) (*Subscription, error) {
@@ -415,6 +432,9 @@ func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c cal
 	s.mu.Unlock()
 	if !ok {
 		return nil, notFound(id)
+	}
+	if err := checkPermission("Update", cur.Resource, c); err != nil {
+		return nil, err
 	}
 	var exp time.Time
 	if u.ExpirationDateTime != nil {
@@ -487,7 +507,7 @@ func (s *Sim) DeleteSubscription(ctx context.Context, id string) error {
 // Reauthorize reauthorizes a subscription without extending its
 // expiration, as POST /subscriptions/{id}/reauthorize.
 func (s *Sim) Reauthorize(ctx context.Context, id string) error {
-	return s.reauthorize(id, caller{expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.reauthorize(id, s.goCaller())
 }
 
 func (s *Sim) reauthorize(id string, c caller) error {
@@ -496,6 +516,9 @@ func (s *Sim) reauthorize(id string, c caller) error {
 	sub, ok := s.subs[id]
 	if !ok {
 		return notFound(id)
+	}
+	if err := checkPermission("Reauthorize", sub.pub.Resource, c); err != nil {
+		return err
 	}
 	sub.authExpires = c.expires
 	sub.lastChallenge = time.Time{}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,7 +46,9 @@ Usage:
   graphsim load       --url URL [--rate N | --concurrency C] [--duration D] [--rich --cert F] [--batch B] [--json]
 
 Commands that talk to a running simulator use --sim (default $GRAPHSIM_URL
-or http://127.0.0.1:9090). Run "graphsim COMMAND -h" for a command's flags.
+or https://127.0.0.1:9090) and trust the CA that "graphsim serve" wrote to
+--ca-file (default $GRAPHSIM_CA or graphsim-ca.pem). Run "graphsim COMMAND -h"
+for a command's flags.
 `
 
 // run executes one graphsim command. It is main without the process.
@@ -56,9 +60,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := args[0], args[1:]
 	simURL := getenv("GRAPHSIM_URL")
 	if simURL == "" {
-		simURL = "http://127.0.0.1:9090"
+		simURL = "https://127.0.0.1:9090"
 	}
-	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, getenv: getenv}
+	caFile := getenv("GRAPHSIM_CA")
+	if caFile == "" {
+		caFile = defaultCAFile
+	}
+	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, caFile: caFile, getenv: getenv}
 	switch cmd {
 	case "serve":
 		return c.serve(rest)
@@ -82,11 +90,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return errUsage
 }
 
+// defaultCAFile is where "graphsim serve" writes its CA and where the
+// other commands read it.
+const defaultCAFile = "graphsim-ca.pem"
+
 type cli struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
 	simURL         string
+	caFile         string
 	getenv         func(string) string
+	client         *http.Client
+}
+
+// simFlags registers the flags of commands that talk to a running
+// simulator.
+func (c *cli) simFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) that graphsim serve wrote, trusted for https simulator URLs")
+}
+
+// httpClient returns a client that trusts the simulator's CA for https
+// URLs (read from --ca-file once).
+func (c *cli) httpClient(u string) (*http.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	if !strings.HasPrefix(u, "https://") {
+		return http.DefaultClient, nil
+	}
+	pemBytes, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the simulator's CA: %w; pass --ca-file (or set GRAPHSIM_CA) to the file graphsim serve printed", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s holds no PEM certificate; pass --ca-file to the file graphsim serve printed", c.caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.client = &http.Client{Transport: tr}
+	return c.client, nil
 }
 
 func (c *cli) flags(name string) *flag.FlagSet {
@@ -114,12 +158,19 @@ func (c *cli) serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
 	tenant := fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client app id for subscriptions created without a token")
-	secret := fs.String("client-secret", "", "client secret the token endpoint requires (default: any)")
+	secret := fs.String("client-secret", c.getenv("GRAPHSIM_CLIENT_SECRET"), "secret of the default app --app-id (default $GRAPHSIM_CLIENT_SECRET, else generated and written to --secret-file)")
+	secretFile := fs.String("secret-file", defaultSecretFile, "where to write the generated secret of the default app (mode 0600)")
+	var apps appFlag
+	fs.Var(&apps, "app", "register an app CLIENT_ID:SECRET[:ROLE,ROLE...] (repeatable; default roles: every permission)")
+	appsFile := fs.String("apps-file", "", "JSON list of app registrations with secrets, certificate files and roles")
 	tokenVersion := fs.String("token-version", "2.0", "validationToken shape: 2.0 or 1.0")
 	maxBatch := fs.Int("max-batch", graphsim.DefaultMaxBatch, "notifications per delivery POST")
 	timeScale := fs.Float64("time-scale", 1, "multiplier of retry backoff, retry window and slow-endpoint delay")
 	requireHTTPS := fs.Bool("require-https", false, "reject http notification URLs, as Graph does")
 	tokenLifetime := fs.Duration("access-token-lifetime", graphsim.DefaultAccessTokenLifetime, "lifetime of issued access tokens (and of a subscription's authorization)")
+	useTLS := fs.Bool("tls", true, "serve HTTPS with a generated CA and certificate for 127.0.0.1/localhost")
+	insecureHTTP := fs.Bool("insecure-http", false, "serve plain HTTP instead of HTTPS (demos only; azidentity needs https)")
+	caFile := fs.String("ca-file", c.caFile, "where to write the generated CA certificate (PEM) for clients to trust")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	verbose := fs.Bool("v", false, "log every delivery attempt")
 	if err := parse(fs, args); err != nil {
@@ -133,7 +184,16 @@ func (c *cli) serve(args []string) error {
 	if *logJSON {
 		h = slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level})
 	}
+	if *appsFile != "" {
+		more, err := readAppsFile(*appsFile)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, more...)
+	}
+	generated := *secret == "" && len(apps) == 0
 	sim, err := graphsim.New(graphsim.Config{
+		Apps:     apps,
 		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
@@ -141,13 +201,43 @@ func (c *cli) serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	u, err := sim.Start(*listen)
+	if generated {
+		if err := os.WriteFile(*secretFile, []byte(sim.Config().ClientSecret+"\n"), 0o600); err != nil {
+			sim.Close()
+			return fmt.Errorf("write the default app's secret: %w; pass --secret-file with a writable path or --client-secret", err)
+		}
+	}
+	var u string
+	if *useTLS && !*insecureHTTP {
+		caPEM, perr := sim.CACertPEM()
+		if perr == nil {
+			perr = os.WriteFile(*caFile, caPEM, 0o644)
+		}
+		if perr != nil {
+			sim.Close()
+			return fmt.Errorf("write the CA certificate: %w; pass --ca-file with a writable path", perr)
+		}
+		u, _, err = sim.StartTLS(*listen)
+	} else {
+		u, err = sim.Start(*listen)
+	}
 	if err != nil {
 		sim.Close()
 		return err
 	}
 	fmt.Fprintf(c.stdout, "graphsim listening on %s\n  graph:  %s\n  token:  %s\n  jwks:   %s\n  admin:  %s/_sim/\n",
 		u, sim.GraphURL(), sim.TokenURL(""), sim.JWKSURL(), u)
+	if strings.HasPrefix(u, "https://") {
+		abs, _ := filepath.Abs(*caFile)
+		fmt.Fprintf(c.stdout, "  ca:     %s (curl --cacert %s; GRAPHSIM_CA=%s for graphsim commands)\n", abs, abs, abs)
+	}
+	for _, a := range sim.Config().Apps {
+		fmt.Fprintf(c.stdout, "  app:    %s, %d permissions\n", a, len(a.Roles))
+	}
+	if generated {
+		abs, _ := filepath.Abs(*secretFile)
+		fmt.Fprintf(c.stdout, "  secret: of app %s, in %s (GRAPHSIM_CLIENT_SECRET for graphsim commands)\n", *appID, abs)
+	}
 	<-c.ctx.Done()
 	fmt.Fprintln(c.stdout, "graphsim: shutting down")
 	return sim.Close()
@@ -155,7 +245,17 @@ func (c *cli) serve(args []string) error {
 
 // accessToken gets a token from the simulator's token endpoint.
 func (c *cli) accessToken(appID, secret string) (string, error) {
-	resp, err := httpDo(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
+	if secret == "" {
+		secret = c.getenv("GRAPHSIM_CLIENT_SECRET")
+	}
+	if secret == "" {
+		b, err := os.ReadFile(defaultSecretFile)
+		if err != nil {
+			return "", errors.New("no client secret: pass --client-secret, set GRAPHSIM_CLIENT_SECRET, or run from the directory where graphsim serve wrote " + defaultSecretFile)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	resp, err := c.do(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
 		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret},
 			"scope": {"https://graph.microsoft.com/.default"}}.Encode()), "")
 	if err != nil {
@@ -172,9 +272,9 @@ func (c *cli) accessToken(appID, secret string) (string, error) {
 
 func (c *cli) token(args []string) error {
 	fs := c.flags("token")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -188,13 +288,13 @@ func (c *cli) token(args []string) error {
 
 func (c *cli) subscribe(args []string) error {
 	fs := c.flags("subscribe")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id the subscription belongs to")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	var req graphsim.SubscriptionRequest
 	fs.StringVar(&req.NotificationURL, "notification-url", "", "receiver URL (required)")
 	fs.StringVar(&req.LifecycleNotificationURL, "lifecycle-url", "", "lifecycle notification URL")
-	fs.StringVar(&req.Resource, "resource", "me/mailFolders('Inbox')/messages", "resource to watch")
+	fs.StringVar(&req.Resource, "resource", "users/alex@contoso.com/mailFolders('Inbox')/messages", "resource to watch (me/... needs a delegated token, which graphsim does not issue)")
 	fs.StringVar(&req.ChangeType, "change-type", "created,updated,deleted", "comma list of changeTypes")
 	fs.StringVar(&req.ClientState, "client-state", "", "clientState (default $GRAPH_CLIENT_STATE)")
 	fs.StringVar(&req.NotificationURLAppID, "notification-url-app-id", "", "app id validationTokens are issued for")
@@ -224,7 +324,7 @@ func (c *cli) subscribe(args []string) error {
 		return err
 	}
 	body, _ := json.Marshal(req)
-	out, err := httpDo(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
+	out, err := c.do(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
 	if err != nil {
 		return err
 	}
@@ -233,7 +333,7 @@ func (c *cli) subscribe(args []string) error {
 
 func (c *cli) change(args []string) error {
 	fs := c.flags("change")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	var req graphsim.ChangeRequest
 	fs.StringVar(&req.SubscriptionID, "subscription", "", "only this subscription")
 	fs.StringVar(&req.Resource, "resource", "", "only subscriptions on (or containing) this resource")
@@ -255,7 +355,7 @@ func (c *cli) change(args []string) error {
 		req.Content = b
 	}
 	body, _ := json.Marshal(req)
-	out, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
+	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
 	if err != nil {
 		return err
 	}
@@ -269,7 +369,7 @@ func (c *cli) change(args []string) error {
 	}
 	fmt.Fprintln(c.stdout)
 	if *wait > 0 {
-		if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/wait?timeout="+wait.String(), "", nil, ""); err != nil {
+		if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/wait?timeout="+wait.String(), "", nil, ""); err != nil {
 			return err
 		}
 		return c.printDeliveries(false, rep.Deliveries)
@@ -279,7 +379,7 @@ func (c *cli) change(args []string) error {
 
 func (c *cli) lifecycle(args []string) error {
 	fs := c.flags("lifecycle")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	var req graphsim.LifecycleRequest
 	fs.StringVar(&req.SubscriptionID, "subscription", "", "subscription id (required)")
 	fs.StringVar(&req.Event, "event", graphsim.EventReauthorizationRequired, "subscriptionRemoved, reauthorizationRequired or missed")
@@ -291,7 +391,7 @@ func (c *cli) lifecycle(args []string) error {
 		return errUsage
 	}
 	body, _ := json.Marshal(req)
-	if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
+	if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
@@ -300,7 +400,7 @@ func (c *cli) lifecycle(args []string) error {
 
 func (c *cli) deliveries(args []string) error {
 	fs := c.flags("deliveries")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -311,7 +411,7 @@ func (c *cli) deliveries(args []string) error {
 // printDeliveries prints the deliveries (only those in ids, if given) and
 // the endpoint states.
 func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
-	out, err := httpDo(c.ctx, "GET", c.simURL+"/_sim/deliveries", "", nil, "")
+	out, err := c.do(c.ctx, "GET", c.simURL+"/_sim/deliveries", "", nil, "")
 	if err != nil {
 		return err
 	}
@@ -380,6 +480,7 @@ func (c *cli) load(args []string) error {
 	fs.StringVar(&cfg.AppID, "app-id", "", "aud of the validationTokens")
 	fs.DurationVar(&cfg.Timeout, "timeout", graphsim.DefaultTimeout, "budget of one POST")
 	sim := fs.String("sim", "", "run the load inside this simulator, so its JWKS signs the validationTokens")
+	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) of an https --sim")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -403,7 +504,7 @@ func (c *cli) load(args []string) error {
 		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
 		defer cancel()
-		out, err := httpDo(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
+		out, err := c.do(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
 		if err != nil {
 			return err
 		}
@@ -457,7 +558,11 @@ func readCertificate(name string) (string, error) {
 
 // httpDo sends a request and returns the body of a 2xx answer; other
 // answers become errors carrying Graph's error message.
-func httpDo(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
+func (c *cli) do(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
+	client, err := c.httpClient(u)
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
@@ -468,7 +573,7 @@ func httpDo(ctx context.Context, method, u, contentType string, body io.Reader, 
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, redact(u), err)
 	}
