@@ -38,8 +38,10 @@ type ClientConfig struct {
 	// "https://graph.microsoft.com/v1.0" or a graphsim's GraphURL. Default
 	// Cloud.GraphURL().
 	BaseURL string
-	// Scope is the OAuth scope of the tokens. Default: BaseURL's origin
-	// plus "/.default", e.g. "https://graph.microsoft.com/.default".
+	// Scope is the OAuth scope of the tokens. Default: the Cloud's Graph
+	// origin plus "/.default", e.g. "https://graph.microsoft.com/.default"
+	// (also for a BaseURL elsewhere, such as graphsim, which plays the
+	// global cloud).
 	Scope string
 	// HTTPClient sends the requests. Default: a client with Timeout.
 	HTTPClient *http.Client
@@ -69,12 +71,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.BaseURL = cfg.Cloud.GraphURL()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	scope, err := scopeFor(cfg.BaseURL)
-	if err != nil {
+	if _, err := scopeFor(cfg.BaseURL); err != nil {
 		return nil, &ConfigError{Field: "BaseURL", Err: err}
 	}
 	if cfg.Scope == "" {
-		cfg.Scope = scope
+		cfg.Scope, _ = scopeFor(cfg.Cloud.GraphURL())
 	}
 	if cfg.HTTPClient == nil {
 		if cfg.Timeout <= 0 {

@@ -1,12 +1,19 @@
 package subscriptions
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/graphhook/graphhook/graphsim"
 )
 
@@ -70,34 +77,113 @@ func TestClientLifetimeLimitError(t *testing.T) {
 	}
 }
 
-func TestAzidentityClientSecretOverTLS(t *testing.T) {
-	g := startGraph(t, graphsim.Config{ClientSecret: "right", SweepInterval: -1})
-	if !azidentityWorks(t, g.srv) {
-		t.Skip("graphsim's OpenID configuration lacks authorization_endpoint, which azidentity needs")
+func TestCredentialsAgainstGraphsim(t *testing.T) {
+	cert, keyPEM := clientCertificate(t)
+	clk := newClock()
+	g := startGraph(t, graphsim.Config{Now: clk.Now, SweepInterval: -1, ClientSecret: "right", Apps: []graphsim.App{
+		{ClientID: graphsim.DefaultAppID, Secret: "right", Roles: graphsim.AllPermissions()},
+		{ClientID: "aaaaaaaa-0000-0000-0000-000000000002", Certificates: []*x509.Certificate{cert}, Roles: graphsim.AllPermissions()},
+	}})
+	tests := []struct {
+		name    string
+		cc      CredentialConfig
+		wantErr error
+	}{
+		{name: "client secret", cc: CredentialConfig{ClientSecret: "right"}},
+		{name: "client certificate", cc: CredentialConfig{ClientID: "aaaaaaaa-0000-0000-0000-000000000002", Certificate: keyPEM}},
+		{name: "wrong secret", cc: CredentialConfig{ClientSecret: "wrong-secret"}, wantErr: ErrUnavailable},
 	}
-	cred, err := NewCredential(CredentialConfig{TenantID: graphsim.DefaultTenantID, ClientID: graphsim.DefaultAppID, ClientSecret: "right", AuthorityHost: g.srv.URL, Transport: g.srv.Client()})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := g.newClient(t, tt.cc, clk.Now)
+			_, err := c.List(t.Context())
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("list = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), "wrong-secret") || !Transient(err)) {
+				t.Fatalf("token error %q: leaks the secret or is not transient", err)
+			}
+		})
+	}
+}
+
+func TestNewCredentialConfigErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		cc        CredentialConfig
+		wantField string
+		wantErr   error
+	}{
+		{name: "secret without tenant", cc: CredentialConfig{ClientID: "c", ClientSecret: "s"}, wantField: "Credential.TenantID", wantErr: ErrRequired},
+		{name: "certificate without client", cc: CredentialConfig{Kind: CredentialClientCertificate, TenantID: "t"}, wantField: "Credential.ClientID", wantErr: ErrRequired},
+		{name: "bad certificate", cc: CredentialConfig{TenantID: "t", ClientID: "c", Certificate: []byte("not a certificate")}, wantField: "Credential.Certificate", wantErr: ErrBadValue},
+		{name: "unknown kind", cc: CredentialConfig{Kind: "password"}, wantField: "Credential.Kind", wantErr: ErrBadValue},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewCredential(tt.cc)
+			ce, ok := errors.AsType[*ConfigError](err)
+			if !ok || ce.Field != tt.wantField || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("NewCredential = %v; want field %s, %v", err, tt.wantField, tt.wantErr)
+			}
+		})
+	}
+	if c, err := NewCredential(CredentialConfig{Kind: CredentialManagedIdentity, Cloud: CloudUSGov}); err != nil || c == nil {
+		t.Fatalf("managed identity = %v", err)
+	}
+}
+
+func TestClouds(t *testing.T) {
+	tests := []struct {
+		in        string
+		graph     string
+		authority string
+		wantErr   error
+	}{
+		{in: "", graph: GlobalGraphURL, authority: GlobalAuthorityHost},
+		{in: "USGov", graph: USGovGraphURL, authority: USGovAuthorityHost},
+		{in: "usgovdod", graph: USGovDoDGraphURL, authority: USGovAuthorityHost},
+		{in: "china", graph: ChinaGraphURL, authority: ChinaAuthorityHost},
+		{in: "mars", wantErr: ErrBadValue},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			c, err := ParseCloud(tt.in)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("ParseCloud = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (c.GraphURL() != tt.graph || c.AuthorityHost() != tt.authority) {
+				t.Fatalf("%s: %s %s", c, c.GraphURL(), c.AuthorityHost())
+			}
+		})
+	}
+	c, err := NewClient(ClientConfig{Credential: &azidentity.ClientSecretCredential{}, Cloud: CloudChina})
+	if err != nil || c.BaseURL() != ChinaGraphURL || c.scope != "https://microsoftgraph.chinacloudapi.cn/.default" {
+		t.Fatalf("china client: %v %s %s", err, c.BaseURL(), c.scope)
+	}
+}
+
+// clientCertificate returns an app certificate and the PEM of it with its
+// key, as a user stores them for CredentialConfig.CertificateFile.
+func clientCertificate(t *testing.T) (*x509.Certificate, []byte) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewClient(ClientConfig{Credential: cred, BaseURL: g.srv.URL + "/v1.0", HTTPClient: g.srv.Client()})
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "graphhook-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.List(t.Context()); err != nil {
-		t.Fatalf("list with the right secret: %v", err)
-	}
-	bad, err := NewCredential(CredentialConfig{TenantID: graphsim.DefaultTenantID, ClientID: graphsim.DefaultAppID, ClientSecret: "test-secret", AuthorityHost: g.srv.URL, Transport: g.srv.Client()})
+	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = NewClient(ClientConfig{Credential: bad, BaseURL: g.srv.URL + "/v1.0", HTTPClient: g.srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.List(t.Context())
-	if err == nil || !Transient(err) || strings.Contains(err.Error(), "test-secret") {
-		t.Fatalf("list with a wrong secret = %v, want a transient token error without the secret", err)
-	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	pemBytes = append(pemBytes, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+	return cert, pemBytes
 }
 
 func TestParseError(t *testing.T) {

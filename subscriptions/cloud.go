@@ -41,7 +41,7 @@ func ParseCloud(s string) (Cloud, error) {
 	case CloudGlobal, CloudUSGov, CloudUSGovDoD, CloudChina:
 		return c, nil
 	}
-	return "", fmt.Errorf("subscriptions: unknown cloud %q: use global, usgov, usgovdod or china", s)
+	return "", fmt.Errorf("subscriptions: cloud %q: %w: use global, usgov, usgovdod or china", s, ErrBadValue)
 }
 
 // GraphURL returns the cloud's Graph v1.0 base URL.

@@ -2,14 +2,13 @@ package subscriptions
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/tls"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -35,70 +34,56 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// graph is a graphsim served over TLS (httptest's certificate), with a
-// client credential from azidentity, unmodified, that trusts it.
+// graph is a graphsim served over HTTPS (its own CA), with a client whose
+// credential is azidentity's, unmodified, trusting that CA.
 type graph struct {
 	sim    *graphsim.Sim
-	srv    *httptest.Server
+	url    string
+	hc     *http.Client
 	client *Client
 }
 
+// testSecret is the client secret of the simulated app.
+const testSecret = "test-secret"
+
 func startGraph(t *testing.T, cfg graphsim.Config) *graph {
 	t.Helper()
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = testSecret
+	}
 	sim, err := graphsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	srv := httptest.NewTLSServer(sim.Handler())
-	t.Cleanup(srv.Close)
-	var cred azcore.TokenCredential = simCredential{sim}
-	if azidentityWorks(t, srv) {
-		var err error
-		cred, err = NewCredential(CredentialConfig{
-			TenantID:      graphsim.DefaultTenantID,
-			ClientID:      graphsim.DefaultAppID,
-			ClientSecret:  "test-secret",
-			AuthorityHost: srv.URL,
-			Transport:     srv.Client(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := NewClient(ClientConfig{Credential: cred, BaseURL: srv.URL + "/v1.0", HTTPClient: srv.Client(), Now: cfg.Now})
+	u, pool, err := sim.StartTLS("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &graph{sim: sim, srv: srv, client: c}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	t.Cleanup(hc.CloseIdleConnections)
+	g := &graph{sim: sim, url: u, hc: hc}
+	g.client = g.newClient(t, CredentialConfig{ClientSecret: cfg.ClientSecret}, cfg.Now)
+	return g
 }
 
-// azidentityWorks reports whether graphsim's identity endpoints satisfy
-// azidentity (MSAL needs authorization_endpoint in the OpenID
-// configuration). Until they do, tests use simCredential.
-func azidentityWorks(t *testing.T, srv *httptest.Server) bool {
+// newClient returns a Client for the simulator with the credential cc
+// describes (tenant, app, authority and transport filled in).
+func (g *graph) newClient(t *testing.T, cc CredentialConfig, now func() time.Time) *Client {
 	t.Helper()
-	resp, err := srv.Client().Get(srv.URL + "/" + graphsim.DefaultTenantID + "/v2.0/.well-known/openid-configuration")
+	cc.TenantID, cc.AuthorityHost, cc.Transport = graphsim.DefaultTenantID, g.url, g.hc
+	if cc.ClientID == "" {
+		cc.ClientID = graphsim.DefaultAppID
+	}
+	cred, err := NewCredential(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var oc map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&oc); err != nil {
+	c, err := NewClient(ClientConfig{Credential: cred, BaseURL: g.url + "/v1.0", HTTPClient: g.hc, Now: now})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, ok := oc["authorization_endpoint"]
-	return ok
-}
-
-// simCredential takes tokens from the Sim's Go API. It stands in for
-// azidentity only while graphsim's OpenID configuration lacks what MSAL
-// needs (see azidentityWorks).
-type simCredential struct{ sim *graphsim.Sim }
-
-func (c simCredential) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, err := c.sim.AccessToken(graphsim.DefaultAppID, "")
-	return azcore.AccessToken{Token: tok, ExpiresOn: c.sim.Config().Now().Add(c.sim.Config().AccessTokenLifetime)}, err
+	return c
 }
 
 // startReceiver serves a graphhook receiver on loopback that answers the

@@ -45,6 +45,11 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		now = time.Now
 	}
 	o.sim.Now = now
+	if !o.wallClock && o.sim.AccessTokenLifetime == 0 {
+		// azidentity caches tokens by the wall clock, the simulator checks
+		// them on the test clock, which jumps days ahead.
+		o.sim.AccessTokenLifetime = 400 * 24 * time.Hour
+	}
 	if o.sim.SweepInterval == 0 {
 		o.sim.SweepInterval = -1
 	}
@@ -283,9 +288,41 @@ func TestRecreateOn404WithGap(t *testing.T) {
 	}
 }
 
+func TestPermanent403StopsAfterOneTry(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	events := subscribe[Event](t, st.nc, "graph.subscriptions.>")
+	// Graph supports no application permission for presence: 403.
+	spec := st.spec("communications/presences/1", "updated")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	for range 5 {
+		if err := m.Reconcile(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		st.clk.Advance(time.Hour)
+	}
+	rec := recordFor(t, m, spec)
+	if !rec.Permanent || rec.ID != "" || rec.LastOutcome != OutcomePermanent {
+		t.Fatalf("record %+v, want a permanent failure", rec)
+	}
+	if n := testutil.ToFloat64(m.met.actions.WithLabelValues(ActionCreate, OutcomePermanent)); n != 1 {
+		t.Fatalf("%v create attempts, want 1", n)
+	}
+	if g := testutil.ToFloat64(m.met.permanent.WithLabelValues(spec.Resource)); g != 1 {
+		t.Fatalf("permanent_failures gauge = %v, want 1", g)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		for _, e := range events() {
+			if e.Action == ActionPermanent && e.Resource == spec.Resource && strings.Contains(e.Error, "403") {
+				return nil
+			}
+		}
+		return errors.New("no permanent_failure event")
+	})
+}
+
 func TestLifetimeLimitLearned(t *testing.T) {
 	st := newStack(t, stackOpts{})
-	spec := st.spec("me/todo/lists/1/tasks", "created")
+	spec := st.spec("print/printers/1/jobs", "created")
 	spec.MaxLifetime = 10 * 24 * time.Hour // more than Graph allows (4,230 min)
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	if err := m.Reconcile(t.Context()); err != nil {
@@ -311,7 +348,7 @@ func TestThirtyDays(t *testing.T) {
 	}
 	st := newStack(t, stackOpts{})
 	specs := []Spec{
-		st.spec("users/1/presence", "updated"),
+		st.spec("teams/1/schedule/shifts", "created,updated"),
 		st.spec("users/1/messages", "created"),
 		st.spec("drives/1/root", "updated"),
 		st.spec("users", "updated,deleted"),
