@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -89,9 +90,12 @@ func (g *graph) newClient(t *testing.T, cc CredentialConfig, now func() time.Tim
 // startReceiver serves a graphhook receiver on loopback that answers the
 // validation handshake; lookup checks clientStates (nil accepts any), and
 // sink stores batches.
-func startReceiver(t *testing.T, sink receiver.Sink, lookup func(context.Context, string) (string, error)) string {
+func startReceiver(t *testing.T, sink receiver.Sink, lookup func(context.Context, string) (string, error), keys ...*decrypt.KeyRing) string {
 	t.Helper()
 	cfg := receiver.Config{Sink: sink, ClientStateLookup: lookup, InsecureSkipTokenValidation: true}
+	if len(keys) > 0 {
+		cfg.Keys = keys[0]
+	}
 	if lookup == nil {
 		cfg.InsecureSkipClientState = true
 	}
@@ -106,8 +110,9 @@ func startReceiver(t *testing.T, sink receiver.Sink, lookup func(context.Context
 
 // batches is a receiver.Sink that keeps every accepted notification.
 type batches struct {
-	mu    sync.Mutex
-	items []receiver.Notification
+	mu       sync.Mutex
+	items    []receiver.Notification
+	rejected []receiver.Rejected
 }
 
 func (b *batches) Deliver(ctx context.Context, batch *receiver.Batch) error {
@@ -115,6 +120,9 @@ func (b *batches) Deliver(ctx context.Context, batch *receiver.Batch) error {
 	defer b.mu.Unlock()
 	for _, n := range batch.Notifications {
 		b.items = append(b.items, *n)
+	}
+	for _, r := range batch.Rejected {
+		b.rejected = append(b.rejected, *r)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/internal/testkit"
@@ -35,6 +36,7 @@ type stack struct {
 type stackOpts struct {
 	wallClock bool
 	sim       graphsim.Config
+	keys      *decrypt.KeyRing
 }
 
 func newStack(t *testing.T, o stackOpts) *stack {
@@ -70,9 +72,20 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		}
 		return st.mgr.ClientStateLookup(ctx, id)
 	}
-	st.url = startReceiver(t, teeSink{pub, st.sink}, lookup)
+	observed := sinkFunc(func(ctx context.Context, b *receiver.Batch) error {
+		var next receiver.Sink = teeSink{pub, st.sink}
+		if st.mgr != nil {
+			next = st.mgr.Observe(next)
+		}
+		return next.Deliver(ctx, b)
+	})
+	st.url = startReceiver(t, observed, lookup, o.keys)
 	return st
 }
+
+type sinkFunc func(context.Context, *receiver.Batch) error
+
+func (f sinkFunc) Deliver(ctx context.Context, b *receiver.Batch) error { return f(ctx, b) }
 
 // teeSink stores batches in NATS and keeps them for assertions.
 type teeSink []receiver.Sink
@@ -584,5 +597,122 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("New = %v; want field %s, %v", err, tt.wantField, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestUnknownSubscriptionIsQuarantined(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	m := st.manager(t, Config{LookupWait: 50 * time.Millisecond})
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A subscription the bucket does not know (made behind the Manager's back).
+	sub, err := st.g.sim.CreateSubscription(t.Context(), graphsim.SubscriptionRequest{Resource: "users/9/messages", ChangeType: "created",
+		NotificationURL: st.url, ClientState: "not-in-the-bucket", ExpirationDateTime: st.clk.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.g.sim.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		st.sink.mu.Lock()
+		defer st.sink.mu.Unlock()
+		if len(st.sink.items) != 0 {
+			return fmt.Errorf("accepted %d items", len(st.sink.items))
+		}
+		if len(st.sink.rejected) != 1 || st.sink.rejected[0].Reason != receiver.ReasonClientState {
+			return fmt.Errorf("rejected %d items", len(st.sink.rejected))
+		}
+		return nil
+	})
+}
+
+// TestKeyRotationUnderRichDeliveries rotates the encryption key while
+// Graph delivers rich notifications: every one is decrypted, none is
+// lost, and the old key becomes retirable only after the window.
+func TestKeyRotationUnderRichDeliveries(t *testing.T) {
+	k1, err := decrypt.GenerateKey(2048, "graphhook", 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := decrypt.GenerateKey(2048, "graphhook", 365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1.ID, k2.ID = "key-1", "key-2"
+	ring, err := decrypt.NewKeyRing(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStack(t, stackOpts{keys: ring})
+	spec := st.spec("teams/1/channels/2/messages", "created")
+	spec.IncludeResourceData = true
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Key: &k1})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := recordFor(t, m, spec).ID
+	if id == "" {
+		t.Fatalf("not created: %+v", recordFor(t, m, spec))
+	}
+	change := func(n int) int {
+		sent := 0
+		for range n {
+			rep, err := st.g.sim.Change(ctx, graphsim.ChangeRequest{SubscriptionID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent += rep.Notifications
+		}
+		return sent
+	}
+	sent := change(20)
+	if err := ring.Add(k2); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int)
+	go func() { done <- change(20) }() // deliveries continue during the PATCH
+	if err := m.RotateKey(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	sent += <-done
+	sent += change(20)
+	if err := st.g.sim.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := st.g.sim.Subscription(id)
+	if err != nil || sub.EncryptionCertificateID != "key-2" || recordFor(t, m, spec).CertificateID != "key-2" {
+		t.Fatalf("after rotation Graph has %v (%v), record %s", sub, err, recordFor(t, m, spec).CertificateID)
+	}
+	used := map[string]int{}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		st.sink.mu.Lock()
+		defer st.sink.mu.Unlock()
+		if len(st.sink.rejected) != 0 {
+			return fmt.Errorf("%d rejected: %v", len(st.sink.rejected), st.sink.rejected[0].Err)
+		}
+		if len(st.sink.items) != sent {
+			return fmt.Errorf("accepted %d of %d", len(st.sink.items), sent)
+		}
+		clear(used)
+		for _, n := range st.sink.items {
+			if len(n.Content) == 0 {
+				return fmt.Errorf("item %s not decrypted", n.ID)
+			}
+			used[n.EncryptedContent.EncryptionCertificateID]++
+		}
+		return nil
+	})
+	if used["key-1"] < 20 || used["key-2"] < 20 {
+		t.Fatalf("items per key %v; want both keys used", used)
+	}
+	if r := m.Retirable(); len(r) != 0 {
+		t.Fatalf("retirable right after rotation: %v", r)
+	}
+	st.clk.Advance(DefaultRetireAfter)
+	if r := m.Retirable(); len(r) != 1 || r[0] != "key-1" {
+		t.Fatalf("retirable after the window = %v, want [key-1]", r)
 	}
 }
