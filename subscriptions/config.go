@@ -3,7 +3,6 @@ package subscriptions
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -262,5 +261,3 @@ func randomString(n int) string {
 // NewClientState returns a random clientState of 64 characters (384 bits),
 // within Graph's 128.
 func NewClientState() string { return randomString(generatedClientStateBytes) }
-
-var errNotHolder = errors.New("subscriptions: not the lease holder")

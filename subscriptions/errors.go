@@ -49,6 +49,9 @@ var (
 	// ErrUnavailable means Graph failed with a server error (5xx other
 	// than 503) or the request did not reach it. It is transient.
 	ErrUnavailable = errors.New("subscriptions: Graph unavailable")
+	// ErrNotHolder means this replica does not hold the renewal lease, so
+	// it does not act (HandleLifecycle).
+	ErrNotHolder = errors.New("subscriptions: not the lease holder")
 	// ErrPermanent marks a failure that retrying cannot fix (403, 404
 	// MailboxNotEnabledForRESTAPI): the Manager stops retrying the
 	// subscription and reports it.

@@ -60,7 +60,7 @@ func (m *Manager) HandleLifecycle(ctx context.Context, ev Lifecycle) error {
 			if err != nil {
 				return err
 			}
-			return errNotHolder
+			return ErrNotHolder
 		}
 	}
 	m.cmu.RLock()
