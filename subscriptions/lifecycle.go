@@ -82,8 +82,20 @@ func (m *Manager) HandleLifecycle(ctx context.Context, ev Lifecycle) error {
 	if ev.TenantID == "" {
 		ev.TenantID = m.cfg.TenantID
 	}
+	// Graph asked us to wait (Retry-After) or the subscription failed
+	// permanently: record the event's consequence and leave the call to
+	// the pass that the backoff schedules.
+	wait := rec.Permanent || m.now().Before(rec.NextAttempt)
 	switch ev.Event {
 	case EventReauthorizationRequired:
+		if wait {
+			if rec.GapStart.IsZero() {
+				rec.GapStart, rec.GapReason = ev.Time, GapAuthorization
+				m.put(ctx, k, rec, rev)
+			}
+			m.met.lifecycle.WithLabelValues(ev.Event, OutcomeThrottled).Inc()
+			return nil
+		}
 		if m.now().Sub(rec.LastAuth) < ReauthorizeQuiet {
 			m.met.lifecycle.WithLabelValues(ev.Event, OutcomeSkipped).Inc()
 			m.emit(ctx, Event{Action: ActionReauthorize, Outcome: OutcomeSkipped, SubscriptionID: rec.ID, TenantID: ev.TenantID, Resource: rec.Resource, Trigger: ev.Event})
@@ -104,7 +116,12 @@ func (m *Manager) HandleLifecycle(ctx context.Context, ev Lifecycle) error {
 			}
 		}
 		m.forget(rec.ID)
-		rec.PreviousID, rec.ID, rec.NextAttempt, rec.Permanent = rec.ID, "", time.Time{}, false
+		rec.PreviousID, rec.ID = rec.ID, ""
+		if wait {
+			m.put(ctx, k, rec, rev)
+			m.met.lifecycle.WithLabelValues(ev.Event, OutcomeThrottled).Inc()
+			return nil
+		}
 		m.create(ctx, spec, rec, rev, ev.Event)
 		after, _, _ := m.record(k)
 		m.met.lifecycle.WithLabelValues(ev.Event, after.LastOutcome).Inc()

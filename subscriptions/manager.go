@@ -187,6 +187,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 	}
 	if !m.listed {
 		m.listed = true
+		m.clearPermanent(ctx)
 		m.startList(ctx)
 	}
 	want := map[string]bool{}
@@ -273,6 +274,10 @@ func (m *Manager) reconcileSpec(ctx context.Context, s Spec, trigger string) {
 	}
 	if !ok || rec.ID == "" {
 		m.create(ctx, s, rec, rev, trigger)
+		return
+	}
+	if reason := replaceReason(s, rec); reason != "" && rec.Owner == m.cfg.Owner {
+		m.replace(ctx, s, rec, rev, reason)
 		return
 	}
 	if s.IncludeResourceData && m.key != nil && rec.CertificateID != keyID(*m.key) {
@@ -559,6 +564,68 @@ func (m *Manager) remove(ctx context.Context, k string) {
 		outcome = OutcomeSkipped // not ours: forgotten, left in Graph
 	}
 	m.emit(ctx, Event{Action: ActionDelete, Outcome: outcome, SubscriptionID: rec.ID, Resource: rec.Resource, ChangeType: rec.ChangeType, Trigger: "config"})
+}
+
+// replaceReason says why the subscription in Graph no longer matches s in
+// a way only a new subscription can fix, or "".
+func replaceReason(s Spec, rec Record) string {
+	switch {
+	case s.ClientState != "" && s.ClientState != rec.ClientState:
+		return "clientState changed"
+	case s.LifecycleNotificationURL != rec.LifecycleNotificationURL:
+		return "lifecycleNotificationUrl changed" // settable only at creation (§7)
+	case s.IncludeResourceData != rec.IncludeResourceData:
+		return "includeResourceData changed"
+	}
+	return ""
+}
+
+// replace deletes an owned subscription whose Spec changed and creates it
+// anew. Notifications between the two are not lost: the old one delivers
+// until it is deleted, and the new one starts at once.
+func (m *Manager) replace(ctx context.Context, s Spec, rec Record, rev uint64, reason string) {
+	k := s.key()
+	rev, ok := m.claim(ctx, k, &rec, rev)
+	if !ok {
+		return
+	}
+	if err := m.c.Delete(ctx, rec.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		m.finish(ctx, k, rec, rev, ActionDelete, "config: "+reason, nil, err)
+		return
+	}
+	m.emit(ctx, Event{Action: ActionDelete, Outcome: OutcomeDeleted, SubscriptionID: rec.ID, Resource: rec.Resource, ChangeType: rec.ChangeType, Trigger: "config: " + reason})
+	m.forget(rec.ID)
+	rec.ID = ""
+	m.create(ctx, s, rec, rev, "config: "+reason)
+}
+
+// clearPermanent gives every permanently failed subscription one more
+// try, once per Manager start (a restart is how an operator says the
+// permission, licence or quota was fixed). [Manager.Retry] does it on
+// demand.
+func (m *Manager) clearPermanent(ctx context.Context) {
+	for _, s := range m.cfg.Subscriptions {
+		rec, rev, ok := m.record(s.key())
+		if ok && rec.Permanent {
+			rec.Permanent, rec.NextAttempt, rec.Failures = false, time.Time{}, 0
+			m.put(ctx, s.key(), rec, rev)
+		}
+	}
+}
+
+// Retry clears every permanent failure and backoff and runs a pass, for an
+// operator who fixed a permission, licence or quota.
+func (m *Manager) Retry(ctx context.Context) error {
+	m.mu.Lock()
+	for _, s := range m.cfg.Subscriptions {
+		rec, rev, ok := m.record(s.key())
+		if ok && (rec.Permanent || !rec.NextAttempt.IsZero()) {
+			rec.Permanent, rec.NextAttempt, rec.Failures = false, time.Time{}, 0
+			m.put(ctx, s.key(), rec, rev)
+		}
+	}
+	m.mu.Unlock()
+	return m.Reconcile(ctx)
 }
 
 // gauges refreshes the per-subscription metrics from the cache.

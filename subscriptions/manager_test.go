@@ -716,3 +716,30 @@ func TestKeyRotationUnderRichDeliveries(t *testing.T) {
 		t.Fatalf("retirable after the window = %v, want [key-1]", r)
 	}
 }
+
+func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/3/messages", "created")
+	spec.ClientState = "first-secret"
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := recordFor(t, m, spec).ID
+	m.cfg.Subscriptions[0].ClientState = "second-secret"
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if rec.ID == "" || rec.ID == old || rec.ClientState != "second-secret" {
+		t.Fatalf("record %s (old %s), outcome %s %s", rec.ID, old, rec.LastOutcome, rec.LastError)
+	}
+	if _, err := st.g.sim.Subscription(old); !errors.Is(err, graphsim.ErrNotFound) {
+		t.Fatalf("old subscription still there: %v", err)
+	}
+	sub, err := st.g.sim.Subscription(rec.ID)
+	if err != nil || sub.ClientState != "second-secret" {
+		t.Fatalf("new subscription %v, %v", sub, err)
+	}
+}
