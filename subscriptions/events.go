@@ -65,7 +65,7 @@ type Gap struct {
 	PreviousSubscriptionID string    `json:"previousSubscriptionId,omitempty"`
 	TenantID               string    `json:"tenantId"`
 	Resource               string    `json:"resource"`
-	Reason                 string    `json:"reason"` // subscriptionRemoved, authorization, missed, unavailable
+	Reason                 string    `json:"reason"` // subscriptionRemoved, authorization, missed, replaced, unavailable
 	Start                  time.Time `json:"start"`
 	End                    time.Time `json:"end"`
 }
@@ -76,6 +76,7 @@ const (
 	GapAuthorization = "authorization"
 	GapMissed        = "missed"
 	GapUnavailable   = "unavailable"
+	GapReplaced      = "replaced" // deleted and created again after a Spec change
 )
 
 // EventSubject returns the subject of an event.

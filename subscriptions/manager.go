@@ -581,8 +581,9 @@ func replaceReason(s Spec, rec Record) string {
 }
 
 // replace deletes an owned subscription whose Spec changed and creates it
-// anew. Notifications between the two are not lost: the old one delivers
-// until it is deleted, and the new one starts at once.
+// anew (Graph refuses a second one on the same resource and changeType
+// with 409). Changes between the delete and the create are not notified:
+// that range is published as a gap.
 func (m *Manager) replace(ctx context.Context, s Spec, rec Record, rev uint64, reason string) {
 	k := s.key()
 	rev, ok := m.claim(ctx, k, &rec, rev)
@@ -595,7 +596,10 @@ func (m *Manager) replace(ctx context.Context, s Spec, rec Record, rev uint64, r
 	}
 	m.emit(ctx, Event{Action: ActionDelete, Outcome: OutcomeDeleted, SubscriptionID: rec.ID, Resource: rec.Resource, ChangeType: rec.ChangeType, Trigger: "config: " + reason})
 	m.forget(rec.ID)
-	rec.ID = ""
+	rec.PreviousID, rec.ID = rec.ID, ""
+	if rec.GapStart.IsZero() {
+		rec.GapStart, rec.GapReason = m.now(), GapReplaced
+	}
 	m.create(ctx, s, rec, rev, "config: "+reason)
 }
 

@@ -719,6 +719,7 @@ func TestKeyRotationUnderRichDeliveries(t *testing.T) {
 
 func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
 	st := newStack(t, stackOpts{})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/3/messages", "created")
 	spec.ClientState = "first-secret"
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
@@ -742,4 +743,11 @@ func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
 	if err != nil || sub.ClientState != "second-secret" {
 		t.Fatalf("new subscription %v, %v", sub, err)
 	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		g := gaps()
+		if len(g) != 1 || g[0].Reason != GapReplaced || g[0].PreviousSubscriptionID != old || g[0].SubscriptionID != rec.ID || g[0].End.Before(g[0].Start) {
+			return fmt.Errorf("gaps %+v", g)
+		}
+		return nil
+	})
 }
