@@ -190,19 +190,23 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		m.clearPermanent(ctx)
 		m.startList(ctx)
 	}
+	// Removals first: a Spec whose notificationUrl changed is a new key,
+	// and Graph would answer its create with 409 while the old one exists.
 	want := map[string]bool{}
 	for _, s := range m.cfg.Subscriptions {
 		want[s.key()] = true
-		if !m.holds() {
-			return nil
-		}
-		m.reconcileSpec(ctx, s, "schedule")
 	}
 	for _, r := range m.Records() {
 		k := specKey(r.Resource, r.ChangeType, r.NotificationURL)
 		if !want[k] && m.holds() {
 			m.remove(ctx, k)
 		}
+	}
+	for _, s := range m.cfg.Subscriptions {
+		if !m.holds() {
+			return nil
+		}
+		m.reconcileSpec(ctx, s, "schedule")
 	}
 	return nil
 }
@@ -400,6 +404,15 @@ func (m *Manager) adopt(ctx context.Context, s Spec, rec Record, rev uint64, sub
 	rec.Attempt = time.Time{}
 	if prev != "" && prev != sub.ID {
 		m.log.Info("subscriptions: adopted replaces", "previous", prev)
+	}
+	if sub.NotificationURL != s.NotificationURL {
+		// Graph lets a PATCH move notificationUrl (it validates the new one).
+		u := s.NotificationURL
+		if moved, err := m.c.Update(ctx, sub.ID, Update{NotificationURL: &u}); err == nil {
+			rec.Expiration = moved.ExpirationDateTime
+		} else {
+			m.log.Warn("subscriptions: move adopted subscription's notificationUrl", "subscription_id", sub.ID, "error", err)
+		}
 	}
 	nrev, err := m.put(ctx, k, rec, rev)
 	if err != nil {

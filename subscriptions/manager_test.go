@@ -751,3 +751,27 @@ func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
 		return nil
 	})
 }
+
+func TestNotificationURLChangeMovesTheSubscription(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/4/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := recordFor(t, m, spec).ID
+	moved := spec
+	moved.NotificationURL = st.url + "/?tunnel=2" // a new public URL, same receiver
+	m.cfg.Subscriptions = []Spec{moved}
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	subs := st.g.sim.Subscriptions()
+	if len(subs) != 1 || subs[0].NotificationURL != moved.NotificationURL || subs[0].ID == old {
+		t.Fatalf("Graph holds %+v; want one new subscription on the new URL", subs)
+	}
+	if r := recordFor(t, m, moved); r.ID != subs[0].ID || r.Owner != DefaultOwner {
+		t.Fatalf("record %+v", r)
+	}
+}
