@@ -109,8 +109,9 @@ type Config struct {
 	// Instance names this replica in the lease. Default: host name plus
 	// a random suffix.
 	Instance string
-	// LeaseTTL is how long the renewal lease lasts without a refresh; a
-	// replica takes over within it after the holder dies. Default 30 s.
+	// LeaseTTL bounds how long the replicas are without a lease holder
+	// after the holder dies: the lease lasts LeaseTTL − Interval after each
+	// refresh and the others try to take it every Interval. Default 30 s.
 	LeaseTTL time.Duration
 	// Interval is how often the background loop runs a pass. Default
 	// LeaseTTL/3. Negative: no loop; call [Manager.Reconcile] yourself.

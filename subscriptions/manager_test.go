@@ -775,3 +775,39 @@ func TestNotificationURLChangeMovesTheSubscription(t *testing.T) {
 		t.Fatalf("record %+v", r)
 	}
 }
+
+// TestCrashedHolderTakenOverWithinTTL runs two Managers with their
+// background loops on the wall clock; the holder dies without releasing the
+// lease, and the other holds it within LeaseTTL.
+func TestCrashedHolderTakenOverWithinTTL(t *testing.T) {
+	st := newStack(t, stackOpts{wallClock: true})
+	const ttl = 1500 * time.Millisecond
+	spec := st.spec("users/8/messages", "created")
+	a := st.manager(t, Config{Subscriptions: []Spec{spec}, Instance: "a", LeaseTTL: ttl, Interval: ttl / 3, Now: time.Now})
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if !a.Holder() {
+			return errors.New("a does not hold the lease")
+		}
+		return nil
+	})
+	b := st.manager(t, Config{Subscriptions: []Spec{spec}, Instance: "b", LeaseTTL: ttl, Interval: ttl / 3, Now: time.Now})
+	if b.Holder() {
+		t.Fatal("b holds the lease while a is alive")
+	}
+	// a dies: its loops stop, the lease stays in the bucket.
+	a.cancel()
+	a.wg.Wait()
+	died := time.Now()
+	testkit.CheckFor(t, 3*ttl, func() error {
+		if !b.Holder() {
+			return errors.New("b does not hold the lease")
+		}
+		return nil
+	})
+	if took := time.Since(died); took > ttl+200*time.Millisecond {
+		t.Fatalf("b took over after %v, want within the TTL %v", took, ttl)
+	}
+	if n := len(st.g.sim.Subscriptions()); n != 1 {
+		t.Fatalf("%d subscriptions, want 1", n)
+	}
+}

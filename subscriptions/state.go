@@ -257,7 +257,7 @@ func (m *Manager) ClientStateLookup(ctx context.Context, subscriptionID string) 
 // replica holds it until the returned time.
 func (m *Manager) acquireLease(ctx context.Context) (bool, error) {
 	now := m.now()
-	val, _ := json.Marshal(lease{Holder: m.cfg.Instance, Expires: now.Add(m.cfg.LeaseTTL)})
+	val, _ := json.Marshal(lease{Holder: m.cfg.Instance, Expires: now.Add(m.leaseFor())})
 	e, err := m.kv.Get(ctx, leaseKey)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -279,15 +279,25 @@ func (m *Manager) acquireLease(ctx context.Context) (bool, error) {
 		m.setHolder(false, "")
 		return false, fmt.Errorf("subscriptions: lease: %w", err)
 	}
-	m.leaseUntil = now.Add(m.cfg.LeaseTTL)
+	m.leaseUntil = now.Add(m.leaseFor())
 	m.setHolder(true, m.cfg.Instance)
 	return true, nil
+}
+
+// leaseFor is how long a written lease lasts: LeaseTTL less one polling
+// Interval, so that a replica polling every Interval takes over within
+// LeaseTTL of the holder's last refresh, however close to its death.
+func (m *Manager) leaseFor() time.Duration {
+	if m.cfg.Interval > 0 && m.cfg.Interval <= m.cfg.LeaseTTL/2 {
+		return m.cfg.LeaseTTL - m.cfg.Interval
+	}
+	return m.cfg.LeaseTTL
 }
 
 // holds reports whether this replica may act now: it holds a lease that
 // has at least a tenth of its TTL left.
 func (m *Manager) holds() bool {
-	return m.holder && m.now().Before(m.leaseUntil.Add(-m.cfg.LeaseTTL/10))
+	return m.holder && m.now().Before(m.leaseUntil.Add(-m.leaseFor()/10))
 }
 
 func (m *Manager) setHolder(h bool, who string) {
