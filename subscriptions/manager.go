@@ -572,6 +572,7 @@ func (m *Manager) remove(ctx context.Context, k string) {
 		m.log.Warn("subscriptions: delete record", "subscription_id", rec.ID, "error", err)
 		return
 	}
+	m.dropped(k)
 	outcome := OutcomeDeleted
 	if rec.Owner != m.cfg.Owner {
 		outcome = OutcomeSkipped // not ours: forgotten, left in Graph

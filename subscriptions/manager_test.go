@@ -811,3 +811,36 @@ func TestCrashedHolderTakenOverWithinTTL(t *testing.T) {
 		t.Fatalf("%d subscriptions, want 1", n)
 	}
 }
+
+func TestCommands(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/11/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	st.clk.Advance(time.Hour)
+	if err := m.RenewNow(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := recordFor(t, m, spec); !r.Expiration.After(rec.Expiration) || !r.LastRenewal.After(rec.LastRenewal) {
+		t.Fatalf("not renewed: %v -> %v", rec.Expiration, r.Expiration)
+	}
+	if err := m.RenewNow(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, ErrUnknownID) {
+		t.Fatalf("RenewNow(unknown) = %v", err)
+	}
+	if r := rec.Redacted(); r.ClientState == rec.ClientState || r.ID != rec.ID {
+		t.Fatal("Redacted kept the clientState")
+	}
+	if err := m.Delete(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.g.sim.Subscription(rec.ID); !errors.Is(err, graphsim.ErrNotFound) {
+		t.Fatalf("still in Graph: %v", err)
+	}
+	if _, _, ok := m.record(spec.key()); ok {
+		t.Fatal("record kept")
+	}
+}

@@ -181,6 +181,17 @@ func (m *Manager) apply(key string, val []byte, rev uint64, deleted bool) {
 	m.changed = make(chan struct{})
 }
 
+// dropped removes key from the cache after this replica deleted it (the
+// watcher's delete marker follows).
+func (m *Manager) dropped(key string) {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+	if e, ok := m.recs[key]; ok {
+		delete(m.byID, e.rec.ID)
+		delete(m.recs, key)
+	}
+}
+
 // record returns a copy of the cached record under key.
 func (m *Manager) record(key string) (Record, uint64, bool) {
 	m.cmu.RLock()
