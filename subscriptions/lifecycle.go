@@ -229,9 +229,39 @@ func (m *Manager) handleMsg(msg jetstream.Msg) {
 
 // Observe wraps the receiver's Sink: after next stores a batch, it notes
 // which subscriptions delivered (for gap bounds) and which encryption keys
-// rich items used (for [Manager.Retirable]).
+// rich items used (for [Manager.Retirable]). When next fails (the receiver
+// answers 503 and Graph retries), it opens an "unavailable" window for the
+// batch's subscriptions; the window closes when a batch of the
+// subscription is stored again and is published as a gap by this
+// replica's next pass. (The receiver's own 503s before the Sink, such as
+// MaxDecryptWait, are not seen here.)
 func (m *Manager) Observe(next receiver.Sink) receiver.Sink {
 	return observer{m: m, next: next}
+}
+
+type downWindow struct {
+	start  time.Time
+	tenant string
+}
+
+// flushUnavailable publishes the closed unavailable windows of this
+// replica.
+func (m *Manager) flushUnavailable(ctx context.Context) {
+	m.smu.Lock()
+	gaps := m.upGaps
+	m.upGaps = nil
+	m.smu.Unlock()
+	for i, g := range gaps {
+		if r, ok := m.recordByID(g.SubscriptionID); ok {
+			g.Resource = r.Resource // the subscription's, not an item's
+		}
+		if err := m.PublishGap(ctx, g); err != nil {
+			m.smu.Lock()
+			m.upGaps = append(m.upGaps, gaps[i:]...)
+			m.smu.Unlock()
+			return
+		}
+	}
 }
 
 type observer struct {
@@ -240,13 +270,29 @@ type observer struct {
 }
 
 func (o observer) Deliver(ctx context.Context, b *receiver.Batch) error {
-	if err := o.next.Deliver(ctx, b); err != nil {
-		return err
-	}
+	err := o.next.Deliver(ctx, b)
 	now := o.m.now()
 	o.m.smu.Lock()
 	defer o.m.smu.Unlock()
+	if err != nil {
+		// The receiver answers 503: Graph will retry, but until a batch of
+		// the subscription is stored again, its notifications wait.
+		for _, n := range b.Notifications {
+			if _, open := o.m.down[n.SubscriptionID]; !open {
+				start := b.ReceivedAt
+				if start.IsZero() {
+					start = now
+				}
+				o.m.down[n.SubscriptionID] = downWindow{start: start, tenant: n.TenantID}
+			}
+		}
+		return err
+	}
 	for _, n := range b.Notifications {
+		if w, open := o.m.down[n.SubscriptionID]; open {
+			delete(o.m.down, n.SubscriptionID)
+			o.m.upGaps = append(o.m.upGaps, Gap{SubscriptionID: n.SubscriptionID, TenantID: w.tenant, Reason: GapUnavailable, Start: w.start, End: now})
+		}
 		if n.IsLifecycle() {
 			continue
 		}

@@ -45,6 +45,8 @@ type Manager struct {
 	lastSeen map[string]time.Time // not yet written to the bucket
 	flushed  map[string]time.Time
 	certUse  map[string]time.Time
+	down     map[string]downWindow // subscription id -> open 503 window
+	upGaps   []Gap                 // closed windows, to publish
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -75,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		lastSeen: map[string]time.Time{},
 		flushed:  map[string]time.Time{},
 		certUse:  map[string]time.Time{},
+		down:     map[string]downWindow{},
 		wake:     make(chan struct{}, 1),
 	}
 	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -180,6 +183,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		return fmt.Errorf("subscriptions: reconcile: %w", net.ErrClosed)
 	}
 	m.flushSeen(ctx)
+	m.flushUnavailable(ctx)
 	ok, err := m.acquireLease(ctx)
 	defer m.gauges()
 	if !ok {

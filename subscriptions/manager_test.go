@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type stackOpts struct {
 	wallClock bool
 	sim       graphsim.Config
 	keys      *decrypt.KeyRing
+	gate      *failing
 }
 
 func newStack(t *testing.T, o stackOpts) *stack {
@@ -74,6 +76,9 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	}
 	observed := sinkFunc(func(ctx context.Context, b *receiver.Batch) error {
 		var next receiver.Sink = teeSink{pub, st.sink}
+		if o.gate != nil {
+			next = teeSink{o.gate, pub, st.sink}
+		}
 		if st.mgr != nil {
 			next = st.mgr.Observe(next)
 		}
@@ -89,6 +94,28 @@ func (f sinkFunc) Deliver(ctx context.Context, b *receiver.Batch) error { return
 
 // teeSink stores batches in NATS and keeps them for assertions.
 type teeSink []receiver.Sink
+
+// failing is a Sink that refuses batches while down is set, as natspub does
+// while NATS is unreachable.
+type failing struct {
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *failing) Deliver(ctx context.Context, b *receiver.Batch) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return errors.New("test: sink down")
+	}
+	return nil
+}
+
+func (f *failing) set(down bool) {
+	f.mu.Lock()
+	f.down = down
+	f.mu.Unlock()
+}
 
 func (ts teeSink) Deliver(ctx context.Context, b *receiver.Batch) error {
 	for _, s := range ts {
@@ -843,4 +870,54 @@ func TestCommands(t *testing.T) {
 	if _, _, ok := m.record(spec.key()); ok {
 		t.Fatal("record kept")
 	}
+}
+
+// TestReceiverOutageIsAGap: while the receiver's sink fails (503), Graph
+// retries; once a retry is stored, the outage is published as an
+// unavailable gap with its bounds.
+func TestReceiverOutageIsAGap(t *testing.T) {
+	gate := &failing{}
+	st := newStack(t, stackOpts{wallClock: true, gate: gate, sim: graphsim.Config{TimeScale: 0.0001}})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
+	spec := st.spec("users/12/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Now: time.Now})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := recordFor(t, m, spec).ID
+	gate.set(true)
+	before := time.Now()
+	if _, err := st.g.sim.Change(ctx, graphsim.ChangeRequest{SubscriptionID: id}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		for _, d := range st.g.sim.Deliveries() {
+			for _, a := range d.Attempts {
+				if a.Status == 503 {
+					return nil
+				}
+			}
+		}
+		return errors.New("no 503 yet")
+	})
+	gate.set(false)
+	if err := st.g.sim.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		g := gaps()
+		if len(g) != 1 {
+			return fmt.Errorf("%d gaps", len(g))
+		}
+		if g[0].Reason != GapUnavailable || g[0].SubscriptionID != id || g[0].Resource != spec.Resource ||
+			g[0].Start.Before(before.Add(-time.Second)) || g[0].End.After(after) || !g[0].End.After(g[0].Start) {
+			return fmt.Errorf("gap %+v, want within %v..%v", g[0], before, after)
+		}
+		return nil
+	})
 }

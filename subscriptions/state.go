@@ -203,6 +203,17 @@ func (m *Manager) record(key string) (Record, uint64, bool) {
 	return e.rec, e.rev, true
 }
 
+// recordByID returns the cached record of a subscription id.
+func (m *Manager) recordByID(id string) (Record, bool) {
+	m.cmu.RLock()
+	defer m.cmu.RUnlock()
+	k, ok := m.byID[id]
+	if !ok {
+		return Record{}, false
+	}
+	return m.recs[k].rec, true
+}
+
 // Records returns the cached state of every subscription in the bucket.
 func (m *Manager) Records() []Record {
 	m.cmu.RLock()
