@@ -90,8 +90,11 @@
 // <prefix>.subscriptions.<tenant>.<subscription>.<action>, and every range
 // in which notifications may be lost is a [Gap] on
 // <prefix>.gaps.<tenant>.<subscription> with its start and end, so a
-// consumer knows which range to fetch with a delta query. Both go to
-// Config.EventStream. Metrics: see [Manager.Collectors].
+// consumer knows which range to fetch with a delta query: a subscription
+// removed until recreated, an authorization lapse, a missed event, a
+// replacement after a Spec change, and the receiver's own 503 windows (seen
+// through [Manager.Observe]). Both go to Config.EventStream. Metrics: see
+// [Manager.Collectors].
 //
 // # Key rotation
 //

@@ -126,8 +126,7 @@ func (m *Manager) emit(ctx context.Context, ev Event) {
 }
 
 // PublishGap publishes a gap event and waits for its PubAck. The Manager
-// publishes its own gaps; a daemon can publish others (for example its
-// receiver's 503 windows, reason "unavailable").
+// publishes its own gaps; a daemon can publish others it knows of.
 func (m *Manager) PublishGap(ctx context.Context, g Gap) error {
 	if g.TenantID == "" {
 		g.TenantID = m.cfg.TenantID
