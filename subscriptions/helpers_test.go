@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,36 @@ type graph struct {
 	url    string
 	hc     *http.Client
 	client *Client
+	calls  *calls // the Graph API calls of client
+}
+
+// calls counts the requests a Client sends, by method and path shape
+// ("PATCH /v1.0/subscriptions/{id}"), over the real transport.
+type calls struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *calls) RoundTrip(r *http.Request) (*http.Response, error) {
+	path := r.URL.Path
+	if rest, ok := strings.CutPrefix(path, "/v1.0/subscriptions/"); ok {
+		if _, tail, found := strings.Cut(rest, "/"); found {
+			path = "/v1.0/subscriptions/{id}/" + tail
+		} else {
+			path = "/v1.0/subscriptions/{id}"
+		}
+	}
+	c.mu.Lock()
+	c.n[r.Method+" "+path]++
+	c.mu.Unlock()
+	return c.rt.RoundTrip(r)
+}
+
+func (c *calls) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
 }
 
 // testSecret is the client secret of the simulated app.
@@ -63,8 +94,9 @@ func startGraph(t *testing.T, cfg graphsim.Config) *graph {
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	t.Cleanup(hc.CloseIdleConnections)
-	g := &graph{sim: sim, url: u, hc: hc}
+	g := &graph{sim: sim, url: u, hc: hc, calls: &calls{rt: hc.Transport, n: map[string]int{}}}
 	g.client = g.newClient(t, CredentialConfig{ClientSecret: cfg.ClientSecret}, cfg.Now)
+	g.client.hc = &http.Client{Transport: g.calls}
 	return g
 }
 

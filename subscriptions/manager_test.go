@@ -344,8 +344,11 @@ func TestPermanent403StopsAfterOneTry(t *testing.T) {
 	if !rec.Permanent || rec.ID != "" || rec.LastOutcome != OutcomePermanent {
 		t.Fatalf("record %+v, want a permanent failure", rec)
 	}
+	if n := st.g.calls.count("POST /v1.0/subscriptions"); n != 1 {
+		t.Fatalf("%v create calls, want 1", n)
+	}
 	if n := testutil.ToFloat64(m.met.actions.WithLabelValues(ActionCreate, OutcomePermanent)); n != 1 {
-		t.Fatalf("%v create attempts, want 1", n)
+		t.Fatalf("%v create attempts counted, want 1", n)
 	}
 	if g := testutil.ToFloat64(m.met.permanent.WithLabelValues(spec.Resource)); g != 1 {
 		t.Fatalf("permanent_failures gauge = %v, want 1", g)
@@ -424,6 +427,9 @@ func TestThirtyDays(t *testing.T) {
 		if n := len(st.g.sim.Subscriptions()); n != len(specs) {
 			t.Fatalf("at %v Graph holds %d subscriptions, want %d", st.clk.Now().Sub(start), n, len(specs))
 		}
+	}
+	if n := st.g.calls.count("GET /v1.0/subscriptions"); n != 1 {
+		t.Errorf("listed %d times in 30 days, want once at start", n)
 	}
 	for _, s := range specs {
 		l := m.cfg.Policy.Lifetime(MaxLifetime(s.Resource, false))
