@@ -343,14 +343,14 @@ func (m *Manager) request(s Spec, rec Record, exp time.Time) Subscription {
 
 // learn records a lifetime cap stated by Graph; it reports whether the cap
 // is lower than the one just used, so a retry under it makes sense.
-func (m *Manager) learn(s Spec, rec *Record, err error, used time.Duration) bool {
+func (m *Manager) learn(s Spec, rec *Record, err error, used time.Duration, action string) bool {
 	ge, ok := errors.AsType[*Error](err)
 	if !ok || !errors.Is(err, ErrLifetimeLimit) || ge.MaxLifetime <= 0 || ge.MaxLifetime >= used {
 		return false
 	}
 	m.caps[capKey(s)] = ge.MaxLifetime
 	rec.MaxLifetime = ge.MaxLifetime
-	m.emit(m.ctx, Event{Action: ActionCreate, Outcome: OutcomeLearned, SubscriptionID: rec.ID, Resource: s.Resource, Error: ge.Error(), Trigger: "lifetime-limit"})
+	m.emit(m.ctx, Event{Action: action, Outcome: OutcomeLearned, SubscriptionID: rec.ID, Resource: s.Resource, Error: ge.Error(), Trigger: "lifetime-limit"})
 	return true
 }
 
@@ -366,7 +366,7 @@ func (m *Manager) create(ctx context.Context, s Spec, rec Record, rev uint64, tr
 	for range 2 {
 		cap := m.capFor(s, rec)
 		sub, err = m.c.Create(ctx, m.request(s, rec, m.now().Add(m.cfg.Policy.Lifetime(cap))))
-		if err == nil || !m.learn(s, &rec, err, cap) {
+		if err == nil || !m.learn(s, &rec, err, cap, ActionCreate) {
 			break
 		}
 	}
@@ -439,7 +439,7 @@ func (m *Manager) renew(ctx context.Context, s Spec, rec Record, rev uint64, tri
 	for range 2 {
 		cap := m.capFor(s, rec)
 		sub, err = m.c.Renew(ctx, rec.ID, m.now().Add(m.cfg.Policy.Lifetime(cap)))
-		if err == nil || !m.learn(s, &rec, err, cap) {
+		if err == nil || !m.learn(s, &rec, err, cap, ActionRenew) {
 			break
 		}
 	}
