@@ -251,20 +251,13 @@ func (m *Manager) put(ctx context.Context, key string, r Record, rev uint64) (ui
 // the bucket (another replica may have just created it) and then returns
 // receiver.ErrUnknownSubscription, so the item is quarantined.
 func (m *Manager) ClientStateLookup(ctx context.Context, subscriptionID string) (string, error) {
+	cs, ok, changed := m.lookup(subscriptionID)
+	if ok {
+		return cs, nil
+	}
 	deadline := time.NewTimer(m.cfg.LookupWait)
 	defer deadline.Stop()
 	for {
-		m.cmu.RLock()
-		key, ok := m.byID[subscriptionID]
-		var cs string
-		if ok {
-			cs = m.recs[key].rec.ClientState
-		}
-		changed := m.changed
-		m.cmu.RUnlock()
-		if ok {
-			return cs, nil
-		}
 		select {
 		case <-changed:
 		case <-deadline.C:
@@ -272,7 +265,21 @@ func (m *Manager) ClientStateLookup(ctx context.Context, subscriptionID string) 
 		case <-ctx.Done():
 			return "", fmt.Errorf("subscriptions: %w", receiver.ErrUnknownSubscription)
 		}
+		if cs, ok, changed = m.lookup(subscriptionID); ok {
+			return cs, nil
+		}
 	}
+}
+
+// lookup reads the cached clientState of a subscription id, and the
+// channel closed at the next cache change.
+func (m *Manager) lookup(id string) (string, bool, <-chan struct{}) {
+	m.cmu.RLock()
+	defer m.cmu.RUnlock()
+	if key, ok := m.byID[id]; ok {
+		return m.recs[key].rec.ClientState, true, nil
+	}
+	return "", false, m.changed
 }
 
 // acquireLease takes or refreshes the lease; it reports whether this
