@@ -59,6 +59,14 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/subscriptions", s.adminSubscriptions)
 	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotate)
 	mux.HandleFunc("POST /_sim/load", s.adminLoad)
+	mux.HandleFunc("POST /_sim/advance", s.adminAdvance)
+	mux.HandleFunc("GET /_sim/now", s.adminNow)
+	mux.HandleFunc("POST /_sim/faults", s.adminFault)
+	mux.HandleFunc("DELETE /_sim/faults", s.adminClearFaults)
+	mux.HandleFunc("GET /_sim/calls", s.adminCalls)
+	mux.HandleFunc("POST /_sim/consent", s.adminConsent)
+	mux.HandleFunc("POST /_sim/mailboxes", s.adminMailbox)
+	mux.HandleFunc("DELETE /_sim/subscriptions/{id}", s.adminRemove)
 	return mux
 }
 
@@ -90,6 +98,9 @@ func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("request-id", rid)
 	w.Header().Set("client-request-id", crid)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterHeader(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]any{
 		"code":    e.Code,
 		"message": e.Message,
@@ -184,19 +195,57 @@ func (s *Sim) apiCreate(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusCreated, s.entity(r, sub))
 }
 
+// listPageSize is how many subscriptions one page of GET /subscriptions
+// holds; more are reached through @odata.nextLink.
+const listPageSize = 100
+
+// apiList is GET /subscriptions (§8): the calling app's subscriptions,
+// paged with @odata.nextLink ($skiptoken). Graph's list supports no OData
+// query options; graphsim answers them 400 rather than ignoring them, so a
+// client relying on $top or $select finds out here.
 func (s *Sim) apiList(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := s.gate(OpList, c, "", ""); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	skip := 0
+	for k, v := range r.URL.Query() {
+		switch {
+		case k == "$skiptoken":
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 {
+				writeGraphError(w, r, badRequest(ErrBadRequest, "Invalid $skiptoken."))
+				return
+			}
+			skip = n
+		case strings.HasPrefix(k, "$"):
+			writeGraphError(w, r, &Error{Status: http.StatusBadRequest, Code: "BadRequest",
+				Message: fmt.Sprintf("The query parameter '%s' is not supported on subscriptions.", clip(k)), Err: ErrBadRequest})
+			return
+		}
+	}
 	s.mu.Lock()
 	subs := s.listLocked(c.appID)
 	s.mu.Unlock()
-	vals := make([]map[string]any, len(subs))
-	for i := range subs {
-		vals[i] = s.entity(r, &subs[i])
+	page := subs[min(skip, len(subs)):]
+	next := ""
+	if len(page) > listPageSize {
+		page = page[:listPageSize]
+		next = requestBase(r) + "/" + apiVersion(r) + "/subscriptions?$skiptoken=" + strconv.Itoa(skip+listPageSize)
+	}
+	vals := make([]map[string]any, len(page))
+	for i := range page {
+		vals[i] = s.entity(r, &page[i])
 		delete(vals[i], "@odata.context")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"@odata.context": requestBase(r) + "/" + apiVersion(r) + "/$metadata#subscriptions",
 		"value":          vals,
-	})
+	}
+	if next != "" {
+		out["@odata.nextLink"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // owned returns the subscription of the request's path if the calling app
@@ -216,6 +265,9 @@ func (s *Sim) owned(r *http.Request, c caller) (*Subscription, error) {
 
 func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
 	sub, err := s.owned(r, c)
+	if err == nil {
+		err = s.gate(OpGet, c, sub.ID, sub.Resource)
+	}
 	if err != nil {
 		writeGraphError(w, r, err)
 		return
@@ -269,7 +321,7 @@ func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeGraphError(w, r, err)
 		return
 	}
-	if err := s.DeleteSubscription(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.deleteSub(r.PathValue("id"), c); err != nil {
 		writeGraphError(w, r, err)
 		return
 	}
@@ -387,4 +439,116 @@ func (s *Sim) adminLoad(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// AdvanceRequest is the body of POST /_sim/advance.
+type AdvanceRequest struct {
+	// By is how far to move the clock: a Go duration ("90m", "36h") or
+	// days ("30d").
+	By string `json:"by"`
+}
+
+// ClockReport answers POST /_sim/advance and GET /_sim/now.
+type ClockReport struct {
+	// Now is the simulated time.
+	Now time.Time `json:"now"`
+}
+
+func (s *Sim) adminAdvance(w http.ResponseWriter, r *http.Request) {
+	var req AdvanceRequest
+	if v := r.URL.Query().Get("by"); v != "" {
+		req.By = v
+	} else if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	d, err := parseAdvance(req.By)
+	if err != nil {
+		writeGraphError(w, r, badRequest(ErrBadRequest, "by must be a duration such as 36h or a number of days such as 30d."))
+		return
+	}
+	if err := s.Advance(r.Context(), d); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ClockReport{Now: s.now().UTC()})
+}
+
+func (s *Sim) adminNow(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, ClockReport{Now: s.now().UTC()})
+}
+
+func (s *Sim) adminFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	if err := decodeBody(w, r, &f); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if err := s.InjectFault(f); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminClearFaults(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminCalls(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.APICalls())
+}
+
+// ConsentRequest is the body of POST /_sim/consent.
+type ConsentRequest struct {
+	AppID   string `json:"appId"`
+	Revoked bool   `json:"revoked"`
+}
+
+func (s *Sim) adminConsent(w http.ResponseWriter, r *http.Request) {
+	var req ConsentRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	var err error
+	if req.Revoked {
+		err = s.RevokeConsent(r.Context(), req.AppID)
+	} else {
+		err = s.RestoreConsent(req.AppID)
+	}
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// MailboxRequest is the body of POST /_sim/mailboxes.
+type MailboxRequest struct {
+	User     string `json:"user"`
+	Disabled bool   `json:"disabled"`
+}
+
+func (s *Sim) adminMailbox(w http.ResponseWriter, r *http.Request) {
+	var req MailboxRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if req.User == "" {
+		writeGraphError(w, r, badRequest(ErrMissingField, "user is required."))
+		return
+	}
+	s.DisableMailbox(req.User, req.Disabled)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminRemove(w http.ResponseWriter, r *http.Request) {
+	if err := s.RemoveSubscription(r.Context(), r.PathValue("id")); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

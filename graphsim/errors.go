@@ -63,6 +63,8 @@ var (
 	// ErrUnsupportedEncoding means a request body had a Content-Encoding
 	// other than gzip or identity (415).
 	ErrUnsupportedEncoding = errors.New("graphsim: unsupported content encoding")
+	// ErrInjected means the failure was injected with [Sim.InjectFault].
+	ErrInjected = errors.New("graphsim: injected fault")
 	// ErrNoLifecycleURL means a lifecycle event was requested for a
 	// subscription without a lifecycleNotificationUrl.
 	ErrNoLifecycleURL = errors.New("graphsim: subscription has no lifecycleNotificationUrl")
@@ -79,6 +81,9 @@ type Error struct {
 	Message string
 	// Err is the sentinel, e.g. [ErrConflict].
 	Err error
+	// RetryAfter, when positive, is sent as the Retry-After header
+	// (seconds), as on 429 answers.
+	RetryAfter int
 }
 
 // Error returns the message with its code.

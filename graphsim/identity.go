@@ -158,7 +158,7 @@ type cachedToken struct {
 // Tokens are cached and reused until less than an hour of their lifetime
 // remains.
 func (s *Sim) ValidationToken(appID, tenantID string) (string, error) {
-	now := s.cfg.Now()
+	now := s.now()
 	key := tokenKey{appID, strings.ToLower(tenantID)}
 	s.mu.Lock()
 	if t, ok := s.tokenCache[key]; ok && now.Add(time.Hour).Before(t.exp) {
@@ -237,7 +237,7 @@ func (s *Sim) AccessToken(appID, tenantID string) (string, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	now := s.cfg.Now()
+	now := s.now()
 	iat := now.Add(-5 * time.Minute).Unix()
 	return s.currentKey().sign(map[string]any{
 		"aud":      GraphResourceAppID,
@@ -300,7 +300,7 @@ func (s *Sim) authenticate(r *http.Request) (caller, error) {
 	if err := json.Unmarshal(payload, &c); err != nil || c.Aud != GraphResourceAppID || c.AppID == "" {
 		return caller{}, invalid
 	}
-	now := s.cfg.Now()
+	now := s.now()
 	if exp := time.Unix(c.Exp, 0); !now.Before(exp) {
 		invalid.Message = "Lifetime validation failed, the token is expired."
 		return caller{}, invalid

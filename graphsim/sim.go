@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -38,7 +39,7 @@ const (
 	DefaultSlowDelay           = 10 * time.Minute
 	DefaultSweepInterval       = time.Second
 	DefaultAccessTokenLifetime = time.Hour
-	DefaultReauthorizeBefore   = 15 * time.Minute
+	DefaultRevokedRemoveAfter  = time.Hour
 	DefaultMaxDeliveries       = 10000
 	// MinLifetime is how far ahead Graph raises a shorter expirationDateTime.
 	MinLifetime = 45 * time.Minute
@@ -121,10 +122,33 @@ type Config struct {
 	// reauthorizationRequired challenges sent. Default 1 s; negative
 	// disables the background sweep ([Sim.Sweep] still works).
 	SweepInterval time.Duration
-	// ReauthorizeBefore: a reauthorizationRequired challenge is sent when a
-	// subscription's authorization or expiration is this close, then every
-	// 15 minutes. Default 15 min.
-	ReauthorizeBefore time.Duration
+	// RevokedRemoveAfter is how long after [Sim.RevokeConsent] the app's
+	// subscriptions are removed (with subscriptionRemoved where the resource
+	// supports it) unless consent is restored and they are reauthorized.
+	// Default 1 h, on the simulated clock.
+	RevokedRemoveAfter time.Duration
+	// MaxLifetimes overrides the maximum subscription lifetime per resource
+	// kind ("message", "event", "contact", "chatMessage", "driveItem",
+	// "user", "group", "presence", ... as [ResourceKind] names them).
+	// Default: the table of the subscription resource type page
+	// (shared/seeds/subscription-resource-type.txt, protocol doc §8).
+	MaxLifetimes map[string]time.Duration
+	// ExpirationWording selects which of Graph's two observed answers to an
+	// expiration beyond the maximum is sent (protocol doc §11):
+	// "minutes" (default: ExtensionError "Subscription expiration can only
+	// be 10080 minutes in the future.") or "timespan" ("... beyond allowed
+	// max '3.00:00:00'").
+	ExpirationWording string
+	// Throttle limits the subscription API per app and tenant (§11);
+	// zero fields take the documented defaults.
+	Throttle Throttle
+	// Quotas limit active subscriptions (§11); zero fields take the
+	// documented defaults.
+	Quotas Quotas
+	// StateFile, when set, keeps subscriptions across restarts: it is read
+	// by New (if it exists) and rewritten after every change, mode 0600 (it
+	// holds clientStates). Default: subscriptions live in memory only.
+	StateFile string
 	// RequireHTTPS rejects http notification URLs, as Graph does. Default
 	// false: local receivers usually listen on http://127.0.0.1.
 	RequireHTTPS bool
@@ -171,6 +195,13 @@ type Sim struct {
 	endpoints  map[string]*endpoint
 	pending    int
 	idle       chan struct{} // closed while pending == 0
+	offset     time.Duration // added to Config.Now by Advance
+	calls      map[string]int
+	windows    map[windowKey][]time.Time // throttling windows
+	faults     []*faultState
+	mailboxes  map[string]bool // disabled mailboxes (lower-case user)
+	missedAt   map[string]time.Time
+	tlsClients map[string]*http.Client // per latestSupportedTlsVersion
 
 	srv *http.Server
 	url string
@@ -214,7 +245,17 @@ func New(cfg Config) (*Sim, error) {
 	setDefault(&cfg.RetryFor, DefaultRetryFor)
 	setDefault(&cfg.ThrottleWindow, DefaultThrottleWindow)
 	setDefault(&cfg.SlowDelay, DefaultSlowDelay)
-	setDefault(&cfg.ReauthorizeBefore, DefaultReauthorizeBefore)
+	setDefault(&cfg.RevokedRemoveAfter, DefaultRevokedRemoveAfter)
+	switch cfg.ExpirationWording {
+	case "":
+		cfg.ExpirationWording = "minutes"
+	case "minutes", "timespan":
+	default:
+		return nil, fmt.Errorf("graphsim: ExpirationWording %q, want minutes or timespan", cfg.ExpirationWording)
+	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
+	cfg.Quotas = cfg.Quotas.withDefaults()
+	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
@@ -251,9 +292,16 @@ func New(cfg Config) (*Sim, error) {
 		tokenCache: make(map[tokenKey]cachedToken),
 		subs:       make(map[string]*subscription),
 		endpoints:  make(map[string]*endpoint),
+		calls:      make(map[string]int),
+		windows:    make(map[windowKey][]time.Time),
+		mailboxes:  make(map[string]bool),
+		missedAt:   make(map[string]time.Time),
 		idle:       make(chan struct{}),
 	}
 	close(s.idle)
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

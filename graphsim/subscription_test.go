@@ -205,7 +205,7 @@ func TestMaximumLifetimeTable(t *testing.T) {
 		{"chats", false, 4320},
 		{"teams/{id}/members", false, 4320},
 		{"communications/presences/{id}", true, 60},
-		{"users/{id}/presence", false, 60},
+		{"users/{id}/presence", true, 60}, // presence requires a certificate
 		{"communications/callRecords", false, 4230},
 		{"communications/onlineMeetings/{id}", false, 4320},
 		{"teams/{id}/schedule/shifts", false, 360},
@@ -218,7 +218,6 @@ func TestMaximumLifetimeTable(t *testing.T) {
 		{"me/todo/lists/{id}/tasks", false, 4230},
 		{"print/printers/{id}/jobs", false, 4230},
 		{"copilot/users/{id}/interactionHistory/getAllEnterpriseInteractions", false, 4320},
-		{"something/else", false, 4230},
 	}
 	for _, tc := range tests {
 		t.Run(tc.resource, func(t *testing.T) {
@@ -249,6 +248,17 @@ func TestMaximumLifetimeTable(t *testing.T) {
 				t.Errorf("expiration %v, want %v", sub.ExpirationDateTime, req.ExpirationDateTime)
 			}
 		})
+	}
+}
+
+// TestUnknownResourceIsRejected: a path Graph cannot resolve is a 400
+// (it was accepted with 4,230 minutes before issue 11).
+func TestUnknownResourceIsRejected(t *testing.T) {
+	s := newSim(t, fastConfig())
+	e := newEndpoint(t)
+	_, err := s.CreateSubscription(t.Context(), subRequest(e, "something/else"))
+	if !errors.Is(err, graphsim.ErrUnknownResource) || graphsim.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "segment 'something'") {
+		t.Fatalf("unknown resource: %v, want 400 ErrUnknownResource", err)
 	}
 }
 
