@@ -136,7 +136,9 @@ func (st *stack) manager(t *testing.T, cfg Config) *Manager {
 		cfg.Interval = -1
 	}
 	cfg.TenantID = graphsim.DefaultTenantID
-	cfg.Policy.MinBackoff = time.Second
+	if cfg.Policy.MinBackoff == 0 {
+		cfg.Policy.MinBackoff = time.Second
+	}
 	m, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -331,8 +333,8 @@ func TestRecreateOn404WithGap(t *testing.T) {
 func TestPermanent403StopsAfterOneTry(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	events := subscribe[Event](t, st.nc, "graph.subscriptions.>")
-	// Graph supports no application permission for presence: 403.
-	spec := st.spec("communications/presences/1", "updated")
+	// Graph supports no application permission for todoTask: 403.
+	spec := st.spec("users/1/todo/lists/1/tasks", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	for range 5 {
 		if err := m.Reconcile(t.Context()); err != nil {
@@ -342,7 +344,7 @@ func TestPermanent403StopsAfterOneTry(t *testing.T) {
 	}
 	rec := recordFor(t, m, spec)
 	if !rec.Permanent || rec.ID != "" || rec.LastOutcome != OutcomePermanent {
-		t.Fatalf("record %+v, want a permanent failure", rec)
+		t.Fatalf("record %+v (%s), want a permanent failure", rec, rec.LastError)
 	}
 	if n := st.g.calls.count("POST /v1.0/subscriptions"); n != 1 {
 		t.Fatalf("%v create calls, want 1", n)
@@ -399,37 +401,39 @@ func TestThirtyDays(t *testing.T) {
 	}
 	// Lifecycle reactions are TestLifecycleReactions' business: here only
 	// the renewal schedule runs.
-	m := st.manager(t, Config{Subscriptions: specs, GraphStream: "-"})
+	// The Manager runs on graphsim's simulated clock, which Advance moves
+	// through expirations and the reauthorization schedule in order.
+	now := st.g.sim.Now
+	m := st.manager(t, Config{Subscriptions: specs, GraphStream: "-", Now: now})
 	ctx := t.Context()
 	const step = 10 * time.Minute
 	const days = 30 * 24 * time.Hour
 	renewals := map[string]int{}
 	last := map[string]time.Time{}
-	start := st.clk.Now()
-	for st.clk.Now().Sub(start) < days {
+	start := now()
+	for now().Sub(start) < days {
 		if err := m.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range specs {
 			r := recordFor(t, m, s)
-			if r.ID == "" || !r.Expiration.After(st.clk.Now().Add(step)) {
-				t.Fatalf("%s at %v: id %q expires %v (%s %s)", s.Resource, st.clk.Now().Sub(start), r.ID, r.Expiration, r.LastOutcome, r.LastError)
+			if r.ID == "" || !r.Expiration.After(now().Add(step)) {
+				t.Fatalf("%s at %v: id %q expires %v (%s %s)", s.Resource, now().Sub(start), r.ID, r.Expiration, r.LastOutcome, r.LastError)
 			}
 			if !r.LastRenewal.Equal(last[s.Resource]) {
 				renewals[s.Resource]++
 				last[s.Resource] = r.LastRenewal
 			}
 		}
-		st.clk.Advance(step)
-		if err := st.g.sim.Sweep(ctx); err != nil {
+		if err := st.g.sim.Advance(ctx, step); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(st.g.sim.Subscriptions()); n != len(specs) {
-			t.Fatalf("at %v Graph holds %d subscriptions, want %d", st.clk.Now().Sub(start), n, len(specs))
+			t.Fatalf("at %v Graph holds %d subscriptions, want %d", now().Sub(start), n, len(specs))
 		}
 	}
-	if n := st.g.calls.count("GET /v1.0/subscriptions"); n != 1 {
-		t.Errorf("listed %d times in 30 days, want once at start", n)
+	if n := st.g.calls.count("GET /v1.0/subscriptions"); n != 1 || st.g.sim.APICalls()[graphsim.OpList] != 1 {
+		t.Errorf("listed %d times in 30 days (graphsim counted %d), want once at start", n, st.g.sim.APICalls()[graphsim.OpList])
 	}
 	for _, s := range specs {
 		l := m.cfg.Policy.Lifetime(MaxLifetime(s.Resource, false))
@@ -926,4 +930,146 @@ func TestReceiverOutageIsAGap(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRetryAfterRespected: a renewal answered 429 with Retry-After is not
+// tried again before it, and succeeds after it.
+func TestRetryAfterRespected(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/20/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, SubscriptionID: rec.ID, Status: 429, RetryAfterSeconds: 120, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
+	throttledAt := st.clk.Now()
+	for range 12 { // passes every 10 s for 2 minutes
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st.clk.Now().Sub(throttledAt) < 120*time.Second {
+			if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 1 {
+				t.Fatalf("%d PATCH calls %v after the 429, want 1", n, st.clk.Now().Sub(throttledAt))
+			}
+		}
+		st.clk.Advance(10 * time.Second)
+	}
+	if r := recordFor(t, m, spec); r.LastOutcome != OutcomeThrottled || r.NextAttempt.Before(throttledAt.Add(120*time.Second)) {
+		t.Fatalf("after the 429: outcome %s, next attempt %v (throttled at %v)", r.LastOutcome, r.NextAttempt, throttledAt)
+	}
+	st.clk.Advance(10 * time.Second)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := recordFor(t, m, spec)
+	if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 2 || r.LastOutcome != OutcomeOK || !r.Expiration.After(rec.Expiration) {
+		t.Fatalf("%d PATCH calls, outcome %s %s; want the second to renew", n, r.LastOutcome, r.LastError)
+	}
+}
+
+// TestTransientErrorsBackOffAndRecover: 503s on renewal are retried with
+// growing waits and the subscription is renewed before it expires.
+func TestTransientErrorsBackOffAndRecover(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	spec := st.spec("users/21/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-", Policy: Policy{MinBackoff: time.Minute, NoJitter: true}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, Count: 4}); err != nil {
+		t.Fatal(err)
+	}
+	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
+	var waits []time.Duration
+	for st.g.sim.APICalls()[graphsim.OpUpdate] < 5 {
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := recordFor(t, m, spec)
+		if r.LastOutcome == OutcomeOK {
+			break
+		}
+		waits = append(waits, r.NextAttempt.Sub(st.clk.Now()))
+		st.clk.Advance(r.NextAttempt.Sub(st.clk.Now()))
+	}
+	r := recordFor(t, m, spec)
+	if r.LastOutcome != OutcomeOK || !r.Expiration.After(rec.Expiration) || !st.clk.Now().Before(rec.Expiration) {
+		t.Fatalf("outcome %s after %v; renewed before expiry %v: %v", r.LastOutcome, waits, rec.Expiration, r.Expiration)
+	}
+	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+}
+
+func TestPermanentFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		sim     graphsim.Config
+		setup   func(*graphsim.Sim)
+		specs   []string // resources; the last one fails
+		wantErr error
+	}{
+		{name: "mailbox not enabled", setup: func(s *graphsim.Sim) { s.DisableMailbox("22", true) },
+			specs: []string{"users/22/messages"}, wantErr: ErrMailboxNotEnabled},
+		{name: "quota", sim: graphsim.Config{Quotas: graphsim.Quotas{DirectoryPerApp: 1}},
+			specs: []string{"users", "groups"}, wantErr: ErrQuotaExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newStack(t, stackOpts{sim: tt.sim})
+			if tt.setup != nil {
+				tt.setup(st.g.sim)
+			}
+			var specs []Spec
+			for _, r := range tt.specs {
+				specs = append(specs, st.spec(r, "updated"))
+			}
+			m := st.manager(t, Config{Subscriptions: specs, GraphStream: "-"})
+			for range 3 {
+				if err := m.Reconcile(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				st.clk.Advance(time.Hour)
+			}
+			bad := specs[len(specs)-1]
+			rec := recordFor(t, m, bad)
+			if !rec.Permanent || rec.ID != "" {
+				t.Fatalf("record %v (%s), want permanent", rec, rec.LastError)
+			}
+			if n := st.g.sim.APICalls()[graphsim.OpCreate]; n != len(specs) {
+				t.Fatalf("%d creates, want %d (one try each)", n, len(specs))
+			}
+			if g := testutil.ToFloat64(m.met.permanent.WithLabelValues(bad.Resource)); g != 1 {
+				t.Fatalf("permanent gauge %v", g)
+			}
+			_, err := st.g.client.Create(t.Context(), Subscription{Resource: bad.Resource, ChangeType: "updated", NotificationURL: st.url, ExpirationDateTime: st.clk.Now().Add(time.Hour)})
+			if !errors.Is(err, tt.wantErr) || !errors.Is(err, ErrPermanent) {
+				t.Fatalf("create = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLifetimeLimitLearnedFromTimespanWording(t *testing.T) {
+	st := newStack(t, stackOpts{sim: graphsim.Config{ExpirationWording: "timespan", MaxLifetimes: map[string]time.Duration{"message": 2 * 24 * time.Hour}}})
+	spec := st.spec("users/23/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	if rec.ID == "" || rec.MaxLifetime != 48*time.Hour || rec.Expiration.Sub(st.clk.Now()) >= 48*time.Hour {
+		t.Fatalf("record %v learned %v (%s)", rec, rec.MaxLifetime, rec.LastError)
+	}
+	if n := st.g.sim.APICalls()[graphsim.OpCreate]; n != 2 {
+		t.Fatalf("%d creates, want 2 (refused, then under the learned cap)", n)
+	}
 }
