@@ -205,6 +205,8 @@ func TestParseError(t *testing.T) {
 			wantErr: []error{ErrInvalid, ErrLifetimeLimit}, wantCap: 4230 * time.Minute},
 		{name: "timespan cap", status: 400, body: `{"error":{"code":"InvalidRequest","message":"Subscription expiration date is beyond allowed max '3.00:00:00'"}}`,
 			wantErr: []error{ErrInvalid, ErrLifetimeLimit}, wantCap: 72 * time.Hour},
+		{name: "timespan cap with date", status: 400, body: `{"error":{"code":"InvalidRequest","message":"Subscription expiration time '2026-03-20T11:00:00.0000000Z' is beyond allowed max '3.00:00:00'."}}`,
+			wantErr: []error{ErrInvalid, ErrLifetimeLimit}, wantCap: 72 * time.Hour},
 		{name: "plain invalid", status: 400, body: `{"error":{"code":"InvalidRequest","message":"Invalid 'changeType' attribute: 'moved'."}}`,
 			wantErr: []error{ErrInvalid}, notErr: []error{ErrLifetimeLimit}},
 		{name: "quota", status: 403, body: `{"error":{"code":"ExtensionError","message":"Maximum number of subscriptions has been reached"}}`,

@@ -522,6 +522,9 @@ func TestLifecycleReactions(t *testing.T) {
 		rm.Start.After(removedAt) || rm.End.Before(rm.Start) || !rm.End.Equal(again.LastRenewal) {
 		t.Fatalf("removed gap %+v; want from before %v to the recreate at %v", rm, removedAt, again.LastRenewal)
 	}
+	if ms.TenantID != graphsim.DefaultTenantID || rm.TenantID != graphsim.DefaultTenantID {
+		t.Fatalf("gap tenants %q, %q; want %s (from the lifecycle item)", rm.TenantID, ms.TenantID, graphsim.DefaultTenantID)
+	}
 	if ms.Reason != GapMissed || ms.SubscriptionID != again.ID || ms.End.Sub(ms.Start) > MissedLookback || ms.Start.Before(again.Created) {
 		t.Fatalf("missed gap %+v; want at most %v back, not before creation %v", ms, MissedLookback, again.Created)
 	}
