@@ -3,18 +3,25 @@ package subscriptions
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 func TestClientLifecycleOverTLS(t *testing.T) {
@@ -79,6 +86,7 @@ func TestClientLifetimeLimitError(t *testing.T) {
 
 func TestCredentialsAgainstGraphsim(t *testing.T) {
 	cert, keyPEM := clientCertificate(t)
+	certKey := parseKey(t, keyPEM)
 	clk := newClock()
 	g := startGraph(t, graphsim.Config{Now: clk.Now, SweepInterval: -1, ClientSecret: "right", Apps: []graphsim.App{
 		{ClientID: graphsim.DefaultAppID, Secret: "right", Roles: graphsim.AllPermissions()},
@@ -91,6 +99,8 @@ func TestCredentialsAgainstGraphsim(t *testing.T) {
 	}{
 		{name: "client secret", cc: CredentialConfig{ClientSecret: "right"}},
 		{name: "client certificate", cc: CredentialConfig{ClientID: "aaaaaaaa-0000-0000-0000-000000000002", Certificate: keyPEM}},
+		{name: "workload identity", cc: CredentialConfig{Kind: CredentialWorkloadIdentity, ClientID: "aaaaaaaa-0000-0000-0000-000000000002",
+			TokenFile: federatedToken(t, g.url+"/"+graphsim.DefaultTenantID+"/oauth2/v2.0/token", "aaaaaaaa-0000-0000-0000-000000000002", cert, certKey)}},
 		{name: "wrong secret", cc: CredentialConfig{ClientSecret: "wrong-secret"}, wantErr: ErrUnavailable},
 	}
 	for _, tt := range tests {
@@ -160,6 +170,54 @@ func TestClouds(t *testing.T) {
 	c, err := NewClient(ClientConfig{Credential: &azidentity.ClientSecretCredential{}, Cloud: CloudChina})
 	if err != nil || c.BaseURL() != ChinaGraphURL || c.scope != "https://microsoftgraph.chinacloudapi.cn/.default" {
 		t.Fatalf("china client: %v %s %s", err, c.BaseURL(), c.scope)
+	}
+}
+
+// federatedToken writes the file a workload identity reads: a JWT
+// assertion for clientID and the token endpoint. graphsim does not model
+// federated identity credentials, so it is signed with the app's
+// registered certificate, which the token endpoint verifies as it does
+// any client assertion; azidentity's workload identity path (read the
+// file, send it as client_assertion) is the real one.
+func federatedToken(t *testing.T, endpoint, clientID string, cert *x509.Certificate, key *rsa.PrivateKey) string {
+	t.Helper()
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{"aud": endpoint, "iss": clientID, "sub": clientID, "jti": NewClientState(),
+		"nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	sum := sha256.Sum256(cert.Raw)
+	hdr := jws.NewHeaders()
+	if err := hdr.Set("x5t#S256", base64.RawURLEncoding.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := hdr.Set("typ", "JWT"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jws.Sign(claims, jws.WithKey(jwa.RS256(), key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, tok, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func parseKey(t *testing.T, pemBytes []byte) *rsa.PrivateKey {
+	t.Helper()
+	for {
+		var b *pem.Block
+		b, pemBytes = pem.Decode(pemBytes)
+		if b == nil {
+			t.Fatal("no key in PEM")
+		}
+		if b.Type == "RSA PRIVATE KEY" {
+			k, err := x509.ParsePKCS1PrivateKey(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
 	}
 }
 

@@ -26,9 +26,10 @@ type CredentialConfig struct {
 	// Kind is client-secret, client-certificate, managed-identity or
 	// workload-identity. Default: client-certificate when
 	// CertificateFile or Certificate is set, client-secret when
-	// ClientSecret is set, else workload-identity when the
-	// AZURE_FEDERATED_TOKEN_FILE environment variable is set (as in AKS),
-	// else managed-identity.
+	// ClientSecret is set, workload-identity when TokenFile is set, else
+	// managed-identity. (Set workload-identity explicitly to let azidentity
+	// read AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE,
+	// as AKS sets them.)
 	Kind string
 	// TenantID is the directory (tenant) id. Required for client-secret and
 	// client-certificate; workload identity defaults to AZURE_TENANT_ID.
@@ -70,7 +71,7 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 			kind = CredentialClientCertificate
 		case cfg.ClientSecret != "":
 			kind = CredentialClientSecret
-		case os.Getenv("AZURE_FEDERATED_TOKEN_FILE") != "" || cfg.TokenFile != "":
+		case cfg.TokenFile != "":
 			kind = CredentialWorkloadIdentity
 		default:
 			kind = CredentialManagedIdentity
