@@ -247,12 +247,9 @@ func (m *Manager) startList(ctx context.Context) {
 	}
 }
 
-// capFor returns the lifetime cap of s: Spec.MaxLifetime, else the
-// smaller of the table and what Graph taught.
+// capFor returns the lifetime cap of s: Spec.MaxLifetime or the table,
+// lowered to what Graph taught (for this record or this resource).
 func (m *Manager) capFor(s Spec, rec Record) time.Duration {
-	if s.MaxLifetime > 0 && rec.MaxLifetime == 0 {
-		return s.MaxLifetime
-	}
 	c := MaxLifetime(s.Resource, s.IncludeResourceData)
 	if s.MaxLifetime > 0 {
 		c = s.MaxLifetime
@@ -280,6 +277,11 @@ func (m *Manager) reconcileSpec(ctx context.Context, s Spec, trigger string) {
 	if ok && now.Before(rec.NextAttempt) {
 		return
 	}
+	if ok && !rec.Attempt.IsZero() && now.Sub(rec.Attempt) < claimTimeout {
+		// Another replica (a holder whose lease ran out mid-call) is
+		// calling Graph for it: let that call finish.
+		return
+	}
 	if !ok || rec.ID == "" {
 		m.create(ctx, s, rec, rev, trigger)
 		return
@@ -303,6 +305,10 @@ func keyID(k decrypt.Key) string {
 	}
 	return k.Thumbprint()
 }
+
+// claimTimeout is how long a claim keeps other replicas off a record: two
+// request timeouts, after which its claimer is presumed dead.
+const claimTimeout = 2 * DefaultTimeout
 
 // claim marks rec as being worked on by this replica, with a
 // compare-and-set on its revision, so two replicas never call Graph for
