@@ -294,7 +294,9 @@ func (m *Manager) reconcileSpec(ctx context.Context, s Spec, trigger string) {
 		m.rotate(ctx, s, rec, rev)
 		return
 	}
-	if !now.Before(rec.RenewAt) {
+	// Due by schedule, or a failed call (a lifecycle reaction, a rotation)
+	// waits for its retry, or a gap waits for a success to close it.
+	if !now.Before(rec.RenewAt) || rec.Failures > 0 || !rec.GapStart.IsZero() {
 		m.renew(ctx, s, rec, rev, trigger)
 	}
 }

@@ -1076,3 +1076,51 @@ func TestLifetimeLimitLearnedFromTimespanWording(t *testing.T) {
 		t.Fatalf("%d creates, want 2 (refused, then under the learned cap)", n)
 	}
 }
+
+// TestAuthorizationLapseGap: a reauthorizationRequired whose PATCH fails
+// opens an authorization gap at the challenge; the next successful renewal
+// closes it.
+func TestAuthorizationLapseGap(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
+	spec := st.spec("users/30/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	st.clk.Advance(time.Hour)
+	challenged := st.clk.Now()
+	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, RetryAfterSeconds: 30, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.HandleLifecycle(ctx, Lifecycle{SubscriptionID: rec.ID, Event: EventReauthorizationRequired, Time: challenged}); err != nil {
+		t.Fatal(err)
+	}
+	if r := recordFor(t, m, spec); r.GapReason != GapAuthorization || !r.GapStart.Equal(challenged) {
+		t.Fatalf("gap %q from %v, want authorization from %v", r.GapReason, r.GapStart, challenged)
+	}
+	// A second challenge while Retry-After runs sends nothing.
+	if err := m.HandleLifecycle(ctx, Lifecycle{SubscriptionID: rec.ID, Event: EventReauthorizationRequired}); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 1 {
+		t.Fatalf("%d PATCH calls, want 1", n)
+	}
+	st.clk.Advance(31 * time.Second)
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := recordFor(t, m, spec)
+	if r.LastOutcome != OutcomeOK || !r.GapStart.IsZero() {
+		t.Fatalf("after the retry: %s, gap open from %v", r.LastOutcome, r.GapStart)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		g := gaps()
+		if len(g) != 1 || g[0].Reason != GapAuthorization || !g[0].Start.Equal(challenged) || !g[0].End.Equal(r.LastRenewal) || g[0].SubscriptionID != rec.ID {
+			return fmt.Errorf("gaps %+v; want authorization %v..%v", g, challenged, r.LastRenewal)
+		}
+		return nil
+	})
+}
