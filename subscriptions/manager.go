@@ -207,10 +207,14 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		}
 	}
 	for _, s := range m.cfg.Subscriptions {
-		if !m.holds() {
+		if !m.holds() || m.closed {
 			return nil
 		}
 		m.reconcileSpec(ctx, s, "schedule")
+		// Let a waiting lifecycle reaction in between two subscriptions, so
+		// a long pass (hundreds of creates at start) does not delay it.
+		m.mu.Unlock()
+		m.mu.Lock()
 	}
 	return nil
 }
