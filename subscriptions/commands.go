@@ -85,3 +85,23 @@ func (r Record) Redacted() Record {
 	}
 	return r
 }
+
+// SetSubscriptions replaces the desired subscriptions (a configuration
+// reload) after validating them as New does, and wakes the loop. Owned
+// subscriptions no longer listed are deleted at the next pass.
+func (m *Manager) SetSubscriptions(specs []Spec) error {
+	m.mu.Lock()
+	cfg := m.cfg
+	cfg.Subscriptions = append([]Spec(nil), specs...)
+	if m.key != nil {
+		cfg.Key = m.key
+	}
+	if err := cfg.Validate(); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	m.cfg.Subscriptions = cfg.Subscriptions
+	m.mu.Unlock()
+	m.Wake()
+	return nil
+}

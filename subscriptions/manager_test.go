@@ -263,7 +263,9 @@ func TestAdoptOn409(t *testing.T) {
 		t.Fatalf("adopted subscription not renewed under our policy: expires %v", rec.Expiration)
 	}
 	// Leaving the configuration forgets it but does not delete it.
-	m.cfg.Subscriptions = nil
+	if err := m.SetSubscriptions(nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +285,9 @@ func TestAdoptFromListAtStartAndDeleteOwnedOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := recordFor(t, m, mine).ID
-	m.cfg.Subscriptions = nil
+	if err := m.SetSubscriptions(nil); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -768,7 +772,10 @@ func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := recordFor(t, m, spec).ID
-	m.cfg.Subscriptions[0].ClientState = "second-secret"
+	spec.ClientState = "second-secret"
+	if err := m.SetSubscriptions([]Spec{spec}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -803,7 +810,9 @@ func TestNotificationURLChangeMovesTheSubscription(t *testing.T) {
 	old := recordFor(t, m, spec).ID
 	moved := spec
 	moved.NotificationURL = st.url + "/?tunnel=2" // a new public URL, same receiver
-	m.cfg.Subscriptions = []Spec{moved}
+	if err := m.SetSubscriptions([]Spec{moved}); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -870,6 +879,9 @@ func TestCommands(t *testing.T) {
 	}
 	if err := m.RenewNow(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, ErrUnknownID) {
 		t.Fatalf("RenewNow(unknown) = %v", err)
+	}
+	if err := m.SetSubscriptions([]Spec{{Resource: "users/1/messages", ChangeType: "moved", NotificationURL: st.url}}); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("SetSubscriptions(bad) = %v, want ErrBadValue", err)
 	}
 	if r := rec.Redacted(); r.ClientState == rec.ClientState || r.ID != rec.ID {
 		t.Fatal("Redacted kept the clientState")
