@@ -208,6 +208,12 @@ func TestCreateOnStartAndClientStateLookup(t *testing.T) {
 	if rec.Owner != DefaultOwner || !rec.Expiration.Equal(sub.ExpirationDateTime) {
 		t.Fatalf("record owner %q expiry %v; Graph expiry %v", rec.Owner, rec.Expiration, sub.ExpirationDateTime)
 	}
+	if v := testutil.ToFloat64(m.met.expiry.WithLabelValues(rec.ID, spec.Resource)); v != rec.Expiration.Sub(st.clk.Now()).Seconds() {
+		t.Fatalf("expiry gauge %v, want %v", v, rec.Expiration.Sub(st.clk.Now()).Seconds())
+	}
+	if v := testutil.ToFloat64(m.met.leaseHeld); v != 1 {
+		t.Fatalf("lease gauge %v", v)
+	}
 	cap := MaxLifetime(spec.Resource, false)
 	if life := rec.Expiration.Sub(st.clk.Now()); life >= cap || life < cap-cap/10 {
 		t.Fatalf("lifetime %v, want just under the cap %v", life, cap)
