@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -122,12 +121,17 @@ func (g *graph) newClient(t *testing.T, cc CredentialConfig, now func() time.Tim
 // startReceiver serves a graphhook receiver on loopback that answers the
 // validation handshake; lookup checks clientStates (nil accepts any), and
 // sink stores batches.
-func startReceiver(t *testing.T, sink receiver.Sink, lookup func(context.Context, string) (string, error), keys ...*decrypt.KeyRing) string {
+func startReceiver(t *testing.T, sink receiver.Sink, lookup func(context.Context, string) (string, error)) string {
 	t.Helper()
-	cfg := receiver.Config{Sink: sink, ClientStateLookup: lookup, InsecureSkipTokenValidation: true}
-	if len(keys) > 0 {
-		cfg.Keys = keys[0]
-	}
+	return startReceiverWith(t, receiver.Config{Sink: sink, ClientStateLookup: lookup})
+}
+
+// startReceiverWith serves a receiver for cfg (validationTokens unchecked:
+// graphsim's are, elsewhere) on loopback.
+func startReceiverWith(t *testing.T, cfg receiver.Config) string {
+	t.Helper()
+	cfg.InsecureSkipTokenValidation = true
+	lookup := cfg.ClientStateLookup
 	if lookup == nil {
 		cfg.InsecureSkipClientState = true
 	}

@@ -84,7 +84,11 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		}
 		return next.Deliver(ctx, b)
 	})
-	st.url = startReceiver(t, observed, lookup, o.keys)
+	rcfg := receiver.Config{Sink: observed, ClientStateLookup: lookup, Keys: o.keys}
+	if !o.wallClock {
+		rcfg.Now = st.clk.Now // lifecycle events carry receipt times on the test clock
+	}
+	st.url = startReceiverWith(t, rcfg)
 	return st
 }
 
@@ -1138,6 +1142,65 @@ func TestAuthorizationLapseGap(t *testing.T) {
 		g := gaps()
 		if len(g) != 1 || g[0].Reason != GapAuthorization || !g[0].Start.Equal(challenged) || !g[0].End.Equal(r.LastRenewal) || g[0].SubscriptionID != rec.ID {
 			return fmt.Errorf("gaps %+v; want authorization %v..%v", g, challenged, r.LastRenewal)
+		}
+		return nil
+	})
+}
+
+// TestRevokedConsent: an admin revokes the app's consent; Graph challenges,
+// the PATCH answers 403 and the subscription is reported permanent (no
+// loop); once consent is restored, Retry renews it and the authorization
+// gap is published from the challenge to the renewal.
+func TestRevokedConsent(t *testing.T) {
+	st := newStack(t, stackOpts{})
+	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
+	spec := st.spec("users/31/messages", "created")
+	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
+	ctx := t.Context()
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordFor(t, m, spec)
+	st.clk.Advance(ReauthorizeQuiet + time.Minute)
+	if err := m.Reconcile(ctx); err != nil { // refresh the lease on the test clock
+		t.Fatal(err)
+	}
+	revoked := st.clk.Now()
+	if err := st.g.sim.RevokeConsent(ctx, graphsim.DefaultAppID); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if r := recordFor(t, m, spec); !r.Permanent {
+			return fmt.Errorf("outcome %s", r.LastOutcome)
+		}
+		return nil
+	})
+	for range 3 {
+		if err := m.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st.clk.Advance(time.Minute)
+	}
+	if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 1 {
+		t.Fatalf("%d PATCH calls after the revocation, want 1", n)
+	}
+	if g := testutil.ToFloat64(m.met.permanent.WithLabelValues(spec.Resource)); g != 1 {
+		t.Fatalf("permanent gauge %v", g)
+	}
+	if err := st.g.sim.RestoreConsent(graphsim.DefaultAppID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Retry(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := recordFor(t, m, spec)
+	if r.ID != rec.ID || r.LastOutcome != OutcomeOK || r.Permanent {
+		t.Fatalf("after Retry: %v (%s)", r, r.LastError)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		g := gaps()
+		if len(g) != 1 || g[0].Reason != GapAuthorization || g[0].Start.Before(revoked) || !g[0].End.Equal(r.LastRenewal) {
+			return fmt.Errorf("gaps %+v; want authorization from %v to %v", g, revoked, r.LastRenewal)
 		}
 		return nil
 	})
