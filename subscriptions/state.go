@@ -215,6 +215,7 @@ func (m *Manager) recordByID(id string) (Record, bool) {
 }
 
 // Records returns the cached state of every subscription in the bucket.
+// They hold clientStates: show them with [Record.Redacted].
 func (m *Manager) Records() []Record {
 	m.cmu.RLock()
 	defer m.cmu.RUnlock()
