@@ -43,6 +43,7 @@ Usage:
   graphsim change     [--subscription ID] [--count N]     generate changes and deliver them
   graphsim lifecycle  --subscription ID --event E         send a lifecycle notification
   graphsim deliveries [--json]                            show delivery attempts and endpoint states
+  graphsim advance    --by 30d                            move the simulated clock (expirations, lifecycle fire)
   graphsim load       --url URL [--rate N | --concurrency C] [--duration D] [--rich --cert F] [--batch B] [--json]
 
 Commands that talk to a running simulator use --sim (default $GRAPHSIM_URL
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.lifecycle(rest)
 	case "deliveries":
 		return c.deliveries(rest)
+	case "advance":
+		return c.advance(rest)
 	case "load":
 		return c.load(rest)
 	case "help", "-h", "--help":
@@ -171,6 +174,19 @@ func (c *cli) serve(args []string) error {
 	useTLS := fs.Bool("tls", true, "serve HTTPS with a generated CA and certificate for 127.0.0.1/localhost")
 	insecureHTTP := fs.Bool("insecure-http", false, "serve plain HTTP instead of HTTPS (demos only; azidentity needs https)")
 	caFile := fs.String("ca-file", c.caFile, "where to write the generated CA certificate (PEM) for clients to trust")
+	stateFile := fs.String("state-file", "", "keep subscriptions in this file across restarts (mode 0600: it holds clientStates)")
+	wording := fs.String("expiration-wording", "minutes", "answer to an expiration beyond the maximum: minutes or timespan (both seen from Graph)")
+	lifetimes := lifetimeFlag{}
+	fs.Var(lifetimes, "max-lifetime", "override a resource kind's maximum lifetime, KIND=DURATION, e.g. message=4230m (repeatable)")
+	var throttle graphsim.Throttle
+	fs.IntVar(&throttle.List, "throttle-list", 0, "GET /subscriptions per 20 s per app and tenant (default 40; -1 unlimited)")
+	fs.IntVar(&throttle.Write, "throttle-write", 0, "POST/PATCH/DELETE per 20 s per app and tenant (default 1000; -1 unlimited)")
+	var quotas graphsim.Quotas
+	fs.IntVar(&quotas.PerMailbox, "quota-mailbox", 0, "Outlook subscriptions per mailbox (default 1000; -1 unlimited)")
+	fs.IntVar(&quotas.DirectoryPerTenant, "quota-directory-tenant", 0, "directory subscriptions per tenant (default 1000)")
+	fs.IntVar(&quotas.DirectoryPerApp, "quota-directory-app", 0, "directory subscriptions per app and tenant (default 100)")
+	fs.IntVar(&quotas.TeamsPerTenant, "quota-teams", 0, "Teams subscriptions per organisation (default 10000)")
+	revokedAfter := fs.Duration("revoked-remove-after", graphsim.DefaultRevokedRemoveAfter, "remove subscriptions this long after their app's consent is revoked")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	verbose := fs.Bool("v", false, "log every delivery attempt")
 	if err := parse(fs, args); err != nil {
@@ -196,6 +212,8 @@ func (c *cli) serve(args []string) error {
 		Apps:     apps,
 		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
+		StateFile: *stateFile, ExpirationWording: *wording, MaxLifetimes: lifetimes, Throttle: throttle, Quotas: quotas,
+		RevokedRemoveAfter: *revokedAfter,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
 	})
 	if err != nil {
@@ -363,6 +381,12 @@ func (c *cli) change(args []string) error {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return fmt.Errorf("change: bad answer: %w", err)
 	}
+	if len(rep.Subscriptions) == 0 {
+		if !rep.Persistent {
+			return errors.New("no subscription matched: graphsim keeps subscriptions in memory; subscribe again (graphsim subscribe), or serve with --state-file to keep them across restarts")
+		}
+		return errors.New("no subscription matched; list them with curl $GRAPHSIM_URL/_sim/subscriptions or subscribe again")
+	}
 	fmt.Fprintf(c.stdout, "queued %d notifications in %d batches for %d subscriptions", rep.Notifications, rep.Batches, len(rep.Subscriptions))
 	if rep.Paused > 0 {
 		fmt.Fprintf(c.stdout, " (%d lost: subscription needs reauthorization)", rep.Paused)
@@ -395,6 +419,30 @@ func (c *cli) lifecycle(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
+	return nil
+}
+
+func (c *cli) advance(args []string) error {
+	fs := c.flags("advance")
+	c.simFlags(fs)
+	by := fs.String("by", "", "how far: a duration (90m, 36h) or days (30d) (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *by == "" {
+		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
+		return errUsage
+	}
+	body, _ := json.Marshal(graphsim.AdvanceRequest{By: *by})
+	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/advance", "application/json", bytes.NewReader(body), "")
+	if err != nil {
+		return err
+	}
+	var rep graphsim.ClockReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("advance: bad answer: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "simulated time is now %s\n", graphsim.FormatDateTime(rep.Now))
 	return nil
 }
 
@@ -616,4 +664,19 @@ func writeIndented(w io.Writer, b []byte) error {
 	buf.WriteByte('\n')
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// lifetimeFlag collects --max-lifetime KIND=DURATION.
+type lifetimeFlag map[string]time.Duration
+
+func (l lifetimeFlag) String() string { return fmt.Sprint(map[string]time.Duration(l)) }
+
+func (l lifetimeFlag) Set(v string) error {
+	kind, dur, ok := strings.Cut(v, "=")
+	d, err := time.ParseDuration(dur)
+	if !ok || kind == "" || err != nil || d <= 0 {
+		return errors.New("want KIND=DURATION, e.g. message=4230m or chatMessage=60m")
+	}
+	l[kind] = d
+	return nil
 }
