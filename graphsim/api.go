@@ -58,7 +58,6 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/deliveries", s.adminDeliveries)
 	mux.HandleFunc("GET /_sim/subscriptions", s.adminSubscriptions)
 	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotate)
-	mux.HandleFunc("POST /_sim/load", s.adminLoad)
 	mux.HandleFunc("POST /_sim/advance", s.adminAdvance)
 	mux.HandleFunc("GET /_sim/now", s.adminNow)
 	mux.HandleFunc("POST /_sim/faults", s.adminFault)
@@ -67,6 +66,9 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /_sim/consent", s.adminConsent)
 	mux.HandleFunc("POST /_sim/mailboxes", s.adminMailbox)
 	mux.HandleFunc("DELETE /_sim/subscriptions/{id}", s.adminRemove)
+	for pattern, h := range s.cfg.AdminHandlers {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 
@@ -426,20 +428,6 @@ func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sim) adminLoad(w http.ResponseWriter, r *http.Request) {
-	var cfg LoadConfig
-	if err := decodeBody(w, r, &cfg); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	cfg.Signer = s
-	rep, err := Load(r.Context(), cfg)
-	if err != nil {
-		writeGraphError(w, r, badRequest(ErrBadRequest, "%s", err.Error()))
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
-}
 
 // AdvanceRequest is the body of POST /_sim/advance.
 type AdvanceRequest struct {

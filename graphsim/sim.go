@@ -160,6 +160,11 @@ type Config struct {
 	// of [Sim.StartTLS] is valid for, besides 127.0.0.1, ::1 and localhost.
 	TLSHosts []string
 
+	// AdminHandlers adds routes to [Sim.Handler], by ServeMux pattern
+	// (e.g. "POST /_sim/load"), served without authentication like the
+	// admin API. The graphsim command mounts its load generator this way.
+	AdminHandlers map[string]http.Handler
+
 	// HTTPClient sends handshakes and deliveries. Its Timeout should be
 	// zero: each request gets its own budget. Default: a keep-alive client.
 	HTTPClient *http.Client
@@ -256,6 +261,7 @@ func New(cfg Config) (*Sim, error) {
 	cfg.Throttle = cfg.Throttle.withDefaults()
 	cfg.Quotas = cfg.Quotas.withDefaults()
 	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
+	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}

@@ -208,7 +208,9 @@ func (c *cli) serve(args []string) error {
 		apps = append(apps, more...)
 	}
 	generated := *secret == "" && len(apps) == 0
+	var sim *graphsim.Sim
 	sim, err := graphsim.New(graphsim.Config{
+		AdminHandlers: map[string]http.Handler{"POST /_sim/load": loadHandler(func() *graphsim.Sim { return sim })},
 		Apps:     apps,
 		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
@@ -512,11 +514,11 @@ func contains(ids []int64, id int64) bool {
 
 func (c *cli) load(args []string) error {
 	fs := c.flags("load")
-	var cfg graphsim.LoadConfig
+	var cfg LoadConfig
 	fs.StringVar(&cfg.URL, "url", "", "receiver notification URL (required)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "notifications per second (open loop); 0 = closed loop")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (closed loop, default 4) or max in flight (rate mode, default 64)")
-	fs.DurationVar(&cfg.Duration, "duration", graphsim.DefaultLoadDuration, "how long to send")
+	fs.DurationVar(&cfg.Duration, "duration", DefaultLoadDuration, "how long to send")
 	fs.IntVar(&cfg.Requests, "requests", 0, "stop after this many POSTs (0 = run for --duration)")
 	fs.IntVar(&cfg.Batch, "batch", 1, "notifications per POST")
 	fs.BoolVar(&cfg.Rich, "rich", false, "send encrypted notifications with validationTokens (needs --cert)")
@@ -530,6 +532,7 @@ func (c *cli) load(args []string) error {
 	sim := fs.String("sim", "", "run the load inside this simulator, so its JWKS signs the validationTokens")
 	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) of an https --sim")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	metricsURL := fs.String("metrics-url", "", "the receiver's Prometheus metrics URL: report how many items it stored and rejected (202 does not say)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -540,6 +543,18 @@ func (c *cli) load(args []string) error {
 	if cfg.ClientState == "" {
 		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
 	}
+	if cfg.ClientState == "" {
+		// A receiver answers 202 to items it quarantines (forged or unknown
+		// clientState), so a run without one "succeeds" while storing nothing.
+		fmt.Fprintln(c.stderr, "graphsim load: warning: no --client-state (or GRAPH_CLIENT_STATE): a receiver that checks clientState quarantines every item and still answers 202")
+	}
+	var before map[string]float64
+	if *metricsURL != "" {
+		var err error
+		if before, err = scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL); err != nil {
+			return err
+		}
+	}
 	if *certFile != "" {
 		cert, err := readCertificate(*certFile)
 		if err != nil {
@@ -547,7 +562,7 @@ func (c *cli) load(args []string) error {
 		}
 		cfg.EncryptionCertificate = cert
 	}
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if *sim != "" {
 		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
@@ -561,17 +576,38 @@ func (c *cli) load(args []string) error {
 		}
 	} else {
 		var err error
-		if rep, err = graphsim.Load(c.ctx, cfg); err != nil {
+		if rep, err = Load(c.ctx, cfg); err != nil {
 			return err
 		}
 	}
+	var outcome *receiverOutcome
+	if *metricsURL != "" {
+		after, err := scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL)
+		if err != nil {
+			return err
+		}
+		o := diffOutcomes(before, after)
+		outcome = &o
+	}
 	if *asJSON {
 		b, _ := rep.MarshalIndent()
+		if outcome != nil {
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["receiver"] = outcome
+			b, _ = json.MarshalIndent(m, "", "  ")
+		}
 		_, err := fmt.Fprintf(c.stdout, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprint(c.stdout, rep.String())
-	return err
+	fmt.Fprint(c.stdout, rep.String())
+	if outcome != nil {
+		fmt.Fprintln(c.stdout, outcome.String())
+		if outcome.Stored < float64(rep.Notifications) {
+			fmt.Fprintf(c.stdout, "warning: the receiver stored %.0f of %d notifications sent; check --client-state and the receiver's log\n", outcome.Stored, rep.Notifications)
+		}
+	}
+	return nil
 }
 
 // readCertificate reads a PEM certificate or a base64 DER file and returns

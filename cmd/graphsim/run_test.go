@@ -141,7 +141,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		t.Errorf("deliveries --json: %v, %d deliveries", err, len(dr.Deliveries))
 	}
 
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if err := json.Unmarshal([]byte(exec("load", "--url", rcv.URL+"/load", "--requests", "10", "--batch", "2", "--json")), &rep); err != nil || rep.Notifications != 20 {
 		t.Errorf("load --json: %+v %v", rep, err)
 	}
