@@ -428,7 +428,6 @@ func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-
 // AdvanceRequest is the body of POST /_sim/advance.
 type AdvanceRequest struct {
 	// By is how far to move the clock: a Go duration ("90m", "36h") or

@@ -211,11 +211,11 @@ func (c *cli) serve(args []string) error {
 	var sim *graphsim.Sim
 	sim, err := graphsim.New(graphsim.Config{
 		AdminHandlers: map[string]http.Handler{"POST /_sim/load": loadHandler(func() *graphsim.Sim { return sim })},
-		Apps:     apps,
-		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
+		Apps:          apps,
+		TenantID:      *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
 		StateFile: *stateFile, ExpirationWording: *wording, MaxLifetimes: lifetimes, Throttle: throttle, Quotas: quotas,
-		RevokedRemoveAfter: *revokedAfter,
+		RevokedRemoveAfter:  *revokedAfter,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
 	})
 	if err != nil {
