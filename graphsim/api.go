@@ -21,16 +21,20 @@ const maxAPIBody = 1 << 20
 //   - Microsoft Graph subscriptions, under /v1.0 and /beta:
 //     POST/GET /subscriptions, GET/PATCH/DELETE /subscriptions/{id},
 //     POST /subscriptions/{id}/reauthorize; all need a bearer token.
-//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials),
+//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials with
+//     a secret or a client assertion), GET /{tenant}/discovery/instance,
 //     GET /{tenant}/v2.0/.well-known/openid-configuration,
 //     GET /{tenant}/.well-known/openid-configuration,
 //     GET /{tenant}/discovery/v2.0/keys and /{tenant}/discovery/keys (JWKS).
 //   - Admin, without authentication: POST /_sim/changes (a
 //     [ChangeRequest]; add "items": true to the query for the items),
 //     POST /_sim/lifecycle ({"subscriptionId","event"}), POST /_sim/sweep,
+//     POST /_sim/advance ([AdvanceRequest]), GET /_sim/now,
 //     POST /_sim/wait?timeout=30s, GET /_sim/deliveries,
-//     GET /_sim/subscriptions, POST /_sim/rotate-key and POST /_sim/load
-//     (a [LoadConfig], answered with its [LoadReport]).
+//     GET /_sim/subscriptions, DELETE /_sim/subscriptions/{id} (an admin's
+//     removal), POST and DELETE /_sim/faults ([Fault]), GET /_sim/calls,
+//     POST /_sim/consent ([ConsentRequest]), POST /_sim/mailboxes
+//     ([MailboxRequest]), POST /_sim/rotate-key, and Config.AdminHandlers.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, v := range []string{"v1.0", "beta"} {
