@@ -528,3 +528,34 @@ func TestLatestSupportedTLSVersionCapsHandshakes(t *testing.T) {
 		t.Fatalf("v1_3: %v", err)
 	}
 }
+
+func TestExpirationLimitOverridesAndWordings(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     func(*graphsim.Config)
+		ask     time.Duration
+		wantErr error
+		wantMsg string
+	}{
+		{"default table", func(*graphsim.Config) {}, 10080*time.Minute + 2*time.Second, graphsim.ErrExpirationTooFar, "Subscription expiration can only be 10080 minutes in the future."},
+		{"at the maximum", func(*graphsim.Config) {}, 10080*time.Minute - time.Second, nil, ""},
+		{"older 4230 limit", func(c *graphsim.Config) { c.MaxLifetimes = map[string]time.Duration{"message": 4230 * time.Minute} }, 4231 * time.Minute, graphsim.ErrExpirationTooFar, "can only be 4230 minutes"},
+		{"timespan wording", func(c *graphsim.Config) {
+			c.ExpirationWording = "timespan"
+			c.MaxLifetimes = map[string]time.Duration{"message": 72 * time.Hour}
+		}, 72*time.Hour + 2*time.Second, graphsim.ErrExpirationTooFar, "beyond allowed max '3.00:00:00'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastConfig()
+			tc.cfg(&cfg)
+			s := newSimUnstarted(t, cfg)
+			req := subRequest(newEndpoint(t), "users/u1/messages")
+			req.ExpirationDateTime = s.Now().Add(tc.ask)
+			_, err := s.CreateSubscription(t.Context(), req)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr != nil && (!strings.Contains(err.Error(), tc.wantMsg) || graphsim.StatusOf(err) != 400)) {
+				t.Fatalf("err %v, want %v with %q", err, tc.wantErr, tc.wantMsg)
+			}
+		})
+	}
+}
