@@ -21,16 +21,20 @@ const maxAPIBody = 1 << 20
 //   - Microsoft Graph subscriptions, under /v1.0 and /beta:
 //     POST/GET /subscriptions, GET/PATCH/DELETE /subscriptions/{id},
 //     POST /subscriptions/{id}/reauthorize; all need a bearer token.
-//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials),
+//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials with
+//     a secret or a client assertion), GET /{tenant}/discovery/instance,
 //     GET /{tenant}/v2.0/.well-known/openid-configuration,
 //     GET /{tenant}/.well-known/openid-configuration,
 //     GET /{tenant}/discovery/v2.0/keys and /{tenant}/discovery/keys (JWKS).
 //   - Admin, without authentication: POST /_sim/changes (a
 //     [ChangeRequest]; add "items": true to the query for the items),
 //     POST /_sim/lifecycle ({"subscriptionId","event"}), POST /_sim/sweep,
+//     POST /_sim/advance ([AdvanceRequest]), GET /_sim/now,
 //     POST /_sim/wait?timeout=30s, GET /_sim/deliveries,
-//     GET /_sim/subscriptions, POST /_sim/rotate-key and POST /_sim/load
-//     (a [LoadConfig], answered with its [LoadReport]).
+//     GET /_sim/subscriptions, DELETE /_sim/subscriptions/{id} (an admin's
+//     removal), POST and DELETE /_sim/faults ([Fault]), GET /_sim/calls,
+//     POST /_sim/consent ([ConsentRequest]), POST /_sim/mailboxes
+//     ([MailboxRequest]), POST /_sim/rotate-key, and Config.AdminHandlers.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, v := range []string{"v1.0", "beta"} {
@@ -58,7 +62,6 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/deliveries", s.adminDeliveries)
 	mux.HandleFunc("GET /_sim/subscriptions", s.adminSubscriptions)
 	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotate)
-	mux.HandleFunc("POST /_sim/load", s.adminLoad)
 	mux.HandleFunc("POST /_sim/advance", s.adminAdvance)
 	mux.HandleFunc("GET /_sim/now", s.adminNow)
 	mux.HandleFunc("POST /_sim/faults", s.adminFault)
@@ -67,6 +70,9 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /_sim/consent", s.adminConsent)
 	mux.HandleFunc("POST /_sim/mailboxes", s.adminMailbox)
 	mux.HandleFunc("DELETE /_sim/subscriptions/{id}", s.adminRemove)
+	for pattern, h := range s.cfg.AdminHandlers {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 
@@ -424,21 +430,6 @@ func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Sim) adminLoad(w http.ResponseWriter, r *http.Request) {
-	var cfg LoadConfig
-	if err := decodeBody(w, r, &cfg); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	cfg.Signer = s
-	rep, err := Load(r.Context(), cfg)
-	if err != nil {
-		writeGraphError(w, r, badRequest(ErrBadRequest, "%s", err.Error()))
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
 }
 
 // AdvanceRequest is the body of POST /_sim/advance.

@@ -284,6 +284,7 @@ func (s *Sim) Lifecycle(ctx context.Context, subscriptionID, event string) error
 	}
 	if event == EventSubscriptionRemoved {
 		delete(s.subs, subscriptionID)
+		s.saveLocked()
 	}
 	if event == EventReauthorizationRequired {
 		sub.lastChallenge = s.nowLocked()

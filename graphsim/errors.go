@@ -106,3 +106,31 @@ func StatusOf(err error) int {
 func badRequest(sentinel error, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: fmt.Sprintf(format, args...), Err: sentinel}
 }
+
+// Config field errors, matched with [errors.Is] through [ConfigError].
+var (
+	// ErrInvalidValue means a Config field holds a value outside its set
+	// (TokenVersion, ExpirationWording) or range (a negative TimeScale).
+	ErrInvalidValue = errors.New("invalid value")
+	// ErrAppRegistration means an entry of Config.Apps cannot work: no
+	// client id, a duplicate, or neither secret nor certificate.
+	ErrAppRegistration = errors.New("unusable app registration")
+)
+
+// ConfigError reports an invalid [Config] field. It never quotes a secret.
+type ConfigError struct {
+	// Field is the Config field's Go name, e.g. "TokenVersion" or "Apps[1]".
+	Field string
+	// Err is what is wrong; it wraps ErrInvalidValue or ErrAppRegistration.
+	Err error
+}
+
+// Error returns "graphsim: Config.<Field>: <Err>".
+func (e *ConfigError) Error() string { return "graphsim: Config." + e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configError(field string, sentinel error, format string, args ...any) *ConfigError {
+	return &ConfigError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
+}

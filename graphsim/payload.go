@@ -159,7 +159,7 @@ func BasicNotification(it Item) Notification {
 
 // RichNotification builds a change notification with resource data: the
 // basic notification plus it.Content (or generated content) encrypted for
-// cert, labelled certID, exactly as Graph does (see [decrypt.Encrypt]).
+// cert, labelled certID, exactly as Graph does (see [Encrypt]).
 // It returns the notification and the plaintext that was encrypted.
 func RichNotification(it Item, cert *x509.Certificate, certID string) (Notification, []byte, error) {
 	it.defaults()
@@ -168,7 +168,7 @@ func RichNotification(it Item, cert *x509.Certificate, certID string) (Notificat
 	if content == nil {
 		content = ResourceContent(it.Resource, it.ID, it.TenantID)
 	}
-	ec, err := decrypt.Encrypt(cert, certID, content)
+	ec, err := Encrypt(cert, certID, content)
 	if err != nil {
 		return Notification{}, nil, err
 	}

@@ -160,6 +160,11 @@ type Config struct {
 	// of [Sim.StartTLS] is valid for, besides 127.0.0.1, ::1 and localhost.
 	TLSHosts []string
 
+	// AdminHandlers adds routes to [Sim.Handler], by ServeMux pattern
+	// (e.g. "POST /_sim/load"), served without authentication like the
+	// admin API. The graphsim command mounts its load generator this way.
+	AdminHandlers map[string]http.Handler
+
 	// HTTPClient sends handshakes and deliveries. Its Timeout should be
 	// zero: each request gets its own budget. Default: a keep-alive client.
 	HTTPClient *http.Client
@@ -208,8 +213,39 @@ type Sim struct {
 	ca  *certAuthority // generated on first use by StartTLS or CACertPEM
 }
 
+// Validate reports the first invalid field of c as a [*ConfigError], as
+// [New] would.
+func (c Config) Validate() error {
+	c.Apps = slices.Clone(c.Apps)
+	if c.TenantID == "" {
+		c.TenantID = DefaultTenantID
+	}
+	if c.AppID == "" {
+		c.AppID = DefaultAppID
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = "x" // a generated one is always valid
+	}
+	switch c.TokenVersion {
+	case "", "1.0", "2.0":
+	default:
+		return configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", c.TokenVersion)
+	}
+	if c.TimeScale < 0 {
+		return configError("TimeScale", ErrInvalidValue, "%v is negative", c.TimeScale)
+	}
+	switch c.ExpirationWording {
+	case "", "minutes", "timespan":
+	default:
+		return configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", c.ExpirationWording)
+	}
+	_, err := registerApps(&c)
+	return err
+}
+
 // New returns a Sim for cfg. It generates the signing key unless
-// cfg.SigningKey is set, and starts the background sweep.
+// cfg.SigningKey is set, reads Config.StateFile, and starts the background
+// sweep. An invalid field is a [*ConfigError].
 func New(cfg Config) (*Sim, error) {
 	if cfg.TenantID == "" {
 		cfg.TenantID = DefaultTenantID
@@ -228,10 +264,10 @@ func New(cfg Config) (*Sim, error) {
 		cfg.TokenVersion = "2.0"
 	case "1.0", "2.0":
 	default:
-		return nil, fmt.Errorf("graphsim: TokenVersion %q, want 1.0 or 2.0", cfg.TokenVersion)
+		return nil, configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", cfg.TokenVersion)
 	}
 	if cfg.TimeScale < 0 {
-		return nil, fmt.Errorf("graphsim: negative TimeScale %v", cfg.TimeScale)
+		return nil, configError("TimeScale", ErrInvalidValue, "%v is negative", cfg.TimeScale)
 	}
 	if cfg.TimeScale == 0 {
 		cfg.TimeScale = 1
@@ -251,11 +287,12 @@ func New(cfg Config) (*Sim, error) {
 		cfg.ExpirationWording = "minutes"
 	case "minutes", "timespan":
 	default:
-		return nil, fmt.Errorf("graphsim: ExpirationWording %q, want minutes or timespan", cfg.ExpirationWording)
+		return nil, configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", cfg.ExpirationWording)
 	}
 	cfg.Throttle = cfg.Throttle.withDefaults()
 	cfg.Quotas = cfg.Quotas.withDefaults()
 	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
+	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
@@ -335,14 +372,14 @@ func registerApps(cfg *Config) (map[string]*appState, error) {
 	for i := range cfg.Apps {
 		a := &cfg.Apps[i]
 		if strings.TrimSpace(a.ClientID) == "" {
-			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: ClientID is required", i)
+			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "required")
 		}
 		key := strings.ToLower(a.ClientID)
 		if _, dup := apps[key]; dup {
-			return nil, fmt.Errorf("graphsim: Config.Apps[%d]: client id %s registered twice", i, a.ClientID)
+			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "%s registered twice", a.ClientID)
 		}
 		if a.Secret == "" && len(a.Certificates) == 0 {
-			return nil, fmt.Errorf("graphsim: Config.Apps[%d] (%s): give it a Secret or Certificates, or it can never get a token", i, a.ClientID)
+			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret nor Certificates, so it can never get a token", a.ClientID)
 		}
 		a.Roles = slices.Clone(a.Roles)
 		a.Certificates = slices.Clone(a.Certificates)

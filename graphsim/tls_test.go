@@ -3,9 +3,12 @@ package graphsim_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/graphhook/graphhook/graphsim"
 )
 
 func TestStartTLSServesWithTrustedCA(t *testing.T) {
@@ -50,5 +53,37 @@ func TestStartTLSServesWithTrustedCA(t *testing.T) {
 		t.Errorf("GET with the PEM's pool: %v", err)
 	} else {
 		resp.Body.Close()
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       graphsim.Config
+		wantField string
+		wantErr   error
+	}{
+		{"token version", graphsim.Config{TokenVersion: "3.0"}, "TokenVersion", graphsim.ErrInvalidValue},
+		{"time scale", graphsim.Config{TimeScale: -1}, "TimeScale", graphsim.ErrInvalidValue},
+		{"wording", graphsim.Config{ExpirationWording: "hours"}, "ExpirationWording", graphsim.ErrInvalidValue},
+		{"app without id", graphsim.Config{Apps: []graphsim.App{{Secret: "s"}}}, "Apps[0].ClientID", graphsim.ErrAppRegistration},
+		{"duplicate app", graphsim.Config{Apps: []graphsim.App{{ClientID: "a", Secret: "s"}, {ClientID: "A", Secret: "t"}}}, "Apps[1].ClientID", graphsim.ErrAppRegistration},
+		{"app without credential", graphsim.Config{Apps: []graphsim.App{{ClientID: "a"}}}, "Apps[0]", graphsim.ErrAppRegistration},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, err := range []error{tc.cfg.Validate(), func() error { _, err := graphsim.New(tc.cfg); return err }()} {
+				ce, ok := errors.AsType[*graphsim.ConfigError](err)
+				if !ok || ce.Field != tc.wantField || !errors.Is(err, tc.wantErr) {
+					t.Errorf("err %v, want ConfigError on %s wrapping %v", err, tc.wantField, tc.wantErr)
+				}
+			}
+		})
+	}
+	if err := (graphsim.Config{Apps: []graphsim.App{{ClientID: "a", Secret: "very-secret"}, {ClientID: "a", Secret: "very-secret"}}}).Validate(); err == nil || strings.Contains(err.Error(), "very-secret") {
+		t.Errorf("error %v quotes the secret", err)
+	}
+	if err := (graphsim.Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
 	}
 }

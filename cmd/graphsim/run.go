@@ -43,6 +43,7 @@ Usage:
   graphsim change     [--subscription ID] [--count N]     generate changes and deliver them
   graphsim lifecycle  --subscription ID --event E         send a lifecycle notification
   graphsim deliveries [--json]                            show delivery attempts and endpoint states
+  graphsim advance    --by 30d                            move the simulated clock (expirations, lifecycle fire)
   graphsim load       --url URL [--rate N | --concurrency C] [--duration D] [--rich --cert F] [--batch B] [--json]
 
 Commands that talk to a running simulator use --sim (default $GRAPHSIM_URL
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.lifecycle(rest)
 	case "deliveries":
 		return c.deliveries(rest)
+	case "advance":
+		return c.advance(rest)
 	case "load":
 		return c.load(rest)
 	case "help", "-h", "--help":
@@ -171,6 +174,19 @@ func (c *cli) serve(args []string) error {
 	useTLS := fs.Bool("tls", true, "serve HTTPS with a generated CA and certificate for 127.0.0.1/localhost")
 	insecureHTTP := fs.Bool("insecure-http", false, "serve plain HTTP instead of HTTPS (demos only; azidentity needs https)")
 	caFile := fs.String("ca-file", c.caFile, "where to write the generated CA certificate (PEM) for clients to trust")
+	stateFile := fs.String("state-file", "", "keep subscriptions in this file across restarts (mode 0600: it holds clientStates)")
+	wording := fs.String("expiration-wording", "minutes", "answer to an expiration beyond the maximum: minutes or timespan (both seen from Graph)")
+	lifetimes := lifetimeFlag{}
+	fs.Var(lifetimes, "max-lifetime", "override a resource kind's maximum lifetime, KIND=DURATION, e.g. message=4230m (repeatable)")
+	var throttle graphsim.Throttle
+	fs.IntVar(&throttle.List, "throttle-list", 0, "GET /subscriptions per 20 s per app and tenant (default 40; -1 unlimited)")
+	fs.IntVar(&throttle.Write, "throttle-write", 0, "POST/PATCH/DELETE per 20 s per app and tenant (default 1000; -1 unlimited)")
+	var quotas graphsim.Quotas
+	fs.IntVar(&quotas.PerMailbox, "quota-mailbox", 0, "Outlook subscriptions per mailbox (default 1000; -1 unlimited)")
+	fs.IntVar(&quotas.DirectoryPerTenant, "quota-directory-tenant", 0, "directory subscriptions per tenant (default 1000)")
+	fs.IntVar(&quotas.DirectoryPerApp, "quota-directory-app", 0, "directory subscriptions per app and tenant (default 100)")
+	fs.IntVar(&quotas.TeamsPerTenant, "quota-teams", 0, "Teams subscriptions per organisation (default 10000)")
+	revokedAfter := fs.Duration("revoked-remove-after", graphsim.DefaultRevokedRemoveAfter, "remove subscriptions this long after their app's consent is revoked")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	verbose := fs.Bool("v", false, "log every delivery attempt")
 	if err := parse(fs, args); err != nil {
@@ -192,10 +208,14 @@ func (c *cli) serve(args []string) error {
 		apps = append(apps, more...)
 	}
 	generated := *secret == "" && len(apps) == 0
+	var sim *graphsim.Sim
 	sim, err := graphsim.New(graphsim.Config{
-		Apps:     apps,
-		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
+		AdminHandlers: map[string]http.Handler{"POST /_sim/load": loadHandler(func() *graphsim.Sim { return sim })},
+		Apps:          apps,
+		TenantID:      *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
+		StateFile: *stateFile, ExpirationWording: *wording, MaxLifetimes: lifetimes, Throttle: throttle, Quotas: quotas,
+		RevokedRemoveAfter:  *revokedAfter,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
 	})
 	if err != nil {
@@ -363,6 +383,12 @@ func (c *cli) change(args []string) error {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return fmt.Errorf("change: bad answer: %w", err)
 	}
+	if len(rep.Subscriptions) == 0 {
+		if !rep.Persistent {
+			return errors.New("no subscription matched: graphsim keeps subscriptions in memory; subscribe again (graphsim subscribe), or serve with --state-file to keep them across restarts")
+		}
+		return errors.New("no subscription matched; list them with curl $GRAPHSIM_URL/_sim/subscriptions or subscribe again")
+	}
 	fmt.Fprintf(c.stdout, "queued %d notifications in %d batches for %d subscriptions", rep.Notifications, rep.Batches, len(rep.Subscriptions))
 	if rep.Paused > 0 {
 		fmt.Fprintf(c.stdout, " (%d lost: subscription needs reauthorization)", rep.Paused)
@@ -395,6 +421,30 @@ func (c *cli) lifecycle(args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
+	return nil
+}
+
+func (c *cli) advance(args []string) error {
+	fs := c.flags("advance")
+	c.simFlags(fs)
+	by := fs.String("by", "", "how far: a duration (90m, 36h) or days (30d) (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *by == "" {
+		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
+		return errUsage
+	}
+	body, _ := json.Marshal(graphsim.AdvanceRequest{By: *by})
+	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/advance", "application/json", bytes.NewReader(body), "")
+	if err != nil {
+		return err
+	}
+	var rep graphsim.ClockReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("advance: bad answer: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "simulated time is now %s\n", graphsim.FormatDateTime(rep.Now))
 	return nil
 }
 
@@ -464,11 +514,11 @@ func contains(ids []int64, id int64) bool {
 
 func (c *cli) load(args []string) error {
 	fs := c.flags("load")
-	var cfg graphsim.LoadConfig
+	var cfg LoadConfig
 	fs.StringVar(&cfg.URL, "url", "", "receiver notification URL (required)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "notifications per second (open loop); 0 = closed loop")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (closed loop, default 4) or max in flight (rate mode, default 64)")
-	fs.DurationVar(&cfg.Duration, "duration", graphsim.DefaultLoadDuration, "how long to send")
+	fs.DurationVar(&cfg.Duration, "duration", DefaultLoadDuration, "how long to send")
 	fs.IntVar(&cfg.Requests, "requests", 0, "stop after this many POSTs (0 = run for --duration)")
 	fs.IntVar(&cfg.Batch, "batch", 1, "notifications per POST")
 	fs.BoolVar(&cfg.Rich, "rich", false, "send encrypted notifications with validationTokens (needs --cert)")
@@ -482,6 +532,7 @@ func (c *cli) load(args []string) error {
 	sim := fs.String("sim", "", "run the load inside this simulator, so its JWKS signs the validationTokens")
 	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) of an https --sim")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	metricsURL := fs.String("metrics-url", "", "the receiver's Prometheus metrics URL: report how many items it stored and rejected (202 does not say)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -492,6 +543,18 @@ func (c *cli) load(args []string) error {
 	if cfg.ClientState == "" {
 		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
 	}
+	if cfg.ClientState == "" {
+		// A receiver answers 202 to items it quarantines (forged or unknown
+		// clientState), so a run without one "succeeds" while storing nothing.
+		fmt.Fprintln(c.stderr, "graphsim load: warning: no --client-state (or GRAPH_CLIENT_STATE): a receiver that checks clientState quarantines every item and still answers 202")
+	}
+	var before map[string]float64
+	if *metricsURL != "" {
+		var err error
+		if before, err = scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL); err != nil {
+			return err
+		}
+	}
 	if *certFile != "" {
 		cert, err := readCertificate(*certFile)
 		if err != nil {
@@ -499,7 +562,7 @@ func (c *cli) load(args []string) error {
 		}
 		cfg.EncryptionCertificate = cert
 	}
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if *sim != "" {
 		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
@@ -513,17 +576,38 @@ func (c *cli) load(args []string) error {
 		}
 	} else {
 		var err error
-		if rep, err = graphsim.Load(c.ctx, cfg); err != nil {
+		if rep, err = Load(c.ctx, cfg); err != nil {
 			return err
 		}
 	}
+	var outcome *receiverOutcome
+	if *metricsURL != "" {
+		after, err := scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL)
+		if err != nil {
+			return err
+		}
+		o := diffOutcomes(before, after)
+		outcome = &o
+	}
 	if *asJSON {
 		b, _ := rep.MarshalIndent()
+		if outcome != nil {
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["receiver"] = outcome
+			b, _ = json.MarshalIndent(m, "", "  ")
+		}
 		_, err := fmt.Fprintf(c.stdout, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprint(c.stdout, rep.String())
-	return err
+	fmt.Fprint(c.stdout, rep.String())
+	if outcome != nil {
+		fmt.Fprintln(c.stdout, outcome.String())
+		if outcome.Stored < float64(rep.Notifications) {
+			fmt.Fprintf(c.stdout, "warning: the receiver stored %.0f of %d notifications sent; check --client-state and the receiver's log\n", outcome.Stored, rep.Notifications)
+		}
+	}
+	return nil
 }
 
 // readCertificate reads a PEM certificate or a base64 DER file and returns
@@ -616,4 +700,19 @@ func writeIndented(w io.Writer, b []byte) error {
 	buf.WriteByte('\n')
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// lifetimeFlag collects --max-lifetime KIND=DURATION.
+type lifetimeFlag map[string]time.Duration
+
+func (l lifetimeFlag) String() string { return fmt.Sprint(map[string]time.Duration(l)) }
+
+func (l lifetimeFlag) Set(v string) error {
+	kind, dur, ok := strings.Cut(v, "=")
+	d, err := time.ParseDuration(dur)
+	if !ok || kind == "" || err != nil || d <= 0 {
+		return errors.New("want KIND=DURATION, e.g. message=4230m or chatMessage=60m")
+	}
+	l[kind] = d
+	return nil
 }

@@ -141,13 +141,17 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		t.Errorf("deliveries --json: %v, %d deliveries", err, len(dr.Deliveries))
 	}
 
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if err := json.Unmarshal([]byte(exec("load", "--url", rcv.URL+"/load", "--requests", "10", "--batch", "2", "--json")), &rep); err != nil || rep.Notifications != 20 {
 		t.Errorf("load --json: %+v %v", rep, err)
 	}
 	out = exec("load", "--sim", simURL, "--url", rcv.URL+"/load", "--rich", "--cert", certFile, "--requests", "3", "--rate", "100")
 	if !strings.Contains(out, "notifications: 3 ") || !strings.Contains(out, "rich") {
 		t.Errorf("load --sim output:\n%s", out)
+	}
+
+	if out := exec("advance", "--by", "3h"); !strings.Contains(out, "simulated time is now") {
+		t.Errorf("advance output %q", out)
 	}
 
 	cancel()
@@ -173,6 +177,9 @@ func TestUsageErrors(t *testing.T) {
 		{"subscribe without url", []string{"subscribe"}},
 		{"lifecycle without subscription", []string{"lifecycle"}},
 		{"stray argument", []string{"deliveries", "extra"}},
+		{"advance without by", []string{"advance"}},
+		{"bad max lifetime", []string{"serve", "--max-lifetime", "message"}},
+		{"bad app", []string{"serve", "--app", "no-secret"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,9 +209,13 @@ func TestCommandErrorsCarryGraphMessages(t *testing.T) {
 	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("lifecycle on unknown subscription: %v", err)
 	}
+	err = run(t.Context(), []string{"change", "--sim", u}, env(nil), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "graphsim keeps subscriptions in memory; subscribe again") {
+		t.Errorf("change without subscriptions: %v", err)
+	}
 	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"},
 		env(map[string]string{"GRAPHSIM_CLIENT_SECRET": sim.Config().ClientSecret}), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") {
+	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("subscribe to closed port: %v", err)
 	}
 }
