@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -19,16 +21,20 @@ const maxAPIBody = 1 << 20
 //   - Microsoft Graph subscriptions, under /v1.0 and /beta:
 //     POST/GET /subscriptions, GET/PATCH/DELETE /subscriptions/{id},
 //     POST /subscriptions/{id}/reauthorize; all need a bearer token.
-//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials),
+//   - Identity: POST /{tenant}/oauth2/v2.0/token (client credentials with
+//     a secret or a client assertion), GET /{tenant}/discovery/instance,
 //     GET /{tenant}/v2.0/.well-known/openid-configuration,
 //     GET /{tenant}/.well-known/openid-configuration,
 //     GET /{tenant}/discovery/v2.0/keys and /{tenant}/discovery/keys (JWKS).
 //   - Admin, without authentication: POST /_sim/changes (a
 //     [ChangeRequest]; add "items": true to the query for the items),
 //     POST /_sim/lifecycle ({"subscriptionId","event"}), POST /_sim/sweep,
+//     POST /_sim/advance ([AdvanceRequest]), GET /_sim/now,
 //     POST /_sim/wait?timeout=30s, GET /_sim/deliveries,
-//     GET /_sim/subscriptions, POST /_sim/rotate-key and POST /_sim/load
-//     (a [LoadConfig], answered with its [LoadReport]).
+//     GET /_sim/subscriptions, DELETE /_sim/subscriptions/{id} (an admin's
+//     removal), POST and DELETE /_sim/faults ([Fault]), GET /_sim/calls,
+//     POST /_sim/consent ([ConsentRequest]), POST /_sim/mailboxes
+//     ([MailboxRequest]), POST /_sim/rotate-key, and Config.AdminHandlers.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, v := range []string{"v1.0", "beta"} {
@@ -47,6 +53,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", s.handleOpenIDConfig)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleJWKS)
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.handleJWKS)
+	mux.HandleFunc("GET /{tenant}/discovery/instance", s.handleInstanceDiscovery)
 
 	mux.HandleFunc("POST /_sim/changes", s.adminChanges)
 	mux.HandleFunc("POST /_sim/lifecycle", s.adminLifecycle)
@@ -55,7 +62,17 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/deliveries", s.adminDeliveries)
 	mux.HandleFunc("GET /_sim/subscriptions", s.adminSubscriptions)
 	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotate)
-	mux.HandleFunc("POST /_sim/load", s.adminLoad)
+	mux.HandleFunc("POST /_sim/advance", s.adminAdvance)
+	mux.HandleFunc("GET /_sim/now", s.adminNow)
+	mux.HandleFunc("POST /_sim/faults", s.adminFault)
+	mux.HandleFunc("DELETE /_sim/faults", s.adminClearFaults)
+	mux.HandleFunc("GET /_sim/calls", s.adminCalls)
+	mux.HandleFunc("POST /_sim/consent", s.adminConsent)
+	mux.HandleFunc("POST /_sim/mailboxes", s.adminMailbox)
+	mux.HandleFunc("DELETE /_sim/subscriptions/{id}", s.adminRemove)
+	for pattern, h := range s.cfg.AdminHandlers {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 
@@ -87,6 +104,9 @@ func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("request-id", rid)
 	w.Header().Set("client-request-id", crid)
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterHeader(e.RetryAfter))
+	}
 	writeJSON(w, e.Status, map[string]any{"error": map[string]any{
 		"code":    e.Code,
 		"message": e.Message,
@@ -98,11 +118,35 @@ func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
 	}})
 }
 
-// decodeBody decodes a JSON request body into v, bounded.
+// decodeBody decodes a JSON request body into v, bounded. A gzip body
+// (Content-Encoding: gzip, as Microsoft's Go SDK sends by default, §11) is
+// decompressed and bounded after decompression; any other encoding is
+// answered 415, on which that SDK retries uncompressed.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "The request body is too large.", Err: ErrBadRequest}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return badRequest(ErrBadRequest, "Unable to read JSON request payload: the gzip body is corrupt.")
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, maxAPIBody+1)
+	default:
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "UnsupportedMediaType",
+			Message: fmt.Sprintf("Content-Encoding '%s' is not supported; send gzip or an uncompressed body.", clip(enc)), Err: ErrUnsupportedEncoding}
+	}
+	b, err := io.ReadAll(body)
 	if err != nil {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "RequestEntityTooLarge", Message: "The request body is too large.", Err: ErrBadRequest}
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return tooLarge
+		}
+		return badRequest(ErrBadRequest, "Unable to read JSON request payload: the gzip body is corrupt.")
+	}
+	if len(b) > maxAPIBody {
+		return tooLarge
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return badRequest(ErrBadRequest, "Unable to read JSON request payload: %s", jsonErr(err))
@@ -157,19 +201,57 @@ func (s *Sim) apiCreate(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusCreated, s.entity(r, sub))
 }
 
+// listPageSize is how many subscriptions one page of GET /subscriptions
+// holds; more are reached through @odata.nextLink.
+const listPageSize = 100
+
+// apiList is GET /subscriptions (§8): the calling app's subscriptions,
+// paged with @odata.nextLink ($skiptoken). Graph's list supports no OData
+// query options; graphsim answers them 400 rather than ignoring them, so a
+// client relying on $top or $select finds out here.
 func (s *Sim) apiList(w http.ResponseWriter, r *http.Request, c caller) {
+	if err := s.gate(OpList, c, "", ""); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	skip := 0
+	for k, v := range r.URL.Query() {
+		switch {
+		case k == "$skiptoken":
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 {
+				writeGraphError(w, r, badRequest(ErrBadRequest, "Invalid $skiptoken."))
+				return
+			}
+			skip = n
+		case strings.HasPrefix(k, "$"):
+			writeGraphError(w, r, &Error{Status: http.StatusBadRequest, Code: "BadRequest",
+				Message: fmt.Sprintf("The query parameter '%s' is not supported on subscriptions.", clip(k)), Err: ErrBadRequest})
+			return
+		}
+	}
 	s.mu.Lock()
 	subs := s.listLocked(c.appID)
 	s.mu.Unlock()
-	vals := make([]map[string]any, len(subs))
-	for i := range subs {
-		vals[i] = s.entity(r, &subs[i])
+	page := subs[min(skip, len(subs)):]
+	next := ""
+	if len(page) > listPageSize {
+		page = page[:listPageSize]
+		next = requestBase(r) + "/" + apiVersion(r) + "/subscriptions?$skiptoken=" + strconv.Itoa(skip+listPageSize)
+	}
+	vals := make([]map[string]any, len(page))
+	for i := range page {
+		vals[i] = s.entity(r, &page[i])
 		delete(vals[i], "@odata.context")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"@odata.context": requestBase(r) + "/" + apiVersion(r) + "/$metadata#subscriptions",
 		"value":          vals,
-	})
+	}
+	if next != "" {
+		out["@odata.nextLink"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // owned returns the subscription of the request's path if the calling app
@@ -189,6 +271,9 @@ func (s *Sim) owned(r *http.Request, c caller) (*Subscription, error) {
 
 func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
 	sub, err := s.owned(r, c)
+	if err == nil {
+		err = s.gate(OpGet, c, sub.ID, sub.Resource)
+	}
 	if err != nil {
 		writeGraphError(w, r, err)
 		return
@@ -242,7 +327,7 @@ func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeGraphError(w, r, err)
 		return
 	}
-	if err := s.DeleteSubscription(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.deleteSub(r.PathValue("id"), c); err != nil {
 		writeGraphError(w, r, err)
 		return
 	}
@@ -347,17 +432,114 @@ func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Sim) adminLoad(w http.ResponseWriter, r *http.Request) {
-	var cfg LoadConfig
-	if err := decodeBody(w, r, &cfg); err != nil {
+// AdvanceRequest is the body of POST /_sim/advance.
+type AdvanceRequest struct {
+	// By is how far to move the clock: a Go duration ("90m", "36h") or
+	// days ("30d").
+	By string `json:"by"`
+}
+
+// ClockReport answers POST /_sim/advance and GET /_sim/now.
+type ClockReport struct {
+	// Now is the simulated time.
+	Now time.Time `json:"now"`
+}
+
+func (s *Sim) adminAdvance(w http.ResponseWriter, r *http.Request) {
+	var req AdvanceRequest
+	if v := r.URL.Query().Get("by"); v != "" {
+		req.By = v
+	} else if err := decodeBody(w, r, &req); err != nil {
 		writeGraphError(w, r, err)
 		return
 	}
-	cfg.Signer = s
-	rep, err := Load(r.Context(), cfg)
+	d, err := parseAdvance(req.By)
 	if err != nil {
-		writeGraphError(w, r, badRequest(ErrBadRequest, "%s", err.Error()))
+		writeGraphError(w, r, badRequest(ErrBadRequest, "by must be a duration such as 36h or a number of days such as 30d."))
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	if err := s.Advance(r.Context(), d); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ClockReport{Now: s.now().UTC()})
+}
+
+func (s *Sim) adminNow(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, ClockReport{Now: s.now().UTC()})
+}
+
+func (s *Sim) adminFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	if err := decodeBody(w, r, &f); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if err := s.InjectFault(f); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminClearFaults(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminCalls(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.APICalls())
+}
+
+// ConsentRequest is the body of POST /_sim/consent.
+type ConsentRequest struct {
+	AppID   string `json:"appId"`
+	Revoked bool   `json:"revoked"`
+}
+
+func (s *Sim) adminConsent(w http.ResponseWriter, r *http.Request) {
+	var req ConsentRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	var err error
+	if req.Revoked {
+		err = s.RevokeConsent(r.Context(), req.AppID)
+	} else {
+		err = s.RestoreConsent(req.AppID)
+	}
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// MailboxRequest is the body of POST /_sim/mailboxes.
+type MailboxRequest struct {
+	User     string `json:"user"`
+	Disabled bool   `json:"disabled"`
+}
+
+func (s *Sim) adminMailbox(w http.ResponseWriter, r *http.Request) {
+	var req MailboxRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	if req.User == "" {
+		writeGraphError(w, r, badRequest(ErrMissingField, "user is required."))
+		return
+	}
+	s.DisableMailbox(req.User, req.Disabled)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) adminRemove(w http.ResponseWriter, r *http.Request) {
+	if err := s.RemoveSubscription(r.Context(), r.PathValue("id")); err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

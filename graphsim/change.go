@@ -46,6 +46,9 @@ type ChangeReport struct {
 	// Paused counts changes lost because the subscription's authorization
 	// had expired (a reauthorizationRequired that was not answered).
 	Paused int `json:"paused"`
+	// Persistent tells whether the simulator keeps subscriptions across
+	// restarts (Config.StateFile); without it, a restart loses them.
+	Persistent bool `json:"persistent"`
 	// Items describes every queued notification, with the plaintext of rich
 	// ones.
 	Items []Generated `json:"items,omitempty"`
@@ -68,6 +71,7 @@ type pendingItem struct {
 	n      Notification
 	app    string
 	tenant string
+	rich   bool // of a rich subscription: the batch carries a validationToken
 }
 
 // Change generates notifications for the subscriptions matching req and
@@ -93,7 +97,6 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 	if len(req.Content) > 0 && !json.Valid(req.Content) {
 		return nil, badRequest(ErrBadRequest, "content is not valid JSON.")
 	}
-	now := s.cfg.Now()
 	want := normalizeResource(req.Resource)
 	type target struct {
 		pub    Subscription
@@ -102,12 +105,13 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 		tenant string
 	}
 	var targets []target
-	rep := &ChangeReport{}
+	rep := &ChangeReport{Persistent: s.Persistent()}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, errClosed()
 	}
+	now := s.nowLocked()
 	for _, sub := range s.subs {
 		if req.SubscriptionID != "" && sub.pub.ID != req.SubscriptionID {
 			continue
@@ -120,8 +124,15 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 		}
 		rep.Subscriptions = append(rep.Subscriptions, sub.pub.ID)
 		if !now.Before(sub.authExpires) {
+			// §7: "Notifications keep flowing for a while, then pause until
+			// handled; changes made during the pause are lost, so resync
+			// with delta." graphsim pauses at the authorization's expiry
+			// and loses the changes (counted as Paused).
 			rep.Paused += req.Count
 			continue
+		}
+		if s.mailboxLocked(sub.kind, sub.norm) != nil {
+			continue // no mailbox, no changes
 		}
 		targets = append(targets, target{pub: sub.pub, cert: sub.cert, app: sub.aud(), tenant: sub.tenantID})
 	}
@@ -133,8 +144,9 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 	}
 	slices.Sort(rep.Subscriptions)
 
-	byURL := map[string][]pendingItem{}
-	var urls []string
+	type batchKey struct{ url, tls string }
+	byURL := map[batchKey][]pendingItem{}
+	var urls []batchKey
 	for _, t := range targets {
 		for range req.Count {
 			if err := ctx.Err(); err != nil {
@@ -159,10 +171,13 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 			} else {
 				n = BasicNotification(it)
 			}
-			if _, ok := byURL[t.pub.NotificationURL]; !ok {
-				urls = append(urls, t.pub.NotificationURL)
+			// Batches go to one URL over one TLS version
+			// (latestSupportedTlsVersion of the subscriptions in them).
+			k := batchKey{t.pub.NotificationURL, t.pub.LatestSupportedTLSVersion}
+			if _, ok := byURL[k]; !ok {
+				urls = append(urls, k)
 			}
-			byURL[t.pub.NotificationURL] = append(byURL[t.pub.NotificationURL], pendingItem{n: n, app: t.app, tenant: t.tenant})
+			byURL[k] = append(byURL[k], pendingItem{n: n, app: t.app, tenant: t.tenant})
 			rep.Items = append(rep.Items, Generated{
 				SubscriptionID: n.SubscriptionID, ID: n.ResourceData.ID, Resource: n.Resource,
 				ChangeType: n.ChangeType, Content: content,
@@ -174,7 +189,7 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 		for len(items) > 0 {
 			chunk := items[:min(len(items), s.cfg.MaxBatch)]
 			items = items[len(chunk):]
-			d, err := s.queueBatch(u, chunk, false)
+			d, err := s.queueBatch(u.url, u.tls, chunk, false)
 			if err != nil {
 				return nil, err
 			}
@@ -188,7 +203,7 @@ func (s *Sim) Change(ctx context.Context, req ChangeRequest) (*ChangeReport, err
 
 // queueBatch marshals items (adding validationTokens when any is rich) and
 // queues the POST.
-func (s *Sim) queueBatch(url string, items []pendingItem, lifecycle bool) (*Delivery, error) {
+func (s *Sim) queueBatch(url, tlsVersion string, items []pendingItem, lifecycle bool) (*Delivery, error) {
 	coll := Collection{Value: make([]Notification, len(items))}
 	var ids []string
 	type pair struct{ app, tenant string }
@@ -198,7 +213,9 @@ func (s *Sim) queueBatch(url string, items []pendingItem, lifecycle bool) (*Deli
 		if !slices.Contains(ids, it.n.SubscriptionID) {
 			ids = append(ids, it.n.SubscriptionID)
 		}
-		if it.n.EncryptedContent != nil {
+		if it.n.EncryptedContent != nil || it.rich {
+			// Rich items, and lifecycle items of rich subscriptions, are
+			// vouched for by a validationToken (§6, §7).
 			p := pair{it.app, strings.ToLower(it.tenant)}
 			if !slices.Contains(pairs, p) {
 				pairs = append(pairs, p)
@@ -216,7 +233,7 @@ func (s *Sim) queueBatch(url string, items []pendingItem, lifecycle bool) (*Deli
 	if err != nil {
 		return nil, fmt.Errorf("graphsim: encode batch: %w", err)
 	}
-	return s.enqueue(url, body, len(items), ids, lifecycle)
+	return s.enqueue(url, tlsVersion, body, len(items), ids, lifecycle)
 }
 
 // Batch encodes items as a changeNotificationCollection. When any item
@@ -267,9 +284,10 @@ func (s *Sim) Lifecycle(ctx context.Context, subscriptionID, event string) error
 	}
 	if event == EventSubscriptionRemoved {
 		delete(s.subs, subscriptionID)
+		s.saveLocked()
 	}
 	if event == EventReauthorizationRequired {
-		sub.lastChallenge = s.cfg.Now()
+		sub.lastChallenge = s.nowLocked()
 	}
 	ln := s.lifecycleItem(sub, event)
 	s.mu.Unlock()
@@ -279,56 +297,64 @@ func (s *Sim) Lifecycle(ctx context.Context, subscriptionID, event string) error
 
 // lifecycle is a lifecycle notification ready to queue.
 type lifecycle struct {
-	id, url string
-	item    pendingItem
+	id, url, tls string
+	item         pendingItem
 }
 
 // lifecycleItem builds sub's lifecycle notification for event. s.mu is
 // held: a concurrent PATCH may change the subscription.
 func (s *Sim) lifecycleItem(sub *subscription, event string) lifecycle {
 	n := LifecycleNotification(sub.pub.ID, sub.pub.ClientState, sub.tenantID, event, sub.pub.ExpirationDateTime)
-	return lifecycle{id: sub.pub.ID, url: sub.pub.LifecycleNotificationURL, item: pendingItem{n: n, app: sub.aud(), tenant: sub.tenantID}}
+	return lifecycle{id: sub.pub.ID, url: sub.pub.LifecycleNotificationURL, tls: sub.pub.LatestSupportedTLSVersion,
+		item: pendingItem{n: n, app: sub.aud(), tenant: sub.tenantID, rich: sub.rich}}
 }
 
 func (s *Sim) queueLifecycle(l lifecycle) (*Delivery, error) {
-	return s.queueBatch(l.url, []pendingItem{l.item}, true)
+	return s.queueBatch(l.url, l.tls, []pendingItem{l.item}, true)
 }
 
 // Sweep does at once what the background sweep does every
-// Config.SweepInterval: it removes expired subscriptions (sending
-// subscriptionRemoved where the resource supports it and a
-// lifecycleNotificationUrl is set) and sends reauthorizationRequired to
-// subscriptions whose authorization or expiration is within
-// Config.ReauthorizeBefore, at most every 15 minutes.
+// Config.SweepInterval (and [Sim.Advance] at every point where something
+// falls due): it removes expired subscriptions, and those whose consent
+// was revoked Config.RevokedRemoveAfter ago, sending subscriptionRemoved
+// where the resource supports it and a lifecycleNotificationUrl is set
+// (§7), and sends reauthorizationRequired on the schedule of §7 to
+// subscriptions whose authorization or expiration approaches.
 func (s *Sim) Sweep(ctx context.Context) error {
-	now := s.cfg.Now()
 	var evs []lifecycle
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errClosed()
 	}
+	now := s.nowLocked()
+	changed := false
 	for id, sub := range s.subs {
-		if !now.Before(sub.pub.ExpirationDateTime) {
+		expired := !now.Before(sub.pub.ExpirationDateTime)
+		revoked := !sub.revokedAt.IsZero() && !now.Before(sub.revokedAt.Add(s.cfg.RevokedRemoveAfter))
+		if expired || revoked {
 			delete(s.subs, id)
-			s.log.Info("subscription expired", "subscription_id", id)
+			changed = true
+			reason := "expired"
+			if !expired {
+				reason = "consent revoked"
+			}
+			s.log.Info("subscription removed", "subscription_id", id, "reason", reason)
 			if sub.pub.LifecycleNotificationURL != "" && sub.kind.removed {
 				evs = append(evs, s.lifecycleItem(sub, EventSubscriptionRemoved))
 			}
 			continue
 		}
 		if sub.pub.LifecycleNotificationURL == "" || !now.Before(sub.authExpires) {
-			continue // no URL, or paused: challenges have stopped
+			continue // no URL, or paused: challenges have stopped (§7)
 		}
-		due := sub.authExpires
-		if sub.pub.ExpirationDateTime.Before(due) {
-			due = sub.pub.ExpirationDateTime
-		}
-		if due.Sub(now) <= s.cfg.ReauthorizeBefore &&
-			(sub.lastChallenge.IsZero() || now.Sub(sub.lastChallenge) >= 15*time.Minute) {
+		if sub.challengeDueAt(now) {
 			sub.lastChallenge = now
 			evs = append(evs, s.lifecycleItem(sub, EventReauthorizationRequired))
 		}
+	}
+	if changed {
+		s.saveLocked()
 	}
 	s.mu.Unlock()
 	slices.SortFunc(evs, func(a, b lifecycle) int { return strings.Compare(a.id, b.id) })

@@ -3,10 +3,14 @@ package graphsim
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +39,9 @@ type Delivery struct {
 	URL string `json:"url"`
 	// Lifecycle is true for lifecycle notifications.
 	Lifecycle bool `json:"lifecycle"`
+	// TLSVersion is the latestSupportedTlsVersion the POSTs were limited
+	// to over https (v1_0 to v1_3).
+	TLSVersion string `json:"tlsVersion,omitempty"`
 	// Items is the number of notifications in the body.
 	Items int `json:"items"`
 	// SubscriptionIDs are the distinct subscriptions in the body.
@@ -62,8 +69,12 @@ type Attempt struct {
 	Latency time.Duration `json:"latency"`
 	// Budget is the timeout of the attempt: Timeout or RetryTimeout.
 	Budget time.Duration `json:"budget"`
-	// Error describes a transport failure or timeout ("" on a response).
+	// Error describes a transport failure or timeout ("" on a response):
+	// "timeout", "connection error" or "closed".
 	Error string `json:"error,omitempty"`
+	// Cause details a connection error: "connection refused", "connection
+	// reset", "host not found", "TLS handshake failed", ...
+	Cause string `json:"cause,omitempty"`
 }
 
 // Endpoint summarises the deliveries to one URL and its throttling state.
@@ -109,7 +120,7 @@ func (s *Sim) endpointLocked(url string) *endpoint {
 
 // evaluateLocked prunes the window and reclassifies ep.
 func (s *Sim) evaluateLocked(ep *endpoint) {
-	cutoff := s.cfg.Now().Add(-s.cfg.ThrottleWindow)
+	cutoff := s.nowLocked().Add(-s.cfg.ThrottleWindow)
 	i := 0
 	for i < len(ep.samples) && ep.samples[i].at.Before(cutoff) {
 		i++
@@ -177,14 +188,14 @@ func (s *Sim) Deliveries() []Delivery {
 }
 
 // enqueue queues one POST of body to url and starts its delivery.
-func (s *Sim) enqueue(url string, body []byte, items int, subIDs []string, lifecycle bool) (*Delivery, error) {
+func (s *Sim) enqueue(url, tlsVersion string, body []byte, items int, subIDs []string, lifecycle bool) (*Delivery, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errClosed()
 	}
 	s.nextID++
-	d := &Delivery{ID: s.nextID, URL: url, Lifecycle: lifecycle, Items: items, SubscriptionIDs: subIDs, Queued: s.cfg.Now(), State: StatePending}
+	d := &Delivery{ID: s.nextID, URL: url, Lifecycle: lifecycle, TLSVersion: tlsVersion, Items: items, SubscriptionIDs: subIDs, Queued: s.nowLocked(), State: StatePending}
 	s.records = append(s.records, d)
 	if over := len(s.records) - s.cfg.MaxDeliveries; over > 0 {
 		s.records = append(s.records[:0:0], s.records[over:]...)
@@ -210,10 +221,55 @@ func (s *Sim) finish(d *Delivery, state string) {
 	case StateDropped:
 		ep.dropped++
 	}
+	var missed []lifecycle
+	if !d.Lifecycle && (state == StateDropped || state == StateFailed) {
+		missed = s.missedLocked(d.SubscriptionIDs)
+	}
 	s.pending--
-	if s.pending == 0 {
+	if s.pending == 0 && len(missed) == 0 {
 		close(s.idle)
 	}
+	if len(missed) > 0 {
+		// Queue before the pending count can reach zero, so Wait covers
+		// the missed notifications too.
+		s.pending++
+		s.wg.Go(func() {
+			for _, l := range missed {
+				s.queueLifecycle(l)
+			}
+			s.mu.Lock()
+			s.pending--
+			if s.pending == 0 {
+				close(s.idle)
+			}
+			s.mu.Unlock()
+		})
+	}
+}
+
+// missedInterval is the least time between two automatic missed
+// notifications for one subscription.
+const missedInterval = 10 * time.Minute
+
+// missedLocked returns the missed notifications due to the subscriptions
+// whose notifications were just dropped or discarded: Graph sends missed
+// for Outlook resources when notifications could not be delivered (§7),
+// here at most once per subscription every 10 minutes of simulated time.
+func (s *Sim) missedLocked(ids []string) []lifecycle {
+	now := s.nowLocked()
+	var out []lifecycle
+	for _, id := range ids {
+		sub, ok := s.subs[id]
+		if !ok || !sub.kind.missed || sub.pub.LifecycleNotificationURL == "" {
+			continue
+		}
+		if last, ok := s.missedAt[id]; ok && now.Sub(last) < missedInterval {
+			continue
+		}
+		s.missedAt[id] = now
+		out = append(out, s.lifecycleItem(sub, EventMissed))
+	}
+	return out
 }
 
 // deliver runs one delivery: throttling, first attempt, retries.
@@ -247,7 +303,7 @@ func (s *Sim) deliver(d *Delivery, body []byte) {
 			s.finish(d, StateAbandoned)
 			return
 		}
-		a := s.post(d.URL, body, budget)
+		a := s.post(d.URL, d.TLSVersion, body, budget)
 		<-ep.sem
 		s.record(d, ep, a, attempt > 0)
 		if a.Status >= 200 && a.Status < 300 {
@@ -274,18 +330,18 @@ func (s *Sim) record(d *Delivery, ep *endpoint, a Attempt, retry bool) {
 	d.Attempts = append(d.Attempts, a)
 	ep.attempts++
 	ep.samples = append(ep.samples, sample{
-		at:       s.cfg.Now(),
+		at:       s.nowLocked(),
 		slow:     a.Latency >= s.cfg.Timeout,
 		timedOut: retry && a.Latency >= s.cfg.RetryTimeout,
 	})
 	s.evaluateLocked(ep)
 	s.log.Info("delivery attempt", "url", redactURL(d.URL), "delivery", d.ID, "attempt", len(d.Attempts),
-		"items", d.Items, "status", a.Status, "duration", a.Latency, "error", a.Error)
+		"items", d.Items, "status", a.Status, "duration", a.Latency, "error", a.Error, "cause", a.Cause)
 }
 
 // post sends one attempt. The response body is drained (bounded) so the
 // connection can be reused.
-func (s *Sim) post(url string, body []byte, budget time.Duration) Attempt {
+func (s *Sim) post(url, tlsVersion string, body []byte, budget time.Duration) Attempt {
 	a := Attempt{Start: time.Now(), Budget: budget}
 	ctx, cancel := context.WithTimeout(s.ctx, budget)
 	defer cancel()
@@ -295,7 +351,7 @@ func (s *Sim) post(url string, body []byte, budget time.Duration) Attempt {
 		return a
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
+	resp, err := s.clientFor(tlsVersion).Do(req)
 	a.Latency = time.Since(a.Start)
 	if err != nil {
 		switch {
@@ -305,7 +361,7 @@ func (s *Sim) post(url string, body []byte, budget time.Duration) Attempt {
 		case s.ctx.Err() != nil:
 			a.Error = "closed"
 		default:
-			a.Error = "connection error"
+			a.Error, a.Cause = "connection error", transportCause(err)
 		}
 		return a
 	}
@@ -313,4 +369,69 @@ func (s *Sim) post(url string, body []byte, budget time.Duration) Attempt {
 	resp.Body.Close()
 	a.Status = resp.StatusCode
 	return a
+}
+
+// tlsVersions maps latestSupportedTlsVersion onto crypto/tls.
+var tlsVersions = map[string]uint16{"v1_0": tls.VersionTLS10, "v1_1": tls.VersionTLS11, "v1_2": tls.VersionTLS12, "v1_3": tls.VersionTLS13}
+
+// clientFor returns the client for deliveries and handshakes to an
+// endpoint whose latestSupportedTlsVersion is v: Graph speaks at most that
+// version (§8, §9). A Config.HTTPClient whose Transport is not an
+// *http.Transport is used as it is.
+func (s *Sim) clientFor(v string) *http.Client {
+	max, ok := tlsVersions[v]
+	if !ok {
+		return s.client
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.tlsClients[v]; ok {
+		return c
+	}
+	base, ok := s.client.Transport.(*http.Transport)
+	if !ok {
+		return s.client
+	}
+	tr := base.Clone()
+	tc := &tls.Config{}
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	tc.MaxVersion = max
+	if tc.MinVersion == 0 || tc.MinVersion > max {
+		tc.MinVersion = min(max, tls.VersionTLS12)
+	}
+	tr.TLSClientConfig = tc
+	c := &http.Client{Transport: tr, CheckRedirect: s.client.CheckRedirect, Jar: s.client.Jar}
+	if s.tlsClients == nil {
+		s.tlsClients = make(map[string]*http.Client)
+	}
+	s.tlsClients[v] = c
+	return c
+}
+
+// transportCause names why a request got no answer, without addresses:
+// connection refused, DNS, TLS, reset.
+func transportCause(err error) string {
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	var alert tls.AlertError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case errors.As(err, &dnsErr):
+		return "host not found"
+	case errors.As(err, &certErr):
+		return "TLS certificate not trusted"
+	case errors.As(err, &recErr):
+		return "TLS handshake failed (the endpoint does not speak TLS)"
+	case errors.As(err, &alert):
+		return "TLS handshake failed (no common TLS version or cipher)"
+	case strings.Contains(err.Error(), "tls:"):
+		return "TLS handshake failed"
+	}
+	return "network error"
 }

@@ -458,8 +458,11 @@ func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
 		t.Fatalf("%d lifecycle notifications, want 1 (users do not get subscriptionRemoved)", len(e.items()))
 	}
 	n := items[0]
+	// Shaped as real tenants send lifecycle items (protocol doc §11, issue
+	// 11): organizationId instead of tenantId, resource Subscriptions/{id}.
 	if n.LifecycleEvent != graphsim.EventSubscriptionRemoved || n.SubscriptionID != sub.ID || n.ClientState != req.ClientState ||
-		n.ChangeType != "" || n.Resource != "" || n.ResourceData != nil || n.TenantID != graphsim.DefaultTenantID {
+		n.ChangeType != "" || n.Resource != "Subscriptions/"+sub.ID || n.ResourceData == nil ||
+		n.ResourceData.ODataType != "#microsoft.graph.subscription" || n.OrganizationID != graphsim.DefaultTenantID || n.TenantID != "" {
 		t.Errorf("lifecycle notification %+v", n)
 	}
 	if d := s.Deliveries(); !d[len(d)-1].Lifecycle || !strings.HasSuffix(d[len(d)-1].URL, "/lifecycle") {
@@ -634,7 +637,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	key := testKey(t)
-	req := subRequest(e, "me/events")
+	req := subRequest(e, "users/u1/events")
 	req.ClientState = "very-secret-client-state"
 	req.NotificationURL += "&code=url-secret"
 	req.LifecycleNotificationURL = e.URL + "/l?code=url-secret"

@@ -79,9 +79,15 @@ func Example_subscription() {
 }
 
 // ExampleNew serves the simulator over HTTP and uses it the way a Graph
-// client does: a client-credentials token, then POST /v1.0/subscriptions.
+// client does: a client-credentials token for a registered app, then GET
+// /v1.0/subscriptions. The token endpoint refuses apps that are not
+// registered and wrong secrets, so a receiver left trusting a simulator
+// does not trust anyone who can reach it. Real clients (azidentity) need
+// HTTPS: see [Sim.StartTLS].
 func ExampleNew() {
-	sim, err := graphsim.New(graphsim.Config{})
+	sim, err := graphsim.New(graphsim.Config{Apps: []graphsim.App{
+		{ClientID: "my-app", Secret: "my-secret", Roles: []string{"Mail.Read"}},
+	}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -91,22 +97,30 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	resp, err := http.PostForm(sim.TokenURL(""), map[string][]string{
-		"grant_type": {"client_credentials"}, "client_id": {"my-app"}, "client_secret": {"anything"},
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
+	token := func(clientID, secret string) (string, int) {
+		resp, err := http.PostForm(sim.TokenURL(""), map[string][]string{
+			"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
+			"scope": {"https://graph.microsoft.com/.default"},
+		})
+		if err != nil {
+			return "", 0
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&tok)
+		return tok.AccessToken, resp.StatusCode
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
+	_, status := token("my-app", "guessed")
+	fmt.Println("wrong secret:", status)
+	_, status = token("someone-else", "anything")
+	fmt.Println("unregistered app:", status)
+	tok, _ := token("my-app", "my-secret")
 
 	req, _ := http.NewRequest("GET", sim.GraphURL()+"/subscriptions", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err = http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -122,6 +136,8 @@ func ExampleNew() {
 	resp.Body.Close()
 	fmt.Println("without a token:", resp.StatusCode)
 	// Output:
+	// wrong secret: 401
+	// unregistered app: 400
 	// GET /v1.0/subscriptions: 200
 	// without a token: 401
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -54,9 +55,12 @@ func toLowerHex(c byte) byte {
 
 // validateEndpoint performs the validation handshake of the protocol doc
 // §1: POST with an empty text/plain body and the validationToken query,
-// no Authorization header, within HandshakeTimeout; the answer must be
-// 200 with a body equal to the decoded token.
-func (s *Sim) validateEndpoint(ctx context.Context, rawURL string) error {
+// no Authorization header, within HandshakeTimeout, over at most the
+// subscription's latestSupportedTlsVersion; the answer must be 200, with
+// Content-Type text/plain and a body equal to the decoded token. A failure
+// names its cause (connection refused, timeout, TLS, status, media type,
+// body) in the log and in the 400's message, after Graph's own sentence.
+func (s *Sim) validateEndpoint(ctx context.Context, rawURL, tlsVersion string) error {
 	token := ValidationTokenPrefix + NewGUID()
 	target, err := HandshakeURL(rawURL, token)
 	if err != nil {
@@ -70,30 +74,41 @@ func (s *Sim) validateEndpoint(ctx context.Context, rawURL string) error {
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	start := time.Now()
-	resp, err := s.client.Do(req)
-	fail := func(msg string) error {
-		s.log.Warn("validation failed", "url", redactURL(rawURL), "reason", msg, "duration", time.Since(start))
-		return badRequestCode("ValidationError", ErrValidationFailed, "%s", msg)
+	resp, err := s.clientFor(tlsVersion).Do(req)
+	fail := func(msg, cause string) error {
+		s.log.Warn("validation failed", "url", redactURL(rawURL), "reason", cause, "duration", time.Since(start))
+		return badRequestCode("ValidationError", ErrValidationFailed, "%s (graphsim: %s)", msg, cause)
 	}
+	const must200 = "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fail("Subscription validation request timed out.")
+			return fail("Subscription validation request timed out.", fmt.Sprintf("no answer within %s", s.cfg.HandshakeTimeout))
 		}
-		return fail("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.")
+		return fail(must200, transportCause(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fail("Subscription validation request timed out.")
+			return fail("Subscription validation request timed out.", fmt.Sprintf("body not complete within %s", s.cfg.HandshakeTimeout))
 		}
-		return fail("Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.")
+		return fail(must200, "the answer's body could not be read")
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fail(fmt.Sprintf("Subscription validation request failed. HTTP status code is '%s'.", statusName(resp.StatusCode)))
+		return fail(fmt.Sprintf("Subscription validation request failed. HTTP status code is '%s'.", statusName(resp.StatusCode)),
+			fmt.Sprintf("status %d, want 200", resp.StatusCode))
 	}
 	if string(body) != token {
-		return fail("Subscription validation request failed. Response must exactly match validationToken query parameter.")
+		cause := fmt.Sprintf("the body (%d bytes) is not the decoded validationToken", len(body))
+		if strings.Contains(string(body), "%3a") || strings.Contains(string(body), "%3A") || strings.Contains(string(body), "+") {
+			cause = "the body is the URL-encoded token; answer the decoded validationToken"
+		}
+		return fail("Subscription validation request failed. Response must exactly match validationToken query parameter.", cause)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/plain" {
+		// §1: "respond ... with a content type of text/plain".
+		return fail("Subscription validation request failed. Response must have a Content-Type of text/plain.",
+			fmt.Sprintf("Content-Type %q, want text/plain", clip(resp.Header.Get("Content-Type"))))
 	}
 	s.log.Info("validation passed", "url", redactURL(rawURL), "duration", time.Since(start))
 	return nil

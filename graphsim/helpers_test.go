@@ -14,39 +14,45 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // checkFor polls f until it returns nil or the timeout passes.
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
+	testkit.CheckFor(t, timeout, f)
 }
 
-// fastConfig is a Config whose retry schedule runs in milliseconds.
+// Test apps registered by fastConfig besides the default app.
+var testApps = []string{"11111111-2222-3333-4444-555555555555", "99999999-8888-7777-6666-555555555555", "other-app"}
+
+// fastConfig is a Config whose retry schedule runs in milliseconds, with
+// the default app and testApps registered (secret "secret-" + client id,
+// every permission).
 func fastConfig() graphsim.Config {
-	return graphsim.Config{TimeScale: 0.0001, SweepInterval: -1}
+	cfg := graphsim.Config{TimeScale: 0.0001, SweepInterval: -1}
+	for _, id := range append([]string{graphsim.DefaultAppID}, testApps...) {
+		cfg.Apps = append(cfg.Apps, graphsim.App{ClientID: id, Secret: "secret-" + id, Roles: graphsim.AllPermissions()})
+	}
+	return cfg
 }
 
 // newSim starts a simulator on loopback, closed at cleanup.
 func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	t.Helper()
-	s, err := graphsim.New(cfg)
-	if err != nil {
+	s := newSimUnstarted(t, cfg)
+	if _, err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Start("127.0.0.1:0"); err != nil {
+	return s
+}
+
+// newSimUnstarted returns a simulator that is not serving yet, closed at
+// cleanup.
+func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
+	t.Helper()
+	s, err := graphsim.New(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -189,11 +195,16 @@ func (e *endpoint) waitItems(t testing.TB, n int) []graphsim.Notification {
 	return e.items()
 }
 
-// accessToken gets a bearer token from the simulator's token endpoint.
+// accessToken gets a bearer token from the simulator's token endpoint
+// with the registered secret of clientID.
 func accessToken(t testing.TB, s *graphsim.Sim, clientID string) string {
 	t.Helper()
+	app, ok := s.App(clientID)
+	if !ok {
+		t.Fatalf("app %s is not registered", clientID)
+	}
 	resp, err := http.PostForm(s.TokenURL(""), url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {"x"},
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {app.Secret},
 		"scope": {"https://graph.microsoft.com/.default"},
 	})
 	if err != nil {

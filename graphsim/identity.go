@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,7 +158,7 @@ type cachedToken struct {
 // Tokens are cached and reused until less than an hour of their lifetime
 // remains.
 func (s *Sim) ValidationToken(appID, tenantID string) (string, error) {
-	now := s.cfg.Now()
+	now := s.now()
 	key := tokenKey{appID, strings.ToLower(tenantID)}
 	s.mu.Lock()
 	if t, ok := s.tokenCache[key]; ok && now.Add(time.Hour).Before(t.exp) {
@@ -215,13 +217,27 @@ func randomB64(n int) string {
 }
 
 // AccessToken issues a bearer access token for the simulated Graph API, as
-// the token endpoint does for a client-credentials grant of appID in
-// tenantID (empty means [Config.TenantID]).
+// the token endpoint does for a client-credentials grant of the
+// registered app appID in tenantID (empty means [Config.TenantID]). The
+// token's roles are the app's granted permissions (none for an app that is
+// not registered). It is the Go API of a trusted test; over HTTP only
+// registered apps presenting their secret or certificate get tokens.
 func (s *Sim) AccessToken(appID, tenantID string) (string, error) {
 	if tenantID == "" {
 		tenantID = s.cfg.TenantID
 	}
-	now := s.cfg.Now()
+	s.mu.Lock()
+	var roles []string
+	sp := stableGUID("sp", strings.ToLower(tenantID), strings.ToLower(appID))
+	if a, ok := s.appLocked(appID); ok {
+		roles = slices.Clone(a.roles())
+		sp = a.ServicePrincipalID
+	}
+	s.mu.Unlock()
+	if roles == nil {
+		roles = []string{}
+	}
+	now := s.now()
 	iat := now.Add(-5 * time.Minute).Unix()
 	return s.currentKey().sign(map[string]any{
 		"aud":      GraphResourceAppID,
@@ -232,9 +248,11 @@ func (s *Sim) AccessToken(appID, tenantID string) (string, error) {
 		"appid":    appID,
 		"appidacr": "1",
 		"idtyp":    "app",
-		"oid":      NewGUID(),
-		"roles":    []string{"Subscription.ReadWrite.All"},
+		"oid":      sp,
+		"sub":      sp,
+		"roles":    roles,
 		"tid":      tenantID,
+		"uti":      randomB64(16),
 		"ver":      "1.0",
 	})
 }
@@ -242,7 +260,10 @@ func (s *Sim) AccessToken(appID, tenantID string) (string, error) {
 // caller is the identity of an API request, from its access token.
 type caller struct {
 	appID, tenantID string
+	spID            string // the app's service principal: creatorId
 	expires         time.Time
+	roles           []string
+	delegated       bool // the Go API: a signed-in user with every consent
 }
 
 // authenticate checks the bearer token of r.
@@ -268,16 +289,18 @@ func (s *Sim) authenticate(r *http.Request) (caller, error) {
 		return caller{}, invalid
 	}
 	var c struct {
-		Aud   string `json:"aud"`
-		AppID string `json:"appid"`
-		Tid   string `json:"tid"`
-		Exp   int64  `json:"exp"`
-		Nbf   int64  `json:"nbf"`
+		Aud   string   `json:"aud"`
+		AppID string   `json:"appid"`
+		Tid   string   `json:"tid"`
+		Oid   string   `json:"oid"`
+		Exp   int64    `json:"exp"`
+		Nbf   int64    `json:"nbf"`
+		Roles []string `json:"roles"`
 	}
 	if err := json.Unmarshal(payload, &c); err != nil || c.Aud != GraphResourceAppID || c.AppID == "" {
 		return caller{}, invalid
 	}
-	now := s.cfg.Now()
+	now := s.now()
 	if exp := time.Unix(c.Exp, 0); !now.Before(exp) {
 		invalid.Message = "Lifetime validation failed, the token is expired."
 		return caller{}, invalid
@@ -286,11 +309,26 @@ func (s *Sim) authenticate(r *http.Request) (caller, error) {
 		invalid.Message = "Lifetime validation failed, the token is not yet valid."
 		return caller{}, invalid
 	}
-	return caller{appID: c.AppID, tenantID: c.Tid, expires: time.Unix(c.Exp, 0)}, nil
+	// Graph evaluates the app's consent when it is used: a revoked grant
+	// takes effect before the token expires.
+	s.mu.Lock()
+	if a, ok := s.appLocked(c.AppID); ok && a.revoked {
+		c.Roles = nil
+	}
+	s.mu.Unlock()
+	return caller{appID: c.AppID, tenantID: c.Tid, spID: c.Oid, expires: time.Unix(c.Exp, 0), roles: c.Roles}, nil
 }
 
-// handleToken is the client-credentials token endpoint,
-// POST /{tenant}/oauth2/v2.0/token.
+// Client assertion type of RFC 7523, sent with client_assertion.
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// handleToken is the token endpoint, POST /{tenant}/oauth2/v2.0/token:
+// the client-credentials grant with a client secret (client_secret_post
+// or client_secret_basic) or a client assertion signed with one of the
+// app's certificates (private_key_jwt), as azidentity's
+// ClientSecretCredential and ClientCertificateCredential send them. Only
+// registered apps ([Config.Apps]) get tokens (issue 16: a simulator must
+// not hand tokens to anyone who can reach it).
 func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
@@ -309,26 +347,149 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'client_id'.")
 		return
 	}
-	if s.cfg.ClientSecret != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(s.cfg.ClientSecret)) != 1 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-		return
-	}
 	tenant := r.PathValue("tenant")
 	if isMetaTenant(tenant) {
 		tenant = s.cfg.TenantID
 	}
-	tok, err := s.AccessToken(clientID, tenant)
+	if scope := r.PostForm.Get("scope"); !graphScope(scope) {
+		oauthError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier https://graph.microsoft.com.")
+		return
+	}
+	s.mu.Lock()
+	app, ok := s.appLocked(clientID)
+	var a appState
+	if ok {
+		a = *app
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.log.Warn("token refused", "client_id", clip(clientID), "reason", "app not registered")
+		oauthError(w, http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'. Register it with graphsim serve --app (or Config.Apps).", clip(clientID), tenant))
+		return
+	}
+	assertion := r.PostForm.Get("client_assertion")
+	switch {
+	case assertion != "":
+		if r.PostForm.Get("client_assertion_type") != clientAssertionType {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS50027: client_assertion_type must be "+clientAssertionType+".")
+			return
+		}
+		if msg := s.checkAssertion(&a, assertion, requestBase(r)+r.URL.Path); msg != "" {
+			s.log.Warn("token refused", "client_id", a.ClientID, "reason", msg)
+			oauthError(w, http.StatusUnauthorized, "invalid_client", msg)
+			return
+		}
+	case secret != "":
+		if a.Secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(a.Secret)) != 1 {
+			s.log.Warn("token refused", "client_id", a.ClientID, "reason", "wrong client secret")
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+a.ClientID+"'.")
+			return
+		}
+	default:
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+		return
+	}
+	tok, err := s.AccessToken(a.ClientID, tenant)
 	if err != nil {
 		oauthError(w, http.StatusInternalServerError, "temporarily_unavailable", "graphsim could not sign the token.")
 		return
 	}
 	secs := int(s.cfg.AccessTokenLifetime / time.Second)
+	s.log.Info("token issued", "client_id", a.ClientID, "tenant_id", tenant, "grant", map[bool]string{true: "client_assertion", false: "client_secret"}[assertion != ""])
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     secs,
 		"ext_expires_in": secs,
 		"access_token":   tok,
 	})
+}
+
+// graphScope reports whether a client-credentials scope asks for
+// Microsoft Graph's .default scope (OpenID scopes may ride along).
+func graphScope(scope string) bool {
+	ok := false
+	for _, sc := range strings.Fields(scope) {
+		switch strings.ToLower(sc) {
+		case "https://graph.microsoft.com/.default", "https://graph.microsoft.com//.default", "00000003-0000-0000-c000-000000000000/.default":
+			ok = true
+		case "openid", "profile", "offline_access":
+		default:
+			return false
+		}
+	}
+	return ok
+}
+
+// checkAssertion verifies a client assertion (RFC 7523) against the app's
+// certificates: the x5t#S256 or x5t header names a registered certificate,
+// the signature (RS256 or PS256) verifies with its key, iss and sub are the
+// client id, aud is this token endpoint, and the wall clock is within nbf
+// and exp (the client signs with its own clock, not the simulated one). It
+// returns Entra's error description, or "" when the assertion is good.
+func (s *Sim) checkAssertion(a *appState, assertion, endpoint string) string {
+	msg, err := jws.Parse([]byte(assertion))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return "AADSTS50027: JWT token is invalid or malformed."
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	var thumb string
+	for _, k := range []string{"x5t#S256", "x5t"} {
+		var v string
+		if hdr.Get(k, &v) == nil && v != "" {
+			thumb = v
+			break
+		}
+	}
+	cert := a.certFor(thumb)
+	if cert == nil {
+		return "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application " + a.ClientID + "."
+	}
+	alg, ok := hdr.Algorithm()
+	if !ok || (alg != jwa.RS256() && alg != jwa.PS256()) {
+		return "AADSTS5002730: Invalid JWT token. Unsupported key for the signing algorithm."
+	}
+	payload, err := jws.Verify([]byte(assertion), jws.WithKey(alg, cert.PublicKey))
+	if err != nil {
+		return "AADSTS700027: Client assertion failed signature validation."
+	}
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Exp json.Number     `json:"exp"`
+		Nbf json.Number     `json:"nbf"`
+		Jti string          `json:"jti"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return "AADSTS50027: JWT token is invalid or malformed."
+	}
+	if !strings.EqualFold(c.Iss, a.ClientID) || !strings.EqualFold(c.Sub, a.ClientID) {
+		return "AADSTS700021: Client assertion application identifier doesn't match 'client_id' parameter."
+	}
+	var auds []string
+	if json.Unmarshal(c.Aud, &auds) != nil {
+		var one string
+		json.Unmarshal(c.Aud, &one)
+		auds = []string{one}
+	}
+	if !slices.ContainsFunc(auds, func(v string) bool { return strings.EqualFold(strings.TrimRight(v, "/"), endpoint) }) {
+		return "AADSTS700212: No matching federated identity record found for presented assertion audience; the aud claim must be " + endpoint + "."
+	}
+	now := time.Now()
+	exp, err1 := c.Exp.Int64()
+	nbf, err2 := c.Nbf.Int64()
+	if err1 != nil || !now.Before(time.Unix(exp, 0).Add(5*time.Minute)) || (err2 == nil && now.Add(5*time.Minute).Before(time.Unix(nbf, 0))) {
+		return "AADSTS700024: Client assertion is not within its valid time range."
+	}
+	return ""
+}
+
+// clip shortens an attacker-controlled value for logs and messages.
+func clip(v string) string {
+	if len(v) > 64 {
+		v = v[:64]
+	}
+	return strings.ToValidUTF8(v, "?")
 }
 
 func isMetaTenant(t string) bool {
@@ -358,7 +519,10 @@ func (s *Sim) handleJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleOpenIDConfig serves the OpenID configuration of the v2.0 endpoint
-// (and, for /{tenant}/.well-known/openid-configuration, of v1.0).
+// (and, for /{tenant}/.well-known/openid-configuration, of v1.0), with
+// the endpoints MSAL needs: authorization_endpoint, token_endpoint and
+// issuer. The issuer keeps Microsoft's host (Config.Authority), which MSAL
+// trusts, so that validationTokens carry the issuer a receiver checks.
 func (s *Sim) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 	base := requestBase(r)
 	tenant := r.PathValue("tenant")
@@ -369,15 +533,18 @@ func (s *Sim) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 	v2 := strings.Contains(r.URL.Path, "/v2.0/")
 	iss := s.cfg.STSAuthority + "/" + issTenant + "/"
 	jwks := base + "/" + tenant + "/discovery/keys"
+	authz := base + "/" + tenant + "/oauth2/authorize"
 	if v2 {
 		iss = s.cfg.Authority + "/" + issTenant + "/v2.0"
 		jwks = base + "/" + tenant + "/discovery/v2.0/keys"
+		authz = base + "/" + tenant + "/oauth2/v2.0/authorize"
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                iss,
 		"jwks_uri":                              jwks,
+		"authorization_endpoint":                authz,
 		"token_endpoint":                        base + "/" + tenant + "/oauth2/v2.0/token",
-		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
 		"grant_types_supported":                 []string{"client_credentials"},
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "id_token token"},
 		"subject_types_supported":               []string{"pairwise"},
@@ -385,6 +552,32 @@ func (s *Sim) handleOpenIDConfig(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported":                      []string{"openid", "profile", "email", "offline_access"},
 		"tenant_region_scope":                   "NA",
 		"cloud_instance_name":                   "graphsim",
+	})
+}
+
+// handleInstanceDiscovery serves GET /common/discovery/instance, the
+// Entra instance discovery MSAL calls before the OpenID configuration.
+// MSAL sends it to login.microsoftonline.com for hosts it does not know,
+// so clients of graphsim set DisableInstanceDiscovery; this endpoint serves
+// clients that ask the authority host itself.
+func (s *Sim) handleInstanceDiscovery(w http.ResponseWriter, r *http.Request) {
+	base := requestBase(r)
+	tenant := "common"
+	if ae := r.URL.Query().Get("authorization_endpoint"); ae != "" {
+		if u, err := url.Parse(ae); err == nil {
+			if seg := strings.Split(strings.Trim(u.Path, "/"), "/"); len(seg) > 0 && seg[0] != "" {
+				tenant = seg[0]
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tenant_discovery_endpoint": base + "/" + url.PathEscape(tenant) + "/v2.0/.well-known/openid-configuration",
+		"api-version":               "1.1",
+		"metadata": []map[string]any{{
+			"preferred_network": r.Host,
+			"preferred_cache":   r.Host,
+			"aliases":           []string{r.Host},
+		}},
 	})
 }
 

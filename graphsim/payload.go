@@ -48,8 +48,11 @@ type Notification struct {
 	ResourceData *ResourceData `json:"resourceData,omitempty"`
 	// ClientState echoes the subscription's clientState.
 	ClientState string `json:"clientState,omitempty"`
-	// TenantID is the tenant the notification comes from.
-	TenantID string `json:"tenantId"`
+	// TenantID is the tenant a change notification comes from.
+	TenantID string `json:"tenantId,omitempty"`
+	// OrganizationID is the tenant of a lifecycle notification: real
+	// tenants send organizationId there instead of tenantId (§11).
+	OrganizationID string `json:"organizationId,omitempty"`
 	// EncryptedContent is the encrypted resource of a rich notification.
 	EncryptedContent *decrypt.EncryptedContent `json:"encryptedContent,omitempty"`
 }
@@ -156,7 +159,7 @@ func BasicNotification(it Item) Notification {
 
 // RichNotification builds a change notification with resource data: the
 // basic notification plus it.Content (or generated content) encrypted for
-// cert, labelled certID, exactly as Graph does (see [decrypt.Encrypt]).
+// cert, labelled certID, exactly as Graph does (see [Encrypt]).
 // It returns the notification and the plaintext that was encrypted.
 func RichNotification(it Item, cert *x509.Certificate, certID string) (Notification, []byte, error) {
 	it.defaults()
@@ -165,7 +168,7 @@ func RichNotification(it Item, cert *x509.Certificate, certID string) (Notificat
 	if content == nil {
 		content = ResourceContent(it.Resource, it.ID, it.TenantID)
 	}
-	ec, err := decrypt.Encrypt(cert, certID, content)
+	ec, err := Encrypt(cert, certID, content)
 	if err != nil {
 		return Notification{}, nil, err
 	}
@@ -176,13 +179,20 @@ func RichNotification(it Item, cert *x509.Certificate, certID string) (Notificat
 // LifecycleNotification builds a lifecycle notification (event is one of
 // [EventSubscriptionRemoved], [EventReauthorizationRequired],
 // [EventMissed]).
+//
+// The item is shaped as real tenants send it (protocol doc §11): the
+// tenant as organizationId (not tenantId), resource "Subscriptions/{id}"
+// and resourceData of @odata.type #microsoft.graph.subscription.
 func LifecycleNotification(subscriptionID, clientState, tenantID, event string, expiration time.Time) Notification {
+	res := "Subscriptions/" + subscriptionID
 	return Notification{
 		SubscriptionID:                 subscriptionID,
 		SubscriptionExpirationDateTime: FormatDateTime(expiration),
 		LifecycleEvent:                 event,
+		Resource:                       res,
+		ResourceData:                   &ResourceData{ODataType: "#microsoft.graph.subscription", ODataID: res, ID: subscriptionID},
 		ClientState:                    clientState,
-		TenantID:                       tenantID,
+		OrganizationID:                 tenantID,
 	}
 }
 

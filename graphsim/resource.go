@@ -141,6 +141,17 @@ func classify(resource string) resourceKind {
 	return resourceKind{name: "resource", odataType: "#Microsoft.Graph.Entity", maxLifetime: minutes(4230)}
 }
 
+// outlook reports whether k is an Outlook resource (mailbox quota,
+// MailboxNotEnabledForRESTAPI).
+func (k resourceKind) outlook() bool {
+	return k.name == "message" || k.name == "event" || k.name == "contact"
+}
+
+// directory reports whether k is a directory resource (tenant quotas).
+func (k resourceKind) directory() bool {
+	return k.name == "user" || k.name == "group" || k.name == "directoryObject"
+}
+
 // allowedChangeTypes returns the changeTypes k supports.
 func (k resourceKind) allowedChangeTypes() []string {
 	if k.changeTypes != nil {

@@ -3,11 +3,15 @@ package graphsim
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,7 +39,7 @@ const (
 	DefaultSlowDelay           = 10 * time.Minute
 	DefaultSweepInterval       = time.Second
 	DefaultAccessTokenLifetime = time.Hour
-	DefaultReauthorizeBefore   = 15 * time.Minute
+	DefaultRevokedRemoveAfter  = time.Hour
 	DefaultMaxDeliveries       = 10000
 	// MinLifetime is how far ahead Graph raises a shorter expirationDateTime.
 	MinLifetime = 45 * time.Minute
@@ -56,9 +60,15 @@ type Config struct {
 	// the application is the client_id of the bearer token. Default
 	// DefaultAppID.
 	AppID string
-	// ClientSecret, when set, is required by the token endpoint. Default:
-	// any secret is accepted.
+	// ClientSecret is the secret of the app registered for AppID when Apps
+	// is empty. Default: a random secret, readable from [Sim.Config] (the
+	// token endpoint never accepts just any secret).
 	ClientSecret string
+	// Apps are the application registrations of the tenant: only they get
+	// access tokens, with their secret or a client assertion signed by one
+	// of their certificates, and their tokens carry their Roles. Default:
+	// one app, AppID with ClientSecret and [AllPermissions].
+	Apps []App
 	// Authority is the issuer host of v2.0 validationTokens
 	// (iss = Authority/{tid}/v2.0). Default DefaultAuthority.
 	Authority string
@@ -112,16 +122,48 @@ type Config struct {
 	// reauthorizationRequired challenges sent. Default 1 s; negative
 	// disables the background sweep ([Sim.Sweep] still works).
 	SweepInterval time.Duration
-	// ReauthorizeBefore: a reauthorizationRequired challenge is sent when a
-	// subscription's authorization or expiration is this close, then every
-	// 15 minutes. Default 15 min.
-	ReauthorizeBefore time.Duration
+	// RevokedRemoveAfter is how long after [Sim.RevokeConsent] the app's
+	// subscriptions are removed (with subscriptionRemoved where the resource
+	// supports it) unless consent is restored and they are reauthorized.
+	// Default 1 h, on the simulated clock.
+	RevokedRemoveAfter time.Duration
+	// MaxLifetimes overrides the maximum subscription lifetime per resource
+	// kind ("message", "event", "contact", "chatMessage", "driveItem",
+	// "user", "group", "presence", ... as [ResourceKind] names them).
+	// Default: the table of the subscription resource type page
+	// (shared/seeds/subscription-resource-type.txt, protocol doc §8).
+	MaxLifetimes map[string]time.Duration
+	// ExpirationWording selects which of Graph's two observed answers to an
+	// expiration beyond the maximum is sent (protocol doc §11):
+	// "minutes" (default: ExtensionError "Subscription expiration can only
+	// be 10080 minutes in the future.") or "timespan" ("... beyond allowed
+	// max '3.00:00:00'").
+	ExpirationWording string
+	// Throttle limits the subscription API per app and tenant (§11);
+	// zero fields take the documented defaults.
+	Throttle Throttle
+	// Quotas limit active subscriptions (§11); zero fields take the
+	// documented defaults.
+	Quotas Quotas
+	// StateFile, when set, keeps subscriptions across restarts: it is read
+	// by New (if it exists) and rewritten after every change, mode 0600 (it
+	// holds clientStates). Default: subscriptions live in memory only.
+	StateFile string
 	// RequireHTTPS rejects http notification URLs, as Graph does. Default
 	// false: local receivers usually listen on http://127.0.0.1.
 	RequireHTTPS bool
 	// MaxDeliveries is how many delivery records [Sim.Deliveries] keeps.
 	// Default 10000.
 	MaxDeliveries int
+
+	// TLSHosts are extra host names or IP addresses the server certificate
+	// of [Sim.StartTLS] is valid for, besides 127.0.0.1, ::1 and localhost.
+	TLSHosts []string
+
+	// AdminHandlers adds routes to [Sim.Handler], by ServeMux pattern
+	// (e.g. "POST /_sim/load"), served without authentication like the
+	// admin API. The graphsim command mounts its load generator this way.
+	AdminHandlers map[string]http.Handler
 
 	// HTTPClient sends handshakes and deliveries. Its Timeout should be
 	// zero: each request gets its own budget. Default: a keep-alive client.
@@ -150,6 +192,7 @@ type Sim struct {
 	mu         sync.Mutex
 	closed     bool
 	keys       []*signingKey
+	apps       map[string]*appState // by lower-case client id
 	tokenCache map[tokenKey]cachedToken
 	subs       map[string]*subscription
 	records    []*Delivery
@@ -157,13 +200,52 @@ type Sim struct {
 	endpoints  map[string]*endpoint
 	pending    int
 	idle       chan struct{} // closed while pending == 0
+	offset     time.Duration // added to Config.Now by Advance
+	calls      map[string]int
+	windows    map[windowKey][]time.Time // throttling windows
+	faults     []*faultState
+	mailboxes  map[string]bool // disabled mailboxes (lower-case user)
+	missedAt   map[string]time.Time
+	tlsClients map[string]*http.Client // per latestSupportedTlsVersion
 
 	srv *http.Server
 	url string
+	ca  *certAuthority // generated on first use by StartTLS or CACertPEM
+}
+
+// Validate reports the first invalid field of c as a [*ConfigError], as
+// [New] would.
+func (c Config) Validate() error {
+	c.Apps = slices.Clone(c.Apps)
+	if c.TenantID == "" {
+		c.TenantID = DefaultTenantID
+	}
+	if c.AppID == "" {
+		c.AppID = DefaultAppID
+	}
+	if c.ClientSecret == "" {
+		c.ClientSecret = "x" // a generated one is always valid
+	}
+	switch c.TokenVersion {
+	case "", "1.0", "2.0":
+	default:
+		return configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", c.TokenVersion)
+	}
+	if c.TimeScale < 0 {
+		return configError("TimeScale", ErrInvalidValue, "%v is negative", c.TimeScale)
+	}
+	switch c.ExpirationWording {
+	case "", "minutes", "timespan":
+	default:
+		return configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", c.ExpirationWording)
+	}
+	_, err := registerApps(&c)
+	return err
 }
 
 // New returns a Sim for cfg. It generates the signing key unless
-// cfg.SigningKey is set, and starts the background sweep.
+// cfg.SigningKey is set, reads Config.StateFile, and starts the background
+// sweep. An invalid field is a [*ConfigError].
 func New(cfg Config) (*Sim, error) {
 	if cfg.TenantID == "" {
 		cfg.TenantID = DefaultTenantID
@@ -182,10 +264,10 @@ func New(cfg Config) (*Sim, error) {
 		cfg.TokenVersion = "2.0"
 	case "1.0", "2.0":
 	default:
-		return nil, fmt.Errorf("graphsim: TokenVersion %q, want 1.0 or 2.0", cfg.TokenVersion)
+		return nil, configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", cfg.TokenVersion)
 	}
 	if cfg.TimeScale < 0 {
-		return nil, fmt.Errorf("graphsim: negative TimeScale %v", cfg.TimeScale)
+		return nil, configError("TimeScale", ErrInvalidValue, "%v is negative", cfg.TimeScale)
 	}
 	if cfg.TimeScale == 0 {
 		cfg.TimeScale = 1
@@ -199,7 +281,18 @@ func New(cfg Config) (*Sim, error) {
 	setDefault(&cfg.RetryFor, DefaultRetryFor)
 	setDefault(&cfg.ThrottleWindow, DefaultThrottleWindow)
 	setDefault(&cfg.SlowDelay, DefaultSlowDelay)
-	setDefault(&cfg.ReauthorizeBefore, DefaultReauthorizeBefore)
+	setDefault(&cfg.RevokedRemoveAfter, DefaultRevokedRemoveAfter)
+	switch cfg.ExpirationWording {
+	case "":
+		cfg.ExpirationWording = "minutes"
+	case "minutes", "timespan":
+	default:
+		return nil, configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", cfg.ExpirationWording)
+	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
+	cfg.Quotas = cfg.Quotas.withDefaults()
+	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
+	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
@@ -218,6 +311,11 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	apps, err := registerApps(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLSHosts = slices.Clone(cfg.TLSHosts)
 	key, err := newSigningKey(cfg.SigningKey)
 	if err != nil {
 		return nil, err
@@ -227,12 +325,20 @@ func New(cfg Config) (*Sim, error) {
 		log:        cfg.Logger,
 		client:     cfg.HTTPClient,
 		keys:       []*signingKey{key},
+		apps:       apps,
 		tokenCache: make(map[tokenKey]cachedToken),
 		subs:       make(map[string]*subscription),
 		endpoints:  make(map[string]*endpoint),
+		calls:      make(map[string]int),
+		windows:    make(map[windowKey][]time.Time),
+		mailboxes:  make(map[string]bool),
+		missedAt:   make(map[string]time.Time),
 		idle:       make(chan struct{}),
 	}
 	close(s.idle)
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -252,18 +358,62 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
+// registerApps fills in the default app and copies cfg.Apps.
+func registerApps(cfg *Config) (map[string]*appState, error) {
+	if len(cfg.Apps) == 0 {
+		if cfg.ClientSecret == "" {
+			cfg.ClientSecret = randomSecret()
+		}
+		cfg.Apps = []App{{ClientID: cfg.AppID, DisplayName: "graphsim default app", Secret: cfg.ClientSecret, Roles: AllPermissions()}}
+	} else {
+		cfg.Apps = slices.Clone(cfg.Apps)
+	}
+	apps := make(map[string]*appState, len(cfg.Apps))
+	for i := range cfg.Apps {
+		a := &cfg.Apps[i]
+		if strings.TrimSpace(a.ClientID) == "" {
+			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "required")
+		}
+		key := strings.ToLower(a.ClientID)
+		if _, dup := apps[key]; dup {
+			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "%s registered twice", a.ClientID)
+		}
+		if a.Secret == "" && len(a.Certificates) == 0 {
+			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret nor Certificates, so it can never get a token", a.ClientID)
+		}
+		a.Roles = slices.Clone(a.Roles)
+		a.Certificates = slices.Clone(a.Certificates)
+		if a.ServicePrincipalID == "" {
+			a.ServicePrincipalID = stableGUID("sp", strings.ToLower(cfg.TenantID), key)
+		}
+		apps[key] = &appState{App: *a}
+	}
+	return apps, nil
+}
+
 func setDefault(d *time.Duration, v time.Duration) {
 	if *d <= 0 {
 		*d = v
 	}
 }
 
-// Config returns the effective configuration, with defaults filled in.
-func (s *Sim) Config() Config { return s.cfg }
+// Config returns the effective configuration, with defaults filled in
+// (including the generated ClientSecret of the default app).
+func (s *Sim) Config() Config {
+	c := s.cfg
+	c.Apps = slices.Clone(c.Apps)
+	return c
+}
 
-// Start serves [Sim.Handler] on addr (e.g. "127.0.0.1:0") until Close and
-// returns the base URL, e.g. "http://127.0.0.1:41234".
+// Start serves [Sim.Handler] over plain HTTP on addr (e.g.
+// "127.0.0.1:0") until Close and returns the base URL, e.g.
+// "http://127.0.0.1:41234". [Sim.StartTLS] serves HTTPS, as Graph and its
+// identity platform do.
 func (s *Sim) Start(addr string) (string, error) {
+	return s.start(addr, nil)
+}
+
+func (s *Sim) start(addr string, tc *tls.Config) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("graphsim: listen: %w", err)
@@ -282,7 +432,12 @@ func (s *Sim) Start(addr string) (string, error) {
 	simCtx := s.ctx
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return simCtx }}
-	s.url = "http://" + ln.Addr().String()
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tc)
+	}
+	s.url = scheme + "://" + ln.Addr().String()
 	srv := s.srv
 	s.wg.Go(func() { srv.Serve(ln) })
 	url := s.url

@@ -135,7 +135,10 @@ type subscription struct {
 	cert          *x509.Certificate
 	tenantID      string
 	authExpires   time.Time // the subscription's access token expiry
+	authStart     time.Time // when it was last authorized (created, renewed, reauthorized)
 	lastChallenge time.Time
+	revokedAt     time.Time // the app's consent was revoked: removal pending
+	rich          bool      // lifecycle batches carry validationTokens
 }
 
 // aud is the application validationTokens of the subscription are issued for.
@@ -151,11 +154,28 @@ func (sub *subscription) aud() string {
 // POST /subscriptions. Errors are [*Error] values wrapping a sentinel
 // (ErrMissingField, ErrConflict, ErrValidationFailed, ...).
 func (s *Sim) CreateSubscription(ctx context.Context, req SubscriptionRequest) (*Subscription, error) {
-	return s.create(ctx, req, caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.create(ctx, req, s.goCaller())
+}
+
+// goCaller is the identity of Go API calls: Config.AppID in
+// Config.TenantID, acting for a signed-in user who consented everything
+// (no permission checks), with a fresh token's lifetime.
+func (s *Sim) goCaller() caller {
+	sp := stableGUID("sp", strings.ToLower(s.cfg.TenantID), strings.ToLower(s.cfg.AppID))
+	s.mu.Lock()
+	if a, ok := s.appLocked(s.cfg.AppID); ok {
+		sp = a.ServicePrincipalID
+	}
+	s.mu.Unlock()
+	return caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, spID: sp, delegated: true,
+		expires: s.now().Add(s.cfg.AccessTokenLifetime)}
 }
 
 func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*Subscription, error) {
-	now := s.cfg.Now()
+	if err := s.gate(OpCreate, c, "", req.Resource); err != nil {
+		return nil, err
+	}
+	now := s.now()
 	for _, f := range []struct{ name, v string }{
 		{"changeType", req.ChangeType}, {"notificationUrl", req.NotificationURL}, {"resource", req.Resource},
 	} {
@@ -167,6 +187,9 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 		return nil, badRequest(ErrMissingField, "Invalid request: the 'expirationDateTime' property is required.")
 	}
 	kind := classify(req.Resource)
+	if kind.name == "resource" {
+		return nil, unknownResource(req.Resource)
+	}
 	types, err := parseChangeTypes(req.ChangeType, kind)
 	if err != nil {
 		return nil, err
@@ -198,6 +221,12 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 			return nil, badRequest(ErrCertificateRequired, "Invalid request: encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.")
 		}
 	}
+	if kind.name == "presence" && req.EncryptionCertificate == "" {
+		// "Subscriptions on presence require any resource data included in
+		// a change notification to be encrypted. Always specify the
+		// encryptionCertificate parameter" (seeds, create-subscription).
+		return nil, badRequest(ErrCertificateRequired, "Invalid request: presence subscriptions require encryptionCertificate and encryptionCertificateId.")
+	}
 	if req.EncryptionCertificate != "" {
 		if cert, err = parseCertificate(req.EncryptionCertificate); err != nil {
 			return nil, err
@@ -206,12 +235,21 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 	if len(req.EncryptionCertificateID) > 128 {
 		return nil, badRequest(ErrBadRequest, "Invalid request: encryptionCertificateId is longer than 128 characters.")
 	}
-	exp, err := checkExpiration(req.ExpirationDateTime, now, kind, req.IncludeResourceData)
+	exp, err := s.checkExpiration(req.ExpirationDateTime, now, kind, req.IncludeResourceData)
 	if err != nil {
 		return nil, err
 	}
 	if kind.teams && req.LifecycleNotificationURL == "" && exp.Sub(now) > time.Hour {
 		return nil, badRequest(ErrUnsupported, "lifecycleNotificationUrl is a required property for subscription creation on this resource when the expirationDateTime value is set to greater than 1 hour.")
+	}
+	if err := checkPermission("Create", req.Resource, c); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	err = s.mailboxLocked(kind, normalizeResource(req.Resource))
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	sub := &subscription{
 		pub: Subscription{
@@ -223,7 +261,7 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 			NotificationURL:           req.NotificationURL,
 			LifecycleNotificationURL:  req.LifecycleNotificationURL,
 			ExpirationDateTime:        exp,
-			CreatorID:                 NewGUID(),
+			CreatorID:                 c.spID,
 			IncludeResourceData:       req.IncludeResourceData,
 			LatestSupportedTLSVersion: req.LatestSupportedTLSVersion,
 			EncryptionCertificate:     req.EncryptionCertificate,
@@ -238,15 +276,17 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 		cert:        cert,
 		tenantID:    c.tenantID,
 		authExpires: c.expires,
+		authStart:   now,
+		rich:        req.IncludeResourceData,
 	}
 	if err := s.checkConflict(sub); err != nil {
 		return nil, err
 	}
-	if err := s.validateEndpoint(ctx, req.NotificationURL); err != nil {
+	if err := s.validateEndpoint(ctx, req.NotificationURL, req.LatestSupportedTLSVersion); err != nil {
 		return nil, err
 	}
 	if req.LifecycleNotificationURL != "" {
-		if err := s.validateEndpoint(ctx, req.LifecycleNotificationURL); err != nil {
+		if err := s.validateEndpoint(ctx, req.LifecycleNotificationURL, req.LatestSupportedTLSVersion); err != nil {
 			return nil, err
 		}
 	}
@@ -258,7 +298,11 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 	if err := s.conflictLocked(sub); err != nil {
 		return nil, err
 	}
+	if err := s.quotaLocked(sub); err != nil {
+		return nil, err
+	}
 	s.subs[sub.pub.ID] = sub
+	s.saveLocked()
 	s.log.Info("subscription created", "subscription", sub.pub)
 	out := sub.pub
 	return &out, nil
@@ -267,7 +311,17 @@ func (s *Sim) create(ctx context.Context, req SubscriptionRequest, c caller) (*S
 func (s *Sim) checkConflict(sub *subscription) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conflictLocked(sub)
+	if err := s.conflictLocked(sub); err != nil {
+		return err
+	}
+	return s.quotaLocked(sub)
+}
+
+// unknownResource is Graph's answer to a resource path it cannot resolve.
+func unknownResource(resource string) *Error {
+	seg := strings.Split(normalizeResource(resource), "/")[0]
+	return &Error{Status: http.StatusBadRequest, Code: "BadRequest",
+		Message: fmt.Sprintf("Resource not found for the segment '%s'.", clip(seg)), Err: ErrUnknownResource}
 }
 
 // conflictLocked reports a 409 when the application already has a
@@ -345,16 +399,38 @@ func parseCertificate(b64 string) (*x509.Certificate, error) {
 }
 
 // checkExpiration raises an expiration under 45 minutes to 45 minutes and
-// rejects one beyond the resource's maximum lifetime.
-func checkExpiration(exp, now time.Time, kind resourceKind, rich bool) (time.Time, error) {
+// rejects one beyond the resource's maximum lifetime (§8; overridable with
+// Config.MaxLifetimes), at the second, in one of the two wordings Graph
+// has used (§11, Config.ExpirationWording).
+func (s *Sim) checkExpiration(exp, now time.Time, kind resourceKind, rich bool) (time.Time, error) {
 	exp = exp.UTC()
 	if min := now.Add(MinLifetime); exp.Before(min) {
 		exp = min.UTC()
 	}
-	if max := kind.maxLifetimeFor(rich); exp.Sub(now) > max {
-		return time.Time{}, badRequest(ErrExpirationTooFar, "Subscription expiration can only be %d minutes in the future.", int(max/time.Minute))
+	max := kind.maxLifetimeFor(rich)
+	if o, ok := s.cfg.MaxLifetimes[kind.name]; ok && o > 0 {
+		max = o
 	}
-	return exp, nil
+	if exp.Sub(now) <= max {
+		return exp, nil
+	}
+	if s.cfg.ExpirationWording == "timespan" {
+		return time.Time{}, badRequest(ErrExpirationTooFar, "Subscription expiration time '%s' is beyond allowed max '%s'.", FormatDateTime(exp), timespan(max))
+	}
+	e := badRequest(ErrExpirationTooFar, "Subscription expiration can only be %d minutes in the future.", int(max/time.Minute))
+	e.Code = "ExtensionError"
+	return time.Time{}, e
+}
+
+// timespan formats d as .NET prints a TimeSpan: 3.00:00:00.
+func timespan(d time.Duration) string {
+	days := int(d / (24 * time.Hour))
+	d -= time.Duration(days) * 24 * time.Hour
+	h, m, sec := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
+	if days > 0 {
+		return fmt.Sprintf("%d.%02d:%02d:%02d", days, h, m, sec)
+	}
+	return fmt.Sprintf("%02d:%02d:%02d", h, m, sec)
 }
 
 // Subscription returns the subscription with id.
@@ -400,11 +476,11 @@ func notFound(id string) *Error {
 // its notificationUrl or certificate, as PATCH /subscriptions/{id}. A new
 // notificationUrl is validated first.
 func (s *Sim) UpdateSubscription(ctx context.Context, id string, u SubscriptionUpdate) (*Subscription, error) {
-	return s.update(ctx, id, u, caller{appID: s.cfg.AppID, tenantID: s.cfg.TenantID, expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.update(ctx, id, u, s.goCaller())
 }
 
 func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c caller) (*Subscription, error) {
-	now := s.cfg.Now()
+	now := s.now()
 	s.mu.Lock()
 	sub, ok := s.subs[id]
 	var cur Subscription
@@ -416,10 +492,22 @@ func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c cal
 	if !ok {
 		return nil, notFound(id)
 	}
+	if err := s.gate(OpUpdate, c, id, cur.Resource); err != nil {
+		return nil, err
+	}
+	if err := checkPermission("Update", cur.Resource, c); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	err := s.mailboxLocked(kind, normalizeResource(cur.Resource))
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	var exp time.Time
 	if u.ExpirationDateTime != nil {
 		var err error
-		if exp, err = checkExpiration(*u.ExpirationDateTime, now, kind, cur.IncludeResourceData); err != nil {
+		if exp, err = s.checkExpiration(*u.ExpirationDateTime, now, kind, cur.IncludeResourceData); err != nil {
 			return nil, err
 		}
 	}
@@ -442,7 +530,7 @@ func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c cal
 		if err := s.checkURL("notificationUrl", *u.NotificationURL); err != nil {
 			return nil, err
 		}
-		if err := s.validateEndpoint(ctx, *u.NotificationURL); err != nil {
+		if err := s.validateEndpoint(ctx, *u.NotificationURL, cur.LatestSupportedTLSVersion); err != nil {
 			return nil, err
 		}
 	}
@@ -465,21 +553,35 @@ func (s *Sim) update(ctx context.Context, id string, u SubscriptionUpdate, c cal
 	if u.EncryptionCertificateID != nil {
 		sub.pub.EncryptionCertificateID = *u.EncryptionCertificateID
 	}
-	sub.authExpires = c.expires
+	sub.authExpires, sub.authStart, sub.revokedAt = c.expires, now, time.Time{}
+	s.saveLocked()
 	s.log.Info("subscription updated", "subscription", sub.pub)
 	out := sub.pub
 	return &out, nil
 }
 
 // DeleteSubscription deletes a subscription, as DELETE /subscriptions/{id}.
-// No lifecycle notification is sent.
+// No lifecycle notification is sent (an admin's removal,
+// [Sim.RemoveSubscription], sends one).
 func (s *Sim) DeleteSubscription(ctx context.Context, id string) error {
+	return s.deleteSub(id, s.goCaller())
+}
+
+func (s *Sim) deleteSub(id string, c caller) error {
+	res := ""
+	if sub, err := s.Subscription(id); err == nil {
+		res = sub.Resource
+	}
+	if err := s.gate(OpDelete, c, id, res); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.subs[id]; !ok {
 		return notFound(id)
 	}
 	delete(s.subs, id)
+	s.saveLocked()
 	s.log.Info("subscription deleted", "subscription_id", id)
 	return nil
 }
@@ -487,17 +589,31 @@ func (s *Sim) DeleteSubscription(ctx context.Context, id string) error {
 // Reauthorize reauthorizes a subscription without extending its
 // expiration, as POST /subscriptions/{id}/reauthorize.
 func (s *Sim) Reauthorize(ctx context.Context, id string) error {
-	return s.reauthorize(id, caller{expires: s.cfg.Now().Add(s.cfg.AccessTokenLifetime)})
+	return s.reauthorize(id, s.goCaller())
 }
 
 func (s *Sim) reauthorize(id string, c caller) error {
+	res := ""
+	if sub, err := s.Subscription(id); err == nil {
+		res = sub.Resource
+	}
+	if err := s.gate(OpReauthorize, c, id, res); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sub, ok := s.subs[id]
 	if !ok {
 		return notFound(id)
 	}
-	sub.authExpires = c.expires
+	if err := checkPermission("Reauthorize", sub.pub.Resource, c); err != nil {
+		return err
+	}
+	if err := s.mailboxLocked(sub.kind, sub.norm); err != nil {
+		return err
+	}
+	sub.authExpires, sub.authStart, sub.revokedAt = c.expires, s.nowLocked(), time.Time{}
+	s.saveLocked()
 	sub.lastChallenge = time.Time{}
 	return nil
 }

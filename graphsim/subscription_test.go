@@ -54,7 +54,7 @@ func TestCreateSubscriptionRules(t *testing.T) {
 		{name: "no expiration", mutate: func(r *graphsim.SubscriptionRequest) { r.ExpirationDateTime = time.Time{} }, wantStatus: 400, wantErr: graphsim.ErrMissingField, wantMessage: "'expirationDateTime'"},
 		{name: "unknown changeType", mutate: func(r *graphsim.SubscriptionRequest) { r.ChangeType = "created,moved" }, wantStatus: 400, wantErr: graphsim.ErrBadRequest},
 		{name: "user supports no created", mutate: func(r *graphsim.SubscriptionRequest) { r.Resource = "users"; r.ChangeType = "created" }, wantStatus: 400, wantErr: graphsim.ErrUnsupported},
-		{name: "driveItem root updated only", mutate: func(r *graphsim.SubscriptionRequest) { r.Resource = "me/drive/root"; r.ChangeType = "deleted" }, wantStatus: 400, wantErr: graphsim.ErrUnsupported},
+		{name: "driveItem root updated only", mutate: func(r *graphsim.SubscriptionRequest) { r.Resource = "users/u1/drive/root"; r.ChangeType = "deleted" }, wantStatus: 400, wantErr: graphsim.ErrUnsupported},
 		{name: "relative notificationUrl", mutate: func(r *graphsim.SubscriptionRequest) { r.NotificationURL = "/notify" }, wantStatus: 400, wantErr: graphsim.ErrBadRequest},
 		{name: "rich without certificate", mutate: func(r *graphsim.SubscriptionRequest) { r.IncludeResourceData = true }, wantStatus: 400, wantErr: graphsim.ErrCertificateRequired},
 		{name: "rich without certificate id", mutate: func(r *graphsim.SubscriptionRequest) {
@@ -66,15 +66,15 @@ func TestCreateSubscriptionRules(t *testing.T) {
 			r.EncryptionCertificate, r.EncryptionCertificateID = "bm90IGEgY2VydA==", "x"
 		}, wantStatus: 400, wantErr: graphsim.ErrBadCertificate},
 		{name: "rich on driveItem", mutate: func(r *graphsim.SubscriptionRequest) {
-			r.Resource, r.ChangeType, r.IncludeResourceData = "me/drive/root", "updated", true
+			r.Resource, r.ChangeType, r.IncludeResourceData = "users/u1/drive/root", "updated", true
 			r.EncryptionCertificate, r.EncryptionCertificateID = key.EncryptionCertificate(), key.ID
 		}, wantStatus: 400, wantErr: graphsim.ErrUnsupported},
 		{name: "rich valid", mutate: func(r *graphsim.SubscriptionRequest) {
-			r.Resource, r.IncludeResourceData = "me/events", true
+			r.Resource, r.IncludeResourceData = "users/u1/events", true
 			r.EncryptionCertificate, r.EncryptionCertificateID = key.EncryptionCertificate(), key.ID
 		}, wantStatus: 201},
 		{name: "rich outlook beyond a day", mutate: func(r *graphsim.SubscriptionRequest) {
-			r.Resource, r.IncludeResourceData = "me/contacts", true
+			r.Resource, r.IncludeResourceData = "users/u1/contacts", true
 			r.EncryptionCertificate, r.EncryptionCertificateID = key.EncryptionCertificate(), key.ID
 			r.ExpirationDateTime = time.Now().Add(1441 * time.Minute)
 		}, wantStatus: 400, wantErr: graphsim.ErrExpirationTooFar, wantMessage: "1440 minutes"},
@@ -82,7 +82,7 @@ func TestCreateSubscriptionRules(t *testing.T) {
 			r.ExpirationDateTime = time.Now().Add(10081 * time.Minute)
 		}, wantStatus: 400, wantErr: graphsim.ErrExpirationTooFar, wantMessage: "Subscription expiration can only be 10080 minutes in the future."},
 		{name: "clientState 128", mutate: func(r *graphsim.SubscriptionRequest) {
-			r.Resource = "me/mailFolders('Inbox')/messages"
+			r.Resource = "users/u1/mailFolders('Inbox')/messages"
 			r.ClientState = strings.Repeat("é", 128)
 		}, wantStatus: 201},
 		{name: "clientState 129", mutate: func(r *graphsim.SubscriptionRequest) { r.ClientState = strings.Repeat("a", 129) }, wantStatus: 400, wantErr: graphsim.ErrClientStateTooLong},
@@ -136,7 +136,7 @@ func TestCreateSubscriptionRules(t *testing.T) {
 			}
 			// Through the Go API (different resource to avoid the 409), for errors.Is.
 			req.Resource = strings.Replace(req.Resource, "users/", "users/go-", 1)
-			if req.Resource == "me/mailFolders('Inbox')/messages" || !strings.Contains(req.Resource, "go-") {
+			if req.Resource == "users/u1/mailFolders('Inbox')/messages" || !strings.Contains(req.Resource, "go-") {
 				return // no per-user resource: the HTTP case already covered it
 			}
 			_, err := s.CreateSubscription(t.Context(), req)
@@ -160,13 +160,13 @@ func TestDuplicateSubscriptionIs409(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
 	token := accessToken(t, s, graphsim.DefaultAppID)
-	req := subRequest(e, "me/messages")
+	req := subRequest(e, "users/u1/messages")
 	var first graphsim.Subscription
 	if st := call(t, "POST", s.GraphURL()+"/subscriptions", token, req, &first); st != 201 {
 		t.Fatalf("first create: %d", st)
 	}
 	// Same combination, written differently: 409 with Graph's message.
-	req.Resource = "/Me/Messages"
+	req.Resource = "/Users/U1/Messages"
 	req.ChangeType = "updated,created"
 	var ge graphError
 	if st := call(t, "POST", s.GraphURL()+"/subscriptions", token, req, &ge); st != http.StatusConflict {
@@ -197,7 +197,7 @@ func TestMaximumLifetimeTable(t *testing.T) {
 		maxMin   int
 	}{
 		{"me/messages", false, 10080},
-		{"me/mailFolders('Inbox')/messages", true, 1440},
+		{"users/u1/mailFolders('Inbox')/messages", true, 1440},
 		{"users/{id}/events", false, 10080},
 		{"users/{id}/contacts", true, 1440},
 		{"teams/{id}/channels/{id}/messages", true, 4320},
@@ -205,12 +205,12 @@ func TestMaximumLifetimeTable(t *testing.T) {
 		{"chats", false, 4320},
 		{"teams/{id}/members", false, 4320},
 		{"communications/presences/{id}", true, 60},
-		{"users/{id}/presence", false, 60},
+		{"users/{id}/presence", true, 60}, // presence requires a certificate
 		{"communications/callRecords", false, 4230},
 		{"communications/onlineMeetings/{id}", false, 4320},
 		{"teams/{id}/schedule/shifts", false, 360},
 		{"groups/{id}/conversations", false, 4230},
-		{"me/drive/root", false, 42300},
+		{"users/u1/drive/root", false, 42300},
 		{"sites/{id}/lists/{id}", false, 42300},
 		{"users", false, 41760},
 		{"groups", false, 41760},
@@ -218,7 +218,6 @@ func TestMaximumLifetimeTable(t *testing.T) {
 		{"me/todo/lists/{id}/tasks", false, 4230},
 		{"print/printers/{id}/jobs", false, 4230},
 		{"copilot/users/{id}/interactionHistory/getAllEnterpriseInteractions", false, 4320},
-		{"something/else", false, 4230},
 	}
 	for _, tc := range tests {
 		t.Run(tc.resource, func(t *testing.T) {
@@ -252,13 +251,24 @@ func TestMaximumLifetimeTable(t *testing.T) {
 	}
 }
 
+// TestUnknownResourceIsRejected: a path Graph cannot resolve is a 400
+// (it was accepted with 4,230 minutes before issue 11).
+func TestUnknownResourceIsRejected(t *testing.T) {
+	s := newSim(t, fastConfig())
+	e := newEndpoint(t)
+	_, err := s.CreateSubscription(t.Context(), subRequest(e, "something/else"))
+	if !errors.Is(err, graphsim.ErrUnknownResource) || graphsim.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "segment 'something'") {
+		t.Fatalf("unknown resource: %v, want 400 ErrUnknownResource", err)
+	}
+}
+
 func TestShortExpirationIsRaisedTo45Minutes(t *testing.T) {
 	clk := newClock()
 	cfg := fastConfig()
 	cfg.Now = clk.Now
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
+	req := subRequest(e, "users/u1/messages")
 	req.ExpirationDateTime = clk.Now().Add(5 * time.Minute)
 	sub, err := s.CreateSubscription(t.Context(), req)
 	if err != nil {
@@ -285,7 +295,7 @@ func TestHandshakeTimesOut(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	e.setHandshake(func(w http.ResponseWriter, r *http.Request, token string) { <-r.Context().Done() })
-	_, err := s.CreateSubscription(t.Context(), subRequest(e, "me/messages"))
+	_, err := s.CreateSubscription(t.Context(), subRequest(e, "users/u1/messages"))
 	if !errors.Is(err, graphsim.ErrValidationFailed) || !strings.Contains(err.Error(), "Subscription validation request timed out.") {
 		t.Fatalf("slow handshake: %v", err)
 	}
@@ -294,7 +304,7 @@ func TestHandshakeTimesOut(t *testing.T) {
 func TestHandshakeOnBothURLsAsGraphSendsIt(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
+	req := subRequest(e, "users/u1/messages")
 	req.LifecycleNotificationURL = req.NotificationURL // same URL: two requests
 	if _, err := s.CreateSubscription(t.Context(), req); err != nil {
 		t.Fatal(err)
@@ -359,7 +369,7 @@ func TestBearerTokenRequired(t *testing.T) {
 		{"POST", "/subscriptions"}, {"GET", "/subscriptions/x"}, {"PATCH", "/subscriptions/x"},
 		{"DELETE", "/subscriptions/x"}, {"POST", "/subscriptions/x/reauthorize"},
 	} {
-		if st := call(t, m.method, s.URL()+"/beta"+m.path, "", subRequest(e, "me/messages"), nil); st != 401 {
+		if st := call(t, m.method, s.URL()+"/beta"+m.path, "", subRequest(e, "users/u1/messages"), nil); st != 401 {
 			t.Errorf("%s %s without token: %d, want 401", m.method, m.path, st)
 		}
 	}
@@ -373,7 +383,7 @@ func TestSubscriptionAPIMethods(t *testing.T) {
 	base := s.GraphURL() + "/subscriptions"
 
 	var created map[string]any
-	if st := call(t, "POST", base, token, subRequest(e, "me/messages"), &created); st != 201 {
+	if st := call(t, "POST", base, token, subRequest(e, "users/u1/messages"), &created); st != 201 {
 		t.Fatalf("create: %d", st)
 	}
 	id, _ := created["id"].(string)
@@ -415,7 +425,7 @@ func TestSubscriptionAPIMethods(t *testing.T) {
 		{"renew too far", "PATCH", "/" + id, map[string]any{"expirationDateTime": time.Now().Add(8 * 24 * time.Hour)}, 400},
 		{"move notificationUrl", "PATCH", "/" + id, map[string]any{"notificationUrl": moved.URL + "/n"}, 200},
 		{"lifecycle url only at creation", "PATCH", "/" + id, map[string]any{"lifecycleNotificationUrl": moved.URL}, 400},
-		{"resource is read-only", "PATCH", "/" + id, map[string]any{"resource": "me/events"}, 400},
+		{"resource is read-only", "PATCH", "/" + id, map[string]any{"resource": "users/u1/events"}, 400},
 		{"patch unknown", "PATCH", "/nope", map[string]any{"expirationDateTime": newExp}, 404},
 		{"reauthorize", "POST", "/" + id + "/reauthorize", nil, 204},
 		{"reauthorize unknown", "POST", "/nope/reauthorize", nil, 404},
@@ -449,7 +459,7 @@ func TestSubscriptionAPIMethods(t *testing.T) {
 
 func TestTokenEndpoint(t *testing.T) {
 	cfg := fastConfig()
-	cfg.ClientSecret = "s3cret"
+	cfg.Apps = []graphsim.App{{ClientID: "app", Secret: "s3cret"}}
 	s := newSim(t, cfg)
 	tests := []struct {
 		name       string
@@ -457,8 +467,8 @@ func TestTokenEndpoint(t *testing.T) {
 		wantStatus int
 		wantError  string
 	}{
-		{"ok", "grant_type=client_credentials&client_id=app&client_secret=s3cret", 200, ""},
-		{"wrong secret", "grant_type=client_credentials&client_id=app&client_secret=x", 401, "invalid_client"},
+		{"ok", "grant_type=client_credentials&client_id=app&client_secret=s3cret&scope=https://graph.microsoft.com/.default", 200, ""},
+		{"wrong secret", "grant_type=client_credentials&client_id=app&client_secret=x&scope=https://graph.microsoft.com/.default", 401, "invalid_client"},
 		{"wrong grant", "grant_type=password&client_id=app&client_secret=s3cret", 400, "unsupported_grant_type"},
 		{"no client", "grant_type=client_credentials&client_secret=s3cret", 400, "invalid_request"},
 	}
@@ -515,7 +525,7 @@ func TestAnotherAppCannotTouchASubscription(t *testing.T) {
 	owner := accessToken(t, s, graphsim.DefaultAppID)
 	other := accessToken(t, s, "99999999-8888-7777-6666-555555555555")
 	var sub graphsim.Subscription
-	if st := call(t, "POST", s.GraphURL()+"/subscriptions", owner, subRequest(e, "me/messages"), &sub); st != 201 {
+	if st := call(t, "POST", s.GraphURL()+"/subscriptions", owner, subRequest(e, "users/u1/messages"), &sub); st != 201 {
 		t.Fatalf("create: %d", st)
 	}
 	u := s.GraphURL() + "/subscriptions/" + sub.ID

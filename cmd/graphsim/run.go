@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -41,10 +43,13 @@ Usage:
   graphsim change     [--subscription ID] [--count N]     generate changes and deliver them
   graphsim lifecycle  --subscription ID --event E         send a lifecycle notification
   graphsim deliveries [--json]                            show delivery attempts and endpoint states
+  graphsim advance    --by 30d                            move the simulated clock (expirations, lifecycle fire)
   graphsim load       --url URL [--rate N | --concurrency C] [--duration D] [--rich --cert F] [--batch B] [--json]
 
 Commands that talk to a running simulator use --sim (default $GRAPHSIM_URL
-or http://127.0.0.1:9090). Run "graphsim COMMAND -h" for a command's flags.
+or https://127.0.0.1:9090) and trust the CA that "graphsim serve" wrote to
+--ca-file (default $GRAPHSIM_CA or graphsim-ca.pem). Run "graphsim COMMAND -h"
+for a command's flags.
 `
 
 // run executes one graphsim command. It is main without the process.
@@ -56,9 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cmd, rest := args[0], args[1:]
 	simURL := getenv("GRAPHSIM_URL")
 	if simURL == "" {
-		simURL = "http://127.0.0.1:9090"
+		simURL = "https://127.0.0.1:9090"
 	}
-	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, getenv: getenv}
+	caFile := getenv("GRAPHSIM_CA")
+	if caFile == "" {
+		caFile = defaultCAFile
+	}
+	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, caFile: caFile, getenv: getenv}
 	switch cmd {
 	case "serve":
 		return c.serve(rest)
@@ -72,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.lifecycle(rest)
 	case "deliveries":
 		return c.deliveries(rest)
+	case "advance":
+		return c.advance(rest)
 	case "load":
 		return c.load(rest)
 	case "help", "-h", "--help":
@@ -82,11 +93,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return errUsage
 }
 
+// defaultCAFile is where "graphsim serve" writes its CA and where the
+// other commands read it.
+const defaultCAFile = "graphsim-ca.pem"
+
 type cli struct {
 	ctx            context.Context
 	stdout, stderr io.Writer
 	simURL         string
+	caFile         string
 	getenv         func(string) string
+	client         *http.Client
+}
+
+// simFlags registers the flags of commands that talk to a running
+// simulator.
+func (c *cli) simFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) that graphsim serve wrote, trusted for https simulator URLs")
+}
+
+// httpClient returns a client that trusts the simulator's CA for https
+// URLs (read from --ca-file once).
+func (c *cli) httpClient(u string) (*http.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	if !strings.HasPrefix(u, "https://") {
+		return http.DefaultClient, nil
+	}
+	pemBytes, err := os.ReadFile(c.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the simulator's CA: %w; pass --ca-file (or set GRAPHSIM_CA) to the file graphsim serve printed", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("%s holds no PEM certificate; pass --ca-file to the file graphsim serve printed", c.caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.client = &http.Client{Transport: tr}
+	return c.client, nil
 }
 
 func (c *cli) flags(name string) *flag.FlagSet {
@@ -114,12 +161,32 @@ func (c *cli) serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
 	tenant := fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client app id for subscriptions created without a token")
-	secret := fs.String("client-secret", "", "client secret the token endpoint requires (default: any)")
+	secret := fs.String("client-secret", c.getenv("GRAPHSIM_CLIENT_SECRET"), "secret of the default app --app-id (default $GRAPHSIM_CLIENT_SECRET, else generated and written to --secret-file)")
+	secretFile := fs.String("secret-file", defaultSecretFile, "where to write the generated secret of the default app (mode 0600)")
+	var apps appFlag
+	fs.Var(&apps, "app", "register an app CLIENT_ID:SECRET[:ROLE,ROLE...] (repeatable; default roles: every permission)")
+	appsFile := fs.String("apps-file", "", "JSON list of app registrations with secrets, certificate files and roles")
 	tokenVersion := fs.String("token-version", "2.0", "validationToken shape: 2.0 or 1.0")
 	maxBatch := fs.Int("max-batch", graphsim.DefaultMaxBatch, "notifications per delivery POST")
 	timeScale := fs.Float64("time-scale", 1, "multiplier of retry backoff, retry window and slow-endpoint delay")
 	requireHTTPS := fs.Bool("require-https", false, "reject http notification URLs, as Graph does")
 	tokenLifetime := fs.Duration("access-token-lifetime", graphsim.DefaultAccessTokenLifetime, "lifetime of issued access tokens (and of a subscription's authorization)")
+	useTLS := fs.Bool("tls", true, "serve HTTPS with a generated CA and certificate for 127.0.0.1/localhost")
+	insecureHTTP := fs.Bool("insecure-http", false, "serve plain HTTP instead of HTTPS (demos only; azidentity needs https)")
+	caFile := fs.String("ca-file", c.caFile, "where to write the generated CA certificate (PEM) for clients to trust")
+	stateFile := fs.String("state-file", "", "keep subscriptions in this file across restarts (mode 0600: it holds clientStates)")
+	wording := fs.String("expiration-wording", "minutes", "answer to an expiration beyond the maximum: minutes or timespan (both seen from Graph)")
+	lifetimes := lifetimeFlag{}
+	fs.Var(lifetimes, "max-lifetime", "override a resource kind's maximum lifetime, KIND=DURATION, e.g. message=4230m (repeatable)")
+	var throttle graphsim.Throttle
+	fs.IntVar(&throttle.List, "throttle-list", 0, "GET /subscriptions per 20 s per app and tenant (default 40; -1 unlimited)")
+	fs.IntVar(&throttle.Write, "throttle-write", 0, "POST/PATCH/DELETE per 20 s per app and tenant (default 1000; -1 unlimited)")
+	var quotas graphsim.Quotas
+	fs.IntVar(&quotas.PerMailbox, "quota-mailbox", 0, "Outlook subscriptions per mailbox (default 1000; -1 unlimited)")
+	fs.IntVar(&quotas.DirectoryPerTenant, "quota-directory-tenant", 0, "directory subscriptions per tenant (default 1000)")
+	fs.IntVar(&quotas.DirectoryPerApp, "quota-directory-app", 0, "directory subscriptions per app and tenant (default 100)")
+	fs.IntVar(&quotas.TeamsPerTenant, "quota-teams", 0, "Teams subscriptions per organisation (default 10000)")
+	revokedAfter := fs.Duration("revoked-remove-after", graphsim.DefaultRevokedRemoveAfter, "remove subscriptions this long after their app's consent is revoked")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	verbose := fs.Bool("v", false, "log every delivery attempt")
 	if err := parse(fs, args); err != nil {
@@ -133,21 +200,64 @@ func (c *cli) serve(args []string) error {
 	if *logJSON {
 		h = slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level})
 	}
+	if *appsFile != "" {
+		more, err := readAppsFile(*appsFile)
+		if err != nil {
+			return err
+		}
+		apps = append(apps, more...)
+	}
+	generated := *secret == "" && len(apps) == 0
+	var sim *graphsim.Sim
 	sim, err := graphsim.New(graphsim.Config{
-		TenantID: *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
+		AdminHandlers: map[string]http.Handler{"POST /_sim/load": loadHandler(func() *graphsim.Sim { return sim })},
+		Apps:          apps,
+		TenantID:      *tenant, AppID: *appID, ClientSecret: *secret, TokenVersion: *tokenVersion,
 		MaxBatch: *maxBatch, TimeScale: *timeScale, RequireHTTPS: *requireHTTPS,
+		StateFile: *stateFile, ExpirationWording: *wording, MaxLifetimes: lifetimes, Throttle: throttle, Quotas: quotas,
+		RevokedRemoveAfter:  *revokedAfter,
 		AccessTokenLifetime: *tokenLifetime, Logger: slog.New(h),
 	})
 	if err != nil {
 		return err
 	}
-	u, err := sim.Start(*listen)
+	if generated {
+		if err := os.WriteFile(*secretFile, []byte(sim.Config().ClientSecret+"\n"), 0o600); err != nil {
+			sim.Close()
+			return fmt.Errorf("write the default app's secret: %w; pass --secret-file with a writable path or --client-secret", err)
+		}
+	}
+	var u string
+	if *useTLS && !*insecureHTTP {
+		caPEM, perr := sim.CACertPEM()
+		if perr == nil {
+			perr = os.WriteFile(*caFile, caPEM, 0o644)
+		}
+		if perr != nil {
+			sim.Close()
+			return fmt.Errorf("write the CA certificate: %w; pass --ca-file with a writable path", perr)
+		}
+		u, _, err = sim.StartTLS(*listen)
+	} else {
+		u, err = sim.Start(*listen)
+	}
 	if err != nil {
 		sim.Close()
 		return err
 	}
 	fmt.Fprintf(c.stdout, "graphsim listening on %s\n  graph:  %s\n  token:  %s\n  jwks:   %s\n  admin:  %s/_sim/\n",
 		u, sim.GraphURL(), sim.TokenURL(""), sim.JWKSURL(), u)
+	if strings.HasPrefix(u, "https://") {
+		abs, _ := filepath.Abs(*caFile)
+		fmt.Fprintf(c.stdout, "  ca:     %s (curl --cacert %s; GRAPHSIM_CA=%s for graphsim commands)\n", abs, abs, abs)
+	}
+	for _, a := range sim.Config().Apps {
+		fmt.Fprintf(c.stdout, "  app:    %s, %d permissions\n", a, len(a.Roles))
+	}
+	if generated {
+		abs, _ := filepath.Abs(*secretFile)
+		fmt.Fprintf(c.stdout, "  secret: of app %s, in %s (GRAPHSIM_CLIENT_SECRET for graphsim commands)\n", *appID, abs)
+	}
 	<-c.ctx.Done()
 	fmt.Fprintln(c.stdout, "graphsim: shutting down")
 	return sim.Close()
@@ -155,7 +265,17 @@ func (c *cli) serve(args []string) error {
 
 // accessToken gets a token from the simulator's token endpoint.
 func (c *cli) accessToken(appID, secret string) (string, error) {
-	resp, err := httpDo(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
+	if secret == "" {
+		secret = c.getenv("GRAPHSIM_CLIENT_SECRET")
+	}
+	if secret == "" {
+		b, err := os.ReadFile(defaultSecretFile)
+		if err != nil {
+			return "", errors.New("no client secret: pass --client-secret, set GRAPHSIM_CLIENT_SECRET, or run from the directory where graphsim serve wrote " + defaultSecretFile)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	resp, err := c.do(c.ctx, "POST", c.simURL+"/common/oauth2/v2.0/token", "application/x-www-form-urlencoded",
 		strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret},
 			"scope": {"https://graph.microsoft.com/.default"}}.Encode()), "")
 	if err != nil {
@@ -172,9 +292,9 @@ func (c *cli) accessToken(appID, secret string) (string, error) {
 
 func (c *cli) token(args []string) error {
 	fs := c.flags("token")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -188,13 +308,13 @@ func (c *cli) token(args []string) error {
 
 func (c *cli) subscribe(args []string) error {
 	fs := c.flags("subscribe")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client id the subscription belongs to")
-	secret := fs.String("client-secret", "", "client secret")
+	secret := fs.String("client-secret", "", "client secret (default $GRAPHSIM_CLIENT_SECRET or the file graphsim serve wrote)")
 	var req graphsim.SubscriptionRequest
 	fs.StringVar(&req.NotificationURL, "notification-url", "", "receiver URL (required)")
 	fs.StringVar(&req.LifecycleNotificationURL, "lifecycle-url", "", "lifecycle notification URL")
-	fs.StringVar(&req.Resource, "resource", "me/mailFolders('Inbox')/messages", "resource to watch")
+	fs.StringVar(&req.Resource, "resource", "users/alex@contoso.com/mailFolders('Inbox')/messages", "resource to watch (me/... needs a delegated token, which graphsim does not issue)")
 	fs.StringVar(&req.ChangeType, "change-type", "created,updated,deleted", "comma list of changeTypes")
 	fs.StringVar(&req.ClientState, "client-state", "", "clientState (default $GRAPH_CLIENT_STATE)")
 	fs.StringVar(&req.NotificationURLAppID, "notification-url-app-id", "", "app id validationTokens are issued for")
@@ -224,7 +344,7 @@ func (c *cli) subscribe(args []string) error {
 		return err
 	}
 	body, _ := json.Marshal(req)
-	out, err := httpDo(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
+	out, err := c.do(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
 	if err != nil {
 		return err
 	}
@@ -233,7 +353,7 @@ func (c *cli) subscribe(args []string) error {
 
 func (c *cli) change(args []string) error {
 	fs := c.flags("change")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	var req graphsim.ChangeRequest
 	fs.StringVar(&req.SubscriptionID, "subscription", "", "only this subscription")
 	fs.StringVar(&req.Resource, "resource", "", "only subscriptions on (or containing) this resource")
@@ -255,7 +375,7 @@ func (c *cli) change(args []string) error {
 		req.Content = b
 	}
 	body, _ := json.Marshal(req)
-	out, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
+	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
 	if err != nil {
 		return err
 	}
@@ -263,13 +383,19 @@ func (c *cli) change(args []string) error {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return fmt.Errorf("change: bad answer: %w", err)
 	}
+	if len(rep.Subscriptions) == 0 {
+		if !rep.Persistent {
+			return errors.New("no subscription matched: graphsim keeps subscriptions in memory; subscribe again (graphsim subscribe), or serve with --state-file to keep them across restarts")
+		}
+		return errors.New("no subscription matched; list them with curl $GRAPHSIM_URL/_sim/subscriptions or subscribe again")
+	}
 	fmt.Fprintf(c.stdout, "queued %d notifications in %d batches for %d subscriptions", rep.Notifications, rep.Batches, len(rep.Subscriptions))
 	if rep.Paused > 0 {
 		fmt.Fprintf(c.stdout, " (%d lost: subscription needs reauthorization)", rep.Paused)
 	}
 	fmt.Fprintln(c.stdout)
 	if *wait > 0 {
-		if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/wait?timeout="+wait.String(), "", nil, ""); err != nil {
+		if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/wait?timeout="+wait.String(), "", nil, ""); err != nil {
 			return err
 		}
 		return c.printDeliveries(false, rep.Deliveries)
@@ -279,7 +405,7 @@ func (c *cli) change(args []string) error {
 
 func (c *cli) lifecycle(args []string) error {
 	fs := c.flags("lifecycle")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	var req graphsim.LifecycleRequest
 	fs.StringVar(&req.SubscriptionID, "subscription", "", "subscription id (required)")
 	fs.StringVar(&req.Event, "event", graphsim.EventReauthorizationRequired, "subscriptionRemoved, reauthorizationRequired or missed")
@@ -291,16 +417,40 @@ func (c *cli) lifecycle(args []string) error {
 		return errUsage
 	}
 	body, _ := json.Marshal(req)
-	if _, err := httpDo(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
+	if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
 	return nil
 }
 
+func (c *cli) advance(args []string) error {
+	fs := c.flags("advance")
+	c.simFlags(fs)
+	by := fs.String("by", "", "how far: a duration (90m, 36h) or days (30d) (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *by == "" {
+		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
+		return errUsage
+	}
+	body, _ := json.Marshal(graphsim.AdvanceRequest{By: *by})
+	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/advance", "application/json", bytes.NewReader(body), "")
+	if err != nil {
+		return err
+	}
+	var rep graphsim.ClockReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fmt.Errorf("advance: bad answer: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "simulated time is now %s\n", graphsim.FormatDateTime(rep.Now))
+	return nil
+}
+
 func (c *cli) deliveries(args []string) error {
 	fs := c.flags("deliveries")
-	fs.StringVar(&c.simURL, "sim", c.simURL, "simulator base URL")
+	c.simFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -311,7 +461,7 @@ func (c *cli) deliveries(args []string) error {
 // printDeliveries prints the deliveries (only those in ids, if given) and
 // the endpoint states.
 func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
-	out, err := httpDo(c.ctx, "GET", c.simURL+"/_sim/deliveries", "", nil, "")
+	out, err := c.do(c.ctx, "GET", c.simURL+"/_sim/deliveries", "", nil, "")
 	if err != nil {
 		return err
 	}
@@ -364,11 +514,11 @@ func contains(ids []int64, id int64) bool {
 
 func (c *cli) load(args []string) error {
 	fs := c.flags("load")
-	var cfg graphsim.LoadConfig
+	var cfg LoadConfig
 	fs.StringVar(&cfg.URL, "url", "", "receiver notification URL (required)")
 	fs.IntVar(&cfg.Rate, "rate", 0, "notifications per second (open loop); 0 = closed loop")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (closed loop, default 4) or max in flight (rate mode, default 64)")
-	fs.DurationVar(&cfg.Duration, "duration", graphsim.DefaultLoadDuration, "how long to send")
+	fs.DurationVar(&cfg.Duration, "duration", DefaultLoadDuration, "how long to send")
 	fs.IntVar(&cfg.Requests, "requests", 0, "stop after this many POSTs (0 = run for --duration)")
 	fs.IntVar(&cfg.Batch, "batch", 1, "notifications per POST")
 	fs.BoolVar(&cfg.Rich, "rich", false, "send encrypted notifications with validationTokens (needs --cert)")
@@ -380,7 +530,9 @@ func (c *cli) load(args []string) error {
 	fs.StringVar(&cfg.AppID, "app-id", "", "aud of the validationTokens")
 	fs.DurationVar(&cfg.Timeout, "timeout", graphsim.DefaultTimeout, "budget of one POST")
 	sim := fs.String("sim", "", "run the load inside this simulator, so its JWKS signs the validationTokens")
+	fs.StringVar(&c.caFile, "ca-file", c.caFile, "CA certificate (PEM) of an https --sim")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	metricsURL := fs.String("metrics-url", "", "the receiver's Prometheus metrics URL: report how many items it stored and rejected (202 does not say)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -391,6 +543,18 @@ func (c *cli) load(args []string) error {
 	if cfg.ClientState == "" {
 		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
 	}
+	if cfg.ClientState == "" {
+		// A receiver answers 202 to items it quarantines (forged or unknown
+		// clientState), so a run without one "succeeds" while storing nothing.
+		fmt.Fprintln(c.stderr, "graphsim load: warning: no --client-state (or GRAPH_CLIENT_STATE): a receiver that checks clientState quarantines every item and still answers 202")
+	}
+	var before map[string]float64
+	if *metricsURL != "" {
+		var err error
+		if before, err = scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL); err != nil {
+			return err
+		}
+	}
 	if *certFile != "" {
 		cert, err := readCertificate(*certFile)
 		if err != nil {
@@ -398,12 +562,12 @@ func (c *cli) load(args []string) error {
 		}
 		cfg.EncryptionCertificate = cert
 	}
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if *sim != "" {
 		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
 		defer cancel()
-		out, err := httpDo(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
+		out, err := c.do(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
 		if err != nil {
 			return err
 		}
@@ -412,17 +576,38 @@ func (c *cli) load(args []string) error {
 		}
 	} else {
 		var err error
-		if rep, err = graphsim.Load(c.ctx, cfg); err != nil {
+		if rep, err = Load(c.ctx, cfg); err != nil {
 			return err
 		}
 	}
+	var outcome *receiverOutcome
+	if *metricsURL != "" {
+		after, err := scrapeOutcomes(c.ctx, http.DefaultClient, *metricsURL)
+		if err != nil {
+			return err
+		}
+		o := diffOutcomes(before, after)
+		outcome = &o
+	}
 	if *asJSON {
 		b, _ := rep.MarshalIndent()
+		if outcome != nil {
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			m["receiver"] = outcome
+			b, _ = json.MarshalIndent(m, "", "  ")
+		}
 		_, err := fmt.Fprintf(c.stdout, "%s\n", b)
 		return err
 	}
-	_, err := fmt.Fprint(c.stdout, rep.String())
-	return err
+	fmt.Fprint(c.stdout, rep.String())
+	if outcome != nil {
+		fmt.Fprintln(c.stdout, outcome.String())
+		if outcome.Stored < float64(rep.Notifications) {
+			fmt.Fprintf(c.stdout, "warning: the receiver stored %.0f of %d notifications sent; check --client-state and the receiver's log\n", outcome.Stored, rep.Notifications)
+		}
+	}
+	return nil
 }
 
 // readCertificate reads a PEM certificate or a base64 DER file and returns
@@ -457,7 +642,11 @@ func readCertificate(name string) (string, error) {
 
 // httpDo sends a request and returns the body of a 2xx answer; other
 // answers become errors carrying Graph's error message.
-func httpDo(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
+func (c *cli) do(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
+	client, err := c.httpClient(u)
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
@@ -468,7 +657,7 @@ func httpDo(ctx context.Context, method, u, contentType string, body io.Reader, 
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, redact(u), err)
 	}
@@ -511,4 +700,19 @@ func writeIndented(w io.Writer, b []byte) error {
 	buf.WriteByte('\n')
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// lifetimeFlag collects --max-lifetime KIND=DURATION.
+type lifetimeFlag map[string]time.Duration
+
+func (l lifetimeFlag) String() string { return fmt.Sprint(map[string]time.Duration(l)) }
+
+func (l lifetimeFlag) Set(v string) error {
+	kind, dur, ok := strings.Cut(v, "=")
+	d, err := time.ParseDuration(dur)
+	if !ok || kind == "" || err != nil || d <= 0 {
+		return errors.New("want KIND=DURATION, e.g. message=4230m or chatMessage=60m")
+	}
+	l[kind] = d
+	return nil
 }

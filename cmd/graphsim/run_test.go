@@ -20,39 +20,12 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func checkFor(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	testkit.CheckFor(t, timeout, f)
 }
 
 // receiver answers handshakes and counts notifications.
@@ -94,13 +67,14 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestServeAndDriveTheSimulator(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var serveOut syncBuffer
+	var serveOut testkit.SyncBuffer
 	done := make(chan error, 1)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001"}, env(nil), &serveOut, io.Discard)
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--time-scale", "0.001", "--ca-file", caFile, "--client-secret", "cli-app-secret"}, env(nil), &serveOut, io.Discard)
 	}()
 	var simURL string
-	re := regexp.MustCompile(`listening on (http://\S+)`)
+	re := regexp.MustCompile(`listening on (https://\S+)`)
 	checkFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(serveOut.String())
 		if m == nil {
@@ -109,7 +83,10 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		simURL = m[1]
 		return nil
 	})
-	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPH_CLIENT_STATE": "cli-secret"})
+	if !strings.Contains(serveOut.String(), "ca:     "+caFile) {
+		t.Errorf("serve does not name the CA file:\n%s", serveOut.String())
+	}
+	getenv := env(map[string]string{"GRAPHSIM_URL": simURL, "GRAPHSIM_CA": caFile, "GRAPH_CLIENT_STATE": "cli-secret", "GRAPHSIM_CLIENT_SECRET": "cli-app-secret"})
 	rcv := newReceiver(t)
 	key, err := decrypt.GenerateKey(2048, "cli", time.Hour)
 	if err != nil {
@@ -132,11 +109,11 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		t.Errorf("token output %q is not a JWT", tok)
 	}
 	var sub graphsim.Subscription
-	out := exec("subscribe", "--notification-url", rcv.URL+"/n", "--lifecycle-url", rcv.URL+"/l", "--resource", "me/messages", "--change-type", "created")
+	out := exec("subscribe", "--notification-url", rcv.URL+"/n", "--lifecycle-url", rcv.URL+"/l", "--resource", "users/u1/messages", "--change-type", "created")
 	if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.ID == "" || sub.ClientState != "cli-secret" {
 		t.Fatalf("subscribe output %q: %v", out, err)
 	}
-	rich := exec("subscribe", "--notification-url", rcv.URL+"/rich", "--resource", "me/events", "--change-type", "created", "--cert", certFile, "--cert-id", "k1")
+	rich := exec("subscribe", "--notification-url", rcv.URL+"/rich", "--resource", "users/u1/events", "--change-type", "created", "--cert", certFile, "--cert-id", "k1")
 	if !strings.Contains(rich, `"includeResourceData": true`) {
 		t.Errorf("rich subscribe output %s", rich)
 	}
@@ -164,13 +141,17 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 		t.Errorf("deliveries --json: %v, %d deliveries", err, len(dr.Deliveries))
 	}
 
-	var rep graphsim.LoadReport
+	var rep LoadReport
 	if err := json.Unmarshal([]byte(exec("load", "--url", rcv.URL+"/load", "--requests", "10", "--batch", "2", "--json")), &rep); err != nil || rep.Notifications != 20 {
 		t.Errorf("load --json: %+v %v", rep, err)
 	}
 	out = exec("load", "--sim", simURL, "--url", rcv.URL+"/load", "--rich", "--cert", certFile, "--requests", "3", "--rate", "100")
 	if !strings.Contains(out, "notifications: 3 ") || !strings.Contains(out, "rich") {
 		t.Errorf("load --sim output:\n%s", out)
+	}
+
+	if out := exec("advance", "--by", "3h"); !strings.Contains(out, "simulated time is now") {
+		t.Errorf("advance output %q", out)
 	}
 
 	cancel()
@@ -196,6 +177,9 @@ func TestUsageErrors(t *testing.T) {
 		{"subscribe without url", []string{"subscribe"}},
 		{"lifecycle without subscription", []string{"lifecycle"}},
 		{"stray argument", []string{"deliveries", "extra"}},
+		{"advance without by", []string{"advance"}},
+		{"bad max lifetime", []string{"serve", "--max-lifetime", "message"}},
+		{"bad app", []string{"serve", "--app", "no-secret"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,8 +209,13 @@ func TestCommandErrorsCarryGraphMessages(t *testing.T) {
 	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("lifecycle on unknown subscription: %v", err)
 	}
-	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"}, env(nil), io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") {
+	err = run(t.Context(), []string{"change", "--sim", u}, env(nil), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "graphsim keeps subscriptions in memory; subscribe again") {
+		t.Errorf("change without subscriptions: %v", err)
+	}
+	err = run(t.Context(), []string{"subscribe", "--sim", u, "--notification-url", "http://127.0.0.1:1/closed"},
+		env(map[string]string{"GRAPHSIM_CLIENT_SECRET": sim.Config().ClientSecret}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("subscribe to closed port: %v", err)
 	}
 }

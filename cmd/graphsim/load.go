@@ -1,9 +1,10 @@
-package graphsim
+package main
 
 import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
 )
 
 // Defaults of [LoadConfig].
@@ -64,7 +67,7 @@ type LoadConfig struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Signer signs the validationTokens of rich batches. Default: a
 	// throwaway Sim (its tokens verify only against its own JWKS).
-	Signer *Sim `json:"-"`
+	Signer *graphsim.Sim `json:"-"`
 	// HTTPClient sends the POSTs. Default: a keep-alive client.
 	HTTPClient *http.Client `json:"-"`
 }
@@ -162,7 +165,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		cfg.Batch = 1
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = graphsim.DefaultTimeout
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultLoadConcurrency
@@ -171,7 +174,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		}
 	}
 	if cfg.SubscriptionID == "" {
-		cfg.SubscriptionID = NewGUID()
+		cfg.SubscriptionID = graphsim.NewGUID()
 	}
 	var cert *x509.Certificate
 	if cfg.Rich {
@@ -179,11 +182,11 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 			return LoadReport{}, errors.New("graphsim: load: rich notifications need EncryptionCertificate")
 		}
 		var err error
-		if cert, err = parseCertificate(cfg.EncryptionCertificate); err != nil {
+		if cert, err = parseEncryptionCertificate(cfg.EncryptionCertificate); err != nil {
 			return LoadReport{}, fmt.Errorf("graphsim: load: %w", err)
 		}
 		if cfg.Signer == nil {
-			sim, err := New(Config{SweepInterval: -1, TenantID: cfg.TenantID, AppID: cfg.AppID})
+			sim, err := graphsim.New(graphsim.Config{SweepInterval: -1, TenantID: cfg.TenantID, AppID: cfg.AppID})
 			if err != nil {
 				return LoadReport{}, err
 			}
@@ -193,10 +196,10 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 	}
 	if cfg.Signer != nil {
 		if cfg.TenantID == "" {
-			cfg.TenantID = cfg.Signer.cfg.TenantID
+			cfg.TenantID = cfg.Signer.Config().TenantID
 		}
 		if cfg.AppID == "" {
-			cfg.AppID = cfg.Signer.cfg.AppID
+			cfg.AppID = cfg.Signer.Config().AppID
 		}
 	}
 	client := cfg.HTTPClient
@@ -205,28 +208,28 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadReport, error) {
 		tr.Proxy = nil
 		tr.MaxIdleConnsPerHost = cfg.Concurrency + 8
 		tr.MaxConnsPerHost = 0
-		client = &http.Client{Transport: tr, CheckRedirect: noRedirects}
+		client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		defer tr.CloseIdleConnections()
 	}
 	expiration := time.Now().Add(time.Hour)
 	body := func() ([]byte, error) {
-		items := make([]Notification, cfg.Batch)
+		items := make([]graphsim.Notification, cfg.Batch)
 		for i := range items {
-			it := Item{SubscriptionID: cfg.SubscriptionID, ClientState: cfg.ClientState, TenantID: cfg.TenantID, Resource: cfg.Resource, Expiration: expiration}
+			it := graphsim.Item{SubscriptionID: cfg.SubscriptionID, ClientState: cfg.ClientState, TenantID: cfg.TenantID, Resource: cfg.Resource, Expiration: expiration}
 			if cfg.Rich {
-				n, _, err := RichNotification(it, cert, cfg.EncryptionCertificateID)
+				n, _, err := graphsim.RichNotification(it, cert, cfg.EncryptionCertificateID)
 				if err != nil {
 					return nil, err
 				}
 				items[i] = n
 			} else {
-				items[i] = BasicNotification(it)
+				items[i] = graphsim.BasicNotification(it)
 			}
 		}
 		if cfg.Rich {
 			return cfg.Signer.Batch(cfg.AppID, items...)
 		}
-		return Marshal(items...)
+		return graphsim.Marshal(items...)
 	}
 
 	rep := LoadReport{URL: cfg.URL, Mode: "concurrency", Rate: cfg.Rate, Concurrency: cfg.Concurrency, Batch: cfg.Batch, Rich: cfg.Rich, Statuses: map[string]int{}}
@@ -371,3 +374,38 @@ func postOnce(ctx context.Context, client *http.Client, url string, body []byte,
 
 // MarshalIndent returns the report as indented JSON.
 func (r LoadReport) MarshalIndent() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+// parseEncryptionCertificate reads base64 DER as a subscription's
+// encryptionCertificate.
+func parseEncryptionCertificate(b64 string) (*x509.Certificate, error) {
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return nil, errors.New("encryptionCertificate is not valid base64")
+	}
+	return x509.ParseCertificate(der)
+}
+
+// loadHandler serves POST /_sim/load inside "graphsim serve": a
+// [LoadConfig] whose rich batches are signed by the running simulator,
+// answered with its [LoadReport].
+func loadHandler(sim func() *graphsim.Sim) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var cfg LoadConfig
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err == nil {
+			err = json.Unmarshal(body, &cfg)
+		}
+		if err == nil {
+			cfg.Signer = sim()
+			var rep LoadReport
+			if rep, err = Load(r.Context(), cfg); err == nil {
+				w.Header().Set("Content-Type", "application/json")
+				json.NewEncoder(w).Encode(rep)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "BadRequest", "message": err.Error()}})
+	})
+}
