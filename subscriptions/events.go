@@ -28,7 +28,7 @@ const (
 //
 //	<prefix>.subscriptions.<tenantId>.<subscriptionId>.<action>
 //
-// (tokens through natspub.Token; "_" for a subscription without id yet).
+// (tokens through natspub.SubjectToken; "_" for a subscription without id yet).
 // A resync event (action "resync") asks consumers to resynchronise the
 // resource with a delta query.
 type Event struct {
