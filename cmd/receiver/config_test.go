@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
 	"net"
 	"os"
@@ -113,7 +112,7 @@ func TestRepeatableFlags(t *testing.T) {
 
 func TestEveryEnvNameIsDerivedFromTheFlag(t *testing.T) {
 	seen := map[string]bool{}
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		if seen[s.name] {
 			t.Errorf("setting %s twice", s.name)
 		}
@@ -300,7 +299,7 @@ func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 func TestHelpAndVersionExitZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"--version"}, {"help", "config"}} {
 		var out syncBuffer
-		if err := run(t.Context(), args, noEnv, &out, &syncBuffer{}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		if err := run(t.Context(), args, noEnv, &out, &syncBuffer{}); err != nil && !errors.Is(err, errHelp) {
 			t.Errorf("%v: %v", args, err)
 		}
 		if out.String() == "" {

@@ -60,7 +60,7 @@ func FuzzConfigFile(f *testing.F) {
 func secretValues(data []byte) []string {
 	var out []string
 	secret := map[string]bool{}
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		if s.secret {
 			secret[s.name] = true
 		}

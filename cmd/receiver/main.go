@@ -23,7 +23,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -41,7 +40,7 @@ func main() {
 // status: 0 for success, 2 for a command line that cannot be parsed, 1 for
 // anything else.
 func exitCode(err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "receiver: "+indentLines(err.Error()))

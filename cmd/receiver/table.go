@@ -12,7 +12,7 @@ func writeConfigTable(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| Flag / YAML key | Environment | Default | Description |\n")
 	b.WriteString("|---|---|---|---|\n")
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		env := "`" + s.envName() + "`"
 		if s.noEnv {
 			env = ""
@@ -66,7 +66,7 @@ flag name in upper case with _ for -) or in the YAML file given by --config;
 a flag wins over the environment, which wins over the file.
 
 `)
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		arg := ""
 		switch s.kind {
 		case kindString, kindList:

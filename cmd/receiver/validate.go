@@ -63,7 +63,7 @@ func (c *config) validate() problems {
 		if v == "" && allowEmpty {
 			return
 		}
-		s := settingByName(c, name)
+		s := settingByName(name)
 		host, port, err := net.SplitHostPort(v)
 		if err != nil {
 			ps.add(c.where(name), nil, fmt.Sprintf("%q is not host:port (example: %s)", v, s.exampleArg()))
@@ -90,11 +90,11 @@ func (c *config) validate() problems {
 		}
 		switch {
 		case !strings.HasPrefix(p, "/"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, settingByName(name).exampleArg()))
 		case strings.ContainsAny(p, "?#*: \t") || strings.Contains(p, "//"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, settingByName(name).exampleArg()))
 		case c.OpsListen == "" && isOpsPath(p):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, settingByName(name).exampleArg()))
 		}
 	}
 
@@ -149,7 +149,7 @@ func (c *config) validate() problems {
 	}
 	for _, id := range c.Tenants {
 		if !isGUID(id) {
-			ps.add(c.where("tenant"), nil, fmt.Sprintf("%q is not a tenant id GUID (example: --tenant %s)", id, settingByName(c, "tenant").example))
+			ps.add(c.where("tenant"), nil, fmt.Sprintf("%q is not a tenant id GUID (example: --tenant %s)", id, settingByName("tenant").example))
 		}
 	}
 	if len(c.Tenants) > 0 && len(c.AppIDs) == 0 {
@@ -163,7 +163,7 @@ func (c *config) validate() problems {
 	if c.JWKSURL != "" {
 		u, err := url.Parse(c.JWKSURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			ps.add(c.where("jwks-url"), nil, fmt.Sprintf("%q is not an absolute http(s) URL (example: --jwks-url %s)", redactURLs([]string{c.JWKSURL}), settingByName(c, "jwks-url").example))
+			ps.add(c.where("jwks-url"), nil, fmt.Sprintf("%q is not an absolute http(s) URL (example: --jwks-url %s)", redactURLs([]string{c.JWKSURL}), settingByName("jwks-url").example))
 		}
 	}
 	if c.InsecureSkipTokenValidation && len(c.AppIDs) > 0 {
@@ -204,7 +204,7 @@ func (c *config) validate() problems {
 			v = c.QuarantineStream
 		}
 		if v == "" || strings.ContainsAny(v, ".*>/\\ \t\r\n") || len(v) > 255 {
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is not a stream name: no dots, wildcards, slashes or spaces (example: %s)", v, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q is not a stream name: no dots, wildcards, slashes or spaces (example: %s)", v, settingByName(name).exampleArg()))
 		}
 	}
 	if c.Stream == c.QuarantineStream {
@@ -241,16 +241,6 @@ func isOpsPath(p string) bool {
 		return true
 	}
 	return false
-}
-
-// settingByName returns the setting called name, bound to c.
-func settingByName(c *config, name string) *setting {
-	for _, s := range settings(c) {
-		if s.name == name {
-			return s
-		}
-	}
-	panic("cmd/receiver: no setting " + name) // a programming error, caught by every test
 }
 
 // isGUID reports whether s has the 8-4-4-4-12 hex form of a GUID.
@@ -399,7 +389,7 @@ func (c *config) loadSecrets() (*secrets, problems) {
 			continue
 		}
 		if fh, err := os.Open(f.path); err != nil {
-			ps.add(c.where(f.name), err, fmt.Sprintf("cannot read %s: %v (example: %s)", f.path, pathError(err), settingByName(c, f.name).exampleArg()))
+			ps.add(c.where(f.name), err, fmt.Sprintf("cannot read %s: %v (example: %s)", f.path, pathError(err), settingByName(f.name).exampleArg()))
 		} else {
 			fh.Close()
 		}
