@@ -25,60 +25,62 @@ import (
 const envPrefix = "GRAPHHOOK_"
 
 // config is the receiver's configuration after flags, environment and file
-// were merged. Each field's koanf tag is its setting's name (the flag, the
-// YAML key, and, upper-cased, the environment variable); the meanings are in
-// [settings]. The field's type is the setting's kind: a string, a list, a
-// boolean, a duration, or (int64) a size in bytes.
+// were merged, and the one declaration of its settings: each field's koanf
+// tag is the setting's name (the flag, the YAML key and, upper-cased with
+// GRAPHHOOK_, the environment variable); its other tags document it (see
+// [setting]; opts lists secret, split, nofile, noenv). The field's type is
+// the setting's kind: a string, a list, a boolean, a duration, or (int64) a
+// size in bytes.
 type config struct {
-	ConfigFile string `koanf:"config"`
-	Version    bool   `koanf:"version"`
+	ConfigFile string `koanf:"config" example:"/etc/graphhook/receiver.yaml" opts:"nofile" usage:"YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"`
 
-	Listen           string        `koanf:"listen"`
-	OpsListen        string        `koanf:"ops-listen"`
-	NotificationPath string        `koanf:"notification-path"`
-	LifecyclePath    string        `koanf:"lifecycle-path"`
-	TLSCert          string        `koanf:"tls-cert"`
-	TLSKey           string        `koanf:"tls-key"`
-	TrustedProxies   []string      `koanf:"trusted-proxy"`
-	MaxBodyBytes     int64         `koanf:"max-body-bytes"`
-	BatchTimeout     time.Duration `koanf:"batch-timeout"`
-	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout"`
+	Listen           string        `koanf:"listen" default:":8080" example:":8443" usage:"address of the notification endpoint (host:port)"`
+	OpsListen        string        `koanf:"ops-listen" example:"127.0.0.1:9090" usage:"separate address for /healthz, /readyz and /metrics; empty serves them on --listen"`
+	NotificationPath string        `koanf:"notification-path" default:"/notifications" example:"/graph/notifications" usage:"URL path of the subscription's notificationUrl"`
+	LifecyclePath    string        `koanf:"lifecycle-path" default:"/lifecycle" example:"/graph/lifecycle" usage:"URL path of the subscription's lifecycleNotificationUrl (may equal --notification-path)"`
+	TLSCert          string        `koanf:"tls-cert" example:"/etc/graphhook/tls.crt" usage:"PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"`
+	TLSKey           string        `koanf:"tls-key" example:"/etc/graphhook/tls.key" usage:"PEM private key file for --tls-cert"`
+	TrustedProxies   []string      `koanf:"trusted-proxy" example:"10.0.0.0/8" opts:"split" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"`
+	MaxBodyBytes     int64         `koanf:"max-body-bytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
+	BatchTimeout     time.Duration `koanf:"batch-timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
+	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout" default:"10s" example:"30s" usage:"how long shutdown waits for in-flight requests and their publishes"`
 
-	ClientStates            []string `koanf:"client-state"`
-	ClientStateFile         string   `koanf:"client-state-file"`
-	InsecureSkipClientState bool     `koanf:"insecure-skip-client-state"`
+	ClientStates            []string `koanf:"client-state" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
+	ClientStateFile         string   `koanf:"client-state-file" example:"/run/secrets/graph-client-state" usage:"file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"`
+	InsecureSkipClientState bool     `koanf:"insecure-skip-client-state" usage:"WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"`
 
-	Keys            []string `koanf:"key"`
-	KeyPassword     string   `koanf:"key-password"`
-	KeyPasswordFile string   `koanf:"key-password-file"`
+	Keys            []string `koanf:"key" example:"/etc/graphhook/key.pem,id=key-2025" usage:"private key for rich notifications, PEM or PFX, as path[,id=encryptionCertificateId] (repeatable, for rotation)"`
+	KeyPassword     string   `koanf:"key-password" example:"--key-password-file /run/secrets/pfx-password" opts:"secret" usage:"password of PFX key files; prefer --key-password-file (flags show in process listings)"`
+	KeyPasswordFile string   `koanf:"key-password-file" example:"/run/secrets/pfx-password" usage:"file holding the password of PFX key files"`
 
-	AppIDs                      []string `koanf:"app-id"`
-	Tenants                     []string `koanf:"tenant"`
-	Cloud                       string   `koanf:"cloud"`
-	JWKSURL                     string   `koanf:"jwks-url"`
-	InsecureSkipTokenValidation bool     `koanf:"insecure-skip-token-validation"`
+	AppIDs                      []string `koanf:"app-id" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
+	Tenants                     []string `koanf:"tenant" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
+	Cloud                       string   `koanf:"cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
+	JWKSURL                     string   `koanf:"jwks-url" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
+	InsecureSkipTokenValidation bool     `koanf:"insecure-skip-token-validation" usage:"WARNING: accept rich notifications without validating their validationTokens. Tests only"`
 
-	NATSURLs           []string      `koanf:"nats-url"`
-	EmbeddedNATSListen string        `koanf:"embedded-nats-listen"`
-	EmbeddedNATSToken  string        `koanf:"embedded-nats-token-file"`
-	DataDir            string        `koanf:"data-dir"`
-	Stream             string        `koanf:"stream"`
-	QuarantineStream   string        `koanf:"quarantine-stream"`
-	StreamMaxAge       time.Duration `koanf:"stream-max-age"`
-	DuplicateWindow    time.Duration `koanf:"duplicate-window"`
-	SubjectPrefix      string        `koanf:"subject-prefix"`
-	PublishTimeout     time.Duration `koanf:"publish-timeout"`
-	NATSCreds          string        `koanf:"nats-creds"`
-	NATSNKey           string        `koanf:"nats-nkey"`
-	NATSUser           string        `koanf:"nats-user"`
-	NATSPassword       string        `koanf:"nats-password"`
-	NATSToken          string        `koanf:"nats-token"`
-	NATSTLSCA          string        `koanf:"nats-tls-ca"`
-	NATSTLSCert        string        `koanf:"nats-tls-cert"`
-	NATSTLSKey         string        `koanf:"nats-tls-key"`
+	NATSURLs           []string      `koanf:"nats-url" example:"nats://nats-1:4222,nats://nats-2:4222" opts:"split" usage:"NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"`
+	EmbeddedNATSListen string        `koanf:"embedded-nats-listen" default:"127.0.0.1:4222" example:"0.0.0.0:4222" usage:"where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"`
+	EmbeddedNATSToken  string        `koanf:"embedded-nats-token-file" shown:"<data-dir>/nats-token" example:"/run/secrets/nats-token" usage:"file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"`
+	DataDir            string        `koanf:"data-dir" default:"./data" example:"/var/lib/graphhook" usage:"directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"`
+	Stream             string        `koanf:"stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing)"`
+	QuarantineStream   string        `koanf:"quarantine-stream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items (forged clientState, bad token, decrypt failure), kept for inspection"`
+	StreamMaxAge       time.Duration `koanf:"stream-max-age" default:"168h" example:"720h" usage:"how long --stream keeps events"`
+	DuplicateWindow    time.Duration `koanf:"duplicate-window" default:"1h" example:"4h" usage:"how long the streams remember event ids, so Graph's redeliveries are stored once"`
+	SubjectPrefix      string        `koanf:"subject-prefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
+	PublishTimeout     time.Duration `koanf:"publish-timeout" default:"2s" example:"1500ms" usage:"how long one publish waits for JetStream's acknowledgement"`
+	NATSCreds          string        `koanf:"nats-creds" example:"/run/secrets/graphhook.creds" usage:"NATS credentials (JWT + seed) file"`
+	NATSNKey           string        `koanf:"nats-nkey" example:"/run/secrets/graphhook.nk" usage:"NATS NKey seed file"`
+	NATSUser           string        `koanf:"nats-user" example:"graphhook" usage:"NATS user name"`
+	NATSPassword       string        `koanf:"nats-password" example:"(set GRAPHHOOK_NATS_PASSWORD)" opts:"secret" usage:"NATS password, for --nats-user (prefer the environment variable: flags show in process listings)"`
+	NATSToken          string        `koanf:"nats-token" example:"(set GRAPHHOOK_NATS_TOKEN)" opts:"secret" usage:"NATS authentication token (prefer the environment variable: flags show in process listings)"`
+	NATSTLSCA          string        `koanf:"nats-tls-ca" example:"/etc/graphhook/nats-ca.pem" usage:"CA file to verify the NATS servers"`
+	NATSTLSCert        string        `koanf:"nats-tls-cert" example:"/etc/graphhook/nats-client.pem" usage:"client certificate file for NATS (mutual TLS)"`
+	NATSTLSKey         string        `koanf:"nats-tls-key" example:"/etc/graphhook/nats-client.key" usage:"client key file for --nats-tls-cert"`
 
-	LogFormat string `koanf:"log-format"`
-	LogLevel  string `koanf:"log-level"`
+	LogFormat string `koanf:"log-format" default:"text" example:"json" usage:"log format: text or json"`
+	LogLevel  string `koanf:"log-level" default:"info" example:"debug" usage:"log level: debug, info, warn or error"`
+	Version   bool   `koanf:"version" opts:"nofile,noenv" usage:"print the version and exit"`
 
 	// origin maps a setting name to how the user spelled it where its value
 	// came from ("--key", "GRAPHHOOK_KEY", "receiver.yaml line 4: key"), so
@@ -105,8 +107,9 @@ const (
 	kindBytes
 )
 
-// setting documents one configuration setting: the flags, the environment
-// variables, the YAML keys and the README table are all made from [settings].
+// setting documents one configuration setting, as config's tags declare
+// it: the flags, the environment variables, the YAML keys and the README
+// table are all made from [settings].
 type setting struct {
 	name    string // flag name and YAML key; the env name is derived
 	def     string // default, as it would be written on the command line
@@ -117,7 +120,7 @@ type setting struct {
 	split   bool   // a list that also accepts comma-separated values
 	noFile  bool   // not read from the config file (--config, --version)
 	noEnv   bool   // not read from the environment (--version)
-	kind    kind   // set by settings from the config field
+	kind    kind   // from the config field's type
 }
 
 // envName returns the environment variable that sets s.
@@ -160,108 +163,25 @@ func kindOf(f reflect.Value) kind {
 	return kindString
 }
 
-// settings returns the documentation of every setting, in the order of
-// --help and the README table.
+// settings returns the documentation of every setting, from the tags of
+// config's fields, in the order of --help and the README table.
 func settings() []setting {
-	set := []setting{
-		{name: "config", noFile: true, example: "/etc/graphhook/receiver.yaml",
-			usage: "YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"},
-		{name: "listen", def: ":8080", example: ":8443",
-			usage: "address of the notification endpoint (host:port)"},
-		{name: "ops-listen", example: "127.0.0.1:9090",
-			usage: "separate address for /healthz, /readyz and /metrics; empty serves them on --listen"},
-		{name: "notification-path", def: "/notifications", example: "/graph/notifications",
-			usage: "URL path of the subscription's notificationUrl"},
-		{name: "lifecycle-path", def: "/lifecycle", example: "/graph/lifecycle",
-			usage: "URL path of the subscription's lifecycleNotificationUrl (may equal --notification-path)"},
-		{name: "tls-cert", example: "/etc/graphhook/tls.crt",
-			usage: "PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"},
-		{name: "tls-key", example: "/etc/graphhook/tls.key",
-			usage: "PEM private key file for --tls-cert"},
-		{name: "trusted-proxy", split: true, example: "10.0.0.0/8",
-			usage: "CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"},
-		{name: "max-body-bytes", def: "4MiB", example: "8MiB",
-			usage: "largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"},
-		{name: "batch-timeout", def: "2.5s", example: "2s",
-			usage: "time budget for verifying and publishing one batch, within Graph's 3 s limit"},
-		{name: "shutdown-timeout", def: "10s", example: "30s",
-			usage: "how long shutdown waits for in-flight requests and their publishes"},
-
-		{name: "client-state", secret: true, example: "--client-state-file /run/secrets/graph-client-state",
-			usage: "accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"},
-		{name: "client-state-file", example: "/run/secrets/graph-client-state",
-			usage: "file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"},
-		{name: "insecure-skip-client-state",
-			usage: "WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"},
-
-		{name: "key", example: "/etc/graphhook/key.pem,id=key-2025",
-			usage: "private key for rich notifications, PEM or PFX, as path[,id=encryptionCertificateId] (repeatable, for rotation)"},
-		{name: "key-password", secret: true, example: "--key-password-file /run/secrets/pfx-password",
-			usage: "password of PFX key files; prefer --key-password-file (flags show in process listings)"},
-		{name: "key-password-file", example: "/run/secrets/pfx-password",
-			usage: "file holding the password of PFX key files"},
-
-		{name: "app-id", split: true, example: "11111111-2222-3333-4444-555555555555",
-			usage: "application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"},
-		{name: "tenant", split: true, example: "84bd8158-6d4d-4958-8b9f-9d6445542f95",
-			usage: "tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"},
-		{name: "cloud", def: "global", example: "usgov",
-			usage: "Microsoft cloud the tokens come from: global, usgov or china"},
-		{name: "jwks-url", example: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
-			usage: "override the signing-key (JWKS) URL of --cloud"},
-		{name: "insecure-skip-token-validation",
-			usage: "WARNING: accept rich notifications without validating their validationTokens. Tests only"},
-
-		{name: "nats-url", split: true, example: "nats://nats-1:4222,nats://nats-2:4222",
-			usage: "NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"},
-		{name: "embedded-nats-listen", def: "127.0.0.1:4222", example: "0.0.0.0:4222",
-			usage: "where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"},
-		{name: "embedded-nats-token-file", shown: "<data-dir>/nats-token", example: "/run/secrets/nats-token",
-			usage: "file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"},
-		{name: "data-dir", def: "./data", example: "/var/lib/graphhook",
-			usage: "directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"},
-		{name: "stream", def: "GRAPH", example: "GRAPH",
-			usage: "JetStream stream for notifications (created if missing)"},
-		{name: "quarantine-stream", def: "GRAPH_REJECTED", example: "GRAPH_REJECTED",
-			usage: "JetStream stream for rejected items (forged clientState, bad token, decrypt failure), kept for inspection"},
-		{name: "stream-max-age", def: "168h", example: "720h",
-			usage: "how long --stream keeps events"},
-		{name: "duplicate-window", def: "1h", example: "4h",
-			usage: "how long the streams remember event ids, so Graph's redeliveries are stored once"},
-		{name: "subject-prefix", def: "graph", example: "graph",
-			usage: "first token(s) of the subjects events are published on"},
-		{name: "publish-timeout", def: "2s", example: "1500ms",
-			usage: "how long one publish waits for JetStream's acknowledgement"},
-		{name: "nats-creds", example: "/run/secrets/graphhook.creds",
-			usage: "NATS credentials (JWT + seed) file"},
-		{name: "nats-nkey", example: "/run/secrets/graphhook.nk",
-			usage: "NATS NKey seed file"},
-		{name: "nats-user", example: "graphhook",
-			usage: "NATS user name"},
-		{name: "nats-password", secret: true, example: "(set GRAPHHOOK_NATS_PASSWORD)",
-			usage: "NATS password, for --nats-user (prefer the environment variable: flags show in process listings)"},
-		{name: "nats-token", secret: true, example: "(set GRAPHHOOK_NATS_TOKEN)",
-			usage: "NATS authentication token (prefer the environment variable: flags show in process listings)"},
-		{name: "nats-tls-ca", example: "/etc/graphhook/nats-ca.pem",
-			usage: "CA file to verify the NATS servers"},
-		{name: "nats-tls-cert", example: "/etc/graphhook/nats-client.pem",
-			usage: "client certificate file for NATS (mutual TLS)"},
-		{name: "nats-tls-key", example: "/etc/graphhook/nats-client.key",
-			usage: "client key file for --nats-tls-cert"},
-
-		{name: "log-format", def: "text", example: "json",
-			usage: "log format: text or json"},
-		{name: "log-level", def: "info", example: "debug",
-			usage: "log level: debug, info, warn or error"},
-		{name: "version", noFile: true, noEnv: true,
-			usage: "print the version and exit"},
-	}
-	for i := range set {
-		f, ok := configField(&config{}, set[i].name)
-		if !ok {
-			panic("cmd/receiver: setting " + set[i].name + " has no config field") // caught by every test
+	t := reflect.TypeFor[config]()
+	var set []setting
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("koanf")
+		if name == "" {
+			continue
 		}
-		set[i].kind = kindOf(f)
+		opts := "," + f.Tag.Get("opts") + ","
+		set = append(set, setting{
+			name: name, def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
+			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
+			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
+			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
+			kind: kindOf(reflect.New(f.Type).Elem()),
+		})
 	}
 	return set
 }
@@ -282,6 +202,30 @@ var errUsage = errors.New("usage error")
 // errHelp is returned for -h and --help.
 var errHelp = pflag.ErrHelp
 
+// newFlagSet returns the flags of set. Their defaults are for -h only:
+// loadConfig takes defaults from set, and from the flags only the ones given.
+func newFlagSet(set []setting) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
+	for _, s := range set {
+		usage := s.usage
+		if s.shown != "" {
+			usage += " (default " + s.shown + ")"
+		}
+		switch s.kind {
+		case kindBool:
+			fs.Bool(s.name, false, usage)
+		case kindList:
+			fs.StringArray(s.name, nil, usage)
+		default:
+			fs.String(s.name, s.def, usage)
+		}
+	}
+	return fs
+}
+
 // loadConfig merges defaults, the config file, the environment and args
 // (in increasing precedence) with koanf. An environment variable that is
 // set counts even when empty, as the flag with that value would
@@ -291,19 +235,7 @@ var errHelp = pflag.ErrHelp
 // values that cannot be parsed. Semantic checks are done by validate.
 func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
 	set := settings()
-	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	for _, s := range set {
-		switch s.kind {
-		case kindBool:
-			fs.Bool(s.name, false, s.usage)
-		case kindList:
-			fs.StringArray(s.name, nil, s.usage)
-		default:
-			fs.String(s.name, "", s.usage)
-		}
-	}
+	fs := newFlagSet(set)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, err

@@ -66,22 +66,5 @@ flag name in upper case with _ for -) or in the YAML file given by --config;
 a flag wins over the environment, which wins over the file.
 
 `)
-	for _, s := range settings() {
-		arg := ""
-		switch s.kind {
-		case kindString, kindList:
-			arg = " value"
-		case kindDuration:
-			arg = " duration"
-		case kindBytes:
-			arg = " size"
-		}
-		def := ""
-		if s.def != "" {
-			def = " (default " + s.def + ")"
-		} else if s.shown != "" {
-			def = " (default " + s.shown + ")"
-		}
-		fmt.Fprintf(w, "  --%s%s\n      %s%s\n", s.name, arg, s.usage, def)
-	}
+	fmt.Fprint(w, newFlagSet(settings()).FlagUsages())
 }
