@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -61,7 +62,7 @@ func eventID(id string) string { return testSub + ":" + id }
 type process struct {
 	endpoints
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 	done           chan struct{}
 	waitErr        error
 }
@@ -78,7 +79,7 @@ func startBinary(t *testing.T, args ...string) *process {
 func spawnBinary(t *testing.T, args ...string) *process {
 	t.Helper()
 	bin := buildBinary(t)
-	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
@@ -253,7 +254,7 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 			}
 		})
 	}
-	checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if n < 40 {
@@ -317,7 +318,7 @@ func readStream(t *testing.T, nc *nats.Conn, stream string) map[string]bool {
 		t.Fatal(err)
 	}
 	var s jetstream.Stream
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		s, err = js.Stream(ctx, stream)
 		return err
 	})
@@ -420,7 +421,7 @@ func TestBinarySIGHUPWhileStartingIsKept(t *testing.T) {
 	probe.WaitForShutdown()
 
 	p := spawnBinary(t, "--listen", "127.0.0.1:0", "--nats-url", url, "--data-dir", t.TempDir(), "--client-state", "a-long-enough-client-state-value")
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		if !strings.Contains(p.stderr.String(), "waiting for NATS") {
 			return errors.New("not waiting for NATS yet")
 		}
@@ -431,7 +432,7 @@ func TestBinarySIGHUPWhileStartingIsKept(t *testing.T) {
 	}
 	natstest.RunServer(t, storeDir, port)
 	waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.waitErr })
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if !strings.Contains(p.stderr.String(), "SIGHUP: nothing to reload") {
 			return errors.New("the early SIGHUP was not handled after start")
 		}

@@ -15,6 +15,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -256,7 +257,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			if slices.Contains(tc.args, "--client-state-file") || slices.Contains(tc.args, "--client-state") {
 				args = append(baseArgs(t.TempDir()), tc.args...)
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testkit.SyncBuffer
 			err := run(t.Context(), args, noEnv, &stdout, &stderr)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
@@ -283,7 +284,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 
 func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 	err := run(t.Context(), baseArgs(t.TempDir(), "--log-format", "xml", "--log-level", "loud", "--app-id", "x"),
-		noEnv, &syncBuffer{}, &syncBuffer{})
+		noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errConfig) {
 		t.Fatalf("err = %v, want errConfig", err)
 	}
@@ -298,8 +299,8 @@ func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 
 func TestHelpAndVersionExitZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"--version"}, {"help", "config"}} {
-		var out syncBuffer
-		if err := run(t.Context(), args, noEnv, &out, &syncBuffer{}); err != nil && !errors.Is(err, errHelp) {
+		var out testkit.SyncBuffer
+		if err := run(t.Context(), args, noEnv, &out, &testkit.SyncBuffer{}); err != nil && !errors.Is(err, errHelp) {
 			t.Errorf("%v: %v", args, err)
 		}
 		if out.String() == "" {

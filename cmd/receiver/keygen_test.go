@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	var out syncBuffer
-	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, noEnv, &out, &syncBuffer{}); err != nil {
+	var out testkit.SyncBuffer
+	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, noEnv, &out, &testkit.SyncBuffer{}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "key.pem")
@@ -59,7 +60,7 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	}
 
 	// A second run must not overwrite the key.
-	err = run(t.Context(), []string{"keygen", "--out", dir}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--out", dir}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, fs.ErrExist) {
 		t.Errorf("second keygen: %v, want fs.ErrExist", err)
 	}
@@ -75,11 +76,11 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 }
 
 func TestKeygenRejectsBadBits(t *testing.T) {
-	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errConfig) || !strings.HasPrefix(err.Error(), "--bits: 1024 is outside 2048..4096") {
 		t.Errorf("err = %v", err)
 	}
-	err = run(t.Context(), []string{"keygen", "--bogus"}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--bogus"}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errUsage) {
 		t.Errorf("err = %v, want errUsage", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestExternalNATSReadinessFollowsTheConnection runs the receiver against
@@ -50,7 +51,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 			return err
 		}
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, readyz(http.StatusOK, `"nats":"ok"`))
+	testkit.CheckFor(t, 5*time.Second, readyz(http.StatusOK, `"nats":"ok"`))
 	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "ext-1")); err != nil || status != http.StatusAccepted {
 		t.Fatalf("batch: %d %v", status, err)
 	}
@@ -60,7 +61,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, readyz(http.StatusServiceUnavailable, `"status":"not ready"`))
+	testkit.CheckFor(t, 5*time.Second, readyz(http.StatusServiceUnavailable, `"status":"not ready"`))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/notifications", strings.NewReader(string(batchBody(t, clientState, "ext-2"))))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -73,7 +74,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 	}
 
 	natstest.RunServer(t, storeDir, port)
-	checkFor(t, 15*time.Second, 20*time.Millisecond, readyz(http.StatusOK, `"nats":"ok"`))
+	testkit.CheckFor(t, 15*time.Second, readyz(http.StatusOK, `"nats":"ok"`))
 	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "ext-2")); err != nil || status != http.StatusAccepted {
 		t.Fatalf("batch after NATS came back: %d %v", status, err)
 	}
@@ -117,7 +118,7 @@ func TestBodyLimitFitsInANATSMessage(t *testing.T) {
 		ns := natstest.RunServer(t, t.TempDir(), -1) // max_payload 8 MiB
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		var stdout, stderr syncBuffer
+		var stdout, stderr testkit.SyncBuffer
 		err := run(ctx, []string{"--listen", "127.0.0.1:0", "--nats-url", ns.ClientURL(), "--data-dir", t.TempDir(),
 			"--client-state", "a-long-enough-client-state-value", "--max-body-bytes", "8MiB"}, noEnv, &stdout, &stderr)
 		if !errors.Is(err, errConfig) {

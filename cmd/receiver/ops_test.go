@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 )
 
@@ -59,7 +60,7 @@ func TestReadyzWhileAndAfterClose(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		status, body, err := get(ctx, srv.URL+"/readyz")
 		if err == nil && (status != http.StatusServiceUnavailable || !strings.Contains(body, `"shutdown"`) || strings.Contains(body, `"nats":"ok"`)) {
 			err = fmt.Errorf("/readyz after close: %d %s, want 503 with shutdown and nats failing", status, body)
@@ -91,7 +92,7 @@ func TestOnlyTrustedProxiesSetTheClientAddress(t *testing.T) {
 			}
 			resp.Body.Close()
 			want := `"remote_ip":"` + tc.wantIP + `"`
-			checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			testkit.CheckFor(t, 5*time.Second, func() error {
 				for line := range strings.SplitSeq(p.stderr.String(), "\n") {
 					if strings.Contains(line, `"msg":"http request"`) && strings.Contains(line, `"request_id":"xff-test"`) {
 						if !strings.Contains(line, want) {

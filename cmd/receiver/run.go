@@ -277,7 +277,7 @@ func (d *daemon) connect(ctx context.Context) error {
 	if d.ns != nil {
 		urls, token = []string{d.ns.ClientURL()}, d.sec.natsToken
 	}
-	nc, err := natspub.Connect(natspub.ConnConfig{
+	nc, err := connectNATS(natsConnConfig{
 		URLs:         urls,
 		CredsFile:    c.NATSCreds,
 		NKeySeedFile: c.NATSNKey,

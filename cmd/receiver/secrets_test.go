@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestRichNotificationsEndToEndWithoutSecretsInLogs runs the receiver
@@ -57,7 +58,7 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		"--jwks-url", idp.URL+"/common/discovery/v2.0/keys",
 		"--log-format", "json", "--log-level", "debug",
 	), nil)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		status, body, err := get(ctx, p.base+"/readyz")
 		if err == nil && (status != http.StatusOK || !strings.Contains(body, `"jwks":"ok"`)) {
 			err = fmt.Errorf("/readyz %d %s", status, body)
