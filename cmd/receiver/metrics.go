@@ -69,9 +69,15 @@ func (m *metrics) observe(endpoint string, code int, d time.Duration) {
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
-// timedSink wraps a Sink and records each Deliver's latency.
+// timedSink wraps a Sink and records each Deliver's latency, and the
+// batch's counts for the access log line.
 func (m *metrics) timedSink(s receiver.Sink) receiver.Sink {
 	return receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
+		if note, ok := ctx.Value(batchNoteKey{}).(*batchNote); ok {
+			note.accepted.Store(int64(len(b.Notifications)))
+			note.rejected.Store(int64(len(b.Rejected)))
+			note.delivered.Store(true)
+		}
 		start := time.Now()
 		err := s.Deliver(ctx, b)
 		outcome := "ok"

@@ -106,3 +106,47 @@ func TestOnlyTrustedProxiesSetTheClientAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestOneInfoLinePerRequest posts a batch (one genuine item, one forged)
+// and a handshake: each request writes exactly one Info line, the access
+// line, and the batch's carries its counts.
+func TestOneInfoLinePerRequest(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState, "--log-format", "json"), nil)
+	body := string(batchBody(t, clientState, "one-1"))
+	body = strings.Replace(body, `]}`, `,`+strings.TrimSuffix(strings.TrimPrefix(string(batchBody(t, "forged-state-value", "one-2")), `{"value":[`), `]}`)+`]}`, 1)
+	for id, r := range map[string]struct{ query, body string }{
+		"one-batch":     {"", body},
+		"one-handshake": {"?validationToken=hello", ""},
+	} {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.base+"/notifications"+r.query, strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Request-Id", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for _, id := range []string{"one-batch", "one-handshake"} {
+		var lines []string
+		testkit.CheckFor(t, 5*time.Second, func() error {
+			lines = nil
+			for line := range strings.SplitSeq(p.stderr.String(), "\n") {
+				if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, `"level":"INFO"`) {
+					lines = append(lines, line)
+				}
+			}
+			if len(lines) == 0 {
+				return fmt.Errorf("no Info line for %s yet", id)
+			}
+			return nil
+		})
+		if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"http request"`) {
+			t.Errorf("%s: %d Info lines, want the one access line:\n%s", id, len(lines), strings.Join(lines, "\n"))
+		}
+		if id == "one-batch" && !strings.Contains(lines[0], `"accepted":1,"rejected":1`) {
+			t.Errorf("the access line lacks the batch's counts: %s", lines[0])
+		}
+	}
+}

@@ -165,7 +165,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		Keys:                        keys,
 		MaxBodyBytes:                c.MaxBodyBytes,
 		Timeout:                     c.BatchTimeout,
-		Logger:                      d.log.With("component", "receiver"),
+		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
 	})
 	if err != nil {
 		return fmt.Errorf("receiver: %w", err)

@@ -150,16 +150,20 @@ func (d *daemon) endpoint(route string) string {
 }
 
 // observe is the edge middleware: it sets the request id, counts and times
-// the request, and writes one access log line. It logs the path only, never
-// the query string (which carries the validationToken and whatever the
-// subscription put in its notificationUrl), nor headers or bodies.
+// the request, and writes its one Info line, with the batch's counts when
+// it reached the Sink (the receiver's own per-request lines are at Debug).
+// It logs the path only, never the query string (which carries the
+// validationToken and whatever the subscription put in its
+// notificationUrl), nor headers or bodies.
 func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
 		rid := requestID(req.Header.Get(echo.HeaderXRequestID))
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
-		req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, rid))
+		note := &batchNote{}
+		ctx := context.WithValue(context.WithValue(req.Context(), requestIDKey{}, rid), batchNoteKey{}, note)
+		req = req.WithContext(ctx)
 		c.SetRequest(req)
 		d.metrics.inFlight.Inc()
 		defer d.metrics.inFlight.Dec()
@@ -192,6 +196,9 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("remote_ip", c.RealIP()),
 			slog.Int64("bytes_in", req.ContentLength),
 			slog.Int64("bytes_out", c.Response().Size),
+		}
+		if note.delivered.Load() {
+			attrs = append(attrs, slog.Int64("accepted", note.accepted.Load()), slog.Int64("rejected", note.rejected.Load()))
 		}
 		if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Internal != nil {
 			attrs = append(attrs, slog.String("error", he.Internal.Error()))
