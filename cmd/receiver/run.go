@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -354,6 +356,9 @@ func (d *daemon) warnings() {
 	if c.InsecureSkipTokenValidation {
 		d.log.Warn("token validation is OFF (--insecure-skip-token-validation): rich notifications are trusted on clientState alone")
 	}
+	if w := jwksWarning(c.JWKSURL); w != "" && len(c.AppIDs) > 0 {
+		d.log.Warn(w, "jwks_url", redactURLs([]string{c.JWKSURL}))
+	}
 	if len(c.AppIDs) > 0 && len(d.sec.keys) == 0 {
 		d.log.Warn("--app-id is set but no --key: rich notifications will be rejected as undecryptable")
 	}
@@ -377,6 +382,27 @@ func (d *daemon) warnings() {
 			d.log.Warn("the embedded NATS server listens beyond loopback without TLS: its token and the events cross the network in clear", "listen", c.EmbeddedNATSListen)
 		}
 	}
+}
+
+// jwksWarning returns why a --jwks-url deserves a warning, or "". Whoever
+// serves the key set signs the tokens the receiver trusts; a simulator on
+// http (graphsim's walk-through) is allowed, but said.
+func jwksWarning(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	// The hosts that serve the signing keys of Microsoft's clouds.
+	microsoftLoginHosts := []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return ""
+	case u.Scheme != "https":
+		return "--jwks-url is plain http: anyone on the path can replace the signing keys and forge validation tokens; use Microsoft's https key set outside tests"
+	case !slices.Contains(microsoftLoginHosts, strings.ToLower(u.Hostname())):
+		return "--jwks-url is not a Microsoft login host: whoever serves it signs the tokens this receiver trusts (fine for graphsim, not for production)"
+	}
+	return ""
 }
 
 // newServer returns an http.Server with production timeouts.

@@ -171,6 +171,9 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		t.Fatalf("run returned %v after cancel, want nil", err)
 	}
 	logs := p.stderr.String()
+	if !strings.Contains(logs, "--jwks-url is plain http") {
+		t.Errorf("no start-up warning for a plain http --jwks-url")
+	}
 	if !strings.Contains(logs, `"request_id":"req-genuine"`) {
 		t.Errorf("the access log lacks the request id")
 	}
