@@ -171,3 +171,26 @@ func TestJWKSURLWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicListenKeepsOperationsOnLoopback starts the receiver on every
+// address without --ops-listen: /metrics and /readyz are not served on the
+// public listener but on a loopback one, and the start says so.
+func TestPublicListenKeepsOperationsOnLoopback(t *testing.T) {
+	ctx := t.Context()
+	p := startInProcess(t, []string{"--listen", "0.0.0.0:0", "--embedded-nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+		"--client-state", "a-long-enough-client-state-value"}, nil)
+	if p.ops == "" || p.ops == p.base || !strings.HasPrefix(p.ops, "http://127.0.0.1:") {
+		t.Fatalf("operations at %q, want a loopback address apart from %s", p.ops, p.base)
+	}
+	for _, path := range []string{"/metrics", "/readyz", "/healthz"} {
+		if status, _, _ := get(ctx, p.base+path); status != http.StatusNotFound {
+			t.Errorf("%s on the public --listen: %d, want 404", path, status)
+		}
+		if status, _, err := get(ctx, p.ops+path); err != nil || status != http.StatusOK {
+			t.Errorf("%s on the loopback operations listener: %d %v, want 200", path, status, err)
+		}
+	}
+	if !strings.Contains(p.stderr.String(), "served on loopback only") {
+		t.Errorf("the start does not say where the operations endpoints went:\n%s", p.stderr.String())
+	}
+}

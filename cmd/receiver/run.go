@@ -114,6 +114,7 @@ type daemon struct {
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
 
+	opsAuto  bool // the operations endpoints were moved to defaultOpsListen
 	draining atomic.Bool
 	closed   bool // close has run; only the run goroutine reads or sets it
 }
@@ -219,12 +220,41 @@ func (d *daemon) listen() error {
 	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
 	}
-	if c.OpsListen != "" {
-		if d.opsLn, err = net.Listen("tcp", c.OpsListen); err != nil {
-			return listenError(c.where("ops-listen"), c.OpsListen, err, "--ops-listen 127.0.0.1:9091")
+	ops := c.OpsListen
+	if ops == "" && !isLoopbackAddr(c.Listen) {
+		// /metrics and /readyz tell a stranger about the deployment and
+		// the load: with a public --listen they stay on loopback unless
+		// --ops-listen says otherwise.
+		ops = defaultOpsListen
+		if _, port, _ := net.SplitHostPort(c.Listen); port == "0" {
+			ops = "127.0.0.1:0"
+		}
+		d.opsAuto = true
+	}
+	if ops != "" {
+		if d.opsLn, err = net.Listen("tcp", ops); err != nil {
+			if d.opsAuto {
+				return listenError(c.where("ops-listen"), ops, err, "--ops-listen 127.0.0.1:9092; --listen is not a loopback address, so /healthz, /readyz and /metrics go to "+defaultOpsListen+" unless --ops-listen names another address")
+			}
+			return listenError(c.where("ops-listen"), ops, err, "--ops-listen 127.0.0.1:9091")
 		}
 	}
 	return nil
+}
+
+// defaultOpsListen is where the operations endpoints go when --listen is
+// not a loopback address and --ops-listen is empty.
+const defaultOpsListen = "127.0.0.1:9091"
+
+// isLoopbackAddr reports whether the host of addr (host:port) is
+// localhost or a loopback IP address; an empty host means every address.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // listenError is the one-line problem for an address that cannot be used.
@@ -376,6 +406,10 @@ func (d *daemon) warnings() {
 		if left := time.Until(k.Certificate.NotAfter); left < 30*24*time.Hour {
 			d.log.Warn("decryption key certificate expires soon; rotate it (receiver keygen, then a second --key)", "key", k, "not_after", k.Certificate.NotAfter)
 		}
+	}
+	if d.opsAuto {
+		d.log.Info("operations endpoints (/healthz, /readyz, /metrics) are served on loopback only, since --listen is not a loopback address and --ops-listen is empty; set --ops-listen to expose them elsewhere",
+			"ops_listen", d.opsLn.Addr().String(), "listen", c.Listen)
 	}
 	if d.ns != nil && c.EmbeddedNATSListen != "" {
 		if host, _, _ := net.SplitHostPort(c.EmbeddedNATSListen); host == "" || !net.ParseIP(host).IsLoopback() && host != "localhost" {
