@@ -29,8 +29,8 @@ const envPrefix = "GRAPHHOOK_"
 // tag is the setting's name (the flag, the YAML key and, upper-cased with
 // GRAPHHOOK_, the environment variable); its other tags document it (see
 // [setting]; opts lists secret, split, nofile, noenv). The field's type is
-// the setting's kind: a string, a list, a boolean, a duration, or (int64) a
-// size in bytes.
+// the setting's kind: a string, a list, a boolean, a duration, a number
+// (int), or (int64) a size in bytes.
 type config struct {
 	ConfigFile string `koanf:"config" example:"/etc/graphhook/receiver.yaml" opts:"nofile" usage:"YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"`
 
@@ -43,6 +43,9 @@ type config struct {
 	TrustedProxies   []string      `koanf:"trusted-proxy" example:"10.0.0.0/8" opts:"split" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"`
 	MaxBodyBytes     int64         `koanf:"max-body-bytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
 	BatchTimeout     time.Duration `koanf:"batch-timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
+	MaxInflightBytes int64         `koanf:"max-inflight-bytes" default:"64MiB" example:"128MiB" usage:"budget of notification body bytes being received or processed at once (a body counts with its Content-Length, or --max-body-bytes when unknown); a request over it is answered 503 with Retry-After at once, without reading its body. At least --max-body-bytes"`
+	BodyTimeout      time.Duration `koanf:"body-timeout" default:"10s" example:"5s" usage:"how long a client may take to send a notification body once its headers are in; slower clients are cut (Graph sends its bodies at once)"`
+	MaxConnections   int           `koanf:"max-connections" default:"1024" example:"4096" usage:"most client connections --listen keeps open at once; further ones wait to be accepted"`
 	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout" default:"10s" example:"30s" usage:"how long shutdown waits for in-flight requests and their publishes"`
 
 	ClientStates            []string `koanf:"client-state" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
@@ -105,6 +108,7 @@ const (
 	kindBool
 	kindDuration
 	kindBytes
+	kindInt
 )
 
 // setting documents one configuration setting, as config's tags declare
@@ -159,6 +163,8 @@ func kindOf(f reflect.Value) kind {
 		return kindDuration
 	case *int64:
 		return kindBytes
+	case *int:
+		return kindInt
 	}
 	return kindString
 }
@@ -398,6 +404,12 @@ func decode(f reflect.Value, v any, s setting) error {
 			return fmt.Errorf("%s is not a positive duration (example: %s)", show(last), s.exampleArg())
 		}
 		*p = d
+	case *int:
+		n, err := strconv.Atoi(last)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s is not a positive whole number (example: %s)", show(last), s.exampleArg())
+		}
+		*p = n
 	case *int64:
 		n, err := parseBytes(last)
 		if err != nil {

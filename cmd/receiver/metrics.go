@@ -25,6 +25,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec // endpoint
 	inFlight prometheus.Gauge
 	publish  *prometheus.HistogramVec // outcome
+	shed     *prometheus.CounterVec   // reason
 }
 
 // newMetrics registers the HTTP and process metrics. The receiver's and
@@ -50,8 +51,13 @@ func newMetrics() *metrics {
 			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
 			Buckets: latencyBuckets(),
 		}, []string{"outcome"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "graphhook_requests_shed_total",
+			Help: "Requests answered 503 with Retry-After before their body was read, by reason: budget (--max-inflight-bytes was reached). Graph redelivers them.",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish,
+	m.shed.WithLabelValues("budget")
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish, m.shed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/natspub"
@@ -86,7 +88,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if len(ps) > 0 {
 		return ps.err()
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
+	d.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "graphhook_inflight_body_bytes",
+		Help: "Notification body bytes reserved by requests being received or processed (budget: --max-inflight-bytes).",
+	}, func() float64 { return float64(d.budget.used.Load()) }))
 	return d.run(ctx)
 }
 
@@ -104,6 +110,7 @@ type daemon struct {
 	sec     *secrets
 	certs   *certReloader
 	metrics *metrics
+	budget  *bodyBudget
 	hup     <-chan os.Signal // SIGHUPs, caught since run started
 
 	ln, opsLn   net.Listener
@@ -179,7 +186,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.warnings()
 
 	serveErr := make(chan error, 2)
-	d.srv = d.newServer(d.newApp(d.opsLn == nil), "http")
+	d.srv = d.newServer(d.admit(d.newApp(d.opsLn == nil)), "http")
 	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
 	if d.opsLn != nil {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
@@ -220,6 +227,7 @@ func (d *daemon) listen() error {
 	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
 	}
+	d.ln = netutil.LimitListener(d.ln, c.MaxConnections)
 	ops := c.OpsListen
 	if ops == "" && !isLoopbackAddr(c.Listen) {
 		// /metrics and /readyz tell a stranger about the deployment and

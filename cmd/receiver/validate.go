@@ -114,6 +114,9 @@ func (c *config) validate() problems {
 	if c.MaxBodyBytes > maxBodyLimit {
 		ps.add(c.where("max-body-bytes"), nil, fmt.Sprintf("%s is above the largest supported body, %s: every item must fit in one NATS message (example: --max-body-bytes 8MiB)", formatBytes(c.MaxBodyBytes), formatBytes(maxBodyLimit)))
 	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		ps.add(c.where("max-inflight-bytes"), nil, fmt.Sprintf("%s is below --max-body-bytes %s, so a body of the largest size could never be taken (example: --max-inflight-bytes %s)", formatBytes(c.MaxInflightBytes), formatBytes(c.MaxBodyBytes), formatBytes(16*c.MaxBodyBytes)))
+	}
 	if c.BatchTimeout >= 3*time.Second {
 		ps.add(c.where("batch-timeout"), nil, fmt.Sprintf("%v is not below Graph's 3 s delivery limit; Graph would count every slow batch as failed (example: --batch-timeout 2.5s)", c.BatchTimeout))
 	}
