@@ -113,8 +113,7 @@ func (c *config) validate() problems {
 	}
 	if c.MaxBodyBytes > maxBodyLimit {
 		ps.add(c.where("max-body-bytes"), nil, fmt.Sprintf("%s is above the largest supported body, %s: every item must fit in one NATS message (example: --max-body-bytes 8MiB)", formatBytes(c.MaxBodyBytes), formatBytes(maxBodyLimit)))
-	}
-	if c.MaxInflightBytes < c.MaxBodyBytes {
+	} else if c.MaxInflightBytes < c.MaxBodyBytes {
 		ps.add(c.where("max-inflight-bytes"), nil, fmt.Sprintf("%s is below --max-body-bytes %s, so a body of the largest size could never be taken (example: --max-inflight-bytes %s)", formatBytes(c.MaxInflightBytes), formatBytes(c.MaxBodyBytes), formatBytes(16*c.MaxBodyBytes)))
 	}
 	if c.BatchTimeout >= 3*time.Second {
