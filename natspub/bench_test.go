@@ -55,12 +55,11 @@ func BenchmarkPublish100(b *testing.B) {
 	b.Run("sync", func(b *testing.B) {
 		iter := 0
 		for b.Loop() {
-			batch := newBatch("sync"+strconv.Itoa(b.N), iter)
-			for _, n := range batch.Notifications {
-				m, err := natspub.Encode(n, "")
-				if err != nil {
-					b.Fatal(err)
-				}
+			msgs, err := pub.Messages(newBatch("sync"+strconv.Itoa(b.N), iter))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range msgs {
 				if _, err := js.PublishMsg(b.Context(), m); err != nil {
 					b.Fatal(err)
 				}
@@ -71,15 +70,16 @@ func BenchmarkPublish100(b *testing.B) {
 	})
 }
 
-// BenchmarkBody encodes the body of a typical basic notification.
-func BenchmarkBody(b *testing.B) {
+// BenchmarkMessages encodes the event of a typical basic notification.
+func BenchmarkMessages(b *testing.B) {
+	pub := encoder(b)
 	c, err := receiver.Parse(body(b, nil, basicItem("", "updated", "users/u1/messages/m1", `W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"`)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	n := c.Value[0]
+	batch := &receiver.Batch{Notifications: c.Value}
 	for b.Loop() {
-		if _, err := natspub.Body(n); err != nil {
+		if _, err := pub.Messages(batch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,7 +6,9 @@
 //
 //   - Every item of a batch answered 202 was stored before the answer:
 //     accepted items in the events stream (kept Config.MaxAge), rejected
-//     ones in the quarantine stream (kept for a bounded time and size).
+//     ones in a quarantine stream (kept for a bounded time and size), except
+//     items anyone could have sent (a wrong clientState, malformed) while
+//     their stream is full: those are dropped and counted (see Quarantine).
 //
 //   - Graph's redelivery of an item within Config.DuplicateWindow is stored
 //     once: the stream drops a message whose id ([EventID]) it has seen.
@@ -18,7 +20,7 @@
 //     item has no id and equals an earlier one in every part the id is
 //     computed from; see "Event ids and deduplication" below.
 //
-//     nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:4222"}})
+//     nc, err := nats.Connect("nats://127.0.0.1:4222", nats.MaxReconnects(-1))
 //     ...
 //     pub, err := natspub.New(ctx, natspub.Config{Conn: nc})
 //     ...
@@ -35,19 +37,20 @@
 //	graph.notifications.<tenantId>.<subscriptionId>.<changeType>
 //	graph.lifecycle.<tenantId>.<subscriptionId>.<lifecycleEvent>
 //
-// and rejected items to the quarantine stream Config.QuarantineStream
-// ("GRAPH_REJECTED") on
+// and rejected items to a quarantine stream on
 //
 //	graph.rejected.<reason>.<tenantId or _>
 //
-// (see Quarantine) where reason is a [receiver.Reason]: malformed, client_state,
-// token_invalid, token_missing or decrypt. "graph" is Config.SubjectPrefix.
-// Every token taken from a notification goes through [Token]: a missing
+// (see Quarantine) where reason is a [receiver.Reason]: token_invalid,
+// token_missing and decrypt in Config.QuarantineStream ("GRAPH_REJECTED"),
+// client_state and malformed in Config.UnverifiedStream
+// ("GRAPH_UNVERIFIED"). "graph" is Config.SubjectPrefix.
+// Every token taken from a notification goes through [SubjectToken]: a missing
 // value becomes "_", and '.', '*', '>', '%', '~', whitespace, control and
 // non-ASCII bytes are written as %XX, so nothing in a notification can add
 // a token or a wildcard to a subject. Graph's GUIDs and enum values pass
 // unchanged ('~' is escaped too, as it marks a token shortened to
-// [MaxTokenLen]). Useful consumer filters:
+// [MaxSubjectTokenLen]). Useful consumer filters:
 //
 //	graph.notifications.<tenantId>.>     one tenant
 //	graph.notifications.*.*.created      one change type
@@ -67,6 +70,10 @@
 //	ce-time          when the receiver got the batch, RFC 3339 UTC
 //	content-type     application/json
 //	graphhook-subscription-id, graphhook-tenant-id
+//	graphhook-verified-content
+//	                 only on an event whose content graphhook decrypted
+//	                 after checking its dataSignature: the body member
+//	                 holding it, "content" or "contentBase64"
 //	Nats-Msg-Id      = ce-id
 //
 // Header values never contain CR, LF or other control bytes: those are
@@ -77,14 +84,24 @@
 // The body of an accepted item is a JSON object with the notification's
 // Graph fields as [receiver.Notification.MarshalJSON] writes them (id,
 // subscriptionId, subscriptionExpirationDateTime in Graph's own spelling,
-// changeType or lifecycleEvent, resource, resourceData, tenantId, and
-// unknown fields such as organizationId), keys sorted, except two:
+// changeType or lifecycleEvent, resource, resourceData, tenantId), keys
+// sorted, except two:
 //
 //   - clientState is left out. It is the subscription's shared secret.
 //   - encryptedContent is left out. For a rich notification the decrypted
 //     resource is under "content" as a JSON value (an object, not a
 //     string). Decrypted content that is not valid JSON goes under
 //     "contentBase64" as a base64 string.
+//
+// Every field graphhook does not know (organizationId, sequenceNumber,
+// @odata.type, anything a sender adds) is kept verbatim under "extra"
+// (extraKey), never beside graphhook's own: encoding/json matches keys
+// case-insensitively and with Unicode folding, so an unknown "Content",
+// "ContentBaſe64" (long s), "LifecycleEvent" or "TenantId" next to the
+// real fields would be read as decrypted content, a lifecycle event or
+// another tenant. A consumer that acts on decrypted content should still
+// check the graphhook-verified-content header rather than the body's
+// shape.
 //
 // See testdata/events.golden for exact examples.
 //
@@ -123,7 +140,23 @@
 //
 // Deliver publishes one quarantine message per reason present in a batch
 // (so at most five per request), holding every item rejected for that
-// reason. Its subject is
+// reason, to one of two streams, each with its own bound:
+//
+//   - Config.QuarantineStream ("GRAPH_REJECTED") holds items that passed
+//     the clientState check and failed later (token_invalid, token_missing,
+//     decrypt): only a sender that knows a clientState can put items there.
+//     It keeps Config.QuarantineMaxAge (24 h) and Config.QuarantineMaxBytes
+//     (64 MiB), dropping the oldest at the bound.
+//   - Config.UnverifiedStream ("GRAPH_UNVERIFIED") holds what anyone who can
+//     reach the receiver can cause: items with a wrong clientState (forged,
+//     or Graph's after a clientState rotation) and malformed items. It keeps
+//     Config.UnverifiedMaxAge (24 h) and Config.UnverifiedMaxBytes (64 MiB)
+//     and refuses new messages at the bound: their items are dropped,
+//     counted in Stats.UnverifiedDropped, and the batch is still answered
+//     202 (its accepted items were stored).
+//
+// So a flood of forged items of any size can fill GRAPH_UNVERIFIED, but
+// never evict an item that passed the clientState check. Its subject is
 //
 //	graph.rejected.<reason>.<tenantId>
 //
@@ -145,13 +178,60 @@
 //
 // The size of the quarantine messages of a request is bounded by about
 // five times its body (the validationTokens are repeated in each), however
-// many items it holds. The stream is bounded (24 h, 64 MiB, oldest dropped
-// first) so a flood of forgeries cannot fill the disk.
+// many items it holds. Both streams are bounded, so a flood of forgeries
+// cannot fill the disk.
+//
+// Upgrading from a version with one quarantine stream: New narrows the
+// subjects of GRAPH_REJECTED to its three reasons and creates
+// GRAPH_UNVERIFIED; client_state and malformed items stored before stay in
+// GRAPH_REJECTED until they age out.
 //
 // SECURITY: raw items include the clientState Graph sent. For items
 // rejected after the clientState check (token or decrypt failures) that
-// is the real secret, so restrict who may read the quarantine stream (its
+// is the real secret, so restrict who may read GRAPH_REJECTED (its
 // subjects are separate from the events' for exactly this purpose).
+//
+// # Streams
+//
+// New creates a stream that is missing with the Config's settings:
+// Replicas (QuarantineReplicas for the two quarantine streams), the max
+// age and bytes, the discard policy, the duplicate window. A stream that
+// exists may have been set up or tuned by an operator, so New
+//
+//   - checks what graphhook needs and cannot change: file storage and
+//     acknowledgements. A stream without them stops New with an error
+//     wrapping [ErrStreamSetup] that says what to change;
+//   - sets what graphhook needs and can change: its subjects (subjects an
+//     operator added that collide with none of graphhook's stay), and a
+//     duplicate window of at least DuplicateWindow (a longer one is kept).
+//     Each change is logged;
+//   - keeps the rest: replicas, max age, max bytes, max messages, discard
+//     policy, placement. It never lowers replicas or loosens a limit. Where
+//     one differs from the Config it logs a warning naming the setting,
+//     both values and how to change it on the server (nats stream edit).
+//
+// One exception keeps the Config in charge of the streams graphhook made:
+// New records the limits it applied in the stream's metadata
+// ("graphhook.max_age", ...), and a limit that still holds its recorded
+// value (nobody changed it since) follows the Config on the next start. A
+// limit an operator changed no longer matches its record and is kept, and
+// so are the limits of a stream without records (created by hand or by an
+// earlier version).
+//
+// In a cluster, run with Replicas 3 (a three-node cluster), so that losing
+// a node, the stream leader included, loses no acknowledged event: see
+// TestClusterLeaderLossKeepsTheLedger. Receivers are stateless; run as
+// many as needed against the same streams.
+//
+// # Readiness
+//
+// [Publisher.Ready] fails, naming the cause, while the connection is down,
+// while a stream is missing, while Stream or QuarantineStream has no
+// leader ([ErrStreamUnavailable]), and while either refuses writes because
+// it is full ([ErrStreamFull]): at its limits with discard new, or after
+// refusing a message for its limits, until it holds less or 10 s pass
+// without another refusal. Use it for a readiness probe: while it fails,
+// batches are answered 503.
 //
 // # Failures
 //

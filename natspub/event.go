@@ -35,16 +35,21 @@ const (
 	HeaderError          = "graphhook-error"
 	HeaderItems          = "graphhook-items"
 	HeaderReceivedAt     = "graphhook-received-at"
+	// HeaderVerifiedContent is set only on an event whose content
+	// graphhook decrypted after verifying its dataSignature; it names the
+	// body member holding it ("content" or "contentBase64"). Consumers
+	// that act on content check it rather than the body's shape.
+	HeaderVerifiedContent = "graphhook-verified-content"
 )
 
 // DefaultSource is the CloudEvents source used when none is configured.
 const DefaultSource = "/graphhook"
 
-// Event types are TypeChangePrefix + changeType and
-// TypeLifecyclePrefix + lifecycleEvent.
+// Event types are typeChangePrefix + changeType and
+// typeLifecyclePrefix + lifecycleEvent.
 const (
-	TypeChangePrefix    = "com.microsoft.graph.change."
-	TypeLifecyclePrefix = "com.microsoft.graph.lifecycle."
+	typeChangePrefix    = "com.microsoft.graph.change."
+	typeLifecyclePrefix = "com.microsoft.graph.lifecycle."
 )
 
 // EventID returns the CloudEvents id of n, which is also its Nats-Msg-Id, so
@@ -152,27 +157,20 @@ func safeID(s string, noColon bool) bool {
 	return true
 }
 
-// EventType returns the CloudEvents type of n:
+// eventType returns the CloudEvents type of n:
 // com.microsoft.graph.change.<changeType> or
 // com.microsoft.graph.lifecycle.<lifecycleEvent>.
-func EventType(n *receiver.Notification) string {
+func eventType(n *receiver.Notification) string {
 	if n.IsLifecycle() {
-		return TypeLifecyclePrefix + n.LifecycleEvent
+		return typeLifecyclePrefix + n.LifecycleEvent
 	}
-	return TypeChangePrefix + n.ChangeType
+	return typeChangePrefix + n.ChangeType
 }
 
-// Encode returns the message for an accepted notification: the body
+// encode returns the message of an accepted notification: the body
 // described in the package documentation, CloudEvents binary-mode headers
-// and Nats-Msg-Id = ce-id, on [Subject](DefaultSubjectPrefix, n). An empty
-// source means [DefaultSource]. ce-time is the time the batch was received,
-// which n does not know: Encode leaves it out (it is optional in
-// CloudEvents) and [Publisher.Deliver] sets it. Use [Publisher.Messages] to
-// get exactly what Deliver publishes.
-func Encode(n *receiver.Notification, source string) (*nats.Msg, error) {
-	return encode(DefaultSubjectPrefix, source, n, time.Time{})
-}
-
+// and Nats-Msg-Id = ce-id, on eventSubject(prefix, n). ce-time is receivedAt,
+// left out when it is zero. [Publisher.Messages] is its exported form.
 func encode(prefix, source string, n *receiver.Notification, receivedAt time.Time) (*nats.Msg, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%w: nil notification", ErrEncode)
@@ -180,17 +178,17 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	if source == "" {
 		source = DefaultSource
 	}
-	body, err := Body(n)
+	body, err := eventBody(n)
 	if err != nil {
 		return nil, err
 	}
 	id := EventID(n)
-	m := nats.NewMsg(Subject(prefix, n))
+	m := nats.NewMsg(eventSubject(prefix, n))
 	m.Data = body
 	h := m.Header
 	h.Set(HeaderSpecVersion, "1.0")
 	h.Set(HeaderID, id)
-	h.Set(HeaderType, itemHeader(EventType(n)))
+	h.Set(HeaderType, itemHeader(eventType(n)))
 	h.Set(HeaderSource, headerValue(source))
 	subject := n.Resource
 	if n.IsLifecycle() || subject == "" {
@@ -205,18 +203,27 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	h.Set(HeaderContentType, "application/json")
 	h.Set(HeaderSubscriptionID, itemHeader(n.SubscriptionID))
 	h.Set(HeaderTenantID, itemHeader(n.TenantID))
+	if field := contentField(n); field != "" {
+		h.Set(HeaderVerifiedContent, field)
+	}
 	h.Set(nats.MsgIdHdr, id)
 	return m, nil
 }
 
-// Body returns the JSON event body of an accepted notification: what
-// [receiver.Notification.MarshalJSON] writes (Graph's wire fields, unknown
-// ones included, subscriptionExpirationDateTime spelled as Graph sent it)
-// without clientState and encryptedContent, and for a rich item the
-// decrypted resource under "content" as a JSON value. Content that is not
-// valid JSON is put under "contentBase64" as a base64 string instead. Keys
-// are sorted, so equal notifications give equal bytes.
-func Body(n *receiver.Notification) ([]byte, error) {
+// extraKey is the member of an event body that holds the item's unknown
+// fields (organizationId, sequenceNumber, @odata.type, ...), so that none of
+// them can stand beside, or for a case-insensitive decoder such as
+// encoding/json stand in for, a field graphhook writes.
+const extraKey = "extra"
+
+// eventBody returns the JSON event body of an accepted notification: the
+// Graph fields graphhook knows as [receiver.Notification.MarshalJSON] writes
+// them (subscriptionExpirationDateTime spelled as Graph sent it) without
+// clientState and encryptedContent, every unknown field under [extraKey],
+// and for a rich item the decrypted resource under "content" as a JSON
+// value, or under "contentBase64" as a base64 string when it is not valid
+// JSON. Keys are sorted, so equal notifications give equal bytes.
+func eventBody(n *receiver.Notification) ([]byte, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%w: nil notification", ErrEncode)
 	}
@@ -225,22 +232,25 @@ func Body(n *receiver.Notification) ([]byte, error) {
 	cp := *n
 	cp.ClientState = ""
 	cp.EncryptedContent = nil
-	cp.Extra = make(map[string]json.RawMessage, len(n.Extra)+1)
+	cp.Extra = make(map[string]json.RawMessage, 2)
+	extra := make(map[string]json.RawMessage, len(n.Extra))
 	for k, v := range n.Extra {
-		switch {
-		case strings.HasPrefix(k, "\x00"): // the receiver's internal markers
-		// These names are ours to fill (or to leave out), whatever Extra holds.
-		case k == "clientState", k == "encryptedContent", k == "content", k == "contentBase64":
-		default:
-			cp.Extra[k] = v
+		if !strings.HasPrefix(k, "\x00") { // the receiver's internal markers
+			extra[k] = v
 		}
 	}
-	if n.Content != nil {
-		if json.Valid(n.Content) {
-			cp.Extra["content"] = json.RawMessage(n.Content)
+	if len(extra) > 0 {
+		b, err := marshalNoEscape(extra)
+		if err != nil {
+			return nil, fmt.Errorf("%w: unknown fields: %w", ErrEncode, err)
+		}
+		cp.Extra[extraKey] = b
+	}
+	if field := contentField(n); field != "" {
+		if field == "content" {
+			cp.Extra[field] = json.RawMessage(n.Content)
 		} else {
-			b, _ := json.Marshal(base64.StdEncoding.EncodeToString(n.Content)) // a string always marshals
-			cp.Extra["contentBase64"] = b
+			cp.Extra[field], _ = json.Marshal(base64.StdEncoding.EncodeToString(n.Content)) // a string always marshals
 		}
 	}
 	// MarshalJSON writes a compact object with sorted keys.
@@ -249,6 +259,31 @@ func Body(n *receiver.Notification) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
 	return b, nil
+}
+
+// contentField names the body member that holds n's decrypted content:
+// "content", "contentBase64", or "" for an item without content.
+func contentField(n *receiver.Notification) string {
+	switch {
+	case n.Content == nil:
+		return ""
+	case json.Valid(n.Content):
+		return "content"
+	default:
+		return "contentBase64"
+	}
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping, which would make
+// HTML in resource data up to six times larger than Graph sent it.
+func marshalNoEscape(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // MaxErrorHeaderLen bounds the graphhook-error header of a quarantine
@@ -282,7 +317,7 @@ func encodeQuarantine(prefix string, reason receiver.Reason, items []*receiver.R
 	if !shared {
 		tenant = ""
 	}
-	m := nats.NewMsg(RejectedSubject(prefix, reason, tenant))
+	m := nats.NewMsg(rejectedSubject(prefix, reason, tenant))
 	m.Data = body
 	h := m.Header
 	h.Set(HeaderContentType, "application/json")

@@ -40,28 +40,28 @@ func TestToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := natspub.Token(tt.in); got != tt.want {
-				t.Errorf("Token(%q) = %q, want %q", tt.in, got, tt.want)
+			if got := natspub.SubjectToken(tt.in); got != tt.want {
+				t.Errorf("SubjectToken(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
 	}
 	t.Run("long", func(t *testing.T) {
 		a, b := strings.Repeat("x", 500)+"a", strings.Repeat("x", 500)+"b"
-		ta, tb := natspub.Token(a), natspub.Token(b)
-		if len(ta) != natspub.MaxTokenLen || ta == tb {
-			t.Errorf("Token(long) = %q (%d bytes) and %q", ta, len(ta), tb)
+		ta, tb := natspub.SubjectToken(a), natspub.SubjectToken(b)
+		if len(ta) != natspub.MaxSubjectTokenLen || ta == tb {
+			t.Errorf("SubjectToken(long) = %q (%d bytes) and %q", ta, len(ta), tb)
 		}
-		if esc := natspub.Token(strings.Repeat(".", 100)); len(esc) > natspub.MaxTokenLen || strings.Contains(strings.Split(esc, "~")[0], "%2~") {
-			t.Errorf("Token(dots) = %q", esc)
+		if esc := natspub.SubjectToken(strings.Repeat(".", 100)); len(esc) > natspub.MaxSubjectTokenLen || strings.Contains(strings.Split(esc, "~")[0], "%2~") {
+			t.Errorf("SubjectToken(dots) = %q", esc)
 		}
 	})
 	t.Run("crafted shortened form", func(t *testing.T) {
 		// A short input spelled like the shortened token of a long one must
 		// not map to the same token.
 		long := strings.Repeat("x", 100)
-		crafted := natspub.Token(long)
-		if got := natspub.Token(crafted); got == crafted {
-			t.Errorf("Token(%q) = Token(%q) = %q", crafted, long, got)
+		crafted := natspub.SubjectToken(long)
+		if got := natspub.SubjectToken(crafted); got == crafted {
+			t.Errorf("SubjectToken(%q) = SubjectToken(%q) = %q", crafted, long, got)
 		}
 	})
 }
@@ -72,29 +72,29 @@ func FuzzToken(f *testing.F) {
 	}
 	// A short input spelled like the shortened token of a long one.
 	long := strings.Repeat("x", 100)
-	f.Add(natspub.Token(long), long)
-	f.Add(natspub.Token(strings.Repeat("~", 70)), strings.Repeat("~", 70))
+	f.Add(natspub.SubjectToken(long), long)
+	f.Add(natspub.SubjectToken(strings.Repeat("~", 70)), strings.Repeat("~", 70))
 	f.Fuzz(func(t *testing.T, a, b string) {
-		ta := natspub.Token(a)
-		if ta == "" || len(ta) > natspub.MaxTokenLen {
-			t.Fatalf("Token(%q) = %q", a, ta)
+		ta := natspub.SubjectToken(a)
+		if ta == "" || len(ta) > natspub.MaxSubjectTokenLen {
+			t.Fatalf("SubjectToken(%q) = %q", a, ta)
 		}
 		for i := 0; i < len(ta); i++ {
 			if c := ta[i]; c <= ' ' || c >= 0x7f || c == '.' || c == '*' || c == '>' {
-				t.Fatalf("Token(%q) = %q holds byte %q", a, ta, c)
+				t.Fatalf("SubjectToken(%q) = %q holds byte %q", a, ta, c)
 			}
 		}
 		// Injective: an unshortened token (no '~') unescapes to its input;
 		// a shortened one has exactly one '~', 17 bytes from its end.
 		if i := strings.IndexByte(ta, '~'); i < 0 {
 			if a != "" && unescape(t, ta) != a {
-				t.Fatalf("Token(%q) = %q does not unescape to its input", a, ta)
+				t.Fatalf("SubjectToken(%q) = %q does not unescape to its input", a, ta)
 			}
 		} else if i != len(ta)-17 || strings.Count(ta, "~") != 1 {
-			t.Fatalf("Token(%q) = %q: '~' other than as the shortening mark", a, ta)
+			t.Fatalf("SubjectToken(%q) = %q: '~' other than as the shortening mark", a, ta)
 		}
-		if a != b && a != "" && b != "" && a != "_" && b != "_" && ta == natspub.Token(b) {
-			t.Fatalf("Token(%q) == Token(%q) == %q", a, b, ta)
+		if a != b && a != "" && b != "" && a != "_" && b != "_" && ta == natspub.SubjectToken(b) {
+			t.Fatalf("SubjectToken(%q) == SubjectToken(%q) == %q", a, b, ta)
 		}
 	})
 }
@@ -240,33 +240,31 @@ func TestRichEventIDSurvivesReEncryption(t *testing.T) {
 
 func TestBodyContentThatIsNotJSON(t *testing.T) {
 	n := &receiver.Notification{SubscriptionID: "s", ChangeType: "created", Content: receiver.Content("not json \xff"), Extra: map[string]json.RawMessage{"content": json.RawMessage(`"spoofed"`)}}
-	b, err := natspub.Body(n)
-	if err != nil {
-		t.Fatal(err)
+	m := event(t, encoder(t), n)
+	b := decodeBody(t, m.Data)
+	if _, ok := b["content"]; ok || str(t, b["contentBase64"]) != "bm90IGpzb24g/w==" {
+		t.Errorf("body = %s", m.Data)
 	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := m["content"]; ok || m["contentBase64"] != "bm90IGpzb24g/w==" {
-		t.Errorf("body = %s", b)
+	if got := m.Header.Get(natspub.HeaderVerifiedContent); got != "contentBase64" {
+		t.Errorf("%s = %q, want contentBase64", natspub.HeaderVerifiedContent, got)
 	}
 }
 
-func TestEncode(t *testing.T) {
+func TestMessagesOfOneNotification(t *testing.T) {
+	pub := encoder(t)
 	n := &receiver.Notification{SubscriptionID: "s", TenantID: "t", ChangeType: "created", Resource: "r", ClientState: secret}
-	m, err := natspub.Encode(n, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := event(t, pub, n)
 	if m.Subject != "graph.notifications.t.s.created" || m.Header.Get("ce-source") != natspub.DefaultSource || m.Header.Get("ce-time") != "" {
 		t.Errorf("Encode = %s %v", m.Subject, m.Header)
 	}
 	if strings.Contains(string(m.Data), secret) {
 		t.Error("body carries clientState")
 	}
-	if _, err := natspub.Encode(nil, ""); err == nil {
-		t.Error("Encode(nil) succeeded")
+	if _, err := pub.Messages(&receiver.Batch{Notifications: []*receiver.Notification{nil}}); !errors.Is(err, natspub.ErrEncode) {
+		t.Errorf("Messages(nil notification) = %v, want ErrEncode", err)
+	}
+	if m.Header.Get(natspub.HeaderVerifiedContent) != "" {
+		t.Errorf("a basic item's event carries %s", natspub.HeaderVerifiedContent)
 	}
 }
 
@@ -347,6 +345,8 @@ func FuzzEncode(f *testing.F) {
 	f.Add([]byte(`{"subscriptionId":"s","changeType":"created","tenantId":"t","resource":"r","clientState":"cs"}`), []byte(`{"a":1}`))
 	f.Add([]byte(`{"subscriptionId":"s.>","lifecycleEvent":"missed *","tenantId":"","clientState":"cs","content":"x"}`), []byte(nil))
 	f.Add([]byte(`{"subscriptionId":"\u0000","changeType":"\r\n","resourceData":{"@odata.etag":7},"clientState":"cs"}`), []byte("\xff"))
+	f.Add([]byte(`{"subscriptionId":"s","changeType":"created","clientState":"cs","Content":{"x":1},"ContentBaſe64":"AA==","LifecycleEvent":"missed","TenantId":"other","extra":1}`), []byte(nil))
+	pub := encoder(f)
 	f.Fuzz(func(t *testing.T, item, content []byte) {
 		c, err := receiver.Parse([]byte(`{"value":[` + string(item) + `]}`))
 		if err != nil || len(c.Value) != 1 || c.Value[0].Validate() != nil {
@@ -354,10 +354,11 @@ func FuzzEncode(f *testing.F) {
 		}
 		n := c.Value[0]
 		n.Content = content
-		m, err := natspub.Encode(n, "")
+		msgs, err := pub.Messages(&receiver.Batch{Notifications: []*receiver.Notification{n}})
 		if err != nil {
-			t.Fatalf("Encode: %v", err)
+			t.Fatalf("Messages: %v", err)
 		}
+		m := msgs[0]
 		if toks := strings.Split(m.Subject, "."); len(toks) != 5 {
 			t.Fatalf("subject %q", m.Subject)
 		}
@@ -367,6 +368,23 @@ func FuzzEncode(f *testing.F) {
 		}
 		if _, ok := body["clientState"]; ok {
 			t.Fatal("body carries clientState")
+		}
+		// Unknown fields never stand beside graphhook's: what a
+		// case-insensitive consumer reads is what graphhook wrote.
+		var got consumerEvent
+		if err := json.Unmarshal(m.Data, &got); err != nil {
+			t.Fatalf("consumer decode: %v", err)
+		}
+		if got.TenantID != n.TenantID || got.LifecycleEvent != n.LifecycleEvent || got.ChangeType != n.ChangeType {
+			t.Fatalf("consumer read %+v from %s", got, m.Data)
+		}
+		_, hasContent := body["content"]
+		_, hasBase64 := body["contentBase64"]
+		verified := m.Header.Get(natspub.HeaderVerifiedContent) != ""
+		if hasContent || hasBase64 || verified {
+			if n.Content == nil || !verified {
+				t.Fatalf("content in the body (%v, %v) or header (%v) of an item with content %q", hasContent, hasBase64, verified, n.Content)
+			}
 		}
 		if id := m.Header.Get("ce-id"); id == "" || id != m.Header.Get("Nats-Msg-Id") || id != natspub.EventID(n) {
 			t.Fatalf("ce-id %q", id)
@@ -389,10 +407,7 @@ func TestBodyKeepsGraphsSpelling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := natspub.Body(c.Value[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := event(t, encoder(t), c.Value[0]).Data
 	if got := str(t, decodeBody(t, b)["subscriptionExpirationDateTime"]); got != exp {
 		t.Errorf("subscriptionExpirationDateTime = %q, want %q as received", got, exp)
 	}
@@ -458,10 +473,7 @@ func TestLongResourceDoesNotOverflowHeaders(t *testing.T) {
 		SubscriptionID: "s", TenantID: "t", ChangeType: "updated",
 		Resource: strings.Repeat("users/u/messages/", 8<<10),
 	}
-	m, err := natspub.Encode(n, "/graphhook")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := event(t, encoder(t), n)
 	total := 0
 	for k, vs := range m.Header {
 		for _, v := range vs {
@@ -489,14 +501,85 @@ func TestBodyDoesNotGrowHTMLContent(t *testing.T) {
 	content := []byte(`{"body":"` + html + `"}`) // as Graph's decrypted JSON has it, unescaped
 	n := &receiver.Notification{SubscriptionID: "s", TenantID: "t", ChangeType: "created", Resource: "me/messages/1",
 		ResourceData: json.RawMessage(`{"@odata.type":"#Microsoft.Graph.Message","note":"<b>&</b>"}`), Content: content}
-	b, err := natspub.Body(n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := event(t, encoder(t), n).Data
 	if len(b) > len(content)+512 {
 		t.Errorf("body is %d bytes for %d bytes of content", len(b), len(content))
 	}
 	if !strings.Contains(string(b), `<p>a &amp; b</p>`) || !strings.Contains(string(b), `"note":"<b>&</b>"`) {
 		t.Errorf("HTML was escaped: %.200s", b)
+	}
+}
+
+// consumerEvent is how a Go consumer decodes an event body with
+// encoding/json, which matches keys case-insensitively and with Unicode
+// folding ("ContentBaſe64" fills ContentBase64).
+type consumerEvent struct {
+	ID             string                     `json:"id"`
+	SubscriptionID string                     `json:"subscriptionId"`
+	ChangeType     string                     `json:"changeType"`
+	LifecycleEvent string                     `json:"lifecycleEvent"`
+	Resource       string                     `json:"resource"`
+	TenantID       string                     `json:"tenantId"`
+	Content        json.RawMessage            `json:"content"`
+	ContentBase64  string                     `json:"contentBase64"`
+	Extra          map[string]json.RawMessage `json:"extra"`
+}
+
+// TestLookAlikeFieldsCannotShadowGraphhooksFields: a basic item (right
+// clientState, nothing decrypted) carrying unknown fields that fold to
+// graphhook's names must not make a consumer read decrypted content, a
+// lifecycle event or another tenant.
+func TestLookAlikeFieldsCannotShadowGraphhooksFields(t *testing.T) {
+	key := newKey(t)
+	e := newEnv(t, startNATS(t), key, natspub.Config{})
+	it := basicItem("look-alike", "created", "users/u1/messages/m1", "")
+	lookAlikes := map[string]any{
+		"Content":        map[string]any{"body": "forged"},
+		"ContentBaſe64":  "Zm9yZ2Vk", // long s: folds to contentBase64
+		"CONTENT":        "forged",
+		"LifecycleEvent": "subscriptionRemoved",
+		"TenantId":       "other-tenant",
+		"TENANTID":       "other-tenant",
+		"ChangeType":     "deleted",
+		"extra":          "nested",
+		"sequenceNumber": 7,
+	}
+	for k, v := range lookAlikes {
+		it[k] = v
+	}
+	e.mustPost(t, body(t, []string{"eyJhbGciOiJub25lIn0.e30."}, it, richItem(t, key, plaintext)))
+	msgs := bySubject(wantCount(t, e.js, natspub.DefaultStream, 2))
+
+	m := one(t, msgs, "graph.notifications."+tenant+"."+subID+".created")
+	var got consumerEvent
+	if err := json.Unmarshal(m.Data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Content != nil || got.ContentBase64 != "" || got.LifecycleEvent != "" || got.TenantID != tenant || got.ChangeType != "created" {
+		t.Errorf("a consumer read %+v from %s", got, m.Data)
+	}
+	if v := m.Header.Get(natspub.HeaderVerifiedContent); v != "" {
+		t.Errorf("basic item marked %s: %q", natspub.HeaderVerifiedContent, v)
+	}
+	for k, v := range lookAlikes {
+		want, _ := json.Marshal(v)
+		if g := got.Extra[k]; string(g) != string(want) {
+			t.Errorf("extra[%q] = %s, want %s", k, g, want)
+		}
+	}
+	top := decodeBody(t, m.Data)
+	for k := range top {
+		if !slices.Contains([]string{"changeType", "extra", "id", "resource", "resourceData", "subscriptionExpirationDateTime", "subscriptionId", "tenantId"}, k) {
+			t.Errorf("body has the top-level member %q", k)
+		}
+	}
+
+	rich := one(t, msgs, "graph.notifications."+tenant+"."+subRich+".created")
+	if v := rich.Header.Get(natspub.HeaderVerifiedContent); v != "content" {
+		t.Errorf("rich item: %s = %q, want content", natspub.HeaderVerifiedContent, v)
+	}
+	var rc consumerEvent
+	if err := json.Unmarshal(rich.Data, &rc); err != nil || !strings.Contains(string(rc.Content), "top secret message body") {
+		t.Errorf("rich content = %s (%v)", rc.Content, err)
 	}
 }

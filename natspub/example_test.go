@@ -9,6 +9,7 @@ import (
 
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,7 +29,7 @@ func ExampleNew() {
 	}
 	defer ns.WaitForShutdown()
 	defer ns.Shutdown()
-	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{ns.ClientURL()}})
+	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,4 +81,50 @@ func ExampleNew() {
 	// graph.notifications.84bd8158-6d4d-4958-8b9f-9d6445542f95.c6126aa3-0ed8-412f-a988-71e6cee627c4.created
 	// com.microsoft.graph.change.created c6126aa3-0ed8-412f-a988-71e6cee627c4:lsgTZMr9KwAAA
 	// {"changeType":"created","id":"lsgTZMr9KwAAA","resource":"users/u1/messages/m1","resourceData":{"@odata.etag":"W/\"CQAAABYAAADk\"","id":"m1"},"subscriptionExpirationDateTime":"2026-03-19T22:11:09.952Z","subscriptionId":"c6126aa3-0ed8-412f-a988-71e6cee627c4","tenantId":"84bd8158-6d4d-4958-8b9f-9d6445542f95"}
+}
+
+// ExamplePublisher_Messages shows the wire form of an event: Messages
+// returns exactly what Deliver publishes. Fields graphhook does not know
+// travel under "extra", so a look-alike such as "TenantId" cannot pass for
+// the real tenantId in a consumer that decodes with encoding/json.
+func ExamplePublisher_Messages() {
+	dir, err := os.MkdirTemp("", "graphhook-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: dir, Port: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ns.WaitForShutdown()
+	defer ns.Shutdown()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	pub, err := natspub.New(context.Background(), natspub.Config{Conn: nc})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pub.Close()
+
+	c, err := receiver.Parse([]byte(`{"value":[{"id":"1","subscriptionId":"s1","changeType":"updated",
+		"resource":"users/u1","tenantId":"t1","clientState":"secretClientValue","TenantId":"t2"}]}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := pub.Messages(&receiver.Batch{Notifications: c.Value, ReceivedAt: time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := msgs[0]
+	fmt.Println(m.Subject)
+	fmt.Println(m.Header.Get(natspub.HeaderID), m.Header.Get(natspub.HeaderTime))
+	fmt.Println(string(m.Data))
+	// Output:
+	// graph.notifications.t1.s1.updated
+	// s1:1 2026-04-01T12:00:00Z
+	// {"changeType":"updated","extra":{"TenantId":"t2"},"id":"1","resource":"users/u1","subscriptionId":"s1","tenantId":"t1"}
 }

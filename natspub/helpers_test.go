@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -246,20 +245,23 @@ func wantCount(t testing.TB, js jetstream.JetStream, stream string, want int) []
 	return msgs
 }
 
-// logBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// encoder returns a Publisher with the default Config on a server of its
+// own, for tests of the wire form (Publisher.Messages).
+func encoder(t testing.TB) *natspub.Publisher {
+	t.Helper()
+	return newPublisher(t, startNATS(t), natspub.Config{})
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// event returns the message pub publishes for n in a batch received at
+// the zero time (so without ce-time).
+func event(t testing.TB, pub *natspub.Publisher, n *receiver.Notification) *nats.Msg {
+	t.Helper()
+	msgs, err := pub.Messages(&receiver.Batch{Notifications: []*receiver.Notification{n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages for one notification", len(msgs))
+	}
+	return msgs[0]
 }

@@ -1,6 +1,7 @@
 package natspub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 const (
 	DefaultStream             = "GRAPH"
 	DefaultQuarantineStream   = "GRAPH_REJECTED"
+	DefaultUnverifiedStream   = "GRAPH_UNVERIFIED"
 	DefaultMaxAge             = 7 * 24 * time.Hour
 	DefaultDuplicateWindow    = time.Hour
 	DefaultQuarantineMaxAge   = 24 * time.Hour
@@ -38,10 +40,13 @@ const maxPending = 8192
 const stallWait = 50 * time.Millisecond
 
 // Config configures a [Publisher]. Conn is required; every other field has
-// a working zero value.
+// a working zero value. The stream settings (Replicas, MaxAge, the
+// quarantine limits) are applied when New creates a stream; for a stream
+// that exists New keeps the operator's values (see "Streams" in the package
+// documentation).
 type Config struct {
 	// Conn is the connection to publish on. Required. The Publisher never
-	// closes it. Use [Connect] for one that reconnects forever.
+	// closes it.
 	Conn *nats.Conn
 
 	// SubjectPrefix starts every subject. It may hold several tokens
@@ -50,10 +55,11 @@ type Config struct {
 
 	// Stream is the stream of accepted notifications, covering
 	// <prefix>.notifications.> and <prefix>.lifecycle.>, file storage.
-	// New creates it, or updates it to these settings. Default "GRAPH".
+	// Default "GRAPH".
 	Stream string
-	// Replicas is the number of copies of each stream in a cluster.
-	// Default 1.
+	// Replicas is the number of copies of Stream in a cluster, 1 to
+	// [MaxReplicas], applied when New creates it. Default 1. Use 3 in a
+	// three-node cluster so that losing a node loses nothing.
 	Replicas int
 	// MaxAge is how long Stream keeps messages. Default 7 days, so
 	// consumers can be down over a long weekend; negative keeps them until
@@ -64,18 +70,41 @@ type Config struct {
 	// Graph retries a batch for up to 4 h with exponential backoff, so most
 	// retries come within minutes; set 4 h to cover the whole horizon at
 	// the cost of the server keeping 4 h of ids in memory. It is capped at
-	// the stream's max age.
+	// each stream's max age.
 	DuplicateWindow time.Duration
 
-	// QuarantineStream is the stream of rejected items, covering
-	// <prefix>.rejected.>, file storage, discarding old messages at its
-	// limits. Default "GRAPH_REJECTED".
+	// QuarantineStream is the stream of rejected items that passed the
+	// clientState check (reasons token_invalid, token_missing, decrypt):
+	// <prefix>.rejected.<reason>.> for those reasons, file storage,
+	// discarding old messages at its limits. Only a sender that knows a
+	// clientState can put items here. Default "GRAPH_REJECTED".
 	QuarantineStream string
-	// QuarantineMaxAge is how long rejected items are kept. Default 24 h.
+	// QuarantineReplicas is the number of copies of QuarantineStream and
+	// UnverifiedStream, applied when New creates them. Default Replicas.
+	QuarantineReplicas int
+	// QuarantineMaxAge is how long QuarantineStream keeps items. Default
+	// 24 h.
 	QuarantineMaxAge time.Duration
-	// QuarantineMaxBytes bounds the quarantine stream, so a flood of
-	// forged notifications cannot fill the disk. Default 64 MiB.
+	// QuarantineMaxBytes bounds QuarantineStream, in bytes; at the bound
+	// the oldest messages go. Default 64 MiB.
 	QuarantineMaxBytes int64
+
+	// UnverifiedStream is the stream of rejected items that anyone who can
+	// reach the receiver can cause: items failing the clientState check
+	// (forgeries, or Graph's items after a clientState rotation) and
+	// malformed items (reasons client_state and malformed), on
+	// <prefix>.rejected.<reason>.> for those reasons, file storage. It is
+	// apart from QuarantineStream so that forged traffic can never evict
+	// an item that passed the clientState check. At its limits it refuses
+	// new messages: their items are dropped, counted in
+	// Stats.UnverifiedDropped, and their batch is still answered 202.
+	// Default "GRAPH_UNVERIFIED".
+	UnverifiedStream string
+	// UnverifiedMaxAge is how long UnverifiedStream keeps items, and so
+	// how long a flood can keep it full. Default 24 h.
+	UnverifiedMaxAge time.Duration
+	// UnverifiedMaxBytes bounds UnverifiedStream, in bytes. Default 64 MiB.
+	UnverifiedMaxBytes int64
 
 	// PublishTimeout bounds one Deliver even when its ctx allows more,
 	// keeping the answer inside Graph's 3 s budget. Default 2 s.
@@ -86,8 +115,9 @@ type Config struct {
 	// "/graphhook/eu-west".
 	Source string
 
-	// Logger receives stream set-up at Info and failed batches at Warn,
-	// never with secrets. Nil discards.
+	// Logger receives stream set-up at Info, stream settings New kept or
+	// could not apply and failed batches at Warn, never with secrets. Nil
+	// discards.
 	Logger *slog.Logger
 }
 
@@ -102,43 +132,112 @@ type Publisher struct {
 	mu     sync.RWMutex // held for reading by Deliver, for writing by Close
 	closed bool
 
-	published   atomic.Uint64
-	duplicates  atomic.Uint64
-	quarantined atomic.Uint64
-	failed      atomic.Uint64
+	health health
+
+	stored            atomic.Uint64
+	duplicates        atomic.Uint64
+	quarantined       atomic.Uint64
+	quarantineDup     atomic.Uint64
+	unverifiedDropped atomic.Uint64
+	unverifiedFull    atomic.Bool
+	failed            atomic.Uint64
 }
 
-// Stats are a Publisher's counters since New.
+// Stats are a Publisher's counters since New. Stored and Duplicates count
+// apart what the PubAcks report, so Stored agrees with the stream; their
+// sum is every accepted notification of the successful Deliver calls.
 type Stats struct {
-	Published   uint64 // accepted notifications stored (duplicates included)
-	Duplicates  uint64 // accepted notifications the stream had already (Graph redeliveries)
-	Quarantined uint64 // rejected items stored in the quarantine stream
-	Failed      uint64 // Deliver calls that returned an error
+	Stored               uint64 // accepted notifications the stream stored (new events)
+	Duplicates           uint64 // accepted notifications the stream had already (Graph redeliveries)
+	Quarantined          uint64 // rejected items stored in a quarantine message new to its stream
+	QuarantineDuplicates uint64 // rejected items in a quarantine message its stream had already
+	UnverifiedDropped    uint64 // rejected items UnverifiedStream refused because it was full
+	Failed               uint64 // Deliver calls that returned an error
 }
 
-// New checks cfg, creates or updates both streams, and returns a Publisher.
+// Limits checked by [Config.Validate]. JetStream enforces both; they are
+// checked before connecting so that a daemon can name the bad setting.
+const (
+	MaxStreamNameLen = 255 // JetStream's longest stream name
+	MaxReplicas      = 5   // JetStream's most replicas of a stream
+)
+
+// Validate reports the first invalid field of c as a [*ConfigError]. It
+// does not look at Conn (which [New] requires), so a daemon can check its
+// settings before it connects.
+func (c Config) Validate() error {
+	if err := checkPrefix(c.SubjectPrefix); err != nil {
+		return &ConfigError{Field: "SubjectPrefix", Err: err}
+	}
+	names := map[string]string{}
+	for _, f := range []struct{ field, name, def string }{
+		{"Stream", c.Stream, DefaultStream},
+		{"QuarantineStream", c.QuarantineStream, DefaultQuarantineStream},
+		{"UnverifiedStream", c.UnverifiedStream, DefaultUnverifiedStream},
+	} {
+		name := cmp.Or(f.name, f.def)
+		if err := checkStreamName(name); err != nil {
+			return &ConfigError{Field: f.field, Err: err}
+		}
+		if other, ok := names[name]; ok {
+			return configError(f.field, "%q is also Config.%s: each stream needs its own name", name, other)
+		}
+		names[name] = f.field
+	}
+	for _, f := range []struct {
+		field string
+		n     int
+	}{{"Replicas", c.Replicas}, {"QuarantineReplicas", c.QuarantineReplicas}} {
+		if f.n < 0 || f.n > MaxReplicas {
+			return configError(f.field, "%d is outside 1 to %d", f.n, MaxReplicas)
+		}
+	}
+	return nil
+}
+
+// checkPrefix is the rule for Config.SubjectPrefix: empty (the default), or
+// literal subject tokens separated by dots.
+func checkPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	for tok := range strings.SplitSeq(prefix, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return fmt.Errorf("%q is not a literal subject (example: graph or acme.graph)", prefix)
+		}
+	}
+	return nil
+}
+
+// checkStreamName is JetStream's rule for stream names.
+func checkStreamName(name string) error {
+	if len(name) > MaxStreamNameLen {
+		return fmt.Errorf("a stream name is at most %d bytes, not %d", MaxStreamNameLen, len(name))
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) }) {
+		return fmt.Errorf("%q is not a stream name: it may not hold whitespace, control characters, '.', '*', '>', '/' or '\\' (example: GRAPH)", name)
+	}
+	return nil
+}
+
+// New checks cfg, creates the streams that are missing, checks those that
+// exist (see "Streams" in the package documentation), and returns a
+// Publisher. An invalid field is reported as a [*ConfigError]; a stream
+// graphhook cannot work with as an error wrapping [ErrStreamSetup] that
+// says what to change.
 func New(ctx context.Context, cfg Config) (*Publisher, error) {
 	if cfg.Conn == nil {
-		return nil, fmt.Errorf("%w: Conn is required", ErrInvalidConfig)
+		return nil, configError("Conn", "required")
 	}
-	if cfg.SubjectPrefix == "" {
-		cfg.SubjectPrefix = DefaultSubjectPrefix
-	}
-	if err := checkPrefix(cfg.SubjectPrefix); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Stream == "" {
-		cfg.Stream = DefaultStream
-	}
-	if cfg.QuarantineStream == "" {
-		cfg.QuarantineStream = DefaultQuarantineStream
-	}
-	if cfg.Stream == cfg.QuarantineStream {
-		return nil, fmt.Errorf("%w: Stream and QuarantineStream are both %q", ErrInvalidConfig, cfg.Stream)
-	}
-	if cfg.Replicas <= 0 {
-		cfg.Replicas = 1
-	}
+	cfg.SubjectPrefix = cmp.Or(cfg.SubjectPrefix, DefaultSubjectPrefix)
+	cfg.Stream = cmp.Or(cfg.Stream, DefaultStream)
+	cfg.QuarantineStream = cmp.Or(cfg.QuarantineStream, DefaultQuarantineStream)
+	cfg.UnverifiedStream = cmp.Or(cfg.UnverifiedStream, DefaultUnverifiedStream)
+	cfg.Replicas = cmp.Or(cfg.Replicas, 1)
+	cfg.QuarantineReplicas = cmp.Or(cfg.QuarantineReplicas, cfg.Replicas)
 	switch {
 	case cfg.MaxAge == 0:
 		cfg.MaxAge = DefaultMaxAge
@@ -154,12 +253,16 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 	if cfg.QuarantineMaxBytes <= 0 {
 		cfg.QuarantineMaxBytes = DefaultQuarantineMaxBytes
 	}
+	if cfg.UnverifiedMaxAge <= 0 {
+		cfg.UnverifiedMaxAge = DefaultQuarantineMaxAge
+	}
+	if cfg.UnverifiedMaxBytes <= 0 {
+		cfg.UnverifiedMaxBytes = DefaultQuarantineMaxBytes
+	}
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
-	if cfg.Source == "" {
-		cfg.Source = DefaultSource
-	}
+	cfg.Source = cmp.Or(cfg.Source, DefaultSource)
 	p := &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -172,12 +275,18 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("%w: %w", ErrStreamSetup, err)
 	}
 	p.js = js
-	for _, sc := range p.streamConfigs() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			js.CleanupPublisher()
-			return nil, fmt.Errorf("%w: stream %s: %w", ErrStreamSetup, sc.Name, err)
+	streams := p.streamConfigs()
+	for i, sc := range streams {
+		var others []string
+		for j, o := range streams {
+			if j != i {
+				others = append(others, o.Subjects...)
+			}
 		}
-		p.log.Info("stream ready", "stream", sc.Name, "subjects", sc.Subjects, "max_age", sc.MaxAge, "duplicate_window", sc.Duplicates)
+		if err := p.ensureStream(ctx, sc, others); err != nil {
+			js.CleanupPublisher()
+			return nil, err
+		}
 	}
 	if mp := cfg.Conn.MaxPayload(); mp > 0 && mp < receiver.DefaultMaxBodyBytes {
 		p.log.Warn("the NATS server's max_payload is below the receiver's default body limit: a larger notification cannot be published, "+
@@ -187,60 +296,39 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 	return p, nil
 }
 
-func checkPrefix(prefix string) error {
-	for tok := range strings.SplitSeq(prefix, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return fmt.Errorf("%w: SubjectPrefix %q is not a literal subject", ErrInvalidConfig, prefix)
-		}
-	}
-	return nil
-}
-
-// streamConfigs returns the configurations New applies.
-func (p *Publisher) streamConfigs() []jetstream.StreamConfig {
-	c := p.cfg
-	dup := c.DuplicateWindow
-	if c.MaxAge > 0 && dup > c.MaxAge {
-		dup = c.MaxAge
-	}
-	qdup := min(c.DuplicateWindow, c.QuarantineMaxAge)
-	return []jetstream.StreamConfig{{
-		Name:        c.Stream,
-		Description: "Microsoft Graph change and lifecycle notifications (graphhook)",
-		Subjects:    []string{c.SubjectPrefix + ".notifications.>", c.SubjectPrefix + ".lifecycle.>"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.Replicas,
-		MaxAge:      c.MaxAge,
-		Duplicates:  dup,
-	}, {
-		Name:        c.QuarantineStream,
-		Description: "Microsoft Graph notifications rejected by graphhook, raw, for inspection and replay",
-		Subjects:    []string{c.SubjectPrefix + ".rejected.>"},
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.Replicas,
-		MaxAge:      c.QuarantineMaxAge,
-		MaxBytes:    c.QuarantineMaxBytes,
-		Discard:     jetstream.DiscardOld,
-		Duplicates:  qdup,
-	}}
-}
-
 // Messages returns the messages Deliver publishes for b, in order: one per
-// accepted notification (on [Subject], with ce-time = b.ReceivedAt), then
+// accepted notification (on eventSubject, with ce-time = b.ReceivedAt), then
 // one quarantine message per [receiver.Reason] present among b.Rejected, in
-// the order the reasons first occur (on [RejectedSubject], its body a
+// the order the reasons first occur (on rejectedSubject, its body a
 // changeNotificationCollection of the raw items and b.ValidationTokens).
+// It is the one route from a notification to its wire form.
 func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
-	return p.messages(context.Background(), b)
+	out, err := p.messages(context.Background(), b)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]*nats.Msg, len(out))
+	for i, o := range out {
+		msgs[i] = o.msg
+	}
+	return msgs, nil
+}
+
+// outMsg is a message of a batch and where it goes.
+type outMsg struct {
+	msg        *nats.Msg
+	stream     string
+	items      int  // rejected items it holds; 0 for an event
+	unverified bool // a quarantine message of items anyone could have sent
 }
 
 // messages is Messages, stopping when ctx is done.
-func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]*nats.Msg, error) {
+func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]outMsg, error) {
 	groups, err := rejectedByReason(b.Rejected)
 	if err != nil {
 		return nil, err
 	}
-	msgs := make([]*nats.Msg, 0, len(b.Notifications)+len(groups))
+	msgs := make([]outMsg, 0, len(b.Notifications)+len(groups))
 	for i, n := range b.Notifications {
 		if i%256 == 255 && ctx.Err() != nil {
 			return nil, contextError(ctx, fmt.Sprintf("while encoding message %d of %d", i+1, len(b.Notifications)+len(groups)))
@@ -249,14 +337,18 @@ func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]*nats.Ms
 		if err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, outMsg{msg: m, stream: p.cfg.Stream})
 	}
 	for _, g := range groups {
 		m, err := encodeQuarantine(p.cfg.SubjectPrefix, g.reason, g.items, b.ValidationTokens, b.ReceivedAt)
 		if err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m)
+		o := outMsg{msg: m, stream: p.cfg.QuarantineStream, items: len(g.items)}
+		if isUnverified(g.reason) {
+			o.stream, o.unverified = p.cfg.UnverifiedStream, true
+		}
+		msgs = append(msgs, o)
 	}
 	return msgs, nil
 }
@@ -274,6 +366,9 @@ func rejectedByReason(rejected []*receiver.Rejected) ([]reasonGroup, error) {
 		if r == nil {
 			return nil, fmt.Errorf("%w: nil rejected item", ErrEncode)
 		}
+		if !slices.Contains(reasons(), r.Reason) {
+			return nil, fmt.Errorf("%w: unknown reason %q", ErrEncode, r.Reason)
+		}
 		i := slices.IndexFunc(groups, func(g reasonGroup) bool { return g.reason == r.Reason })
 		if i < 0 {
 			groups = append(groups, reasonGroup{reason: r.Reason})
@@ -285,14 +380,16 @@ func rejectedByReason(rejected []*receiver.Rejected) ([]reasonGroup, error) {
 }
 
 // Deliver publishes every item of b (accepted notifications to Stream,
-// rejected ones to QuarantineStream, one message per reason) without
-// waiting between messages, then waits for all their acknowledgements. It
-// stops at the earlier of ctx's deadline and Config.PublishTimeout, while
-// publishing as well as while waiting, and then returns an error wrapping
-// [ErrNotAcknowledged] and the context's error. It returns nil only when
-// every message was stored, or was already stored (a duplicate). While the
-// connection is down it fails at once with [ErrNotConnected]; otherwise a
-// failure wraps [ErrNotAcknowledged].
+// rejected ones to QuarantineStream or UnverifiedStream, one message per
+// reason) without waiting between messages, then waits for all their
+// acknowledgements. It stops at the earlier of ctx's deadline and
+// Config.PublishTimeout, while publishing as well as while waiting, and
+// then returns an error wrapping [ErrNotAcknowledged] and the context's
+// error. It returns nil only when every message was stored, or was already
+// stored (a duplicate), or was a message for UnverifiedStream that the
+// stream refused because it is full (counted in Stats.UnverifiedDropped).
+// While the connection is down it fails at once with [ErrNotConnected];
+// otherwise a failure wraps [ErrNotAcknowledged].
 func (p *Publisher) Deliver(ctx context.Context, b *receiver.Batch) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -324,21 +421,16 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 		return err
 	}
 
-	accepted := len(b.Notifications)
 	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
+	for i, o := range msgs {
 		if ctx.Err() != nil {
 			return contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
 		}
-		stream := p.cfg.Stream
-		if i >= accepted {
-			stream = p.cfg.QuarantineStream
-		}
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stallWait))
+		f, err := p.js.PublishMsgAsync(o.msg, jetstream.WithExpectStream(o.stream), jetstream.WithStallWait(stallWait))
 		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
 			// maxPending messages are in flight: wait for room, but look
 			// at the deadline every stallWait.
-			f, err = p.js.PublishMsgAsync(m, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stallWait))
+			f, err = p.js.PublishMsgAsync(o.msg, jetstream.WithExpectStream(o.stream), jetstream.WithStallWait(stallWait))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -348,22 +440,53 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 		}
 		futures[i] = f
 	}
-	var dups uint64
+	// Count every acknowledgement seen, also of a Deliver that fails, so
+	// that Stored follows the stream.
+	var stored, dups, quarantined, qdups, dropped uint64
+	defer func() {
+		p.stored.Add(stored)
+		p.duplicates.Add(dups)
+		p.quarantined.Add(quarantined)
+		p.quarantineDup.Add(qdups)
+		p.unverifiedDropped.Add(dropped)
+	}()
 	for i, f := range futures {
+		o := msgs[i]
 		select {
 		case ack := <-f.Ok():
-			if ack.Duplicate && i < accepted {
+			p.health.wrote(o.stream)
+			if o.unverified {
+				p.unverifiedFull.Store(false)
+			}
+			switch {
+			case o.items == 0 && ack.Duplicate:
 				dups++
+			case o.items == 0:
+				stored++
+			case ack.Duplicate:
+				qdups += uint64(o.items)
+			default:
+				quarantined += uint64(o.items)
 			}
 		case err := <-f.Err():
+			if o.unverified && isStreamFull(err) {
+				// The bound that keeps forged traffic away from
+				// everything else: drop, count, carry on.
+				dropped += uint64(o.items)
+				continue
+			}
+			p.health.refused(o.stream, err)
 			return p.publishError(len(msgs), err)
 		case <-ctx.Done():
 			return contextError(ctx, fmt.Sprintf("waiting for %d of %d acknowledgements", len(msgs)-i, len(msgs)))
 		}
 	}
-	p.published.Add(uint64(accepted))
-	p.quarantined.Add(uint64(len(b.Rejected)))
-	p.duplicates.Add(dups)
+	if dropped > 0 {
+		// Once per episode, not once per forged request.
+		if !p.unverifiedFull.Swap(true) {
+			p.log.Warn("unverified quarantine full: dropping its new items until it has room (counted in the dropped metric)", "stream", p.cfg.UnverifiedStream)
+		}
+	}
 	return nil
 }
 
@@ -388,30 +511,13 @@ func (p *Publisher) publishError(total int, err error) error {
 // Stats returns the Publisher's counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{
-		Published:   p.published.Load(),
-		Duplicates:  p.duplicates.Load(),
-		Quarantined: p.quarantined.Load(),
-		Failed:      p.failed.Load(),
+		Stored:               p.stored.Load(),
+		Duplicates:           p.duplicates.Load(),
+		Quarantined:          p.quarantined.Load(),
+		QuarantineDuplicates: p.quarantineDup.Load(),
+		UnverifiedDropped:    p.unverifiedDropped.Load(),
+		Failed:               p.failed.Load(),
 	}
-}
-
-// Ready reports whether the Publisher can deliver now: it is open, its
-// connection is up and both streams exist. Use it for a readiness probe.
-func (p *Publisher) Ready(ctx context.Context) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return fmt.Errorf("natspub: ready: %w", net.ErrClosed)
-	}
-	if !p.nc.IsConnected() {
-		return fmt.Errorf("%w (status %s)", ErrNotConnected, p.nc.Status())
-	}
-	for _, name := range []string{p.cfg.Stream, p.cfg.QuarantineStream} {
-		if _, err := p.js.Stream(ctx, name); err != nil {
-			return fmt.Errorf("%w: stream %s: %w", ErrStreamSetup, name, err)
-		}
-	}
-	return nil
 }
 
 // Close waits for running Deliver calls to finish and releases the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
@@ -108,8 +109,8 @@ func TestEveryNotificationLandsOnceWithSubjectHeadersAndBody(t *testing.T) {
 			}
 		}
 	})
-	if s := e.pub.Stats(); s.Published != 3 || s.Failed != 0 {
-		t.Errorf("Stats = %+v, want 3 published", s)
+	if s := e.pub.Stats(); s.Stored != 3 || s.Duplicates != 0 || s.Failed != 0 {
+		t.Errorf("Stats = %+v, want 3 stored", s)
 	}
 }
 
@@ -129,8 +130,8 @@ func TestSameBatchTwiceLandsOnce(t *testing.T) {
 	// Graph may encrypt a retry again with a fresh key: same event.
 	e.mustPost(t, body(t, tokens, append(items, richItem(t, key, plaintext))...))
 	wantCount(t, e.js, natspub.DefaultStream, 5)
-	if s := e.pub.Stats(); s.Duplicates != 10 {
-		t.Errorf("Stats.Duplicates = %d, want 10", s.Duplicates)
+	if s := e.pub.Stats(); s.Duplicates != 10 || s.Stored != 5 {
+		t.Errorf("Stats = %+v, want 5 stored (what the stream holds) and 10 duplicates", s)
 	}
 	// Other content is another event.
 	e.mustPost(t, body(t, tokens, richItem(t, key, `{"id":"x","body":"edited"}`)))
@@ -141,11 +142,7 @@ func TestServerDownAnswers503FastAndRetryLandsOnceAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	ns := natstest.RunServer(t, dir, -1)
 	port := natstest.Port(t, ns)
-	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{ns.ClientURL()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.Connect(t, ns.ClientURL())
 	const timeout = 1500 * time.Millisecond
 	e := newEnv(t, nc, newKey(t), natspub.Config{PublishTimeout: timeout})
 
@@ -155,7 +152,7 @@ func TestServerDownAnswers503FastAndRetryLandsOnceAfterRestart(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if nc.IsConnected() {
 			return errors.New("client still connected")
 		}
@@ -177,7 +174,7 @@ func TestServerDownAnswers503FastAndRetryLandsOnceAfterRestart(t *testing.T) {
 	}
 
 	natstest.RunServer(t, dir, port)
-	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error { return e.pub.Ready(t.Context()) })
+	testkit.CheckFor(t, 10*time.Second, func() error { return e.pub.Ready(t.Context()) })
 	e.mustPost(t, b) // Graph's retry
 	e.mustPost(t, a) // and a late duplicate of a batch stored before the restart
 	ids := map[string]int{}
@@ -216,7 +213,7 @@ func TestSubjectInjectionIsNeutralised(t *testing.T) {
 			t.Errorf("subject %q has %d tokens, want 5", m.Subject, len(toks))
 		}
 		for _, tok := range toks {
-			if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") || len(tok) > natspub.MaxTokenLen {
+			if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") || len(tok) > natspub.MaxSubjectTokenLen {
 				t.Errorf("subject %q has unsafe token %q", m.Subject, tok)
 			}
 		}
@@ -264,7 +261,9 @@ func TestRejectedItemsGoToQuarantineOnly(t *testing.T) {
 	e.mustPost(t, body(t, nil, item{"subscriptionId": subID, "tenantId": tenant, "clientState": secret}))
 
 	wantCount(t, e.js, natspub.DefaultStream, 1)
-	q := bySubject(wantCount(t, e.js, natspub.DefaultQuarantineStream, 4))
+	// Items that passed clientState and items anyone can send are kept
+	// apart (each stream with its own bound).
+	q := bySubject(append(wantCount(t, e.js, natspub.DefaultQuarantineStream, 2), wantCount(t, e.js, natspub.DefaultUnverifiedStream, 2)...))
 	t.Run("client_state", func(t *testing.T) {
 		m := one(t, q, "graph.rejected.client_state.evil%2Etenant")
 		wantHeaders(t, m.Header, map[string]string{"graphhook-reason": "client_state", "graphhook-items": "1", "content-type": "application/json"})
@@ -297,7 +296,7 @@ func TestRejectedItemsGoToQuarantineOnly(t *testing.T) {
 	})
 	one(t, q, "graph.rejected.token_missing."+tenant)
 	one(t, q, "graph.rejected.malformed."+tenant)
-	if s := e.pub.Stats(); s.Quarantined != 4 || s.Published != 1 {
+	if s := e.pub.Stats(); s.Quarantined != 4 || s.Stored != 1 {
 		t.Errorf("Stats = %+v", s)
 	}
 }
@@ -332,7 +331,8 @@ func TestQuarantineIsOneReplayableMessagePerReason(t *testing.T) {
 	e.mustPost(t, batch) // Graph's redelivery
 
 	wantCount(t, e.js, natspub.DefaultStream, 1)
-	q := bySubject(wantCount(t, e.js, natspub.DefaultQuarantineStream, 2))
+	wantCount(t, e.js, natspub.DefaultQuarantineStream, 0)
+	q := bySubject(wantCount(t, e.js, natspub.DefaultUnverifiedStream, 2))
 	sent, err := receiver.Parse(batch)
 	if err != nil {
 		t.Fatal(err)
@@ -361,8 +361,8 @@ func TestQuarantineIsOneReplayableMessagePerReason(t *testing.T) {
 			t.Errorf("body = %s", m.Data)
 		}
 	})
-	if s := e.pub.Stats(); s.Quarantined != 8 || s.Published != 2 || s.Duplicates != 1 {
-		t.Errorf("Stats = %+v, want 8 quarantined (twice 4), 2 published, 1 duplicate", s)
+	if s := e.pub.Stats(); s.Quarantined+s.QuarantineDuplicates != 8 || s.QuarantineDuplicates != 4 || s.Stored+s.Duplicates != 2 || s.Duplicates != 1 {
+		t.Errorf("Stats = %+v, want 8 quarantined items (4 stored, then 4 again as duplicates), 2 published (1 stored, 1 duplicate)", s)
 	}
 }
 
@@ -380,7 +380,7 @@ func TestQuarantineIsBoundedByTheRequest(t *testing.T) {
 	b := body(t, nil, items...)
 	b = append(b[:len(b)-1], `,"validationTokens":["`+strings.Repeat("A<", 5_000)+`"]}`...)
 	e.mustPost(t, b)
-	msgs := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)
+	msgs := wantCount(t, e.js, natspub.DefaultUnverifiedStream, 1)
 	if got := len(msgs[0].Data); got > len(b)+64 {
 		t.Errorf("quarantine body is %d bytes for a %d byte request", got, len(b))
 	}
@@ -404,7 +404,7 @@ func TestManyValidationTokensDoNotBlockTheBatch(t *testing.T) {
 	forged["clientState"] = "guessed"
 	e.mustPost(t, body(t, tokens, basicItem("ok", "created", "users/u1/messages/ok", ""), forged))
 	wantCount(t, e.js, natspub.DefaultStream, 1)
-	m := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)[0]
+	m := wantCount(t, e.js, natspub.DefaultUnverifiedStream, 1)[0]
 	if c := quarantined(t, m.Data); len(c.ValidationTokens) != len(tokens) {
 		t.Errorf("quarantine body holds %d tokens, want %d", len(c.ValidationTokens), len(tokens))
 	}
@@ -515,12 +515,17 @@ func TestDeliverStopsPublishingWhenItsContextEnds(t *testing.T) {
 	if err := watcher.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// testkit.CheckFor polls every 10ms: ask for 5 polls (50ms) without growth.
 	var last int64 = -1
-	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	stable := 0
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		got := seen.Load()
 		if got != last {
-			last = got
+			last, stable = got, 0
 			return fmt.Errorf("watcher still receiving (%d)", got)
+		}
+		if stable++; stable < 5 {
+			return fmt.Errorf("watcher count %d stable for %d polls", got, stable)
 		}
 		return nil
 	})
@@ -554,7 +559,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"empty prefix token", natspub.Config{Conn: nc, SubjectPrefix: "a..b"}, natspub.ErrInvalidConfig},
 		{"space in prefix", natspub.Config{Conn: nc, SubjectPrefix: "a b"}, natspub.ErrInvalidConfig},
 		{"same stream names", natspub.Config{Conn: nc, Stream: "X", QuarantineStream: "X"}, natspub.ErrInvalidConfig},
-		{"bad stream name", natspub.Config{Conn: nc, Stream: "A.B"}, natspub.ErrStreamSetup},
+		{"bad stream name", natspub.Config{Conn: nc, Stream: "A.B"}, natspub.ErrInvalidConfig},
 		{"multi-token prefix", natspub.Config{Conn: nc, SubjectPrefix: "acme.graph", Stream: "ACME", QuarantineStream: "ACME_Q"}, nil},
 	}
 	for _, tt := range tests {

@@ -14,8 +14,8 @@ import (
 
 // Defaults for [ServerConfig].
 const (
-	DefaultServerHost       = "127.0.0.1"
-	DefaultServerPort       = 4222
+	defaultServerHost       = "127.0.0.1"
+	defaultServerPort       = 4222
 	DefaultServerMaxPayload = 8 << 20
 	serverReadyTimeout      = 10 * time.Second
 )
@@ -57,10 +57,10 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		return nil, fmt.Errorf("%w: ServerConfig.StoreDir is required", ErrInvalidConfig)
 	}
 	if cfg.Host == "" {
-		cfg.Host = DefaultServerHost
+		cfg.Host = defaultServerHost
 	}
 	if cfg.Port == 0 {
-		cfg.Port = DefaultServerPort
+		cfg.Port = defaultServerPort
 	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultServerMaxPayload

@@ -3,24 +3,21 @@ package natspub_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestStartServer(t *testing.T) {
 	dir := t.TempDir()
-	var logs logBuffer
+	var logs testkit.SyncBuffer
 	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: dir, Port: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -58,87 +55,13 @@ func TestStartServer(t *testing.T) {
 	})
 }
 
-func TestConnectRetriesUntilServerStarts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-
-	var logs logBuffer
-	nc, err := natspub.Connect(natspub.ConnConfig{
-		URLs:   []string{"nats://127.0.0.1:" + strconv.Itoa(port)},
-		Name:   "test",
-		Token:  "", // no auth: the test server has none
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	if err != nil {
-		t.Fatalf("Connect with the server down = %v, want a connection that retries", err)
-	}
-	t.Cleanup(nc.Close)
-	if nc.IsConnected() {
-		t.Fatal("connected to nothing")
-	}
-	natstest.RunServer(t, t.TempDir(), port)
-	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if !nc.IsConnected() {
-			return errors.New("not connected")
-		}
-		return nil
-	})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.AccountInfo(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if !strings.Contains(logs.String(), "NATS connected") {
-			return fmt.Errorf("connect not logged: %q", logs.String())
-		}
-		return nil
-	})
-}
-
-func TestConnectAuth(t *testing.T) {
-	tests := []struct {
-		name    string
-		cfg     natspub.ConnConfig
-		wantErr error
-	}{
-		{"no urls", natspub.ConnConfig{}, natspub.ErrInvalidConfig},
-		{"blank urls", natspub.ConnConfig{URLs: []string{" , "}}, natspub.ErrInvalidConfig},
-		{"two auth methods", natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, User: "u", Token: "t"}, natspub.ErrInvalidConfig},
-		{"password without user", natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, Password: "p"}, natspub.ErrInvalidConfig},
-		{"cert without key", natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, TLSCertFile: "c.pem"}, natspub.ErrInvalidConfig},
-		{"missing seed file", natspub.ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, NKeySeedFile: "/nonexistent/seed.nk"}, natspub.ErrInvalidConfig},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			nc, err := natspub.Connect(tt.cfg)
-			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("Connect = %v, want %v", err, tt.wantErr)
-			}
-			if nc != nil {
-				nc.Close()
-			}
-		})
-	}
-}
-
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	key := newKey(t)
 	dir := t.TempDir()
 	ns := natstest.RunServer(t, dir, -1)
-	nc, err := natspub.Connect(natspub.ConnConfig{URLs: []string{ns.ClientURL()}, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.Connect(t, ns.ClientURL())
 	e := newEnv(t, nc, key, natspub.Config{Logger: log})
 	e.mustPost(t, body(t, []string{"tok"}, richItem(t, key, plaintext), basicItem("x", "created", "r", "")))
 	ns.Shutdown()

@@ -11,63 +11,63 @@ import (
 // DefaultSubjectPrefix is the subject prefix used when none is configured.
 const DefaultSubjectPrefix = "graph"
 
-// MaxTokenLen is the longest subject token [Token] returns. Longer inputs
+// MaxSubjectTokenLen is the longest subject token [SubjectToken] returns. Longer inputs
 // are shortened to a prefix and a hash, so no input can push a subject past
 // the server's control-line limit.
-const MaxTokenLen = 64
+const MaxSubjectTokenLen = 64
 
-// EmptyToken stands for a missing value in a subject.
-const EmptyToken = "_"
+// EmptySubjectToken stands for a missing value in a subject.
+const EmptySubjectToken = "_"
 
-// Subject returns the subject an accepted notification is published on:
+// eventSubject returns the subject an accepted notification is published on:
 //
 //	<prefix>.notifications.<tenantId>.<subscriptionId>.<changeType>
 //	<prefix>.lifecycle.<tenantId>.<subscriptionId>.<lifecycleEvent>
 //
-// Each variable part goes through [Token]. An empty prefix means
+// Each variable part goes through [SubjectToken]. An empty prefix means
 // [DefaultSubjectPrefix]. The prefix itself is not escaped: it comes from
 // configuration, not from Graph, and may hold several tokens ("acme.graph").
-func Subject(prefix string, n *receiver.Notification) string {
+func eventSubject(prefix string, n *receiver.Notification) string {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}
 	if n.IsLifecycle() {
-		return prefix + ".lifecycle." + Token(n.TenantID) + "." + Token(n.SubscriptionID) + "." + Token(n.LifecycleEvent)
+		return prefix + ".lifecycle." + SubjectToken(n.TenantID) + "." + SubjectToken(n.SubscriptionID) + "." + SubjectToken(n.LifecycleEvent)
 	}
-	return prefix + ".notifications." + Token(n.TenantID) + "." + Token(n.SubscriptionID) + "." + Token(n.ChangeType)
+	return prefix + ".notifications." + SubjectToken(n.TenantID) + "." + SubjectToken(n.SubscriptionID) + "." + SubjectToken(n.ChangeType)
 }
 
-// RejectedSubject returns the subject of a quarantine message:
+// rejectedSubject returns the subject of a quarantine message:
 //
 //	<prefix>.rejected.<reason>.<tenantId>
 //
 // Deliver publishes one quarantine message per reason present in a batch,
 // holding every item rejected for that reason. tenantID is the tenantId the
 // items share; pass "" when they do not all share one, or have none, and
-// the token is [EmptyToken] ("_"). Both parts go through [Token]. An empty
+// the token is [EmptySubjectToken] ("_"). Both parts go through [SubjectToken]. An empty
 // prefix means [DefaultSubjectPrefix].
-func RejectedSubject(prefix string, reason receiver.Reason, tenantID string) string {
+func rejectedSubject(prefix string, reason receiver.Reason, tenantID string) string {
 	if prefix == "" {
 		prefix = DefaultSubjectPrefix
 	}
-	return prefix + ".rejected." + Token(string(reason)) + "." + Token(tenantID)
+	return prefix + ".rejected." + SubjectToken(string(reason)) + "." + SubjectToken(tenantID)
 }
 
 // Token makes s safe as one subject token, so that nothing Graph (or a
 // forger) sends can add tokens or wildcards to a subject. Bytes outside
 // printable ASCII, and '.', '*', '>', '%' and '~' are written as %XX
 // (upper-case hex), and a consumer can compute the token for a filter. An
-// empty s becomes [EmptyToken] (a literal "_" stays "_", so the two read
-// alike). A result longer than [MaxTokenLen] is cut and ends in "~" and 16
+// empty s becomes [EmptySubjectToken] (a literal "_" stays "_", so the two read
+// alike). A result longer than [MaxSubjectTokenLen] is cut and ends in "~" and 16
 // hex digits of the SHA-256 of s. Since '~' is escaped everywhere else, a
 // shortened token never equals an unshortened one, and two long inputs
 // share a token only if those 64 bits of their hashes collide: apart from
 // that and "_", the mapping is one-to-one.
 //
 // Graph's GUIDs and enum values pass unchanged.
-func Token(s string) string {
+func SubjectToken(s string) string {
 	if s == "" {
-		return EmptyToken
+		return EmptySubjectToken
 	}
 	clean := true
 	for i := 0; i < len(s); i++ {
@@ -92,9 +92,9 @@ func Token(s string) string {
 		}
 		out = b.String()
 	}
-	if len(out) > MaxTokenLen {
+	if len(out) > MaxSubjectTokenLen {
 		sum := sha256.Sum256([]byte(s))
-		cut := MaxTokenLen - 17
+		cut := MaxSubjectTokenLen - 17
 		// Do not cut an escape in half.
 		if i := strings.LastIndexByte(out[:cut], '%'); i >= cut-2 {
 			cut = i

@@ -14,7 +14,7 @@
 //	consumer --filter 'graph.lifecycle.>'                     # lifecycle events only
 //
 // --filter may be repeated. A tenant or subscription id that contains
-// characters not allowed in a subject token is escaped as natspub.Token
+// characters not allowed in a subject token is escaped as natspub.SubjectToken
 // describes; Graph's GUIDs are used as they are.
 //
 // The consumer is durable (--durable, default "graphhook-consumer"): stop

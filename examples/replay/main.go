@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated (default $NATS_URL when set)")
 	creds := fs.String("creds", "", "NATS credentials file")
-	stream := fs.String("stream", natspub.DefaultQuarantineStream, "quarantine stream")
+	stream := fs.String("stream", "", "quarantine stream (default: the one that holds --reason; without --reason "+natspub.DefaultQuarantineStream+" and "+natspub.DefaultUnverifiedStream+")")
 	prefix := fs.String("prefix", natspub.DefaultSubjectPrefix, "subject prefix")
 	reason := fs.String("reason", "", "replay only items rejected for this reason (default: all)")
 	tenant := fs.String("tenant", "", "replay only items of this tenant id (default: all)")
@@ -119,56 +119,81 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// natspub keeps items that passed clientState and items anyone can
+	// send in two streams; the server knows which holds a reason.
+	streams := []string{*stream}
+	switch {
+	case *stream != "":
+	case *reason == "":
+		streams = []string{natspub.DefaultQuarantineStream, natspub.DefaultUnverifiedStream}
+	default:
+		name, err := js.StreamNameBySubject(ctx, filters[0])
+		if err != nil {
+			return fmt.Errorf("no stream holds %s (set --stream): %w", filters[0], err)
+		}
+		streams = []string{name}
+	}
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		// A redirect would send the secrets in the body to another URL.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	for _, stream := range streams {
+		sent, posts, err := replayStream(ctx, js, client, stream, filters, *tenant, *target)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "replayed %d items from %s (%s) in %d requests\n", sent, stream, strings.Join(filters, ", "), posts)
+	}
+	return nil
+}
+
+// replayStream POSTs the quarantine messages of stream on filters to
+// target.
+func replayStream(ctx context.Context, js jetstream.JetStream, client *http.Client, stream string, filters []string, tenant, target string) (sent, posts int, err error) {
 	// An ephemeral consumer: reading leaves the quarantine as it is.
-	cons, err := js.CreateConsumer(ctx, *stream, jetstream.ConsumerConfig{
+	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		FilterSubjects:    filters,
 		AckPolicy:         jetstream.AckNonePolicy,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: time.Minute,
 	})
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", *stream, err)
+		return 0, 0, fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	defer js.DeleteConsumer(context.WithoutCancel(ctx), *stream, cons.CachedInfo().Name)
+	defer js.DeleteConsumer(context.WithoutCancel(ctx), stream, cons.CachedInfo().Name)
 	pending := int(cons.CachedInfo().NumPending)
 
-	client := &http.Client{
-		Timeout: 10 * time.Second,
-		// A redirect would send the secrets in the body to another URL.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	posts, sent := 0, 0
 	for read := 0; read < pending; {
 		batch, err := cons.Fetch(min(16, pending-read), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return err
+			return sent, posts, err
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			body, n, err := replayBody(m, *tenant)
+			body, n, err := replayBody(m, tenant)
 			if err != nil {
-				return fmt.Errorf("message %s: %w", m.Subject(), err)
+				return sent, posts, fmt.Errorf("message %s: %w", m.Subject(), err)
 			}
 			if n == 0 {
 				continue
 			}
-			if err := post(ctx, client, *target, body); err != nil {
-				return fmt.Errorf("after %d items: %w", sent, err)
+			if err := post(ctx, client, target, body); err != nil {
+				return sent, posts, fmt.Errorf("after %d items: %w", sent, err)
 			}
 			posts++
 			sent += n
 		}
 		if err := batch.Error(); err != nil {
-			return err
+			return sent, posts, err
 		}
 		if got == 0 {
-			return fmt.Errorf("quarantine stream ended after %d of %d messages", read, pending)
+			return sent, posts, fmt.Errorf("quarantine stream %s ended after %d of %d messages", stream, read, pending)
 		}
 		read += got
 	}
-	fmt.Fprintf(stdout, "replayed %d items from %s (%s) in %d requests\n", sent, *stream, strings.Join(filters, ", "), posts)
-	return nil
+	return sent, posts, nil
 }
 
 // subjectFilters returns the quarantine subjects to read. A tenant's items
@@ -176,16 +201,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 func subjectFilters(prefix, reason, tenant string) []string {
 	base := prefix + ".rejected."
 	if reason != "" {
-		base += natspub.Token(reason) + "."
+		base += natspub.SubjectToken(reason) + "."
 	} else {
 		base += "*."
 	}
 	if tenant == "" {
 		return []string{base + "*"}
 	}
-	filters := []string{base + natspub.Token(tenant)}
-	if natspub.Token(tenant) != natspub.EmptyToken {
-		filters = append(filters, base+natspub.EmptyToken)
+	filters := []string{base + natspub.SubjectToken(tenant)}
+	if natspub.SubjectToken(tenant) != natspub.EmptySubjectToken {
+		filters = append(filters, base+natspub.EmptySubjectToken)
 	}
 	return filters
 }
@@ -207,7 +232,7 @@ func replayBody(m jetstream.Msg, tenant string) (body []byte, n int, err error) 
 		return nil, 0, fmt.Errorf("not a changeNotificationCollection: %w", err)
 	}
 	tok := m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
-	if tenant == "" || tok != natspub.EmptyToken || natspub.Token(tenant) == natspub.EmptyToken {
+	if tenant == "" || tok != natspub.EmptySubjectToken || natspub.SubjectToken(tenant) == natspub.EmptySubjectToken {
 		return data, len(c.Value), nil
 	}
 	var items []json.RawMessage

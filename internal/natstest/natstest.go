@@ -4,10 +4,15 @@
 package natstest
 
 import (
+	"errors"
 	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -66,23 +71,102 @@ func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// CheckFor calls f every interval until it returns nil, and fails the test
-// with f's last error if that has not happened within timeout.
-func CheckFor(t testing.TB, timeout, interval time.Duration, f func() error) {
+// Cluster is a JetStream cluster of in-process servers on loopback.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// StartCluster starts a JetStream cluster of n servers ("n1", "n2", ...)
+// routed to each other on 127.0.0.1, each with its store in t.TempDir(),
+// waits until they accept connections and JetStream has a meta leader, and
+// shuts them down in t.Cleanup. Shut one down (Shutdown) to simulate the
+// loss of a node.
+func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	var err error
-	for {
-		if err = f(); err == nil {
-			return
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: pick a cluster port: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("natstest: condition not met after %v: %v", timeout, err)
-		}
-		<-tick.C
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
 	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	c := &Cluster{}
+	for i := range n {
+		ns, err := server.NewServer(&server.Options{
+			ServerName: "n" + strconv.Itoa(i+1),
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			MaxPayload: 8 << 20,
+			Cluster: server.ClusterOpts{
+				Name: "graphhook-test",
+				Host: "127.0.0.1",
+				Port: ports[i],
+			},
+			Routes: routes,
+		})
+		if err != nil {
+			t.Fatalf("natstest: new cluster server: %v", err)
+		}
+		ns.Start()
+		t.Cleanup(func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		})
+		c.Servers = append(c.Servers, ns)
+	}
+	for _, ns := range c.Servers {
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("natstest: cluster server %s not ready", ns.Name())
+		}
+	}
+	testkit.CheckFor(t, 20*time.Second, func() error {
+		if !c.hasMetaLeader() {
+			return errors.New("natstest: the cluster has no JetStream meta leader")
+		}
+		return nil
+	})
+	return c
+}
+
+func (c *Cluster) hasMetaLeader() bool {
+	for _, ns := range c.Servers {
+		if ns.Running() && ns.JetStreamIsLeader() {
+			return true
+		}
+	}
+	return false
+}
+
+// URLs returns the client URLs of the servers still running, comma
+// separated, for nats.Connect.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, ns := range c.Servers {
+		if ns.Running() {
+			urls = append(urls, ns.ClientURL())
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+// Server returns the server named name, or nil.
+func (c *Cluster) Server(name string) *server.Server {
+	for _, ns := range c.Servers {
+		if ns.Name() == name {
+			return ns
+		}
+	}
+	return nil
 }
 
 // Port returns the client port ns listens on.
