@@ -211,6 +211,8 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 	}
 	for series, want := range map[string]string{
 		`graphhook_notifications_total{outcome="published"}`:                         "3",
+		`graphhook_notifications_total{outcome="stored"}`:                            "3",
+		`graphhook_notifications_total{outcome="duplicate"}`:                         "0",
 		`graphhook_notifications_total{outcome="client_state"}`:                      "1",
 		`graphhook_handshakes_total`:                                                 "1",
 		`graphhook_batches_total{outcome="accepted"}`:                                "2",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -419,6 +420,37 @@ func TestKeysMayShareAnID(t *testing.T) {
 			msg := err.Error()
 			if strings.Contains(msg, "its own id") || !strings.Contains(msg, "told apart by certificate thumbprint") || !strings.Contains(msg, "example: --key") {
 				t.Errorf("advice does not match how keys are told apart: %s", msg)
+			}
+		})
+	}
+}
+
+// TestLibraryRulesAreReportedUnderTheirSetting checks settings whose rules
+// a library keeps: the daemon reports the library's reason under the
+// setting the user wrote, one line, with an example.
+func TestLibraryRulesAreReportedUnderTheirSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantPrefix string
+	}{
+		{"stream name with a dot", []string{"--stream", "GRAPH.V2"}, nil, "--stream: "},
+		{"quarantine stream equals the stream", nil, map[string]string{"GRAPHHOOK_QUARANTINE_STREAM": "GRAPH"}, "GRAPHHOOK_QUARANTINE_STREAM: "},
+		{"wildcard subject prefix", []string{"--subject-prefix", "graph.*"}, nil, "--subject-prefix: "},
+		{"too many replicas", []string{"--stream-replicas", "7"}, nil, "--stream-replicas: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.validate().err()
+			if !errors.Is(err, natspub.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want natspub's ConfigError", err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, tc.wantPrefix) || strings.Contains(msg, "\n") || !strings.Contains(msg, "example: --") {
+				t.Errorf("error %q: want one line starting %q with an example", msg, tc.wantPrefix)
 			}
 		})
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/graphhook/graphhook/natspub"
 )
 
 // errConfig marks a configuration the receiver refuses to start with.
@@ -56,4 +59,37 @@ func (ps problems) err() error {
 		return nil
 	}
 	return &configError{problems: ps}
+}
+
+// settingOfField returns the setting that sets a library's Config field
+// ("natspub.Stream"), or "".
+func settingOfField(field string) string {
+	return map[string]string{
+		"natspub.SubjectPrefix":      "subject-prefix",
+		"natspub.Stream":             "stream",
+		"natspub.Replicas":           "stream-replicas",
+		"natspub.QuarantineStream":   "quarantine-stream",
+		"natspub.QuarantineReplicas": "quarantine-stream-replicas",
+		"natspub.UnverifiedStream":   "unverified-stream",
+	}[field]
+}
+
+// addLibrary adds err, what package pkg's Config.Validate returned, as a
+// problem of the setting that sets the field it names. The libraries keep
+// the rules; the daemon only maps their fields to its settings.
+func (ps *problems) addLibrary(c *config, pkg string, err error) {
+	if err == nil {
+		return
+	}
+	field, msg := "", err.Error()
+	if e, ok := errors.AsType[*natspub.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	}
+	field, _, _ = strings.Cut(field, "[")
+	name := settingOfField(pkg + "." + field)
+	if name == "" {
+		ps.add("settings", err, msg+" (run with -h for the list of settings)")
+		return
+	}
+	ps.add(c.where(name), err, fmt.Sprintf("%s (example: %s)", msg, settingByName(name).exampleArg()))
 }

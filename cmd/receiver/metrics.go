@@ -106,7 +106,7 @@ type statsCollector struct {
 	rcv *receiver.Receiver
 	pub *natspub.Publisher
 
-	notifications, batches, handshakes, quarantined, publishFailures *prometheus.Desc
+	notifications, batches, handshakes, quarantined, quarantineDuplicates, quarantineDropped, publishFailures *prometheus.Desc
 }
 
 func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollector {
@@ -114,8 +114,9 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 		rcv: r,
 		pub: p,
 		notifications: prometheus.NewDesc("graphhook_notifications_total",
-			"Notifications received, by outcome: published (stored in the stream; redeliveries included), "+
-				"duplicate (a redelivery the stream already had; also counted in published), "+
+			"Notifications received, by outcome: published (accepted and in the stream: stored plus duplicate), "+
+				"stored (new events the stream stored; agrees with the stream), "+
+				"duplicate (a redelivery the stream already had), "+
 				"client_state (forged or unknown clientState), token_invalid, token_missing (bad or missing validationTokens), "+
 				"decrypt (encryptedContent failed verification or decryption), malformed. Rejected items go to the quarantine stream.",
 			[]string{"outcome"}, nil),
@@ -125,7 +126,11 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 		handshakes: prometheus.NewDesc("graphhook_handshakes_total",
 			"Validation handshakes answered.", nil, nil),
 		quarantined: prometheus.NewDesc("graphhook_quarantined_total",
-			"Rejected items stored in the quarantine stream.", nil, nil),
+			"Rejected items stored in the quarantine streams (new to their stream).", nil, nil),
+		quarantineDuplicates: prometheus.NewDesc("graphhook_quarantine_duplicates_total",
+			"Rejected items in a quarantine message its stream already had (a redelivery rejected again).", nil, nil),
+		quarantineDropped: prometheus.NewDesc("graphhook_quarantine_dropped_total",
+			"Rejected items anyone can cause (wrong clientState, malformed) that the unverified stream refused because it was full; the request was still answered 202.", nil, nil),
 		publishFailures: prometheus.NewDesc("graphhook_publish_failures_total",
 			"Batches that could not be stored in JetStream (answered 503).", nil, nil),
 	}
@@ -133,7 +138,7 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.notifications, c.batches, c.handshakes, c.quarantined, c.publishFailures} {
+	for _, d := range []*prometheus.Desc{c.notifications, c.batches, c.handshakes, c.quarantined, c.quarantineDuplicates, c.quarantineDropped, c.publishFailures} {
 		ch <- d
 	}
 }
@@ -146,6 +151,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	counter(c.notifications, rs.Accepted, "published")
+	counter(c.notifications, ps.Stored, "stored")
 	counter(c.notifications, ps.Duplicates, "duplicate")
 	for _, r := range []receiver.Reason{
 		receiver.ReasonClientState, receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing,
@@ -158,5 +164,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.batches, rs.Unavailable, "unavailable")
 	counter(c.handshakes, rs.Handshakes)
 	counter(c.quarantined, ps.Quarantined)
+	counter(c.quarantineDuplicates, ps.QuarantineDuplicates)
+	counter(c.quarantineDropped, ps.UnverifiedDropped)
 	counter(c.publishFailures, ps.Failed)
 }

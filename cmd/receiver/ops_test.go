@@ -194,3 +194,25 @@ func TestPublicListenKeepsOperationsOnLoopback(t *testing.T) {
 		t.Errorf("the start does not say where the operations endpoints went:\n%s", p.stderr.String())
 	}
 }
+
+// TestStoredAndDuplicateCountedApart posts the same batch twice, as Graph
+// redelivers: the stream stores one event, and /metrics says so.
+func TestStoredAndDuplicateCountedApart(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState), nil)
+	for range 2 {
+		if status, err := post(t.Context(), http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "dup-1")); err != nil || status != http.StatusAccepted {
+			t.Fatalf("batch: %d %v", status, err)
+		}
+	}
+	_, ex, _ := get(t.Context(), p.base+"/metrics")
+	for series, want := range map[string]string{
+		`graphhook_notifications_total{outcome="published"}`: "2",
+		`graphhook_notifications_total{outcome="stored"}`:    "1",
+		`graphhook_notifications_total{outcome="duplicate"}`: "1",
+	} {
+		if got, _ := metricValue(ex, series); got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+}

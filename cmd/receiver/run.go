@@ -363,20 +363,32 @@ func (d *daemon) connect(ctx context.Context) error {
 			msg: fmt.Sprintf("%s plus %s for headers is more than the NATS server's max_payload of %s, so a notification that large could never be published; raise max_payload on the server (example: max_payload: %s in its configuration file) or %s",
 				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
 	}
-	d.pub, err = natspub.New(ctx, natspub.Config{
-		Conn:             nc,
-		SubjectPrefix:    c.SubjectPrefix,
-		Stream:           c.Stream,
-		QuarantineStream: c.QuarantineStream,
-		MaxAge:           c.StreamMaxAge,
-		DuplicateWindow:  c.DuplicateWindow,
-		PublishTimeout:   c.PublishTimeout,
-		Logger:           d.log.With("component", "natspub"),
-	})
-	if err != nil {
+	pc := c.natspubConfig()
+	pc.Conn, pc.Logger = nc, d.log.With("component", "natspub")
+	if d.pub, err = natspub.New(ctx, pc); err != nil {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
 	}
 	return nil
+}
+
+// natspubConfig returns the publisher's configuration (without Conn and
+// Logger) from the settings.
+func (c *config) natspubConfig() natspub.Config {
+	return natspub.Config{
+		SubjectPrefix:      c.SubjectPrefix,
+		Stream:             c.Stream,
+		Replicas:           c.StreamReplicas,
+		MaxAge:             c.StreamMaxAge,
+		DuplicateWindow:    c.DuplicateWindow,
+		QuarantineStream:   c.QuarantineStream,
+		QuarantineReplicas: c.QuarantineReplicas,
+		QuarantineMaxAge:   c.QuarantineMaxAge,
+		QuarantineMaxBytes: c.QuarantineMaxBytes,
+		UnverifiedStream:   c.UnverifiedStream,
+		UnverifiedMaxAge:   c.UnverifiedMaxAge,
+		UnverifiedMaxBytes: c.UnverifiedMaxBytes,
+		PublishTimeout:     c.PublishTimeout,
+	}
 }
 
 // natsSize writes a max_payload of at least n in nats-server's

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/graphhook/graphhook/handlers"
+	"github.com/graphhook/graphhook/natspub"
 )
 
 // newApp returns the Echo server of the notification endpoints, with the
@@ -82,9 +83,10 @@ func (d *daemon) addOps(e *echo.Echo) {
 }
 
 // readyz answers 200 when the receiver can take notifications: NATS is
-// connected, both streams exist, token signing keys are loaded (when token
-// validation is on) and no shutdown is under way. Otherwise 503, with the
-// failing checks in the body.
+// connected, the streams exist and take writes, token signing keys are
+// loaded (when token validation is on) and no shutdown is under way.
+// Otherwise 503, with the failing checks in the body and, when JetStream
+// is the reason, its cause (stream_full, stream_unavailable, ...).
 func (d *daemon) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readyCheckTimeout)
 	defer cancel()
@@ -97,8 +99,10 @@ func (d *daemon) readyz(c echo.Context) error {
 	if d.draining.Load() {
 		fail("shutdown", errors.New("shutting down"))
 	}
+	cause := ""
 	if err := d.pub.Ready(ctx); err != nil {
 		fail("nats", err)
+		cause = degradedCause(err)
 	} else {
 		checks["nats"] = "ok"
 	}
@@ -113,7 +117,31 @@ func (d *daemon) readyz(c echo.Context) error {
 	if !ready {
 		status, word = http.StatusServiceUnavailable, "not ready"
 	}
-	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+	body := map[string]any{"status": word, "checks": checks}
+	if cause != "" {
+		body["cause"] = cause
+	}
+	return c.JSON(status, body)
+}
+
+// degradedCause names why the publisher cannot take notifications, for
+// /readyz: a word an alert can match, from natspub's sentinels.
+func degradedCause(err error) string {
+	for _, c := range []struct {
+		err  error
+		word string
+	}{
+		{natspub.ErrStreamFull, "stream_full"},
+		{natspub.ErrStreamUnavailable, "stream_unavailable"},
+		{natspub.ErrNotConnected, "nats_not_connected"},
+		{natspub.ErrStreamSetup, "stream_missing"},
+		{net.ErrClosed, "closed"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.word
+		}
+	}
+	return "nats"
 }
 
 // maxRequestIDLen bounds an X-Request-Id taken from a client.
@@ -250,7 +278,7 @@ func (d *daemon) banner() {
 		fmt.Fprintf(&b, "  NATS:          %s\n", natsURL)
 	}
 	p := c.SubjectPrefix
-	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, p)
+	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s and %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, c.UnverifiedStream, p)
 	// The URL goes into the environment, not onto command lines, where
 	// any local user could read the token (ps, /proc/*/cmdline).
 	fmt.Fprintf(&b, "Consume the events:\n")

@@ -200,24 +200,7 @@ func (c *config) validate() problems {
 	if strings.TrimSpace(c.DataDir) == "" {
 		ps.add(c.where("data-dir"), nil, "is empty (example: --data-dir /var/lib/graphhook)")
 	}
-	for _, name := range []string{"stream", "quarantine-stream"} {
-		v := c.Stream
-		if name == "quarantine-stream" {
-			v = c.QuarantineStream
-		}
-		if v == "" || strings.ContainsAny(v, ".*>/\\ \t\r\n") || len(v) > 255 {
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is not a stream name: no dots, wildcards, slashes or spaces (example: %s)", v, settingByName(name).exampleArg()))
-		}
-	}
-	if c.Stream == c.QuarantineStream {
-		ps.add(c.where("quarantine-stream"), nil, fmt.Sprintf("equals --stream %q; rejected items need their own stream (example: --quarantine-stream GRAPH_REJECTED)", c.Stream))
-	}
-	for tok := range strings.SplitSeq(c.SubjectPrefix, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			ps.add(c.where("subject-prefix"), nil, fmt.Sprintf("%q is not a literal subject: dot-separated tokens without wildcards or spaces (example: --subject-prefix acme.graph)", c.SubjectPrefix))
-			break
-		}
-	}
+	ps.addLibrary(c, "natspub", c.natspubConfig().Validate())
 	if c.DuplicateWindow > c.StreamMaxAge {
 		ps.add(c.where("duplicate-window"), nil, fmt.Sprintf("%v is longer than --stream-max-age %v (example: --duplicate-window 1h)", c.DuplicateWindow, c.StreamMaxAge))
 	}
