@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,13 +47,13 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
 
 	// Other batches hold every core.
-	if err := r.cpu.Acquire(t.Context(), int64(r.decryptLimit)); err != nil {
+	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err = r.Receive(t.Context(), body, url.Values{})
-	if StatusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, StatusOf(err))
+	if statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
 	}
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Errorf("busy: answered after %v, want about MaxDecryptWait", waited)
@@ -61,11 +62,101 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 		t.Errorf("busy: %d delivered, want 0", delivered)
 	}
 
-	r.cpu.Release(int64(r.decryptLimit))
+	r.work.cpu.Release(r.work.slots)
 	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
 		t.Fatalf("free: %v", err)
 	}
 	if delivered != 4 {
 		t.Errorf("free: %d delivered, want 4", delivered)
+	}
+}
+
+// TestAdmissionByWork checks the admission rule itself: batches are taken
+// while the estimated work queued plus their own fits in the budget on
+// the cores, whatever the wait; then refused; an idle receiver takes any
+// batch; finished work frees the budget.
+func TestAdmissionByWork(t *testing.T) {
+	a := newAdmission(2)
+	const class = 2 // RSA-2048
+	ec := &decrypt.EncryptedContent{DataKey: strings.Repeat("A", 344)}
+	if c := costClass(ec); c != class {
+		t.Fatalf("costClass of a 2048-bit dataKey = %d, want %d", c, class)
+	}
+	// The burst of graphsim change --count 1000 on a machine where an RSA
+	// operation takes 2.5 ms a core: 10 batches of 100 are 1.25 s of work
+	// on two cores, within the 2 s budget. A fixed 1 s wait refused the last
+	// ones.
+	a.observe(class, 2500*time.Microsecond)
+	batch := 100 * a.estimate(class)
+	for i := range 10 {
+		if !a.admit(batch, DefaultMaxDecryptWait) {
+			t.Fatalf("batch %d of the burst refused with %v queued", i, time.Duration(a.queued.Load()/2))
+		}
+	}
+	for i := 10; ; i++ {
+		if !a.admit(batch, DefaultMaxDecryptWait) {
+			if want := 16; i != want {
+				t.Errorf("batch %d refused first, want %d: 16 batches are exactly 2 s on two cores", i, want)
+			}
+			break
+		}
+		if i > 100 {
+			t.Fatal("admission never refused")
+		}
+	}
+	a.queued.Add(-a.queued.Load()) // the work is done
+	if !a.admit(10000*a.estimate(class), DefaultMaxDecryptWait) {
+		t.Errorf("an idle receiver refused a batch")
+	}
+	// Estimates follow measurements.
+	before := a.estimate(class)
+	for range 50 {
+		a.observe(class, 700*time.Microsecond)
+	}
+	if got := a.estimate(class); got >= before || got > int64(800*time.Microsecond) {
+		t.Errorf("estimate = %v after measuring 0.7 ms, was %v", time.Duration(got), time.Duration(before))
+	}
+	if p2, p4 := newAdmission(1).estimate(2), newAdmission(1).estimate(4); p4 <= p2 {
+		t.Errorf("prior for RSA-4096 %v is not above RSA-2048's %v", time.Duration(p4), time.Duration(p2))
+	}
+}
+
+// TestDecryptionReleasesItsWork: whatever the outcome, a batch's estimated
+// work leaves the queue when the batch is done.
+func TestDecryptionReleasesItsWork(t *testing.T) {
+	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.ID = "k"
+	ring, _ := decrypt.NewKeyRing(key)
+	var items []map[string]any
+	for i := range 20 {
+		ec, err := decrypt.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			ec.DataKey = "AAAA" + ec.DataKey[4:] // fails
+		}
+		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec})
+	}
+	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	for _, timeout := range []time.Duration{time.Minute, time.Microsecond} {
+		r, err := New(Config{ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true, Timeout: timeout,
+			Sink: SinkFunc(func(ctx context.Context, b *Batch) error { return nil })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.Receive(t.Context(), body, url.Values{})
+		if timeout == time.Minute && (err != nil || len(b.Notifications) != 10 || len(b.Rejected) != 10) {
+			t.Fatalf("Receive: %v", err)
+		}
+		if timeout == time.Microsecond && statusOf(err) != http.StatusServiceUnavailable {
+			t.Fatalf("Receive with no time left: %v, want 503", err)
+		}
+		if q := r.work.queued.Load(); q != 0 {
+			t.Errorf("timeout %v: %v of work still queued after the batch", timeout, time.Duration(q))
+		}
 	}
 }

@@ -27,8 +27,14 @@
 // (body over Config.MaxBodyBytes or more than Config.MaxItems items) or 415
 // (not JSON). 503 with Retry-After is reserved for our own transient
 // inability, so that Graph redelivers: the Sink, the token key endpoint or the
-// ClientStateLookup is unavailable, or no CPU was free for decryption within
-// Config.MaxDecryptWait.
+// ClientStateLookup is unavailable, or a rich batch's decryption would not fit
+// in Config.MaxDecryptWait behind the work already admitted (answered at once)
+// or did not finish within Config.Timeout. Error answers are a JSON object
+// {"error": "..."}; a 503's message is the bare status text.
+//
+// [Receiver.Handle] gives the same answers to an adapter that renders its own
+// error bodies (the package handlers does so for Echo): it sets Retry-After or
+// Allow and returns an [*Error] whose Status and Message are the answer.
 //
 // # Embedding
 //

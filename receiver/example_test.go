@@ -2,6 +2,7 @@ package receiver_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,4 +90,41 @@ func ExampleReceiver_ServeHTTP() {
 	// Output:
 	// 200 text/plain; charset=utf-8 nosniff
 	// Validation: Testing client application reachability
+}
+
+// ExampleReceiver_Handle mounts a Receiver behind an adapter that renders
+// error answers itself, as a framework's error handler would: the
+// receiver sets the headers (here Allow) and says which status and text
+// to answer.
+func ExampleReceiver_Handle() {
+	r, err := receiver.New(receiver.Config{
+		ClientStates: []string{"secretClientValue"},
+		Sink:         receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	adapter := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		err := r.Handle(w, req)
+		if e, ok := errors.AsType[*receiver.Error](err); ok {
+			http.Error(w, "graphhook says: "+e.Message(), e.Status())
+		}
+	})
+	srv := httptest.NewServer(adapter)
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/notifications", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, resp.Header.Get("Allow"))
+	fmt.Print(string(b))
+	// Output:
+	// 405 POST
+	// graphhook says: check: receiver: method not allowed
 }

@@ -3,8 +3,10 @@ package receiver
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
@@ -30,6 +32,10 @@ type Collection struct {
 // Fields this package does not know (organizationId, @odata.type, future
 // additions) are kept verbatim in Extra and written back by MarshalJSON, so a
 // Notification round-trips without loss.
+//
+// Lifecycle notifications from real tenants carry the tenant as
+// organizationId rather than tenantId: when tenantId is absent or empty,
+// TenantID is taken from organizationId (which stays in Extra as well).
 type Notification struct {
 	ID                             string                    // "id"; optional
 	SubscriptionID                 string                    // "subscriptionId"
@@ -39,7 +45,7 @@ type Notification struct {
 	Resource                       string                    // "resource"
 	ResourceData                   json.RawMessage           // "resourceData", an open type, verbatim
 	ClientState                    ClientState               // "clientState"
-	TenantID                       string                    // "tenantId"
+	TenantID                       string                    // "tenantId", else "organizationId" (see below)
 	EncryptedContent               *decrypt.EncryptedContent // "encryptedContent"; nil for basic notifications
 	Extra                          map[string]json.RawMessage
 
@@ -50,8 +56,9 @@ type Notification struct {
 	// Raw is the item exactly as received.
 	Raw json.RawMessage
 
-	expRaw string    // subscriptionExpirationDateTime as received, re-emitted verbatim
-	expAt  time.Time // ... while the field still holds this value
+	expRaw  string    // subscriptionExpirationDateTime as received, re-emitted verbatim
+	expAt   time.Time // ... while the field still holds this value
+	invalid string    // why the item could not be decoded, reported by Validate
 }
 
 // IsLifecycle reports whether n is a lifecycle notification
@@ -61,16 +68,17 @@ func (n *Notification) IsLifecycle() bool { return n.LifecycleEvent != "" }
 // IsRich reports whether n carried encryptedContent.
 func (n *Notification) IsRich() bool { return n.EncryptedContent != nil }
 
-// LogValue logs the identifying fields of n, never its secrets.
+// LogValue logs the identifying fields of n, never its secrets. Each is
+// taken from the request, so it is clipped to 64 characters and sanitised.
 func (n *Notification) LogValue() slog.Value {
 	attrs := []slog.Attr{
-		slog.String("subscription_id", n.SubscriptionID),
-		slog.String("tenant_id", n.TenantID),
+		slog.String("subscription_id", logText(n.SubscriptionID, maxLogValueLen)),
+		slog.String("tenant_id", logText(n.TenantID, maxLogValueLen)),
 	}
 	if n.IsLifecycle() {
-		attrs = append(attrs, slog.String("lifecycle_event", n.LifecycleEvent))
+		attrs = append(attrs, slog.String("lifecycle_event", logText(n.LifecycleEvent, maxLogValueLen)))
 	} else {
-		attrs = append(attrs, slog.String("change_type", n.ChangeType))
+		attrs = append(attrs, slog.String("change_type", logText(n.ChangeType, maxLogValueLen)))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -104,34 +112,55 @@ func Parse(body []byte) (*Collection, error) {
 		err := json.Unmarshal(body, new(any))
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonErrorText(err))
 	}
-	top, ok := objectMembers(body)
-	if !ok {
+	ms := newMembers(body)
+	if ms.bad {
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
 	}
 	c := &Collection{}
-	rawValue, ok := top["value"]
-	if !ok {
+	var rawValue, rawTokens json.RawMessage
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
+		}
+		key, ok := stringValue(rawKey)
+		if !ok {
+			ms.bad = true
+			break
+		}
+		switch key {
+		case "value":
+			rawValue = val
+		case "validationTokens":
+			rawTokens = val
+		default:
+			if c.Extra == nil {
+				c.Extra = make(map[string]json.RawMessage, 2)
+			}
+			c.Extra[key] = val
+		}
+	}
+	if ms.bad {
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrMalformed)
+	}
+	if rawValue == nil {
 		return nil, fmt.Errorf("%w: no \"value\" array", ErrMalformed)
 	}
-	delete(top, "value")
 	items, ok := arrayElements(rawValue)
 	if !ok && !isNull(rawValue) {
 		return nil, fmt.Errorf("%w: \"value\" is not an array", ErrMalformed)
 	}
-	if rawTokens, ok := top["validationTokens"]; ok {
-		delete(top, "validationTokens")
+	if rawTokens != nil {
 		if isNull(rawTokens) {
 			c.TokensNull = true
 		} else if err := json.Unmarshal(rawTokens, &c.ValidationTokens); err != nil {
 			return nil, fmt.Errorf("%w: \"validationTokens\" is not an array of strings", ErrMalformed)
 		}
 	}
-	if len(top) > 0 {
-		c.Extra = top
-	}
 	c.Value = make([]*Notification, len(items))
+	all := make([]Notification, len(items)) // one allocation for the batch
 	for i, raw := range items {
-		n := &Notification{}
+		n := &all[i]
 		// A malformed item keeps only its Raw bytes; Validate reports it.
 		_ = n.decode(raw)
 		c.Value[i] = n
@@ -143,10 +172,10 @@ func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null
 
 // jsonErrorText describes a JSON syntax error without echoing input.
 func jsonErrorText(err error) string {
-	if se, ok := err.(*json.SyntaxError); ok {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
 	}
-	if te, ok := err.(*json.UnmarshalTypeError); ok {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("unexpected JSON %s at offset %d", te.Value, te.Offset)
 	}
 	return "invalid JSON"
@@ -156,50 +185,156 @@ func jsonErrorText(err error) string {
 func (n *Notification) UnmarshalJSON(b []byte) error {
 	b = append([]byte(nil), b...)
 	if !json.Valid(b) {
-		*n = Notification{Raw: b, Extra: map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not valid JSON"`)}}
+		*n = Notification{Raw: b, invalid: "item is not valid JSON"}
 		return fmt.Errorf("%w: item is not valid JSON", ErrMalformed)
 	}
 	return n.decode(b)
 }
 
-// decode fills n from b, valid JSON that n may keep referring to.
+// The string fields decode knows, in the order their errors are reported.
+const (
+	fieldID = iota
+	fieldSubscriptionID
+	fieldChangeType
+	fieldLifecycleEvent
+	fieldResource
+	fieldTenantID
+	fieldClientState
+	fieldExpiration
+	fieldOrganizationID // also kept in Extra
+	numStringFields
+)
+
+// fieldNames are the wire names of the string fields, by index.
+func fieldName(f int) string {
+	return [numStringFields]string{"id", "subscriptionId", "changeType", "lifecycleEvent", "resource", "tenantId",
+		"clientState", "subscriptionExpirationDateTime", "organizationId"}[f]
+}
+
+// Other members decode knows.
+const (
+	fieldResourceData = numStringFields + iota
+	fieldEncryptedContent
+	fieldUnknown = -1
+)
+
+// fieldOf returns the field named key, or fieldUnknown. The switch on
+// string(key) does not allocate.
+func fieldOf(key []byte) int {
+	switch string(key) {
+	case "id":
+		return fieldID
+	case "subscriptionId":
+		return fieldSubscriptionID
+	case "changeType":
+		return fieldChangeType
+	case "lifecycleEvent":
+		return fieldLifecycleEvent
+	case "resource":
+		return fieldResource
+	case "tenantId":
+		return fieldTenantID
+	case "clientState":
+		return fieldClientState
+	case "subscriptionExpirationDateTime":
+		return fieldExpiration
+	case "organizationId":
+		return fieldOrganizationID
+	case "resourceData":
+		return fieldResourceData
+	case "encryptedContent":
+		return fieldEncryptedContent
+	}
+	return fieldUnknown
+}
+
+// decode fills n from b, valid JSON that n may keep referring to. It makes
+// one pass over the members, the last value winning for a repeated key as
+// in encoding/json, and copies the plain string values (the common case:
+// no escapes) into one allocation shared by the fields.
 func (n *Notification) decode(b []byte) error {
 	*n = Notification{Raw: b}
-	m, ok := objectMembers(b)
-	if !ok {
-		n.Extra = map[string]json.RawMessage{invalidKey: json.RawMessage(`"item is not a JSON object"`)}
+	ms := newMembers(b)
+	var vals [numStringFields][]byte
+	var resourceData, encrypted []byte
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
+		}
+		key, plain := plainContent(rawKey)
+		if !plain {
+			k, ok := stringValue(rawKey)
+			if !ok {
+				ms.bad = true
+				break
+			}
+			key = []byte(k)
+		}
+		f := fieldOf(key)
+		switch {
+		case f == fieldResourceData:
+			resourceData = val
+		case f == fieldEncryptedContent:
+			encrypted = val
+		case f >= 0:
+			vals[f] = val
+		}
+		if f == fieldUnknown || f == fieldOrganizationID {
+			if n.Extra == nil {
+				n.Extra = make(map[string]json.RawMessage, 4)
+			}
+			n.Extra[string(key)] = val
+		}
+	}
+	if ms.bad {
+		*n = Notification{Raw: b, invalid: "item is not a JSON object"}
 		return fmt.Errorf("%w: item is not a JSON object", ErrMalformed)
 	}
-	var bad string
-	str := func(key string, dst *string) {
-		raw, ok := m[key]
-		if !ok {
-			return
-		}
-		delete(m, key)
-		if isNull(raw) {
-			return
-		}
-		if v, ok := plainString(raw); ok {
-			*dst = v
-			return
-		}
-		if err := json.Unmarshal(raw, dst); err != nil && bad == "" {
-			bad = key + " is not a string"
+
+	// One allocation for every plain string value.
+	var strs [numStringFields]string
+	size := 0
+	for _, v := range vals {
+		if _, ok := plainContent(v); ok {
+			size += len(v) - 2
 		}
 	}
-	str("id", &n.ID)
-	str("subscriptionId", &n.SubscriptionID)
-	str("changeType", &n.ChangeType)
-	str("lifecycleEvent", &n.LifecycleEvent)
-	str("resource", &n.Resource)
-	str("tenantId", &n.TenantID)
-	var cs string
-	str("clientState", &cs)
-	n.ClientState = ClientState(cs)
-	var exp string
-	str("subscriptionExpirationDateTime", &exp)
-	if exp != "" {
+	var sb strings.Builder
+	sb.Grow(size)
+	var plain [numStringFields]bool
+	var ends [numStringFields]int
+	for f, v := range vals {
+		if c, ok := plainContent(v); ok {
+			sb.Write(c)
+			plain[f] = true
+		}
+		ends[f] = sb.Len()
+	}
+	all := sb.String()
+	var bad string
+	for f, v := range vals {
+		switch {
+		case plain[f]:
+			strs[f] = all[ends[f]-(len(v)-2) : ends[f]]
+		case v == nil || isNull(v):
+		default:
+			var v2 string // declared here: it escapes, and costs only here
+			if err := json.Unmarshal(v, &v2); err != nil && bad == "" && f != fieldOrganizationID {
+				bad = fieldName(f) + " is not a string"
+			}
+			strs[f] = v2
+		}
+	}
+	n.ID, n.SubscriptionID, n.ChangeType, n.LifecycleEvent = strs[fieldID], strs[fieldSubscriptionID], strs[fieldChangeType], strs[fieldLifecycleEvent]
+	n.Resource, n.TenantID, n.ClientState = strs[fieldResource], strs[fieldTenantID], ClientState(strs[fieldClientState])
+	if n.TenantID == "" {
+		// Lifecycle items from real tenants name the tenant so (protocol
+		// doc §11). It stays in Extra: it is not ours to drop. A value that
+		// is not a string names no tenant.
+		n.TenantID = strs[fieldOrganizationID]
+	}
+	if exp := strs[fieldExpiration]; exp != "" {
 		t, err := time.Parse(time.RFC3339Nano, exp)
 		if err != nil && bad == "" {
 			bad = "subscriptionExpirationDateTime is not an RFC 3339 timestamp"
@@ -207,46 +342,27 @@ func (n *Notification) decode(b []byte) error {
 		n.SubscriptionExpirationDateTime = t
 		n.expRaw, n.expAt = exp, t
 	}
-	if raw, ok := m["resourceData"]; ok {
-		delete(m, "resourceData")
-		if !isNull(raw) {
-			n.ResourceData = raw
-		}
+	if resourceData != nil && !isNull(resourceData) {
+		n.ResourceData = resourceData
 	}
-	if raw, ok := m["encryptedContent"]; ok {
-		delete(m, "encryptedContent")
-		if !isNull(raw) {
-			n.EncryptedContent = new(decrypt.EncryptedContent)
-			if err := json.Unmarshal(raw, n.EncryptedContent); err != nil && bad == "" {
-				bad = "encryptedContent is not an object of strings"
-			}
+	if encrypted != nil && !isNull(encrypted) {
+		n.EncryptedContent = new(decrypt.EncryptedContent)
+		if err := json.Unmarshal(encrypted, n.EncryptedContent); err != nil && bad == "" {
+			bad = "encryptedContent is not an object of strings"
 		}
-	}
-	if len(m) > 0 {
-		n.Extra = m
 	}
 	if bad != "" {
-		if n.Extra == nil {
-			n.Extra = map[string]json.RawMessage{}
-		}
-		n.Extra[invalidKey], _ = json.Marshal(bad)
+		n.invalid = bad
 		return fmt.Errorf("%w: %s", ErrMalformed, bad)
 	}
 	return nil
 }
 
-// invalidKey is an Extra key no JSON object from Graph can collide with in
-// practice; it carries a decode problem from UnmarshalJSON to Validate and is
-// never marshalled.
-const invalidKey = "\x00invalid"
-
 // Validate reports why n is not a well-formed notification, or nil. It
 // requires subscriptionId and exactly one of changeType and lifecycleEvent.
 func (n *Notification) Validate() error {
-	if raw, ok := n.Extra[invalidKey]; ok {
-		var msg string
-		_ = json.Unmarshal(raw, &msg)
-		return fmt.Errorf("%w: %s", ErrMalformed, msg)
+	if n.invalid != "" {
+		return fmt.Errorf("%w: %s", ErrMalformed, n.invalid)
 	}
 	switch {
 	case n.SubscriptionID == "":
@@ -260,13 +376,12 @@ func (n *Notification) Validate() error {
 }
 
 // MarshalJSON writes n in Graph's wire form, unknown fields included.
-// Content and Raw are not written.
+// Content and Raw are not written. TenantID is written as tenantId, also
+// when it was taken from organizationId (which is written too, from Extra).
 func (n *Notification) MarshalJSON() ([]byte, error) {
 	m := make(map[string]any, 10+len(n.Extra))
 	for k, v := range n.Extra {
-		if k != invalidKey {
-			m[k] = v
-		}
+		m[k] = v
 	}
 	put := func(k, v string) {
 		if v != "" {

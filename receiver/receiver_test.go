@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
 )
@@ -605,7 +606,7 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 			sink := &recorder{}
 			cfg := tc.cfg
 			cfg.Sink, cfg.ClientStates, cfg.Keys = sink, []string{secret}, ring
-			var logs bytes.Buffer
+			var logs testkit.SyncBuffer
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			srv, _ := serve(t, cfg)
 			m := map[string]any{"value": []map[string]any{rich, basic}}
@@ -646,7 +647,7 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 	}
 	key.ID = "cert-1"
 	ring, _ := decrypt.NewKeyRing(key)
-	var logs bytes.Buffer
+	var logs testkit.SyncBuffer
 	sink := &recorder{}
 	srv, _ := serve(t, receiver.Config{
 		ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,

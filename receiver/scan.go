@@ -12,51 +12,92 @@ import "encoding/json"
 // an object. b must be valid JSON; on other input the result is unspecified
 // but the function does not panic.
 func objectMembers(b []byte) (m map[string]json.RawMessage, ok bool) {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	ms := newMembers(b)
+	if ms.bad {
 		return nil, false
 	}
 	m = make(map[string]json.RawMessage, 12)
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return m, true
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return nil, false
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
 		}
-		end := skipString(b, i)
-		if end < 0 {
-			return nil, false
-		}
-		key, ok := stringValue(b[i:end])
+		key, ok := stringValue(rawKey)
 		if !ok {
 			return nil, false
 		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return nil, false
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if vend < 0 {
-			return nil, false
-		}
-		m[key] = b[i:vend:vend]
-		i = skipSpace(b, vend)
-		if i >= len(b) {
-			return nil, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return m, true
-		default:
-			return nil, false
-		}
+		m[key] = val
 	}
-	return nil, false
+	if ms.bad {
+		return nil, false
+	}
+	return m, true
+}
+
+// members iterates over the members of a JSON object without allocating.
+// The same preconditions as objectMembers apply.
+type members struct {
+	b    []byte
+	i    int
+	done bool
+	bad  bool // b is not an object
+}
+
+func newMembers(b []byte) members {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return members{done: true, bad: true}
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return members{done: true}
+	}
+	return members{b: b, i: i}
+}
+
+// next returns the next member: its key as a raw JSON string, quotes
+// included, and its value. ok is false after the last member, or when the
+// object is malformed (then m.bad is set).
+func (m *members) next() (key, val json.RawMessage, ok bool) {
+	if m.done {
+		return nil, nil, false
+	}
+	b, i := m.b, m.i
+	fail := func() (json.RawMessage, json.RawMessage, bool) {
+		m.done, m.bad = true, true
+		return nil, nil, false
+	}
+	if i >= len(b) || b[i] != '"' {
+		return fail()
+	}
+	end := skipString(b, i)
+	if end < 0 {
+		return fail()
+	}
+	key = b[i:end:end]
+	i = skipSpace(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return fail()
+	}
+	i = skipSpace(b, i+1)
+	vend := skipValue(b, i)
+	if vend < 0 {
+		return fail()
+	}
+	val = b[i:vend:vend]
+	i = skipSpace(b, vend)
+	if i >= len(b) {
+		return fail()
+	}
+	switch b[i] {
+	case ',':
+		m.i = skipSpace(b, i+1)
+	case '}':
+		m.done = true
+	default:
+		return fail()
+	}
+	return key, val, true
 }
 
 // arrayElements returns the elements of the JSON array b; ok is false when
@@ -176,13 +217,21 @@ func stringValue(s []byte) (string, bool) {
 // plainString returns the value of a JSON string without escapes or control
 // characters, the common case, without another validating decode.
 func plainString(b []byte) (string, bool) {
+	c, ok := plainContent(b)
+	return string(c), ok
+}
+
+// plainContent returns the bytes between the quotes of b, a JSON string
+// without escapes or control characters; ok is false for anything else.
+func plainContent(b []byte) ([]byte, bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
+		return nil, false
 	}
-	for _, c := range b[1 : len(b)-1] {
-		if c == '\\' || c == '"' || c < 0x20 {
-			return "", false
+	c := b[1 : len(b)-1]
+	for _, x := range c {
+		if x == '\\' || x == '"' || x < 0x20 {
+			return nil, false
 		}
 	}
-	return string(b[1 : len(b)-1]), true
+	return c, true
 }

@@ -13,41 +13,47 @@ type Stats struct {
 	Unavailable uint64            // requests answered 503
 }
 
-type counters struct {
-	handshakes, batches, accepted, invalid, unavailable         atomic.Uint64
-	malformed, clientState, tokenInvalid, tokenMissing, decrypt atomic.Uint64
+const numReasons = 5
+
+// reasons lists every Reason; Reason.index is its position.
+func reasons() [numReasons]Reason {
+	return [numReasons]Reason{ReasonMalformed, ReasonClientState, ReasonTokenInvalid, ReasonTokenMissing, ReasonDecrypt}
 }
 
-func (c *counters) reject(r Reason) {
+func (r Reason) index() int {
 	switch r {
 	case ReasonMalformed:
-		c.malformed.Add(1)
+		return 0
 	case ReasonClientState:
-		c.clientState.Add(1)
+		return 1
 	case ReasonTokenInvalid:
-		c.tokenInvalid.Add(1)
+		return 2
 	case ReasonTokenMissing:
-		c.tokenMissing.Add(1)
-	case ReasonDecrypt:
-		c.decrypt.Add(1)
+		return 3
 	}
+	return 4
 }
+
+type counters struct {
+	handshakes, batches, accepted, invalid, unavailable atomic.Uint64
+	rejected                                            [numReasons]atomic.Uint64
+}
+
+func (c *counters) reject(r Reason) { c.rejected[r.index()].Add(1) }
 
 // Stats returns a snapshot of r's counters.
 func (r *Receiver) Stats() Stats {
 	c := &r.stats
-	return Stats{
+	st := Stats{
 		Handshakes:  c.handshakes.Load(),
 		Batches:     c.batches.Load(),
 		Accepted:    c.accepted.Load(),
 		Invalid:     c.invalid.Load(),
 		Unavailable: c.unavailable.Load(),
-		Rejected: map[Reason]uint64{
-			ReasonMalformed:    c.malformed.Load(),
-			ReasonClientState:  c.clientState.Load(),
-			ReasonTokenInvalid: c.tokenInvalid.Load(),
-			ReasonTokenMissing: c.tokenMissing.Load(),
-			ReasonDecrypt:      c.decrypt.Load(),
-		},
+		Rejected:    make(map[Reason]uint64, numReasons),
 	}
+	for i, reason := range reasons() {
+		st.Rejected[reason] = c.rejected[i].Load()
+	}
+	return st
 }

@@ -1,0 +1,150 @@
+package receiver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// ServeHTTP answers a validation handshake or receives a notification
+// batch. Every answer it gives, and why, is listed in the package
+// documentation; errors are a JSON object {"error": "..."}.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if err := r.Handle(w, req); err != nil {
+		writeError(w, err)
+	}
+}
+
+// Handle is [Receiver.ServeHTTP] for adapters that render error answers
+// themselves, as an Echo or Gin error handler does. It answers a handshake
+// or a batch exactly as ServeHTTP does, except that on failure it writes
+// only the headers the answer needs (Retry-After with a 503, Allow with a
+// 405) and returns an [*Error]: answer with its Status and Message.
+func (r *Receiver) Handle(w http.ResponseWriter, req *http.Request) error {
+	query := req.URL.Query()
+	if query.Has("validationToken") {
+		return r.setHeaders(w, r.handshake(w, req, query.Get("validationToken")))
+	}
+	body, err := r.readRequest(w, req)
+	if err != nil {
+		r.stats.invalid.Add(1)
+		r.log.WarnContext(req.Context(), "notification request refused", "status", statusOf(err), "error", err)
+		return r.setHeaders(w, err)
+	}
+	if _, err := r.Receive(req.Context(), body, query); err != nil {
+		return r.setHeaders(w, err)
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// setHeaders sets the headers err's answer carries, and returns err.
+func (r *Receiver) setHeaders(w http.ResponseWriter, err error) error {
+	switch statusOf(err) {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", r.retryAfter)
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", "POST")
+	}
+	return err
+}
+
+// handshake answers a validation handshake: 200 with the decoded token as a
+// text/plain body, byte-exact, with X-Content-Type-Options: nosniff so no
+// browser renders it as HTML; or an error for a token over
+// Config.MaxTokenBytes (400) or a method other than POST or GET (405).
+func (r *Receiver) handshake(w http.ResponseWriter, req *http.Request, tok string) error {
+	switch {
+	case req.Method != http.MethodPost && req.Method != http.MethodGet:
+		r.stats.invalid.Add(1)
+		return &Error{Op: "handshake", kind: kindMethod, Err: ErrMethod}
+	case len(tok) > r.cfg.MaxTokenBytes:
+		r.stats.invalid.Add(1)
+		return &Error{Op: "handshake", kind: kindInvalid, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLong, len(tok), r.cfg.MaxTokenBytes)}
+	}
+	r.stats.handshakes.Add(1)
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(tok)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, tok)
+	r.log.InfoContext(req.Context(), "validation handshake answered", "path", logText(req.URL.Path, maxLogValueLen))
+	return nil
+}
+
+// readRequest checks a notification POST and reads its body, at most
+// Config.MaxBodyBytes. It fails with [ErrMethod] (405) for anything but
+// POST, [ErrUnsupportedMediaType] (415) for a body that is not
+// application/json (parameters such as charset are accepted), [ErrTooLarge]
+// (413) over the limit, whether the body has a Content-Length or is
+// chunked, or over a smaller http.MaxBytesReader an adapter put in front.
+func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	if req.Method != http.MethodPost {
+		return nil, &Error{Op: "check", kind: kindMethod, Err: ErrMethod}
+	}
+	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &Error{Op: "check", kind: kindUnsupported, Err: ErrUnsupportedMediaType}
+	}
+	if req.ContentLength > r.cfg.MaxBodyBytes {
+		return nil, &Error{Op: "read", kind: kindTooLarge, Err: fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, r.cfg.MaxBodyBytes)}
+	}
+	body, err := readBody(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), req.ContentLength)
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &Error{Op: "read", kind: kindTooLarge, Err: fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, mbe.Limit)}
+		}
+		return nil, &Error{Op: "read", kind: kindInvalid, Err: fmt.Errorf("%w: reading body: %v", ErrMalformed, err)}
+	}
+	return body, nil
+}
+
+// maxPrealloc bounds the buffer readBody allocates on a request's word
+// (its Content-Length) before the bytes arrive.
+const maxPrealloc = 512 << 10
+
+// readBody is io.ReadAll with a first buffer as large as the declared
+// length (at most maxPrealloc), instead of 512 bytes that are grown and
+// copied: for a 4 MiB batch io.ReadAll allocates about 8 MiB.
+func readBody(rd io.Reader, length int64) ([]byte, error) {
+	size := 512
+	if length > 0 {
+		size = int(min(length+1, maxPrealloc)) // +1: reading EOF needs no growth
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// writeError writes {"error": "..."} with err's status and Message.
+func writeError(w http.ResponseWriter, err error) {
+	status, msg := statusOf(err), http.StatusText(statusOf(err))
+	if e, ok := errors.AsType[*Error](err); ok {
+		msg = e.Message()
+	}
+	body, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
