@@ -6,7 +6,9 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +27,110 @@ var benchKeys = sync.OnceValues(func() (map[int]Key, error) {
 	}
 	return keys, nil
 })
+
+// BenchmarkUnwrap measures the RSA-OAEP(SHA-1) unwrap of one dataKey by
+// each backend in this build: crypto/rsa always, OpenSSL under
+// -tags openssl. BenchmarkUnwrapParallel runs the same on every core.
+// Compare the backends with
+//
+//	go test -tags openssl ./decrypt -run '^$' -bench 'BenchmarkUnwrap' -count 6 >unwrap.txt
+//	benchstat -col /backend unwrap.txt
+func BenchmarkUnwrap(b *testing.B) {
+	for name, unwrap := range unwrapBackends(b) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := unwrap(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkUnwrapParallel(b *testing.B) {
+	for name, unwrap := range unwrapBackends(b) {
+		b.Run(name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := unwrap(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkUnwrapPaired alternates a crypto/rsa and a backend unwrap of
+// the same dataKey in each iteration and reports the median over
+// iterations of go/backend as "speedup". Pairing cancels the load of a
+// shared machine far better than comparing benchmarks run seconds apart.
+// It needs a second backend (-tags openssl).
+func BenchmarkUnwrapPaired(b *testing.B) {
+	if Backend == "go" {
+		b.Skip("only one backend in this build; use -tags openssl")
+	}
+	var goUnwrap func() ([]byte, error)
+	for name, unwrap := range unwrapBackends(b) {
+		if strings.HasSuffix(name, "/backend=go") {
+			goUnwrap = unwrap
+			continue
+		}
+		b.Run(strings.Split(name, "/")[0], func(b *testing.B) {
+			var ratios []float64
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := goUnwrap(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, err := unwrap(); err != nil {
+					b.Fatal(err)
+				}
+				ratios = append(ratios, float64(t1.Sub(t0))/float64(time.Since(t1)))
+			}
+			slices.Sort(ratios)
+			b.ReportMetric(ratios[len(ratios)/2], "speedup")
+		})
+	}
+}
+
+// unwrapBackends yields "bits=N/backend=X" and an unwrap of one dataKey by
+// that backend, in a stable order.
+func unwrapBackends(b *testing.B) iter.Seq2[string, func() ([]byte, error)] {
+	keys, err := benchKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func(yield func(string, func() ([]byte, error)) bool) {
+		for _, bits := range []int{2048, 4096} {
+			k := keys[bits]
+			native, err := newNativeKey(k.Private)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer native.release()
+			c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !yield(fmt.Sprintf("bits=%d/backend=go", bits), func() ([]byte, error) { return unwrapKey(k.Private, wrapped) }) {
+				return
+			}
+			if Backend != "go" {
+				if !yield(fmt.Sprintf("bits=%d/backend=%s", bits, Backend), func() ([]byte, error) { return native.unwrap(k.Private, wrapped) }) {
+					return
+				}
+			}
+		}
+	}
+}
 
 // benchPayloadSize is the plaintext size: a typical 2 KiB resource.
 const benchPayloadSize = 2048
@@ -51,6 +157,7 @@ func BenchmarkDecrypt(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		ring.cache.disabled = true // measure the RSA path; Redelivered measures the cache
 		c, err := Encrypt(k.Certificate, k.ID, payload)
 		if err != nil {
 			b.Fatal(err)
@@ -89,6 +196,29 @@ func BenchmarkDecrypt(b *testing.B) {
 				if _, err := ring.Decrypt(c); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+		// Redelivered decrypts content the ring has unwrapped before, as
+		// when Graph delivers a batch again: the unwrap cache saves the RSA
+		// step, so this is close to NonRSA.
+		b.Run(prefix+"Redelivered", func(b *testing.B) {
+			cached, err := NewKeyRing(k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := cached.Decrypt(c); err != nil {
+				b.Fatal(err)
+			}
+			ops := cached.rsaOps.Load()
+			b.ReportAllocs()
+			b.SetBytes(benchPayloadSize)
+			for b.Loop() {
+				if _, err := cached.Decrypt(c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cached.rsaOps.Load() != ops {
+				b.Fatal("redelivered content was unwrapped again")
 			}
 		})
 		b.Run(prefix+"NonRSA", func(b *testing.B) {

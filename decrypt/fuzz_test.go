@@ -2,6 +2,7 @@ package decrypt
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -175,5 +176,69 @@ func FuzzParseKey(f *testing.F) {
 		}
 		k, err = ParsePKCS12(data, password)
 		check("ParsePKCS12", k, err)
+	})
+}
+
+// unwrapState is built once per fuzz process: a 1024-bit test key loaded
+// into the backend, and one key wrapped for it.
+var unwrapState = sync.OnceValues(func() (*unwrapSetup, error) {
+	keys, err := testKeys()
+	if err != nil {
+		return nil, err
+	}
+	k := keys[0]
+	native, err := newNativeKey(k.Private)
+	if err != nil {
+		return nil, err
+	}
+	return &unwrapSetup{key: k, native: native}, nil
+})
+
+type unwrapSetup struct {
+	key    Key
+	native *nativeKey
+}
+
+// FuzzUnwrap feeds arbitrary dataKey bytes to the RSA backend named by
+// Backend and to crypto/rsa: both must fail, or both return the same
+// 32-byte key, and neither may panic. Under -tags openssl this is a
+// differential test of the OpenSSL binding against crypto/rsa.
+//
+//	go test -tags openssl ./decrypt -run '^$' -fuzz FuzzUnwrap -fuzztime 3000x
+func FuzzUnwrap(f *testing.F) {
+	s, err := unwrapState()
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, err := Encrypt(s.key.Certificate, s.key.ID, []byte("seed"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(wrapped)
+	f.Add(wrapped[:len(wrapped)-1])
+	f.Add(append(bytes.Clone(wrapped), 0))
+	f.Add(make([]byte, len(wrapped)))
+	f.Add(bytes.Repeat([]byte{0xff}, len(wrapped)))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := unwrapState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.native.unwrap(s.key.Private, in)
+		want, wantErr := unwrapKey(s.key.Private, in)
+		if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %x, %v; crypto/rsa: %x, %v", Backend, got, err, want, wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrKeyUnwrap) {
+			t.Fatalf("error %v does not wrap ErrKeyUnwrap", err)
+		}
+		if err == nil && len(got) != symKeySize {
+			t.Fatalf("unwrapped %d bytes", len(got))
+		}
 	})
 }

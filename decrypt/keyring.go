@@ -2,9 +2,11 @@ package decrypt
 
 import (
 	"crypto/rsa"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // maxIDInError bounds how much of an untrusted id or thumbprint goes into
@@ -16,17 +18,27 @@ const maxIDInError = 128
 // and [KeyRing.Remove] may run while [KeyRing.Decrypt] does, which is how
 // keys are rotated without losing a notification. The zero value is an empty
 // ring ready to use.
+//
+// The ring remembers the symmetric keys it unwrapped (see
+// [UnwrapCacheSize]), so content Graph delivers again costs no RSA
+// operation the second time.
 type KeyRing struct {
 	mu      sync.RWMutex
 	byID    map[string][]*ringKey // Key.ID -> keys, for keys with an ID (several during a same-id rotation)
 	byThumb map[string]*ringKey   // upper-case thumbprint -> key, for keys with a certificate
 	n       int
+	serial  uint64 // last ringKey.serial handed out; guarded by mu
+
+	cache  unwrapCache
+	rsaOps atomic.Int64 // RSA private-key operations performed (tests, benchmarks)
 }
 
 type ringKey struct {
-	id    string
-	thumb string // upper-case hex, "" without certificate
-	priv  *rsa.PrivateKey
+	id     string
+	thumb  string // upper-case hex, "" without certificate
+	serial uint64 // unique per Add in this ring: the unwrap cache's key namespace
+	priv   *rsa.PrivateKey
+	native *nativeKey // the backend's copy of priv; nil in the pure-Go build
 }
 
 // NewKeyRing returns a ring holding keys. It fails as [KeyRing.Add] does.
@@ -69,10 +81,20 @@ func (r *KeyRing) Add(k Key) error {
 	if err := priv.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
-	rk := &ringKey{id: k.ID, thumb: k.Thumbprint(), priv: &priv}
+	native, err := newNativeKey(&priv)
+	if err != nil {
+		return err
+	}
+	rk := &ringKey{id: k.ID, thumb: k.Thumbprint(), priv: &priv, native: native}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	added := false
+	defer func() {
+		if !added {
+			native.release()
+		}
+	}()
 	if rk.id != "" {
 		for _, other := range r.byID[rk.id] {
 			if other.thumb == "" || rk.thumb == "" {
@@ -95,7 +117,10 @@ func (r *KeyRing) Add(k Key) error {
 	if rk.thumb != "" {
 		r.byThumb[rk.thumb] = rk
 	}
+	r.serial++
+	rk.serial = r.serial
 	r.n++
+	added = true
 	return nil
 }
 
@@ -141,6 +166,8 @@ func (r *KeyRing) drop(rk *ringKey) {
 		delete(r.byThumb, rk.thumb)
 	}
 	r.n--
+	r.cache.forget(rk.serial)
+	rk.native.release() // freed now, or when the last Decrypt using it returns
 }
 
 // Len returns the number of keys in the ring.
@@ -153,7 +180,8 @@ func (r *KeyRing) Len() int {
 	return r.n
 }
 
-// Decrypt selects the key for c and decrypts it with [Content].
+// Decrypt selects the key for c and decrypts it as [Content] does, with
+// the RSA implementation named by [Backend].
 //
 // Selection: a key whose certificate thumbprint equals
 // c.EncryptionCertificateThumbprint (case-insensitively) is used. Otherwise
@@ -162,6 +190,11 @@ func (r *KeyRing) Len() int {
 // cross-check). Otherwise the error wraps [ErrUnknownKey]; a nil *KeyRing
 // behaves as an empty one. The thumbprint comes first because it names one
 // certificate, while an ID may be kept across a certificate rotation.
+//
+// A dataKey this ring has already unwrapped with the same key (Graph
+// redelivering a batch) is not unwrapped again: the symmetric key comes
+// from a bounded cache ([UnwrapCacheSize]) and must still verify the
+// content's HMAC. Only keys that opened their content are cached.
 func (r *KeyRing) Decrypt(c *EncryptedContent) ([]byte, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: no encryptedContent", ErrEncoding)
@@ -170,9 +203,18 @@ func (r *KeyRing) Decrypt(c *EncryptedContent) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		for _, rk := range keys {
+			rk.native.release()
+		}
+	}()
+	var w wire
+	if err := w.decode(c); err != nil {
+		return nil, err
+	}
 	var first error
-	for _, priv := range keys {
-		pt, err := Content(priv, c)
+	for _, rk := range keys {
+		pt, err := r.open(rk, &w)
 		if err == nil {
 			return pt, nil
 		}
@@ -183,7 +225,33 @@ func (r *KeyRing) Decrypt(c *EncryptedContent) ([]byte, error) {
 	return nil, first
 }
 
-func (r *KeyRing) selectKeys(id, thumb string) ([]*rsa.PrivateKey, error) {
+// open unwraps the data key of w with rk, from the cache when this exact
+// dataKey was unwrapped by rk before, then verifies and decrypts w. Only a
+// key that opened the content is cached.
+func (r *KeyRing) open(rk *ringKey, w *wire) ([]byte, error) {
+	ck := cacheKey{serial: rk.serial, sum: sha256.Sum256(w.wrapped)}
+	var sym [symKeySize]byte
+	defer clear(sym[:])
+	hit := r.cache.get(ck, &sym)
+	if !hit {
+		r.rsaOps.Add(1)
+		k, err := rk.native.unwrap(rk.priv, w.wrapped)
+		if err != nil {
+			return nil, err
+		}
+		copy(sym[:], k)
+		clear(k)
+	}
+	pt, err := w.open(sym[:])
+	if err == nil && !hit {
+		r.cache.put(ck, &sym)
+	}
+	return pt, err
+}
+
+// selectKeys returns the candidate keys for an id and thumbprint, each
+// acquired: the caller releases them when done.
+func (r *KeyRing) selectKeys(id, thumb string) ([]*ringKey, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%w: nil KeyRing", ErrUnknownKey)
 	}
@@ -191,17 +259,19 @@ func (r *KeyRing) selectKeys(id, thumb string) ([]*rsa.PrivateKey, error) {
 	defer r.mu.RUnlock()
 	if thumb != "" {
 		if rk, ok := r.byThumb[strings.ToUpper(thumb)]; ok {
-			return []*rsa.PrivateKey{rk.priv}, nil
+			rk.native.acquire()
+			return []*ringKey{rk}, nil
 		}
 	}
-	var keys []*rsa.PrivateKey
+	var keys []*ringKey
 	var mismatch string
 	for _, rk := range r.byID[id] {
 		if thumb != "" && rk.thumb != "" {
 			mismatch = rk.thumb // it would have matched byThumb
 			continue
 		}
-		keys = append(keys, rk.priv)
+		rk.native.acquire()
+		keys = append(keys, rk)
 	}
 	if len(keys) > 0 {
 		return keys, nil

@@ -12,6 +12,7 @@ import (
 type result struct {
 	tenant string
 	exp    time.Time
+	kid    string // the signing key: a result dies with its key
 }
 
 // resultCache maps SHA-256(token) to the result of a successful
@@ -64,6 +65,17 @@ func (c *resultCache) put(k [sha256.Size]byte, r result, cutoff time.Time) {
 		}
 	}
 	c.m[k] = r
+}
+
+// dropUnless removes the entries whose kid keep rejects.
+func (c *resultCache) dropUnless(keep func(kid string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if !keep(e.kid) {
+			delete(c.m, k)
+		}
+	}
 }
 
 func (c *resultCache) len() int {

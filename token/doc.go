@@ -64,11 +64,22 @@
 // result is [ErrUnavailable]: Microsoft may have rotated keys and we cannot
 // see the new key yet, so Graph should retry.
 //
+// Within the interval nothing is fetched, and an unknown kid is answered
+// by what we know about it. A kid known to be absent (withdrawn from the
+// key set, the one the last refresh was made for, or in a batch that
+// arrived before the last refresh began) gives [ErrSignature]. Any other
+// kid may be a key Microsoft published since the last refresh, so it gives
+// [ErrUnavailable]: Graph retries, and the retry after the interval
+// triggers the refresh that settles it. A genuine rotation is therefore
+// never quarantined for arriving early; the price is that forged kids
+// within the interval are answered 503 instead of being quarantined.
+//
 // [New] never fails because the key endpoint is down. It starts fetching in
-// the background and retries with back-off (Config.RetryInterval, doubling
-// up to 1 minute). Until the first key set arrives, Validate returns
-// [ErrUnavailable] (fail closed, answer 503), and [Validator.Ready] reports
-// false. [Validator.WaitReady] waits for the keys.
+// the background and retries with back-off (Config.RetryInterval, default
+// 250ms, doubling up to [MaxRetryInterval], 1s), so it is ready within
+// about a second of the endpoint answering again. Until the first key set
+// arrives, Validate returns [ErrUnavailable] (fail closed, answer 503), and
+// [Validator.Ready] reports false. [Validator.WaitReady] waits for the keys.
 //
 // # Caching
 //
@@ -78,9 +89,11 @@
 // entries are removed first, then the entry that expires soonest. A batch
 // of 1,000 notifications that share one token costs one signature check,
 // and later batches with the same token cost none. Only valid tokens are
-// cached, and only their tid and exp are kept, never the token. Tenant
-// coverage is evaluated on every call. A cached token stays valid until
-// its exp even if its key is later withdrawn from the key set.
+// cached, and only their tid, exp and kid are kept, never the token.
+// Tenant coverage is evaluated on every call. Each result remembers the kid of
+// the key that signed its token: once Microsoft withdraws that key from
+// its key set and the set is refreshed, the result is dropped and the
+// token fails with [ErrSignature], although it has not expired.
 //
 // # Clouds
 //
@@ -104,5 +117,8 @@
 // Validate returns an [*Error]. Its Kind is one of the sentinels in this
 // package, and errors.Is matches it. Error text names the failed check and
 // never contains the token. The Config.Logger receives operator messages
-// only, such as "JWKS fetch failed" or "JWKS loaded", and never tokens.
+// only, such as "JWKS fetch failed", "JWKS loaded" or, at start, a warning
+// that the JWKS URL is plain http or not a Microsoft identity host; never
+// tokens. Configuration errors are [*ConfigError] values naming the field
+// (see [Config.Validate]).
 package token

@@ -13,8 +13,9 @@ import (
 var (
 	// ErrUnavailable reports that no signing keys are loaded yet (the key
 	// endpoint was unreachable and nothing is cached), that a refresh for
-	// an unknown key id could not reach the key endpoint, or that the
-	// Validator is closed. The caller should answer 503 so Graph retries.
+	// an unknown key id could not reach the key endpoint, that a key id
+	// never seen before arrived while refreshes are rate-limited (it may
+	// be a newly published key), or that the Validator is closed. The caller should answer 503 so Graph retries.
 	ErrUnavailable = errors.New("token: signing keys unavailable")
 
 	// ErrNoTokens reports that a batch that needs validation tokens carried
@@ -50,7 +51,8 @@ var (
 	// differs or is missing.
 	ErrPublisher = errors.New("token: publisher is not Microsoft Graph Change Tracking")
 
-	// ErrConfig reports an invalid [Config] passed to [New].
+	// ErrConfig reports an invalid [Config] passed to [New] or found by
+	// [Config.Validate]; the error holds a [*ConfigError] per bad field.
 	ErrConfig = errors.New("token: invalid config")
 )
 

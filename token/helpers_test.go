@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -233,16 +234,12 @@ func newValidator(tb testing.TB, ctx context.Context, srv *jwksServer, cfg token
 	return v
 }
 
-// checkFor polls cond every 10ms until it holds or timeout passes.
-func checkFor(tb testing.TB, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %s", timeout)
+// readiness is a testkit.CheckFor condition: v has loaded its keys.
+func readiness(v *token.Validator) func() error {
+	return func() error {
+		if !v.Ready() {
+			return errors.New("key set not loaded")
 		}
-		<-tick.C
+		return nil
 	}
 }

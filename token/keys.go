@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/big"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -24,7 +25,9 @@ type keyRing struct {
 
 // keys returns the RS256-pinned view of the current key set. It never
 // fetches: it reads what the background cache holds (an empty set when
-// nothing is loaded).
+// nothing is loaded). When the set has changed since the last call, kids
+// that left it are remembered as withdrawn, and cached results of tokens
+// signed by them are dropped.
 func (v *Validator) keys() jwk.Set {
 	src := v.res.Resource()
 	if src == nil {
@@ -33,9 +36,79 @@ func (v *Validator) keys() jwk.Set {
 	if kr := v.ring.Load(); kr != nil && kr.src == src {
 		return kr.pinned
 	}
+	v.ringMu.Lock()
+	defer v.ringMu.Unlock()
+	old := v.ring.Load()
+	if old != nil && old.src == src {
+		return old.pinned
+	}
 	pinned := pinRS256(src)
+	if old != nil {
+		for i := range old.pinned.Len() {
+			k, _ := old.pinned.Key(i)
+			if kid, _ := k.KeyID(); !hasKid(pinned, kid) {
+				v.withdrawn.add(kid)
+			}
+		}
+		for i := range pinned.Len() {
+			k, _ := pinned.Key(i)
+			kid, _ := k.KeyID()
+			v.withdrawn.remove(kid) // published again
+		}
+		if v.results != nil {
+			v.results.dropUnless(func(kid string) bool { return hasKid(pinned, kid) })
+		}
+	}
 	v.ring.Store(&keyRing{src: src, pinned: pinned})
 	return pinned
+}
+
+// maxWithdrawnKids bounds how many withdrawn kids are remembered. Only kids
+// that were in a fetched key set get here (Microsoft publishes a handful),
+// never kids taken from tokens.
+const maxWithdrawnKids = 64
+
+// kidSet is a bounded set of kids, oldest dropped first. Guarded by
+// Validator.ringMu for writes and reads alike (see withdrawnKid).
+type kidSet struct {
+	order []string
+}
+
+func (s *kidSet) has(kid string) bool {
+	for _, k := range s.order {
+		if k == kid {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *kidSet) add(kid string) {
+	if kid == "" || s.has(kid) {
+		return
+	}
+	if len(s.order) >= maxWithdrawnKids {
+		s.order = s.order[1:]
+	}
+	s.order = append(s.order, kid)
+}
+
+func (s *kidSet) remove(kid string) {
+	for i, k := range s.order {
+		if k == kid {
+			s.order = append(s.order[:i:i], s.order[i+1:]...)
+			return
+		}
+	}
+}
+
+// withdrawnKid reports whether kid was in an earlier key set and is not in
+// the current one.
+func (v *Validator) withdrawnKid(kid string) bool {
+	v.keys() // notice a changed set first
+	v.ringMu.Lock()
+	defer v.ringMu.Unlock()
+	return v.withdrawn.has(kid)
 }
 
 // pinRS256 returns a copy of src holding only RSA public signing keys of at
@@ -79,11 +152,23 @@ func pinRS256(src jwk.Set) jwk.Set {
 	return out
 }
 
-// refreshForKid handles a token whose kid is not in the cached key set. It
-// refreshes the key set at most once per MinRefreshInterval (concurrent
-// callers wait for an in-flight refresh instead of starting their own) and
-// returns the new set if it now holds kid.
-func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Error) {
+// refreshForKid handles a token whose kid is not in the cached key set;
+// arrived is when its batch arrived. It refreshes the key set at most once
+// per MinRefreshInterval (concurrent callers wait for an in-flight refresh
+// instead of starting their own) and returns the new set if it now holds
+// kid.
+//
+// Within the rate limit no fetch is made, and the answer depends on what
+// we know about kid: a kid that was withdrawn from the key set, that the
+// last refresh was made for, or whose batch arrived before the last
+// refresh started, is known to be absent ([ErrSignature]: the batch is
+// quarantined). Any other kid may be a genuinely new key that Microsoft
+// published since the last refresh, so the answer is [ErrUnavailable]:
+// Graph retries, and a later delivery after the interval triggers the
+// refresh that settles it. Forged kids therefore cost at most one fetch
+// per interval, and a real key rotation is never quarantined for being
+// early.
+func (v *Validator) refreshForKid(ctx context.Context, kid string, arrived time.Time) (jwk.Set, *Error) {
 	select {
 	case v.refreshSem <- struct{}{}:
 	case <-ctx.Done():
@@ -105,10 +190,17 @@ func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Er
 			return nil, &Error{Kind: ErrUnavailable, Detail: "unknown kid and the last key refresh failed"}
 		}
 		if !v.lastRefreshFailed && since < v.minRefresh {
-			return nil, &Error{Kind: ErrSignature, Detail: "unknown kid (key refresh rate-limited)"}
+			switch {
+			case v.withdrawnKid(kid):
+				return nil, &Error{Kind: ErrSignature, Detail: "kid withdrawn from the key set"}
+			case kid == v.lastRefreshKid || !arrived.After(v.lastRefresh):
+				return nil, &Error{Kind: ErrSignature, Detail: "unknown kid (not in the key set fetched since it arrived)"}
+			default:
+				return nil, &Error{Kind: ErrUnavailable, Detail: "new kid; key refresh rate-limited, retry later"}
+			}
 		}
 	}
-	v.lastRefresh, v.lastRefreshFailed = now, true
+	v.lastRefresh, v.lastRefreshFailed, v.lastRefreshKid = now, true, kid
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -124,6 +216,9 @@ func (v *Validator) refreshForKid(ctx context.Context, kid string) (jwk.Set, *Er
 	v.lastRefreshFailed = false
 	set := v.keys()
 	if !hasKid(set, kid) {
+		if v.withdrawnKid(kid) {
+			return nil, &Error{Kind: ErrSignature, Detail: "kid withdrawn from the key set"}
+		}
 		return nil, &Error{Kind: ErrSignature, Detail: "unknown kid"}
 	}
 	return set, nil
@@ -138,7 +233,9 @@ func hasKid(set jwk.Set, kid string) bool {
 // awaitKeys runs until the first key set is loaded or ctx is done. The
 // jwk.Cache fetches once right after registration; when that fails (its
 // own retry may be an hour away), this loop forces refreshes with
-// exponential back-off from RetryInterval up to one minute.
+// exponential back-off from RetryInterval up to MaxRetryInterval (or
+// RetryInterval when that is longer), so that the keys load within about
+// a second of the endpoint answering again.
 func (v *Validator) awaitKeys(ctx context.Context) {
 	defer close(v.loopDone)
 	wait := v.retry
@@ -156,8 +253,8 @@ func (v *Validator) awaitKeys(ctx context.Context) {
 		}
 		if _, err := v.jwks.Refresh(ctx, v.jwksURL); err != nil && ctx.Err() == nil {
 			v.log.LogAttrs(ctx, slog.LevelWarn, "JWKS fetch failed; validation answers unavailable until keys load",
-				slog.String("jwks_url", v.jwksURL), slog.String("error", err.Error()), slog.Duration("retry_in", min(2*wait, maxRetryInterval)))
+				slog.String("jwks_url", v.jwksURL), slog.String("error", err.Error()), slog.Duration("retry_in", min(2*wait, v.maxRetry)))
 		}
-		wait = min(2*wait, maxRetryInterval)
+		wait = min(2*wait, v.maxRetry)
 	}
 }

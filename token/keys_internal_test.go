@@ -175,3 +175,26 @@ func TestNewDoesNotModifyConfig(t *testing.T) {
 		t.Fatalf("cfg modified: %+v", cfg)
 	}
 }
+
+func TestJWKSURLWarning(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://login.microsoftonline.com/common/discovery/v2.0/keys", ""},
+		{"https://LOGIN.microsoftonline.us/common/discovery/v2.0/keys", ""},
+		{"https://login.chinacloudapi.cn/common/discovery/v2.0/keys", ""},
+		{"https://login.partner.microsoftonline.cn:443/keys", ""},
+		{"http://login.microsoftonline.com/common/discovery/v2.0/keys", "is plain http"},
+		{"https://login.microsoftonline.com.evil.example/keys", "is not a Microsoft identity host"},
+		{"http://127.0.0.1:8080/keys", "is plain http and is not a Microsoft identity host"},
+	}
+	for _, tc := range tests {
+		if got := jwksURLWarning(tc.url); got != tc.want {
+			t.Errorf("jwksURLWarning(%s) = %q, want %q", tc.url, got, tc.want)
+		}
+	}
+	for _, cloud := range []string{"global", "usgov", "china"} {
+		d, _ := cloudFor(cloud)
+		if w := jwksURLWarning(d.jwksURL); w != "" {
+			t.Errorf("cloud %s: its own key URL %s draws a warning: %s", cloud, d.jwksURL, w)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -37,13 +36,18 @@ const (
 	DefaultClockSkew          = 5 * time.Minute
 	DefaultMinRefreshInterval = 5 * time.Minute
 	DefaultRefreshInterval    = time.Hour
-	DefaultRetryInterval      = time.Second
+	DefaultRetryInterval      = 250 * time.Millisecond
 	DefaultCacheSize          = 10000
 	DefaultHTTPTimeout        = 10 * time.Second
 
-	maxRetryInterval = time.Minute
-	maxTokenLen      = 32 << 10 // Entra tokens are 1-3 KiB
-	shutdownTimeout  = 5 * time.Second
+	// MaxRetryInterval caps the back-off between key set fetches while
+	// none has loaded yet (unless Config.RetryInterval is longer): the
+	// validator becomes ready within about a second of the key endpoint
+	// answering again.
+	MaxRetryInterval = time.Second
+
+	maxTokenLen     = 32 << 10 // Entra tokens are 1-3 KiB
+	shutdownTimeout = 5 * time.Second
 )
 
 // Config configures a [Validator]. The zero value plus AppIDs is a working
@@ -68,7 +72,9 @@ type Config struct {
 
 	// JWKSURL overrides the key set URL of Cloud. Default for the global
 	// cloud: https://login.microsoftonline.com/common/discovery/v2.0/keys.
-	// Only this URL is ever fetched.
+	// Only this URL is ever fetched. It must be an absolute http(s) URL
+	// without user information; New logs a warning when it is plain http
+	// or not on a Microsoft identity host (right for a simulator only).
 	JWKSURL string
 
 	// Issuers overrides the accepted iss templates of Cloud. Each must
@@ -78,27 +84,31 @@ type Config struct {
 	// https://login.microsoftonline.com/{tenantid}/v2.0 (v2.0).
 	Issuers []string
 
-	// ClockSkew is the tolerance for exp, nbf and iat. Default 5m.
-	// Negative is an error.
+	// ClockSkew is the tolerance for exp, nbf and iat. Default 5m. At
+	// most MaxClockSkew (1h); negative is an error.
 	ClockSkew time.Duration
 
 	// MinRefreshInterval rate-limits refetching the key set when a token
 	// names an unknown kid: at most one such refresh per interval, so a
 	// flood of forged kids cannot hammer the key endpoint. Default 5m.
+	// Negative is an error.
 	MinRefreshInterval time.Duration
 
 	// RefreshInterval is how often the key set is refetched in the
 	// background once loaded. Default 1h. Microsoft rotates keys and
 	// publishes new ones ahead of use; unknown kids also trigger a refresh.
+	// Negative is an error.
 	RefreshInterval time.Duration
 
 	// RetryInterval is the first delay between fetch attempts while no key
-	// set has been loaded yet; it doubles up to 1m. Default 1s.
+	// set has been loaded yet; it doubles up to MaxRetryInterval (1s), or
+	// stays at RetryInterval if that is longer. Default 250ms. Negative
+	// is an error.
 	RetryInterval time.Duration
 
 	// CacheSize bounds the number of valid tokens whose results are
-	// cached until their exp. Default 10000. Negative disables the cache
-	// (every call verifies every signature).
+	// cached until their exp. Default 10000, at most MaxCacheSize.
+	// Negative disables the cache (every call verifies every signature).
 	CacheSize int
 
 	// HTTPClient fetches the key set. Default: a client with a 10s timeout
@@ -171,15 +181,19 @@ type Validator struct {
 	skew              time.Duration
 	minRefresh        time.Duration
 	retry             time.Duration
+	maxRetry          time.Duration // cap of the back-off before the first key set
 	now               func() time.Time
 	log               *slog.Logger
 	results           *resultCache // nil when disabled
 	jwks              *jwk.Cache
 	res               *httprc.ResourceBase[jwk.Set]
 	ring              atomic.Pointer[keyRing]
+	ringMu            sync.Mutex    // serialises building ring and updating withdrawn
+	withdrawn         kidSet        // kids that left the key set; guarded by ringMu
 	refreshSem        chan struct{} // serialises unknown-kid refreshes
 	lastRefresh       time.Time     // last unknown-kid refresh attempt; guarded by refreshSem
 	lastRefreshFailed bool          // that attempt failed; guarded by refreshSem
+	lastRefreshKid    string        // the kid that attempt was for; guarded by refreshSem
 	life              context.Context
 	cancel            context.CancelFunc
 	loopDone          chan struct{}
@@ -202,6 +216,10 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 		return nil, err
 	}
 
+	if why := jwksURLWarning(v.jwksURL); why != "" {
+		v.log.LogAttrs(ctx, slog.LevelWarn, "the JWKS URL "+why+": whoever controls it can sign validation tokens this receiver accepts; use it only with a simulator",
+			slog.String("jwks_url", v.jwksURL))
+	}
 	v.life, v.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	jwksURL := v.jwksURL
 	log := v.log
@@ -252,10 +270,10 @@ func New(ctx context.Context, cfg Config) (*Validator, error) {
 
 // newValidator checks cfg and fills in defaults, without starting anything.
 func newValidator(cfg Config) (*Validator, error) {
-	cloud, ok := cloudFor(cfg.Cloud)
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown Cloud %q (want global, usgov or china)", ErrConfig, cfg.Cloud)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	cloud, _ := cloudFor(cfg.Cloud)
 	v := &Validator{
 		jwksURL:    cloud.jwksURL,
 		issuers:    cloud.issuers,
@@ -266,48 +284,28 @@ func newValidator(cfg Config) (*Validator, error) {
 		log:        cfg.Logger,
 		refreshSem: make(chan struct{}, 1),
 	}
-	if len(cfg.AppIDs) == 0 {
-		return nil, fmt.Errorf("%w: AppIDs is required", ErrConfig)
-	}
 	for _, id := range cfg.AppIDs {
-		if id == "" {
-			return nil, fmt.Errorf("%w: empty app id in AppIDs", ErrConfig)
-		}
 		v.appIDs = append(v.appIDs, strings.ToLower(id))
 	}
 	for _, id := range cfg.TenantIDs {
-		if id == "" {
-			return nil, fmt.Errorf("%w: empty tenant id in TenantIDs", ErrConfig)
-		}
 		v.tenants = append(v.tenants, strings.ToLower(id))
 	}
 	if cfg.JWKSURL != "" {
-		u, err := url.Parse(cfg.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("%w: JWKSURL must be an absolute http(s) URL", ErrConfig)
-		}
 		v.jwksURL = cfg.JWKSURL
 	}
 	if len(cfg.Issuers) > 0 {
-		for _, iss := range cfg.Issuers {
-			if !strings.Contains(iss, TenantPlaceholder) {
-				return nil, fmt.Errorf("%w: issuer template %q lacks %s", ErrConfig, iss, TenantPlaceholder)
-			}
-		}
 		v.issuers = slices.Clone(cfg.Issuers)
 	}
-	switch {
-	case v.skew < 0:
-		return nil, fmt.Errorf("%w: negative ClockSkew", ErrConfig)
-	case v.skew == 0:
+	if v.skew == 0 {
 		v.skew = DefaultClockSkew
 	}
-	if v.minRefresh <= 0 {
+	if v.minRefresh == 0 {
 		v.minRefresh = DefaultMinRefreshInterval
 	}
-	if v.retry <= 0 {
+	if v.retry == 0 {
 		v.retry = DefaultRetryInterval
 	}
+	v.maxRetry = max(v.retry, MaxRetryInterval)
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -423,10 +421,15 @@ func (v *Validator) check(ctx context.Context, tok string, now time.Time) (strin
 				v.results.remove(key)
 				return "", &Error{Kind: ErrExpired, Detail: "exp passed"}
 			}
-			return e.tenant, nil
+			if hasKid(v.keys(), e.kid) {
+				return e.tenant, nil
+			}
+			// Microsoft withdrew the signing key: verify again, which
+			// now fails.
+			v.results.remove(key)
 		}
 	}
-	t, ferr := v.verify(ctx, []byte(tok))
+	t, kid, ferr := v.verify(ctx, []byte(tok), now)
 	if ferr != nil {
 		return "", ferr
 	}
@@ -435,45 +438,46 @@ func (v *Validator) check(ctx context.Context, tok string, now time.Time) (strin
 		return "", ferr
 	}
 	if v.results != nil {
-		v.results.put(key, result{tenant: tid, exp: exp}, now.Add(-v.skew))
+		v.results.put(key, result{tenant: tid, exp: exp, kid: kid}, now.Add(-v.skew))
 	}
 	return tid, nil
 }
 
-// verify checks the header and signature of tok and returns its claims.
-func (v *Validator) verify(ctx context.Context, tok []byte) (jwt.Token, *Error) {
+// verify checks the header and signature of tok, whose batch arrived at
+// now, and returns its claims and the kid of the key that signed it.
+func (v *Validator) verify(ctx context.Context, tok []byte, now time.Time) (jwt.Token, string, *Error) {
 	v.verifications.Add(1)
 	msg, err := jws.Parse(tok, jws.WithCompact())
 	if err != nil {
-		return nil, &Error{Kind: ErrMalformed, Detail: "cannot parse JWS", cause: err}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "cannot parse JWS", cause: err}
 	}
 	sigs := msg.Signatures()
 	if len(sigs) != 1 {
-		return nil, &Error{Kind: ErrMalformed, Detail: "want exactly one signature"}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "want exactly one signature"}
 	}
 	hdr := sigs[0].ProtectedHeaders()
 	if alg, ok := hdr.Algorithm(); !ok || alg != jwa.RS256() {
-		return nil, &Error{Kind: ErrSignature, Detail: "alg is not RS256"}
+		return nil, "", &Error{Kind: ErrSignature, Detail: "alg is not RS256"}
 	}
 	kid, ok := hdr.KeyID()
 	if !ok || kid == "" {
-		return nil, &Error{Kind: ErrSignature, Detail: "no kid in header"}
+		return nil, "", &Error{Kind: ErrSignature, Detail: "no kid in header"}
 	}
 	set := v.keys()
 	if _, ok := set.LookupKeyID(kid); !ok {
 		var ferr *Error
-		if set, ferr = v.refreshForKid(ctx, kid); ferr != nil {
-			return nil, ferr
+		if set, ferr = v.refreshForKid(ctx, kid, now); ferr != nil {
+			return nil, "", ferr
 		}
 	}
 	t, err := jwt.Parse(tok, verifyOptions(set)...)
 	if err != nil {
 		if errors.Is(err, jws.VerifyError()) {
-			return nil, &Error{Kind: ErrSignature, Detail: "signature does not verify", cause: err}
+			return nil, "", &Error{Kind: ErrSignature, Detail: "signature does not verify", cause: err}
 		}
-		return nil, &Error{Kind: ErrMalformed, Detail: "cannot parse claims", cause: err}
+		return nil, "", &Error{Kind: ErrMalformed, Detail: "cannot parse claims", cause: err}
 	}
-	return t, nil
+	return t, kid, nil
 }
 
 // verifyOptions makes jwt.Parse verify the signature against set, where

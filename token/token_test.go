@@ -1,7 +1,6 @@
 package token_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/token"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -27,7 +27,7 @@ func TestValidate(t *testing.T) {
 	key := newSigner(t, "kid-1")
 	stranger := newSigner(t, "kid-1") // same kid, key not published
 	srv := newJWKSServer(t, key)
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	v := startValidator(t, t.Context(), srv, token.Config{
 		TenantIDs: []string{tenantA, tenantB},
 		Now:       func() time.Time { return t0 },
@@ -286,7 +286,7 @@ func TestEndpointDownAtStartIsUnavailableUntilKeysArrive(t *testing.T) {
 	key := newSigner(t, "kid-1")
 	srv := newJWKSServer(t, key)
 	srv.down.Store(true)
-	var logs lockedBuffer
+	var logs testkit.SyncBuffer
 	v := newValidator(t, t.Context(), srv, token.Config{
 		Now:           func() time.Time { return t0 },
 		RetryInterval: 10 * time.Millisecond,
@@ -302,7 +302,12 @@ func TestEndpointDownAtStartIsUnavailableUntilKeysArrive(t *testing.T) {
 		t.Fatalf("Validate() = %v, want ErrUnavailable", err)
 	}
 	// Background retries keep hitting the endpoint while it is down.
-	checkFor(t, 5*time.Second, func() bool { return srv.hits.Load() >= 3 })
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if n := srv.hits.Load(); n < 3 {
+			return fmt.Errorf("%d fetches, want 3", n)
+		}
+		return nil
+	})
 	if v.Ready() {
 		t.Fatal("Ready() = true while the endpoint still answers 503")
 	}
@@ -312,8 +317,13 @@ func TestEndpointDownAtStartIsUnavailableUntilKeysArrive(t *testing.T) {
 	}
 
 	srv.down.Store(false)
-	checkFor(t, 10*time.Second, v.Ready)
-	checkFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "JWKS loaded") })
+	testkit.CheckFor(t, 10*time.Second, readiness(v))
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if !strings.Contains(logs.String(), "JWKS loaded") {
+			return errors.New(`no "JWKS loaded" log line`)
+		}
+		return nil
+	})
 	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); err != nil {
 		t.Fatalf("after keys arrived: Validate() = %v", err)
 	}
@@ -469,23 +479,4 @@ func TestIssuersOverride(t *testing.T) {
 	if err := v.Validate(t.Context(), []string{key.mint(t, global)}, []string{tenantA}); !errors.Is(err, token.ErrIssuer) {
 		t.Fatalf("global issuer with gov-only Issuers: %v, want ErrIssuer", err)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the Validator's background
-// goroutines to log into while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
