@@ -135,8 +135,8 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 		t.Fatalf("the generated clientState file: %v", err)
 	}
 	clientState := strings.TrimSpace(string(csBytes))
-	if len(clientState) < 32 || len(clientState) > maxClientStateLen {
-		t.Fatalf("generated clientState is %d characters, want 32..%d", len(clientState), maxClientStateLen)
+	if len(clientState) < 32 || len(clientState) > receiver.MaxClientStateLen {
+		t.Fatalf("generated clientState is %d characters, want 32..%d", len(clientState), receiver.MaxClientStateLen)
 	}
 
 	// Handshake, as Graph sends it (form-encoded, lower-case %3a).
@@ -356,7 +356,7 @@ func TestBinaryBadConfigExitsNonZeroWithOneLine(t *testing.T) {
 		t.Errorf("exit code %d, want 1", ee.ExitCode())
 	}
 	stderr := strings.TrimRight(string(ee.Stderr), "\n")
-	const want = "receiver: --client-state: value 1 is 140 characters; Graph allows at most 128 (example: --client-state-file /run/secrets/graph-client-state)"
+	const want = "receiver: --client-state: entry 1 is 140 characters, over Graph's limit of 128 (example: --client-state-file /run/secrets/graph-client-state)"
 	if stderr != want {
 		t.Errorf("stderr:\n%s\nwant the one line:\n%s", stderr, want)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/token"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -209,7 +210,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		{"bad app id", []string{"--app-id", "my-app"},
 			errConfig, "--app-id: \"my-app\" is not an application id GUID", ""},
 		{"clientState over 128", []string{"--client-state", strings.Repeat("c", 129)},
-			errConfig, "--client-state: value 1 is 129 characters; Graph allows at most 128", strings.Repeat("c", 20)},
+			errConfig, "--client-state: entry 1 is 129 characters, over Graph's limit of 128", strings.Repeat("c", 20)},
 		{"clientState file line over 128", []string{"--client-state-file", longStates},
 			errConfig, "--client-state-file: line 2 of ", strings.Repeat("s", 20)},
 		{"clientState file with no value", []string{"--client-state-file", emptyStates},
@@ -433,12 +434,15 @@ func TestLibraryRulesAreReportedUnderTheirSetting(t *testing.T) {
 		name       string
 		args       []string
 		env        map[string]string
+		wantErr    error
 		wantPrefix string
 	}{
-		{"stream name with a dot", []string{"--stream", "GRAPH.V2"}, nil, "--stream: "},
-		{"quarantine stream equals the stream", nil, map[string]string{"GRAPHHOOK_QUARANTINE_STREAM": "GRAPH"}, "GRAPHHOOK_QUARANTINE_STREAM: "},
-		{"wildcard subject prefix", []string{"--subject-prefix", "graph.*"}, nil, "--subject-prefix: "},
-		{"too many replicas", []string{"--stream-replicas", "7"}, nil, "--stream-replicas: "},
+		{"stream name with a dot", []string{"--stream", "GRAPH.V2"}, nil, natspub.ErrInvalidConfig, "--stream: "},
+		{"quarantine stream equals the stream", nil, map[string]string{"GRAPHHOOK_QUARANTINE_STREAM": "GRAPH"}, natspub.ErrInvalidConfig, "GRAPHHOOK_QUARANTINE_STREAM: "},
+		{"wildcard subject prefix", []string{"--subject-prefix", "graph.*"}, nil, natspub.ErrInvalidConfig, "--subject-prefix: "},
+		{"too many replicas", []string{"--stream-replicas", "7"}, nil, natspub.ErrInvalidConfig, "--stream-replicas: "},
+		{"unknown cloud", []string{"--app-id", exampleGUID, "--cloud", "mars"}, nil, token.ErrConfig, "--cloud: "},
+		{"JWKS URL with credentials", []string{"--app-id", exampleGUID, "--jwks-url", "https://user:pw@keys.example.com/keys"}, nil, token.ErrConfig, "--jwks-url: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := loadConfig(tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
@@ -446,8 +450,11 @@ func TestLibraryRulesAreReportedUnderTheirSetting(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = c.validate().err()
-			if !errors.Is(err, natspub.ErrInvalidConfig) {
-				t.Fatalf("err = %v, want natspub's ConfigError", err)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "user:pw") {
+				t.Errorf("the error quotes the URL's credentials: %v", err)
 			}
 			if msg := err.Error(); !strings.HasPrefix(msg, tc.wantPrefix) || strings.Contains(msg, "\n") || !strings.Contains(msg, "example: --") {
 				t.Errorf("error %q: want one line starting %q with an example", msg, tc.wantPrefix)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/token"
 )
 
 // errConfig marks a configuration the receiver refuses to start with.
@@ -71,6 +73,13 @@ func settingOfField(field string) string {
 		"natspub.QuarantineStream":   "quarantine-stream",
 		"natspub.QuarantineReplicas": "quarantine-stream-replicas",
 		"natspub.UnverifiedStream":   "unverified-stream",
+		"receiver.ClientStates":      "client-state",
+		"receiver.MaxBodyBytes":      "max-body-bytes",
+		"receiver.Timeout":           "batch-timeout",
+		"token.AppIDs":               "app-id",
+		"token.TenantIDs":            "tenant",
+		"token.Cloud":                "cloud",
+		"token.JWKSURL":              "jwks-url",
 	}[field]
 }
 
@@ -81,8 +90,18 @@ func (ps *problems) addLibrary(c *config, pkg string, err error) {
 	if err == nil {
 		return
 	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { // token reports every field
+		for _, e := range joined.Unwrap() {
+			ps.addLibrary(c, pkg, e)
+		}
+		return
+	}
 	field, msg := "", err.Error()
 	if e, ok := errors.AsType[*natspub.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	} else if e, ok := errors.AsType[*receiver.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	} else if e, ok := errors.AsType[*token.ConfigError](err); ok {
 		field, msg = e.Field, e.Err.Error()
 	}
 	field, _, _ = strings.Cut(field, "[")

@@ -151,27 +151,6 @@ func TestOneInfoLinePerRequest(t *testing.T) {
 	}
 }
 
-func TestJWKSURLWarning(t *testing.T) {
-	for _, tc := range []struct {
-		name, url string
-		want      string // a word of the warning, or "" for none
-	}{
-		{"default", "", ""},
-		{"Microsoft global", "https://login.microsoftonline.com/common/discovery/v2.0/keys", ""},
-		{"Microsoft usgov", "https://login.microsoftonline.us/common/discovery/v2.0/keys", ""},
-		{"plain http simulator", "http://127.0.0.1:9090/common/discovery/v2.0/keys", "plain http"},
-		{"https elsewhere", "https://keys.example.com/keys", "not a Microsoft login host"},
-		{"look-alike host", "https://login.microsoftonline.com.example.com/keys", "not a Microsoft login host"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := jwksWarning(tc.url)
-			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-				t.Errorf("jwksWarning(%q) = %q, want %q", tc.url, got, tc.want)
-			}
-		})
-	}
-}
-
 // TestPublicListenKeepsOperationsOnLoopback starts the receiver on every
 // address without --ops-listen: /metrics and /readyz are not served on the
 // public listener but on a loopback one, and the start says so.

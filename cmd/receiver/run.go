@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,10 +83,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
+	if len(ps) == 0 {
+		// The receiver's rules are checked before anything starts; its
+		// real Sink and keys come once NATS is up.
+		rc := d.receiverConfig(nil)
+		rc.Sink = receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil })
+		ps.addLibrary(c, "receiver", rc.Validate())
+	}
 	if len(ps) > 0 {
 		return ps.err()
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
 	d.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "graphhook_inflight_body_bytes",
 		Help: "Notification body bytes reserved by requests being received or processed (budget: --max-inflight-bytes).",
@@ -148,13 +153,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	if len(c.AppIDs) > 0 {
-		d.tokens, err = token.New(ctx, token.Config{
-			AppIDs:    c.AppIDs,
-			TenantIDs: c.Tenants,
-			Cloud:     c.Cloud,
-			JWKSURL:   c.JWKSURL,
-			Logger:    d.log.With("component", "token"),
-		})
+		tc := c.tokenConfig()
+		tc.Logger = d.log.With("component", "token")
+		d.tokens, err = token.New(ctx, tc)
 		if err != nil {
 			return &configError{problems: []problem{{setting: c.where("app-id"), err: err, msg: fmt.Sprintf("cannot set up token validation: %v", err)}}}
 		}
@@ -166,18 +167,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			return &configError{problems: []problem{{setting: c.where("key"), err: err, msg: err.Error()}}}
 		}
 	}
-	d.rcv, err = receiver.New(receiver.Config{
-		Sink:                        d.metrics.timedSink(d.pub),
-		ClientStates:                d.sec.clientStates,
-		InsecureSkipClientState:     c.InsecureSkipClientState,
-		Tokens:                      d.tokens,
-		InsecureSkipTokenValidation: c.InsecureSkipTokenValidation,
-		Keys:                        keys,
-		MaxBodyBytes:                c.MaxBodyBytes,
-		Timeout:                     c.BatchTimeout,
-		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
-	})
-	if err != nil {
+	rc := d.receiverConfig(keys)
+	rc.Sink = d.metrics.timedSink(d.pub)
+	if d.rcv, err = receiver.New(rc); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
 	if err := d.metrics.registerStats(d.rcv, d.pub); err != nil {
@@ -371,6 +363,27 @@ func (d *daemon) connect(ctx context.Context) error {
 	return nil
 }
 
+// receiverConfig returns the receiver's configuration (without Sink) from
+// the settings and the secrets read at start.
+func (d *daemon) receiverConfig(keys *decrypt.KeyRing) receiver.Config {
+	c := d.cfg
+	rc := receiver.Config{
+		ClientStates:                d.sec.clientStates,
+		InsecureSkipClientState:     c.InsecureSkipClientState,
+		InsecureSkipTokenValidation: c.InsecureSkipTokenValidation,
+		MaxBodyBytes:                c.MaxBodyBytes,
+		Timeout:                     c.BatchTimeout,
+		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
+	}
+	if keys != nil {
+		rc.Keys = keys
+	}
+	if d.tokens != nil {
+		rc.Tokens = d.tokens
+	}
+	return rc
+}
+
 // natspubConfig returns the publisher's configuration (without Conn and
 // Logger) from the settings.
 func (c *config) natspubConfig() natspub.Config {
@@ -406,9 +419,6 @@ func (d *daemon) warnings() {
 	if c.InsecureSkipTokenValidation {
 		d.log.Warn("token validation is OFF (--insecure-skip-token-validation): rich notifications are trusted on clientState alone")
 	}
-	if w := jwksWarning(c.JWKSURL); w != "" && len(c.AppIDs) > 0 {
-		d.log.Warn(w, "jwks_url", redactURLs([]string{c.JWKSURL}))
-	}
 	if len(c.AppIDs) > 0 && len(d.sec.keys) == 0 {
 		d.log.Warn("--app-id is set but no --key: rich notifications will be rejected as undecryptable")
 	}
@@ -436,27 +446,6 @@ func (d *daemon) warnings() {
 			d.log.Warn("the embedded NATS server listens beyond loopback without TLS: its token and the events cross the network in clear", "listen", c.EmbeddedNATSListen)
 		}
 	}
-}
-
-// jwksWarning returns why a --jwks-url deserves a warning, or "". Whoever
-// serves the key set signs the tokens the receiver trusts; a simulator on
-// http (graphsim's walk-through) is allowed, but said.
-func jwksWarning(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	// The hosts that serve the signing keys of Microsoft's clouds.
-	microsoftLoginHosts := []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn"}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return ""
-	case u.Scheme != "https":
-		return "--jwks-url is plain http: anyone on the path can replace the signing keys and forge validation tokens; use Microsoft's https key set outside tests"
-	case !slices.Contains(microsoftLoginHosts, strings.ToLower(u.Hostname())):
-		return "--jwks-url is not a Microsoft login host: whoever serves it signs the tokens this receiver trusts (fine for graphsim, not for production)"
-	}
-	return ""
 }
 
 // newServer returns an http.Server with production timeouts.

@@ -178,7 +178,7 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		t.Fatalf("run returned %v after cancel, want nil", err)
 	}
 	logs := p.stderr.String()
-	if !strings.Contains(logs, "--jwks-url is plain http") {
+	if !strings.Contains(logs, "the JWKS URL is plain http and is not a Microsoft identity host") {
 		t.Errorf("no start-up warning for a plain http --jwks-url")
 	}
 	if !strings.Contains(logs, `"request_id":"req-genuine"`) {

@@ -17,12 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/token"
 )
-
-// maxClientStateLen is the longest clientState a Graph subscription takes
-// (protocol doc §4). The receiver accepts up to 255 on receive, but a value
-// we configure must fit in a subscription.
-const maxClientStateLen = 128
 
 // Examples used in messages.
 const (
@@ -120,15 +117,6 @@ func (c *config) validate() problems {
 		ps.add(c.where("batch-timeout"), nil, fmt.Sprintf("%v is not below Graph's 3 s delivery limit; Graph would count every slow batch as failed (example: --batch-timeout 2.5s)", c.BatchTimeout))
 	}
 
-	for i, s := range c.ClientStates {
-		n := utf8.RuneCountInString(s)
-		switch {
-		case strings.TrimSpace(s) == "":
-			ps.add(c.where("client-state"), nil, fmt.Sprintf("value %d is empty (example: --client-state-file /run/secrets/graph-client-state, a file made with: %s)", i+1, exampleSecretGen))
-		case n > maxClientStateLen:
-			ps.add(c.where("client-state"), nil, fmt.Sprintf("value %d is %d characters; Graph allows at most %d (example: --client-state-file /run/secrets/graph-client-state)", i+1, n, maxClientStateLen))
-		}
-	}
 	if c.InsecureSkipClientState && (len(c.ClientStates) > 0 || c.ClientStateFile != "") {
 		ps.add(c.where("insecure-skip-client-state"), nil, "contradicts --client-state/--client-state-file; remove one of them (example: --client-state-file /run/secrets/graph-client-state)")
 	}
@@ -157,16 +145,8 @@ func (c *config) validate() problems {
 	if len(c.Tenants) > 0 && len(c.AppIDs) == 0 {
 		ps.add(c.where("tenant"), nil, fmt.Sprintf("only applies to token validation, which needs --app-id (example: --app-id %s)", exampleGUID))
 	}
-	switch c.Cloud {
-	case "global", "usgov", "china":
-	default:
-		ps.add(c.where("cloud"), nil, fmt.Sprintf("%q is not a known cloud; want global, usgov or china (example: --cloud global)", c.Cloud))
-	}
-	if c.JWKSURL != "" {
-		u, err := url.Parse(c.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			ps.add(c.where("jwks-url"), nil, fmt.Sprintf("%q is not an absolute http(s) URL (example: --jwks-url %s)", redactURLs([]string{c.JWKSURL}), settingByName("jwks-url").example))
-		}
+	if len(c.AppIDs) > 0 {
+		ps.addLibrary(c, "token", c.tokenConfig().Validate())
 	}
 	if c.InsecureSkipTokenValidation && len(c.AppIDs) > 0 {
 		ps.add(c.where("insecure-skip-token-validation"), nil, "contradicts --app-id, which turns token validation on; remove one of them")
@@ -430,8 +410,8 @@ func readClientStates(path string) ([]string, error) {
 		if line == "" {
 			continue
 		}
-		if n := utf8.RuneCountInString(line); n > maxClientStateLen {
-			return nil, fmt.Errorf("line %d of %s is %d characters; Graph allows at most %d (example: %s > %s)", i+1, path, n, maxClientStateLen, exampleSecretGen, path)
+		if n := utf8.RuneCountInString(line); n > receiver.MaxClientStateLen {
+			return nil, fmt.Errorf("line %d of %s is %d characters; Graph allows at most %d (example: %s > %s)", i+1, path, n, receiver.MaxClientStateLen, exampleSecretGen, path)
 		}
 		out = append(out, line)
 	}
@@ -499,4 +479,10 @@ func ensureSecretFile(path string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// tokenConfig returns the token validator's configuration (without
+// Logger) from the settings.
+func (c *config) tokenConfig() token.Config {
+	return token.Config{AppIDs: c.AppIDs, TenantIDs: c.Tenants, Cloud: c.Cloud, JWKSURL: c.JWKSURL}
 }
