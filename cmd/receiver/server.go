@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/natspub"
 )
@@ -291,7 +292,7 @@ func (d *daemon) banner() {
 
 	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,
 		"notification_path", c.NotificationPath, "lifecycle_path", c.LifecyclePath, "nats", natsURL,
-		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys))
+		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys), "rsa_backend", decrypt.Backend)
 }
 
 // displayAddr shows a listener address the way a user would type it:
