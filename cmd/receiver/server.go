@@ -282,11 +282,10 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s and %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, c.UnverifiedStream, p)
 	// The URL goes into the environment, not onto command lines, where
 	// any local user could read the token (ps, /proc/*/cmdline).
-	fmt.Fprintf(&b, "Consume the events:\n")
+	fmt.Fprintf(&b, "Consume the events (in another shell, from this directory):\n")
 	fmt.Fprintf(&b, "  export NATS_URL=%s\n", consumeURL)
-	fmt.Fprintf(&b, "  nats sub '%s.>'\n", p)
-	fmt.Fprintf(&b, "  nats stream view %s\n", c.Stream)
-	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s\n", c.Stream)
+	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s    # follows the events; Ctrl-C stops\n", c.Stream)
+	fmt.Fprintf(&b, "  nats stream info %s    # with the nats CLI; nats sub '%s.>' follows new events\n", c.Stream, p)
 	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
 	_, _ = io.WriteString(d.stdout, b.String())
 
