@@ -480,6 +480,9 @@ func flagErrorText(err error) string {
 	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
 		return "flag " + name + " needs a value"
 	}
+	if _, arg, ok := strings.Cut(msg, "' in -"); ok && strings.HasPrefix(msg, "unknown shorthand flag") {
+		return "unknown flag -" + arg + "; settings take two dashes (example: --" + strings.TrimLeft(arg, "-") + ")"
+	}
 	return msg
 }
 

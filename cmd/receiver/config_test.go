@@ -225,6 +225,8 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			errUsage, "usage error: unknown flag --client-sate", ""},
 		{"stray argument", []string{"serve"},
 			errUsage, "usage error: unexpected argument \"serve\"", ""},
+		{"one dash", []string{"-listen", "127.0.0.1:0"},
+			errUsage, "usage error: unknown flag -listen; settings take two dashes (example: --listen)", ""},
 		{"flag without value", []string{"--listen"},
 			errUsage, "usage error: flag --listen needs a value", ""},
 		{"bad duration", []string{"--shutdown-timeout", "10"},
