@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -179,5 +180,39 @@ func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 	}
 	if len(sink.batches) != 0 {
 		t.Errorf("a batch was delivered")
+	}
+}
+
+// TestErrorsCarryTheReceiversPolicy: the adapter shows what the receiver
+// decides (status, message, Retry-After, Allow) and derives none of it.
+func TestErrorsCarryTheReceiversPolicy(t *testing.T) {
+	sink := &recorder{}
+	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink, RetryAfter: 9 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	handlers.Register(e, r, handlers.Config{})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	resp, body := do(t, http.MethodGet, srv.URL+"/notifications", "", "")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET without token: %d Allow %q, want 405 Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	var msg struct{ Message string }
+	if err := json.Unmarshal([]byte(body), &msg); err != nil || !strings.Contains(msg.Message, receiver.ErrMethod.Error()) {
+		t.Errorf("405 body %q, want the receiver's message", body)
+	}
+	sink.err = errors.New("bus down")
+	resp, body = do(t, http.MethodPost, srv.URL+"/lifecycle", "application/json", batch)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "9" {
+		t.Errorf("sink down: %d Retry-After %q, want 503 9 (the receiver's RetryAfter)", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if err := json.Unmarshal([]byte(body), &msg); err != nil || msg.Message != http.StatusText(http.StatusServiceUnavailable) {
+		t.Errorf("503 body %q, want the bare status text", body)
+	}
+	if st := r.Stats(); st.Invalid != 1 || st.Unavailable != 1 {
+		t.Errorf("Stats = %+v, want 1 invalid, 1 unavailable", st)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -29,9 +31,30 @@ func FuzzParseNotifications(f *testing.F) {
 	for _, s := range []string{`{"value":null}`, `{"value":[null]}`, `{"value":[{}],"validationTokens":null}`, `[]`, `{"value":[{"subscriptionId":"NA","changeType":"Validation: x"}]}`} {
 		f.Add([]byte(s))
 	}
+	// A key of our own, so that the decrypt path (admission, fan-out,
+	// cap) runs on mutations of a genuine rich item.
+	key, err := decrypt.GenerateKey(2048, "fuzz", time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key.ID = "fuzz-cert"
+	ring, err := decrypt.NewKeyRing(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(`{"id":"m1","subject":"hello"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	rich, _ := json.Marshal(map[string]any{"value": []map[string]any{
+		{"subscriptionId": "s", "changeType": "created", "clientState": "secretClientValue", "tenantId": "t", "encryptedContent": ec},
+		{"subscriptionId": "s", "changeType": "updated", "clientState": "secretClientValue", "tenantId": "t"},
+	}, "validationTokens": []string{"x.y.z"}})
+	f.Add(rich)
 	var delivered int
 	r, err := receiver.New(receiver.Config{
 		ClientStates:                []string{"secretClientValue"},
+		Keys:                        ring,
 		InsecureSkipTokenValidation: true,
 		Sink: receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
 			delivered = len(b.Notifications) + len(b.Rejected)
@@ -90,8 +113,14 @@ func FuzzParseNotifications(f *testing.F) {
 		seen := map[*receiver.Notification]bool{}
 		for _, n := range b.Notifications {
 			seen[n] = true
+			if n.IsRich() && n.Content == nil {
+				t.Fatalf("a rich item was accepted without its content")
+			}
 		}
 		for _, rj := range b.Rejected {
+			if rj.Notification.Content != nil {
+				t.Fatalf("a rejected item carries decrypted content")
+			}
 			if seen[rj.Notification] {
 				t.Fatalf("an item is both accepted and rejected")
 			}

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,24 +114,13 @@ const maxPrealloc = 512 << 10
 // length (at most maxPrealloc), instead of 512 bytes that are grown and
 // copied: for a 4 MiB batch io.ReadAll allocates about 8 MiB.
 func readBody(rd io.Reader, length int64) ([]byte, error) {
-	size := 512
+	var buf bytes.Buffer
 	if length > 0 {
-		size = int(min(length+1, maxPrealloc)) // +1: reading EOF needs no growth
+		// ReadFrom wants bytes.MinRead free before each read, EOF included.
+		buf.Grow(int(min(length, maxPrealloc)) + bytes.MinRead)
 	}
-	b := make([]byte, 0, size)
-	for {
-		n, err := rd.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
+	_, err := buf.ReadFrom(rd)
+	return buf.Bytes(), err
 }
 
 // writeError writes {"error": "..."} with err's status and Message.

@@ -205,7 +205,7 @@ const (
 	numStringFields
 )
 
-// fieldNames are the wire names of the string fields, by index.
+// fieldName returns the wire name of string field f.
 func fieldName(f int) string {
 	return [numStringFields]string{"id", "subscriptionId", "changeType", "lifecycleEvent", "resource", "tenantId",
 		"clientState", "subscriptionExpirationDateTime", "organizationId"}[f]
@@ -346,9 +346,12 @@ func (n *Notification) decode(b []byte) error {
 		n.ResourceData = resourceData
 	}
 	if encrypted != nil && !isNull(encrypted) {
-		n.EncryptedContent = new(decrypt.EncryptedContent)
-		if err := json.Unmarshal(encrypted, n.EncryptedContent); err != nil && bad == "" {
-			bad = "encryptedContent is not an object of strings"
+		n.EncryptedContent = plainEncryptedContent(encrypted)
+		if n.EncryptedContent == nil {
+			n.EncryptedContent = new(decrypt.EncryptedContent)
+			if err := json.Unmarshal(encrypted, n.EncryptedContent); err != nil && bad == "" {
+				bad = "encryptedContent is not an object of strings"
+			}
 		}
 	}
 	if bad != "" {
@@ -356,6 +359,66 @@ func (n *Notification) decode(b []byte) error {
 		return fmt.Errorf("%w: %s", ErrMalformed, bad)
 	}
 	return nil
+}
+
+// plainEncryptedContent decodes b, an encryptedContent object, in the
+// shape Graph sends: every member one of the five known names, spelled
+// exactly, with a plain string value. The strings share one allocation.
+// For anything else it returns nil, and the caller decodes with
+// encoding/json (whose case-insensitive matching this does not copy).
+func plainEncryptedContent(b []byte) *decrypt.EncryptedContent {
+	var vals [5][]byte
+	ms := newMembers(b)
+	size := 0
+	for {
+		rawKey, val, ok := ms.next()
+		if !ok {
+			break
+		}
+		key, ok := plainContent(rawKey)
+		if !ok {
+			return nil
+		}
+		f := -1
+		switch string(key) {
+		case "data":
+			f = 0
+		case "dataSignature":
+			f = 1
+		case "dataKey":
+			f = 2
+		case "encryptionCertificateId":
+			f = 3
+		case "encryptionCertificateThumbprint":
+			f = 4
+		}
+		c, ok := plainContent(val)
+		if f < 0 || !ok {
+			return nil
+		}
+		if vals[f] != nil {
+			size -= len(vals[f])
+		}
+		vals[f] = c
+		size += len(c)
+	}
+	if ms.bad {
+		return nil
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for _, v := range vals {
+		sb.Write(v)
+	}
+	all := sb.String()
+	var strs [5]string
+	at := 0
+	for f, v := range vals {
+		strs[f] = all[at : at+len(v)]
+		at += len(v)
+	}
+	return &decrypt.EncryptedContent{Data: strs[0], DataSignature: strs[1], DataKey: strs[2],
+		EncryptionCertificateID: strs[3], EncryptionCertificateThumbprint: strs[4]}
 }
 
 // Validate reports why n is not a well-formed notification, or nil. It

@@ -110,10 +110,11 @@ type Config struct {
 	// Default 5 s.
 	RetryAfter time.Duration
 
-	// Logger receives one line per request (Info, or Warn for a request
-	// that was refused or had items rejected), never with secrets, and
-	// with every value taken from the request clipped and sanitised. Nil
-	// discards.
+	// Logger receives one line per request: Info for a request answered
+	// 200 or 202, Warn for one refused or not taken; a batch with rejected
+	// items adds one Warn line, whatever their number, and at Debug a line
+	// for each of the first 8. Lines never carry secrets, and every value
+	// taken from the request is clipped and sanitised. Nil discards.
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time

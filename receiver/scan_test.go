@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/graphhook/graphhook/decrypt"
 )
 
 // FuzzScan checks objectMembers and arrayElements against encoding/json on
@@ -59,6 +61,29 @@ func FuzzScan(f *testing.F) {
 					t.Fatalf("element %d = %q, want %q", i, elems[i], wantArr[i])
 				}
 			}
+		}
+	})
+}
+
+// FuzzEncryptedContent checks the fast decoder of encryptedContent against
+// encoding/json: whenever it takes an object, encoding/json reads the same
+// five strings from it.
+func FuzzEncryptedContent(f *testing.F) {
+	f.Add([]byte(`{"data":"ZGF0YQ==","dataSignature":"c2ln","dataKey":"a2V5","encryptionCertificateId":"cert-1","encryptionCertificateThumbprint":"ab12"}`))
+	f.Add([]byte(`{"data":"a","data":"b","Data":"c"}`))
+	f.Add([]byte(`{"dataKey":"\u0041","x":1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := plainEncryptedContent(b)
+		if got == nil || !json.Valid(b) || !utf8.Valid(b) {
+			return
+		}
+		var want decrypt.EncryptedContent
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("fast decoder took %s, encoding/json: %v", b, err)
+		}
+		if *got != want {
+			t.Fatalf("%s: fast decoder %+v, encoding/json %+v", b, *got, want)
 		}
 	})
 }
