@@ -198,9 +198,10 @@
 // age and bytes, the discard policy, the duplicate window. A stream that
 // exists may have been set up or tuned by an operator, so New
 //
-//   - checks what graphhook needs and cannot change: file storage and
-//     acknowledgements. A stream without them stops New with an error
-//     wrapping [ErrStreamSetup] that says what to change;
+//   - checks what graphhook needs and cannot change: file storage,
+//     acknowledgements, and a stream that takes messages (not a mirror).
+//     A stream without them stops New with an error wrapping
+//     [ErrStreamSetup] that says what to change;
 //   - sets what graphhook needs and can change: its subjects (subjects an
 //     operator added that collide with none of graphhook's stay), and a
 //     duplicate window of at least DuplicateWindow (a longer one is kept).
@@ -226,12 +227,13 @@
 // # Readiness
 //
 // [Publisher.Ready] fails, naming the cause, while the connection is down,
-// while a stream is missing, while Stream or QuarantineStream has no
-// leader ([ErrStreamUnavailable]), and while either refuses writes because
+// while a stream is missing, while a stream has no leader
+// ([ErrStreamUnavailable]), and while Stream or QuarantineStream refuses
+// writes because
 // it is full ([ErrStreamFull]): at its limits with discard new, or after
 // refusing a message for its limits, until it holds less or 10 s pass
-// without another refusal. Use it for a readiness probe: while it fails,
-// batches are answered 503.
+// without another refusal. Use it for a readiness probe: it reports the
+// conditions in which Deliver fails and the receiver answers 503.
 //
 // # Failures
 //

@@ -2,6 +2,7 @@ package natspub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -127,4 +128,17 @@ func ExamplePublisher_Messages() {
 	// graph.notifications.t1.s1.updated
 	// s1:1 2026-04-01T12:00:00Z
 	// {"changeType":"updated","extra":{"TenantId":"t2"},"id":"1","resource":"users/u1","subscriptionId":"s1","tenantId":"t1"}
+}
+
+// ExampleConfig_Validate shows how a daemon names the setting at fault:
+// every invalid field is a *ConfigError carrying the field's Go name, which
+// the daemon maps to its own flag. The rule itself lives only here.
+func ExampleConfig_Validate() {
+	flags := map[string]string{"SubjectPrefix": "--subject-prefix", "Stream": "--stream"}
+	err := natspub.Config{Stream: "GRAPH.EVENTS"}.Validate()
+	if ce, ok := errors.AsType[*natspub.ConfigError](err); ok {
+		fmt.Printf("%s: %v\n", flags[ce.Field], ce.Err)
+	}
+	// Output:
+	// --stream: "GRAPH.EVENTS" is not a stream name: it may not hold whitespace, control characters, '.', '*', '>', '/' or '\' (example: GRAPH)
 }

@@ -144,8 +144,10 @@ type Publisher struct {
 }
 
 // Stats are a Publisher's counters since New. Stored and Duplicates count
-// apart what the PubAcks report, so Stored agrees with the stream; their
-// sum is every accepted notification of the successful Deliver calls.
+// apart what the PubAcks report (PubAck.Duplicate), so Stored agrees with
+// the stream. They count every acknowledgement Deliver saw, also in a
+// Deliver that failed later in its batch (Graph's redelivery of that
+// batch then counts those events as Duplicates).
 type Stats struct {
 	Stored               uint64 // accepted notifications the stream stored (new events)
 	Duplicates           uint64 // accepted notifications the stream had already (Graph redeliveries)

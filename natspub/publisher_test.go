@@ -561,12 +561,16 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"same stream names", natspub.Config{Conn: nc, Stream: "X", QuarantineStream: "X"}, natspub.ErrInvalidConfig},
 		{"bad stream name", natspub.Config{Conn: nc, Stream: "A.B"}, natspub.ErrInvalidConfig},
 		{"multi-token prefix", natspub.Config{Conn: nc, SubjectPrefix: "acme.graph", Stream: "ACME", QuarantineStream: "ACME_Q"}, nil},
+		{"three replicas on one server", natspub.Config{Conn: nc, SubjectPrefix: "r3", Stream: "R3", QuarantineStream: "R3_Q", UnverifiedStream: "R3_U", Replicas: 3}, natspub.ErrStreamSetup},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := natspub.New(t.Context(), tt.cfg)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("New = %v, want %v", err, tt.wantErr)
+			}
+			if tt.cfg.Replicas > 1 && !strings.Contains(err.Error(), "cluster of at least 3 servers") {
+				t.Errorf("New = %v, want it to say replicas need a cluster", err)
 			}
 			if err == nil {
 				p.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,6 +15,7 @@ import (
 // health remembers the streams that refused a write because they were
 // full, until they have room again.
 type health struct {
+	any     atomic.Bool // refusal is not empty: lets wrote skip the lock
 	mu      sync.Mutex
 	refusal map[string]*refusal // by stream
 }
@@ -46,13 +48,23 @@ func (h *health) refused(stream string, err error) {
 		return
 	}
 	h.refusal[stream] = &refusal{err: err, at: time.Now()}
+	h.any.Store(true)
 }
 
 // wrote records that stream stored a message.
 func (h *health) wrote(stream string) {
+	if !h.any.Load() {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.forget(stream)
+}
+
+// forget drops the refusal of stream; h.mu is held.
+func (h *health) forget(stream string) {
 	delete(h.refusal, stream)
+	h.any.Store(len(h.refusal) > 0)
 }
 
 // check reports the refusal recorded for a stream whose state is st,
@@ -65,12 +77,12 @@ func (h *health) check(stream string, st jetstream.StreamState) error {
 	case !ok:
 		return nil
 	case time.Since(r.at) > refusalHold:
-		delete(h.refusal, stream)
+		h.forget(stream)
 		return nil
 	case !r.seen:
 		r.seen, r.msgs, r.size = true, st.Msgs, st.Bytes
 	case st.Msgs < r.msgs || st.Bytes < r.size:
-		delete(h.refusal, stream)
+		h.forget(stream)
 		return nil
 	}
 	return r.err
@@ -79,8 +91,8 @@ func (h *health) check(stream string, st jetstream.StreamState) error {
 // Ready reports whether the Publisher can deliver now, for a readiness
 // probe. It fails, naming the cause, when the Publisher is closed, when the
 // connection is down ([ErrNotConnected]), when a stream is missing
-// ([ErrStreamSetup]), when Stream or QuarantineStream has no leader or does
-// not answer ([ErrStreamUnavailable]), and when either refuses writes
+// ([ErrStreamSetup]), when a stream has no leader or does not answer
+// ([ErrStreamUnavailable]), and when Stream or QuarantineStream refuses writes
 // because it is full ([ErrStreamFull]): at its limits with discard new, or
 // after refusing a message for its limits, until it holds less. A full
 // UnverifiedStream does not make the Publisher unready: its new items are

@@ -119,8 +119,8 @@ func normalizeLimits(c *jetstream.StreamConfig) {
 }
 
 // ensureStream creates want's stream when it is missing. For a stream that
-// exists it checks what graphhook needs: file storage and acknowledgements
-// (a mismatch is an error saying what to change), its subjects (set to
+// exists it checks what graphhook needs: file storage, acknowledgements and
+// not being a mirror (a mismatch is an error saying what to change), its subjects (set to
 // want's) and a duplicate window at least want's (raised). Replicas,
 // placement and the limits are the operator's and kept, with a log line
 // where they differ from the Config, except a limit that still holds the
@@ -135,6 +135,9 @@ func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfi
 	s, err := p.js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if _, err := p.js.CreateStream(ctx, want); err != nil {
+			if want.Replicas > 1 {
+				return fmt.Errorf("%w: create stream %s with %d replicas (which needs a JetStream cluster of at least %d servers): %w", ErrStreamSetup, want.Name, want.Replicas, want.Replicas, err)
+			}
 			return fmt.Errorf("%w: create stream %s: %w", ErrStreamSetup, want.Name, err)
 		}
 		p.log.Info("stream ready", "stream", want.Name, "created", true, "subjects", want.Subjects, "replicas", want.Replicas,
@@ -149,6 +152,10 @@ func (p *Publisher) ensureStream(ctx context.Context, want jetstream.StreamConfi
 		return fmt.Errorf("%w: stream %s uses %s storage, and graphhook answers Graph 202 only for what survives a restart: "+
 			"recreate the stream with file storage (nats stream add %s --storage file) or set another stream name",
 			ErrStreamSetup, want.Name, have.Storage, want.Name)
+	}
+	if have.Mirror != nil {
+		return fmt.Errorf("%w: stream %s mirrors stream %s and takes no messages of its own: "+
+			"set another stream name for graphhook, or point the mirror at the stream graphhook writes", ErrStreamSetup, want.Name, have.Mirror.Name)
 	}
 	if have.NoAck {
 		return fmt.Errorf("%w: stream %s does not acknowledge messages, and graphhook answers Graph 202 only after an acknowledgement: "+

@@ -213,6 +213,21 @@ func TestNewFollowsTheConfigOnlyForLimitsNobodyChanged(t *testing.T) {
 	}
 }
 
+func TestNewRefusesAMirror(t *testing.T) {
+	nc := startNATS(t)
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "SRC", Subjects: []string{"src.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "MIR", Mirror: &jetstream.StreamSource{Name: "SRC"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := natspub.New(t.Context(), natspub.Config{Conn: nc, Stream: "MIR"})
+	if !errors.Is(err, natspub.ErrStreamSetup) || !strings.Contains(err.Error(), "mirrors stream SRC") {
+		t.Errorf("New on a mirror = %v, want ErrStreamSetup saying it is a mirror", err)
+	}
+}
+
 func streamConfig(t testing.TB, js jetstream.JetStream, name string) jetstream.StreamConfig {
 	t.Helper()
 	s, err := js.Stream(t.Context(), name)

@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -78,7 +79,8 @@ type Cluster struct {
 
 // StartCluster starts a JetStream cluster of n servers ("n1", "n2", ...)
 // routed to each other on 127.0.0.1, each with its store in t.TempDir(),
-// waits until they accept connections and JetStream has a meta leader, and
+// waits until they accept connections and the JetStream meta leader knows
+// every peer, and
 // shuts them down in t.Cleanup. Shut one down (Shutdown) to simulate the
 // loss of a node.
 func StartCluster(t testing.TB, n int) *Cluster {
@@ -129,22 +131,20 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			t.Fatalf("natstest: cluster server %s not ready", ns.Name())
 		}
 	}
+	// Placement of an R3 stream needs a meta leader that has heard from
+	// every peer, not just any leader.
 	testkit.CheckFor(t, 20*time.Second, func() error {
-		if !c.hasMetaLeader() {
-			return errors.New("natstest: the cluster has no JetStream meta leader")
+		for _, ns := range c.Servers {
+			if ns.JetStreamIsLeader() {
+				if peers := ns.JetStreamClusterPeers(); len(peers) < n {
+					return fmt.Errorf("natstest: the JetStream meta leader knows %d of %d peers", len(peers), n)
+				}
+				return nil
+			}
 		}
-		return nil
+		return errors.New("natstest: the cluster has no JetStream meta leader")
 	})
 	return c
-}
-
-func (c *Cluster) hasMetaLeader() bool {
-	for _, ns := range c.Servers {
-		if ns.Running() && ns.JetStreamIsLeader() {
-			return true
-		}
-	}
-	return false
 }
 
 // URLs returns the client URLs of the servers still running, comma
