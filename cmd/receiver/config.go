@@ -256,7 +256,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		return nil, fmt.Errorf("%w: %s (run with -h for the list of settings)", errUsage, flagErrorText(err))
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, help config)", errUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, help config)", errUsage, fs.Arg(0))
 	}
 
 	// One koanf instance per layer tells where a value came from; they

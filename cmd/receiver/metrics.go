@@ -10,13 +10,8 @@ import (
 
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 )
-
-// latencyBuckets returns the histogram buckets of request and publish
-// latencies, dense around Graph's 3 s delivery limit.
-func latencyBuckets() []float64 {
-	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5, 10}
-}
 
 // metrics holds the receiver's Prometheus metrics, on a private registry.
 type metrics struct {
@@ -40,7 +35,7 @@ func newMetrics() *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "graphhook_request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.",
-			Buckets: latencyBuckets(),
+			Buckets: standing.Buckets(),
 		}, []string{"endpoint"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "graphhook_http_requests_in_flight",
@@ -49,7 +44,7 @@ func newMetrics() *metrics {
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "graphhook_publish_duration_seconds",
 			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
-			Buckets: latencyBuckets(),
+			Buckets: standing.Buckets(),
 		}, []string{"outcome"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graphhook_requests_shed_total",

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -193,5 +195,76 @@ func TestStoredAndDuplicateCountedApart(t *testing.T) {
 		if got, _ := metricValue(ex, series); got != want {
 			t.Errorf("%s = %q, want %s", series, got, want)
 		}
+	}
+}
+
+// TestStatusPageAndStanding loads /status.json and /status after a
+// notification: the page names the streams and the endpoint's standing
+// with Graph, and /metrics has the standing's series.
+func TestStatusPageAndStanding(t *testing.T) {
+	ctx := t.Context()
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState), nil)
+	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "status-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("batch: %d %v", status, err)
+	}
+	status, body, err := get(ctx, p.ops+"/status.json")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("/status.json: %d %v", status, err)
+	}
+	var snap struct {
+		Ready    bool `json:"ready"`
+		Standing *struct {
+			State    string `json:"state"`
+			Requests int    `json:"requests"`
+		} `json:"standing"`
+		Streams []struct {
+			Name     string `json:"name"`
+			Messages uint64 `json:"messages"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal([]byte(body), &snap); err != nil {
+		t.Fatalf("/status.json: %v\n%s", err, body)
+	}
+	if !snap.Ready || snap.Standing == nil || snap.Standing.State != "normal" || snap.Standing.Requests != 1 {
+		t.Errorf("/status.json ready %v, standing %+v; want ready, normal, 1 request\n%s", snap.Ready, snap.Standing, body)
+	}
+	if len(snap.Streams) == 0 || snap.Streams[0].Name != "GRAPH" || snap.Streams[0].Messages != 1 {
+		t.Errorf("/status.json streams %+v, want GRAPH with 1 message", snap.Streams)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.ops+"/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("/status: %d %s, want 200 HTML", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	_, ex, _ := get(ctx, p.ops+"/metrics")
+	if got, _ := metricValue(ex, `graphhook_standing_window_responses{endpoint="notifications"}`); got != "1" {
+		t.Errorf(`graphhook_standing_window_responses{endpoint="notifications"} = %q, want 1`, got)
+	}
+}
+
+// TestDoctorAgainstTheReceiver runs "receiver doctor" against a receiver
+// on plain http over loopback: the handshake, clientState and body checks
+// pass, the https check fails with its fix, and the command fails.
+func TestDoctorAgainstTheReceiver(t *testing.T) {
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", "a-long-enough-client-state-value"), nil)
+	var out testkit.SyncBuffer
+	err := run(t.Context(), []string{"doctor", "--url", p.base + "/notifications", "--max-body-bytes", "1MiB"}, noEnv, &out, &testkit.SyncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "checks failed") {
+		t.Errorf("doctor against plain http = %v, want failed checks", err)
+	}
+	text := out.String()
+	for _, want := range []string{"FAIL  Notification URL is https", "fix: serve the receiver over HTTPS",
+		"PASS  Validation handshake on the notification URL", "PASS  Notification with a wrong clientState answered 202", "PASS  Body limit"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, text)
+		}
+	}
+	if err := run(t.Context(), []string{"doctor"}, noEnv, &out, &testkit.SyncBuffer{}); !errors.Is(err, errUsage) {
+		t.Errorf("doctor without --url = %v, want a usage error", err)
 	}
 }

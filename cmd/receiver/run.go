@@ -24,6 +24,7 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 	"github.com/graphhook/graphhook/token"
 )
 
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		switch args[0] {
 		case "keygen":
 			return keygen(args[1:], stdout)
+		case "doctor":
+			return doctorCmd(ctx, args[1:], lookupEnv, stdout)
 		case "help":
 			if len(args) == 2 && args[1] == "config" {
 				return writeConfigTable(stdout)
@@ -123,6 +126,7 @@ type daemon struct {
 	nc          *nats.Conn
 	pub         *natspub.Publisher
 	tokens      *token.Validator
+	standing    *standing.Monitor
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
 
@@ -175,10 +179,22 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.metrics.registerStats(d.rcv, d.pub); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	// Graph's view of the endpoint, from our own answers (graphhook_standing_*).
+	if d.standing, err = standing.New(standing.Config{}); err != nil {
+		return fmt.Errorf("standing: %w", err)
+	}
+	if err := d.metrics.reg.Register(d.standing); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	d.warnings()
 
 	serveErr := make(chan error, 2)
-	d.srv = d.newServer(d.admit(d.newApp(d.opsLn == nil)), "http")
+	paths := map[string]string{c.NotificationPath: "notifications"}
+	if c.LifecyclePath != c.NotificationPath {
+		paths[c.LifecyclePath] = "lifecycle"
+	}
+	// Outermost, so that it times what Graph times, refusals included.
+	d.srv = d.newServer(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil))), "http")
 	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
 	if d.opsLn != nil {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")

@@ -19,6 +19,7 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/status"
 )
 
 // newApp returns the Echo server of the notification endpoints, with the
@@ -72,12 +73,16 @@ func (d *daemon) newEcho() *echo.Echo {
 	return e
 }
 
-// addOps mounts /healthz, /readyz and /metrics.
+// addOps mounts /healthz, /readyz, /metrics, and the status page
+// (/status, /status.json).
 func (d *daemon) addOps(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})
 	e.GET("/readyz", d.readyz)
+	page := echo.WrapHandler(status.Handler(d.statusSnapshot))
+	e.GET("/status", page)
+	e.GET("/status.json", page)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(d.log.With("component", "metrics").Handler(), slog.LevelWarn),
 	})))
@@ -91,8 +96,22 @@ func (d *daemon) addOps(e *echo.Echo) {
 func (d *daemon) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readyCheckTimeout)
 	defer cancel()
-	checks := map[string]string{}
-	ready := true
+	checks, ready, cause := d.readiness(ctx)
+	status, word := http.StatusOK, "ready"
+	if !ready {
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	body := map[string]any{"status": word, "checks": checks}
+	if cause != "" {
+		body["cause"] = cause
+	}
+	return c.JSON(status, body)
+}
+
+// readiness runs the checks of /readyz: each check's "ok" or failure, and
+// the cause when JetStream is the reason.
+func (d *daemon) readiness(ctx context.Context) (checks map[string]string, ready bool, cause string) {
+	checks, ready = map[string]string{}, true
 	fail := func(name string, err error) {
 		checks[name] = err.Error()
 		ready = false
@@ -100,7 +119,6 @@ func (d *daemon) readyz(c echo.Context) error {
 	if d.draining.Load() {
 		fail("shutdown", errors.New("shutting down"))
 	}
-	cause := ""
 	if err := d.pub.Ready(ctx); err != nil {
 		fail("nats", err)
 		cause = degradedCause(err)
@@ -114,15 +132,7 @@ func (d *daemon) readyz(c echo.Context) error {
 			fail("jwks", errors.New("token signing keys not loaded yet"))
 		}
 	}
-	status, word := http.StatusOK, "ready"
-	if !ready {
-		status, word = http.StatusServiceUnavailable, "not ready"
-	}
-	body := map[string]any{"status": word, "checks": checks}
-	if cause != "" {
-		body["cause"] = cause
-	}
-	return c.JSON(status, body)
+	return checks, ready, cause
 }
 
 // degradedCause names why the publisher cannot take notifications, for
@@ -174,6 +184,8 @@ func (d *daemon) endpoint(route string) string {
 		return "readyz"
 	case "/metrics":
 		return "metrics"
+	case "/status", "/status.json":
+		return "status"
 	}
 	return "other"
 }
@@ -208,7 +220,7 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 
 		level := slog.LevelInfo
 		switch {
-		case ep == "healthz" || ep == "readyz" || ep == "metrics":
+		case ep == "healthz" || ep == "readyz" || ep == "metrics" || ep == "status":
 			level = slog.LevelDebug
 		case status >= 500:
 			level = slog.LevelWarn
@@ -255,7 +267,7 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "graphhook receiver %s is running.\n", version)
 	fmt.Fprintf(&b, "  notifications: %s%s\n", base, c.NotificationPath)
 	fmt.Fprintf(&b, "  lifecycle:     %s%s\n", base, c.LifecyclePath)
-	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics\n", ops, ops, ops)
+	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics %s/status\n", ops, ops, ops, ops)
 	switch {
 	case c.InsecureSkipClientState:
 		fmt.Fprintf(&b, "  clientState:   NOT CHECKED (--insecure-skip-client-state)\n")

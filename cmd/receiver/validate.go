@@ -202,7 +202,7 @@ func (c *config) validate() problems {
 // isOpsPath reports whether p is one of the operations endpoints.
 func isOpsPath(p string) bool {
 	switch strings.TrimSuffix(p, "/") {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz", "/metrics", "/status", "/status.json":
 		return true
 	}
 	return false
