@@ -35,7 +35,7 @@ type config struct {
 	ConfigFile string `koanf:"config" example:"/etc/graphhook/receiver.yaml" opts:"nofile" usage:"YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"`
 
 	Listen           string        `koanf:"listen" default:":8080" example:":8443" usage:"address of the notification endpoint (host:port)"`
-	OpsListen        string        `koanf:"ops-listen" example:"127.0.0.1:9090" usage:"separate address for /healthz, /readyz and /metrics; empty serves them on --listen when it is a loopback address, else on 127.0.0.1:9091 (so they are never public by default)"`
+	OpsListen        string        `koanf:"ops-listen" example:"127.0.0.1:9090" usage:"separate address for /healthz, /readyz, /metrics and /status; empty serves them on --listen when it is a loopback address, else on 127.0.0.1:9091 (so they are never public by default)"`
 	NotificationPath string        `koanf:"notification-path" default:"/notifications" example:"/graph/notifications" usage:"URL path of the subscription's notificationUrl"`
 	LifecyclePath    string        `koanf:"lifecycle-path" default:"/lifecycle" example:"/graph/lifecycle" usage:"URL path of the subscription's lifecycleNotificationUrl (may equal --notification-path)"`
 	TLSCert          string        `koanf:"tls-cert" example:"/etc/graphhook/tls.crt" usage:"PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"`

@@ -163,7 +163,7 @@ func TestPublicListenKeepsOperationsOnLoopback(t *testing.T) {
 	if p.ops == "" || p.ops == p.base || !strings.HasPrefix(p.ops, "http://127.0.0.1:") {
 		t.Fatalf("operations at %q, want a loopback address apart from %s", p.ops, p.base)
 	}
-	for _, path := range []string{"/metrics", "/readyz", "/healthz"} {
+	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/status", "/status.json"} {
 		if status, _, _ := get(ctx, p.base+path); status != http.StatusNotFound {
 			t.Errorf("%s on the public --listen: %d, want 404", path, status)
 		}
