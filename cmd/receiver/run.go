@@ -454,7 +454,7 @@ func (d *daemon) warnings() {
 		}
 	}
 	if d.opsAuto {
-		d.log.Info("operations endpoints (/healthz, /readyz, /metrics) are served on loopback only, since --listen is not a loopback address and --ops-listen is empty; set --ops-listen to expose them elsewhere",
+		d.log.Info("operations endpoints (/healthz, /readyz, /metrics, /status) are served on loopback only, since --listen is not a loopback address and --ops-listen is empty; set --ops-listen to expose them elsewhere",
 			"ops_listen", d.opsLn.Addr().String(), "listen", c.Listen)
 	}
 	if d.ns != nil && c.EmbeddedNATSListen != "" {
