@@ -553,3 +553,62 @@ func TestDockerfile(t *testing.T) {
 		loads(t, environ)
 	}
 }
+
+// TestOpenSSLImageHasTheLibrariesTheBinaryNeeds builds the receiver as the
+// Dockerfile's openssl stage does and checks that the Debian packages its
+// runtime stage installs provide every shared library the binary needs.
+func TestOpenSSLImageHasTheLibrariesTheBinaryNeeds(t *testing.T) {
+	list := exec.Command("go", "list", "-tags", "openssl", "-f", "{{len .CgoFiles}}", "./decrypt")
+	list.Dir = ".."
+	list.Env = append(os.Environ(), "CGO_ENABLED=1")
+	out, err := list.Output()
+	if err != nil || strings.TrimSpace(string(out)) == "0" {
+		t.Skipf("decrypt has no OpenSSL backend in this tree (go list: %v)", err)
+	}
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		t.Skip("no dpkg: cannot tell which Debian package holds a library")
+	}
+	if err := exec.Command("dpkg", "-s", "libssl-dev").Run(); err != nil {
+		t.Skip("libssl-dev is not installed (apt-get install libssl-dev); the OpenSSL build was not checked")
+	}
+	bin := filepath.Join(t.TempDir(), "receiver-openssl")
+	build := exec.Command("go", "build", "-tags", "openssl", "-o", bin, "./cmd/receiver")
+	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags openssl: %v\n%s", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	libs, err := f.ImportedLibraries()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(libs, func(l string) bool { return strings.HasPrefix(l, "libcrypto.so") }) {
+		t.Fatalf("the openssl build does not link libcrypto: %v", libs)
+	}
+	var runtime stage
+	for _, s := range dockerfile(t) {
+		if s.name == "openssl" {
+			runtime = s
+		}
+	}
+	installed := strings.Join(runtime.has("RUN "), " ")
+	for _, lib := range libs {
+		if strings.HasPrefix(lib, "libc.so") || strings.HasPrefix(lib, "ld-linux") {
+			continue // in every Debian image
+		}
+		out, err := exec.Command("dpkg", "-S", lib).Output()
+		if err != nil {
+			t.Errorf("no Debian package here holds %s: %v", lib, err)
+			continue
+		}
+		pkg, _, _ := strings.Cut(string(out), ":")
+		if !strings.Contains(installed, " "+pkg) {
+			t.Errorf("the binary needs %s from package %s, which the openssl stage does not install", lib, pkg)
+		}
+	}
+}

@@ -21,12 +21,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/graphhook/graphhook/doctor"
+	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 )
 
 const clientState = "doctor-test-client-state"
@@ -413,11 +416,11 @@ func TestConfigErrors(t *testing.T) {
 		wantField string
 		wantErr   error
 	}{
-		{"no URL", doctor.Config{}, "URL", doctor.ErrRequired},
-		{"relative URL", doctor.Config{URL: "/notifications"}, "URL", doctor.ErrInvalid},
-		{"ftp URL", doctor.Config{URL: "ftp://example.com/x"}, "URL", doctor.ErrInvalid},
-		{"bad lifecycle URL", doctor.Config{URL: "https://example.com/n", LifecycleURL: "example.com"}, "LifecycleURL", doctor.ErrInvalid},
-		{"negative timeout", doctor.Config{URL: "https://example.com/n", HandshakeTimeout: -1}, "HandshakeTimeout", doctor.ErrInvalid},
+		{"no URL", doctor.Config{}, "URL", doctor.ErrInvalidConfig},
+		{"relative URL", doctor.Config{URL: "/notifications"}, "URL", doctor.ErrInvalidConfig},
+		{"ftp URL", doctor.Config{URL: "ftp://example.com/x"}, "URL", doctor.ErrInvalidConfig},
+		{"bad lifecycle URL", doctor.Config{URL: "https://example.com/n", LifecycleURL: "example.com"}, "LifecycleURL", doctor.ErrInvalidConfig},
+		{"negative timeout", doctor.Config{URL: "https://example.com/n", HandshakeTimeout: -1}, "HandshakeTimeout", doctor.ErrInvalidConfig},
 		{"valid", doctor.Config{URL: "https://example.com/n"}, "", nil},
 	}
 	for _, tt := range tests {
@@ -430,9 +433,10 @@ func TestConfigErrors(t *testing.T) {
 				return
 			}
 			var ce *doctor.ConfigError
-			if !errors.As(err, &ce) || ce.Field != tt.wantField {
-				t.Fatalf("error %v, want a ConfigError for %s", err, tt.wantField)
+			if !errors.As(err, &ce) || ce.Field != tt.wantField || !strings.HasPrefix(err.Error(), "doctor: Config."+tt.wantField+": ") {
+				t.Fatalf("error %q, want a ConfigError for %s", err, tt.wantField)
 			}
+			t.Log(err)
 			if _, err := doctor.Run(t.Context(), tt.cfg); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Run: %v", err)
 			}
@@ -481,5 +485,41 @@ func TestExpiringCertificateWarns(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Errorf("report not OK: %+v", rep.Failed())
+	}
+}
+
+// TestDoctorPassesTheEchoAdapter runs the doctor against the daemon's stack:
+// the receiver mounted on Echo by handlers.Register, with the standing
+// middleware in front, so the checks also see Echo's routing and body limit.
+func TestDoctorPassesTheEchoAdapter(t *testing.T) {
+	e := newEnv(t, false)
+	app := echo.New()
+	handlers.Register(app, e.rcv, handlers.Config{})
+	mon, err := standing.New(standing.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(mon.MiddlewareByPath(map[string]string{"/notifications": "notifications", "/lifecycle": "lifecycle"})(app))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.ca.leaf(t, 90*24*time.Hour)}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	base := "https://localhost:" + u.Port()
+	rep, err := doctor.Run(t.Context(), doctor.Config{
+		URL: base + "/notifications", LifecycleURL: base + "/lifecycle",
+		RootCAs: e.ca.pool, NATS: natstest.Connect(t, e.ns.ClientURL()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		var text strings.Builder
+		rep.WriteText(&text)
+		t.Fatalf("doctor fails the Echo stack:\n%s", text.String())
+	}
+	// The doctor's six notifications (five timed, one at the body limit) were
+	// counted, its handshakes were not.
+	if st, _ := mon.Snapshot().Endpoint("notifications"); st.Responses != 6 || st.Failed != 0 {
+		t.Errorf("standing counted %+v", st)
 	}
 }

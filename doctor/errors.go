@@ -2,22 +2,20 @@ package doctor
 
 import "errors"
 
-// Sentinels wrapped by [ConfigError].
-var (
-	// ErrRequired reports a required Config field left empty.
-	ErrRequired = errors.New("doctor: required")
-	// ErrInvalid reports a Config field with an unusable value.
-	ErrInvalid = errors.New("doctor: invalid value")
-)
+// ErrInvalidConfig is matched (errors.Is) by every [ConfigError].
+var ErrInvalidConfig = errors.New("doctor: invalid config")
 
 // ConfigError reports an invalid Config field.
 type ConfigError struct {
 	Field string // the Config field's Go name, e.g. "URL"
-	Err   error  // what is wrong; wraps ErrRequired or ErrInvalid
+	Err   error  // what is wrong
 }
 
 // Error returns "doctor: Config.<Field>: <Err>".
 func (e *ConfigError) Error() string { return "doctor: Config." + e.Field + ": " + e.Err.Error() }
 
-// Unwrap returns the cause.
+// Unwrap returns e.Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }

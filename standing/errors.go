@@ -2,17 +2,20 @@ package standing
 
 import "errors"
 
-// ErrInvalid is wrapped by every [ConfigError] this package returns.
-var ErrInvalid = errors.New("standing: invalid value")
+// ErrInvalidConfig is matched (errors.Is) by every [ConfigError].
+var ErrInvalidConfig = errors.New("standing: invalid config")
 
 // ConfigError reports an invalid Config field.
 type ConfigError struct {
 	Field string // the Config field's Go name, e.g. "TimeoutAfter"
-	Err   error  // what is wrong; wraps ErrInvalid
+	Err   error  // what is wrong
 }
 
 // Error returns "standing: Config.<Field>: <Err>".
 func (e *ConfigError) Error() string { return "standing: Config." + e.Field + ": " + e.Err.Error() }
 
-// Unwrap returns the cause.
+// Unwrap returns e.Err.
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInvalidConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }

@@ -79,7 +79,7 @@ func (c Config) Validate() error {
 
 func (c Config) withDefaults() (Config, error) {
 	bad := func(field, format string, args ...any) (Config, error) {
-		return c, &ConfigError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)}
+		return c, &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 	}
 	switch {
 	case c.Window < 0:
@@ -104,10 +104,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.TimeoutAfter = DefaultTimeoutAfter
 	}
 	if c.TimeoutAfter <= c.SlowAfter {
-		return bad("TimeoutAfter", "%v is not longer than SlowAfter %v", c.TimeoutAfter, c.SlowAfter)
+		return bad("TimeoutAfter", "%v is not longer than SlowAfter %v; Graph's budgets are 10s and 3s", c.TimeoutAfter, c.SlowAfter)
 	}
 	if c.Window/slots <= 0 {
-		return bad("Window", "%v is shorter than %d ns", c.Window, slots)
+		return bad("Window", "%v is shorter than %d ns; use minutes, as Graph does (default 10m)", c.Window, slots)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

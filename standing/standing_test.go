@@ -204,12 +204,12 @@ func TestConfigErrors(t *testing.T) {
 		wantErr   error
 	}{
 		{"zero value", standing.Config{}, "", nil},
-		{"negative window", standing.Config{Window: -time.Second}, "Window", standing.ErrInvalid},
-		{"window too short", standing.Config{Window: 100}, "Window", standing.ErrInvalid},
-		{"negative samples", standing.Config{MinSamples: -1}, "MinSamples", standing.ErrInvalid},
-		{"negative slow", standing.Config{SlowAfter: -1}, "SlowAfter", standing.ErrInvalid},
-		{"negative timeout", standing.Config{TimeoutAfter: -1}, "TimeoutAfter", standing.ErrInvalid},
-		{"timeout not after slow", standing.Config{SlowAfter: 10 * time.Second}, "TimeoutAfter", standing.ErrInvalid},
+		{"negative window", standing.Config{Window: -time.Second}, "Window", standing.ErrInvalidConfig},
+		{"window too short", standing.Config{Window: 100}, "Window", standing.ErrInvalidConfig},
+		{"negative samples", standing.Config{MinSamples: -1}, "MinSamples", standing.ErrInvalidConfig},
+		{"negative slow", standing.Config{SlowAfter: -1}, "SlowAfter", standing.ErrInvalidConfig},
+		{"negative timeout", standing.Config{TimeoutAfter: -1}, "TimeoutAfter", standing.ErrInvalidConfig},
+		{"timeout not after slow", standing.Config{SlowAfter: 10 * time.Second}, "TimeoutAfter", standing.ErrInvalidConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
