@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -61,7 +62,7 @@ func eventID(id string) string { return testSub + ":" + id }
 type process struct {
 	endpoints
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 	done           chan struct{}
 	waitErr        error
 }
@@ -78,7 +79,7 @@ func startBinary(t *testing.T, args ...string) *process {
 func spawnBinary(t *testing.T, args ...string) *process {
 	t.Helper()
 	bin := buildBinary(t)
-	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
@@ -134,8 +135,8 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 		t.Fatalf("the generated clientState file: %v", err)
 	}
 	clientState := strings.TrimSpace(string(csBytes))
-	if len(clientState) < 32 || len(clientState) > maxClientStateLen {
-		t.Fatalf("generated clientState is %d characters, want 32..%d", len(clientState), maxClientStateLen)
+	if len(clientState) < 32 || len(clientState) > receiver.MaxClientStateLen {
+		t.Fatalf("generated clientState is %d characters, want 32..%d", len(clientState), receiver.MaxClientStateLen)
 	}
 
 	// Handshake, as Graph sends it (form-encoded, lower-case %3a).
@@ -210,6 +211,8 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 	}
 	for series, want := range map[string]string{
 		`graphhook_notifications_total{outcome="published"}`:                         "3",
+		`graphhook_notifications_total{outcome="stored"}`:                            "3",
+		`graphhook_notifications_total{outcome="duplicate"}`:                         "0",
 		`graphhook_notifications_total{outcome="client_state"}`:                      "1",
 		`graphhook_handshakes_total`:                                                 "1",
 		`graphhook_batches_total{outcome="accepted"}`:                                "2",
@@ -253,7 +256,7 @@ func TestBinaryHandshakePublishReadyMetricsAndGracefulSIGTERM(t *testing.T) {
 			}
 		})
 	}
-	checkFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+	testkit.CheckFor(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if n < 40 {
@@ -317,7 +320,7 @@ func readStream(t *testing.T, nc *nats.Conn, stream string) map[string]bool {
 		t.Fatal(err)
 	}
 	var s jetstream.Stream
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		s, err = js.Stream(ctx, stream)
 		return err
 	})
@@ -353,7 +356,7 @@ func TestBinaryBadConfigExitsNonZeroWithOneLine(t *testing.T) {
 		t.Errorf("exit code %d, want 1", ee.ExitCode())
 	}
 	stderr := strings.TrimRight(string(ee.Stderr), "\n")
-	const want = "receiver: --client-state: value 1 is 140 characters; Graph allows at most 128 (example: --client-state-file /run/secrets/graph-client-state)"
+	const want = "receiver: --client-state: entry 1 is 140 characters, over Graph's limit of 128 (example: --client-state-file /run/secrets/graph-client-state)"
 	if stderr != want {
 		t.Errorf("stderr:\n%s\nwant the one line:\n%s", stderr, want)
 	}
@@ -374,6 +377,13 @@ func TestBinaryVersion(t *testing.T) {
 	if out, err := exec.CommandContext(t.Context(), "go", "build", "-buildvcs=true", "-ldflags", "-X main.version=v0.0.0-test", "-o", vcsBin, ".").CombinedOutput(); err != nil {
 		vcsBin = "" // not a git checkout, or no git: only the plain build is checked
 		t.Logf("no VCS build: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(filepath.Join("..", "..", ".git")); err == nil && !fi.IsDir() {
+		// A git worktree (.git is a file): go build stamps no VCS
+		// information there (cmd/go looks for a .git directory), so only
+		// the plain build is checked.
+		t.Log("a git worktree: go build records no vcs.revision here")
+		vcsBin = ""
 	}
 	for _, bin := range []string{buildBinary(t), vcsBin} {
 		if bin == "" {
@@ -420,7 +430,7 @@ func TestBinarySIGHUPWhileStartingIsKept(t *testing.T) {
 	probe.WaitForShutdown()
 
 	p := spawnBinary(t, "--listen", "127.0.0.1:0", "--nats-url", url, "--data-dir", t.TempDir(), "--client-state", "a-long-enough-client-state-value")
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		if !strings.Contains(p.stderr.String(), "waiting for NATS") {
 			return errors.New("not waiting for NATS yet")
 		}
@@ -431,7 +441,7 @@ func TestBinarySIGHUPWhileStartingIsKept(t *testing.T) {
 	}
 	natstest.RunServer(t, storeDir, port)
 	waitBanner(t, p.stdout, p.stderr, p.done, func() error { return p.waitErr })
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if !strings.Contains(p.stderr.String(), "SIGHUP: nothing to reload") {
 			return errors.New("the early SIGHUP was not handled after start")
 		}

@@ -1,75 +1,96 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 // envPrefix starts the name of every environment variable the receiver reads.
 const envPrefix = "GRAPHHOOK_"
 
 // config is the receiver's configuration after flags, environment and file
-// were merged. Field meanings are in [settings].
+// were merged, and the one declaration of its settings: each field's koanf
+// tag is the setting's name (the flag, the YAML key and, upper-cased with
+// GRAPHHOOK_, the environment variable); its other tags document it (see
+// [setting]; opts lists secret, split, nofile, noenv). The field's type is
+// the setting's kind: a string, a list, a boolean, a duration, a number
+// (int), or (int64) a size in bytes.
 type config struct {
-	ConfigFile string
-	Version    bool
+	ConfigFile string `koanf:"config" example:"/etc/graphhook/receiver.yaml" opts:"nofile" usage:"YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"`
 
-	Listen           string
-	OpsListen        string
-	NotificationPath string
-	LifecyclePath    string
-	TLSCert          string
-	TLSKey           string
-	TrustedProxies   []string
-	MaxBodyBytes     int64
-	BatchTimeout     time.Duration
-	ShutdownTimeout  time.Duration
+	Listen           string        `koanf:"listen" default:":8080" example:":8443" usage:"address of the notification endpoint (host:port)"`
+	OpsListen        string        `koanf:"ops-listen" example:"127.0.0.1:9090" usage:"separate address for /healthz, /readyz, /metrics and /status; empty serves them on --listen when it is a loopback address, else on 127.0.0.1:9091 (so they are never public by default)"`
+	NotificationPath string        `koanf:"notification-path" default:"/notifications" example:"/graph/notifications" usage:"URL path of the subscription's notificationUrl"`
+	LifecyclePath    string        `koanf:"lifecycle-path" default:"/lifecycle" example:"/graph/lifecycle" usage:"URL path of the subscription's lifecycleNotificationUrl (may equal --notification-path)"`
+	TLSCert          string        `koanf:"tls-cert" example:"/etc/graphhook/tls.crt" usage:"PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"`
+	TLSKey           string        `koanf:"tls-key" example:"/etc/graphhook/tls.key" usage:"PEM private key file for --tls-cert"`
+	TrustedProxies   []string      `koanf:"trusted-proxy" example:"10.0.0.0/8" opts:"split" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"`
+	MaxBodyBytes     int64         `koanf:"max-body-bytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
+	BatchTimeout     time.Duration `koanf:"batch-timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
+	MaxInflightBytes int64         `koanf:"max-inflight-bytes" default:"32MiB" example:"64MiB" usage:"budget of notification body bytes being received or processed at once (a body counts with its Content-Length, or --max-body-bytes when unknown); a request over it is answered 503 with Retry-After at once, without reading its body. At least --max-body-bytes"`
+	BodyTimeout      time.Duration `koanf:"body-timeout" default:"10s" example:"5s" usage:"how long a client may take to send a notification body once its headers are in; slower clients are cut (Graph sends its bodies at once)"`
+	MaxConnections   int           `koanf:"max-connections" default:"1024" example:"4096" usage:"most client connections --listen keeps open at once; further ones wait to be accepted"`
+	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout" default:"10s" example:"30s" usage:"how long shutdown waits for in-flight requests and their publishes"`
 
-	ClientStates            []string
-	ClientStateFile         string
-	InsecureSkipClientState bool
+	ClientStates            []string `koanf:"client-state" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
+	ClientStateFile         string   `koanf:"client-state-file" example:"/run/secrets/graph-client-state" usage:"file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"`
+	InsecureSkipClientState bool     `koanf:"insecure-skip-client-state" usage:"WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"`
 
-	Keys            []string
-	KeyPassword     string
-	KeyPasswordFile string
+	Keys            []string `koanf:"key" example:"/etc/graphhook/key.pem,id=key-2025" usage:"private key for rich notifications, PEM or PFX, as path[,id=encryptionCertificateId] (repeatable, for rotation)"`
+	KeyPassword     string   `koanf:"key-password" example:"--key-password-file /run/secrets/pfx-password" opts:"secret" usage:"password of PFX key files; prefer --key-password-file (flags show in process listings)"`
+	KeyPasswordFile string   `koanf:"key-password-file" example:"/run/secrets/pfx-password" usage:"file holding the password of PFX key files"`
 
-	AppIDs                      []string
-	Tenants                     []string
-	Cloud                       string
-	JWKSURL                     string
-	InsecureSkipTokenValidation bool
+	AppIDs                      []string `koanf:"app-id" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
+	Tenants                     []string `koanf:"tenant" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
+	Cloud                       string   `koanf:"cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
+	JWKSURL                     string   `koanf:"jwks-url" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
+	InsecureSkipTokenValidation bool     `koanf:"insecure-skip-token-validation" usage:"WARNING: accept rich notifications without validating their validationTokens. Tests only"`
 
-	NATSURLs           []string
-	EmbeddedNATSListen string
-	EmbeddedNATSToken  string // --embedded-nats-token-file
-	DataDir            string
-	Stream             string
-	QuarantineStream   string
-	StreamMaxAge       time.Duration
-	DuplicateWindow    time.Duration
-	SubjectPrefix      string
-	PublishTimeout     time.Duration
-	NATSCreds          string
-	NATSNKey           string
-	NATSUser           string
-	NATSPassword       string
-	NATSToken          string
-	NATSTLSCA          string
-	NATSTLSCert        string
-	NATSTLSKey         string
+	NATSURLs           []string      `koanf:"nats-url" example:"nats://nats-1:4222,nats://nats-2:4222" opts:"split" usage:"NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"`
+	EmbeddedNATSListen string        `koanf:"embedded-nats-listen" default:"127.0.0.1:4222" example:"0.0.0.0:4222" usage:"where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"`
+	EmbeddedNATSToken  string        `koanf:"embedded-nats-token-file" shown:"<data-dir>/nats-token" example:"/run/secrets/nats-token" usage:"file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"`
+	DataDir            string        `koanf:"data-dir" default:"./data" example:"/var/lib/graphhook" usage:"directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"`
+	Stream             string        `koanf:"stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing; an existing one keeps its operator's replicas and limits)"`
+	StreamReplicas     int           `koanf:"stream-replicas" default:"1" example:"3" usage:"copies of --stream kept by a NATS cluster, applied when the stream is created (never lowered on an existing stream)"`
+	QuarantineStream   string        `koanf:"quarantine-stream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items that passed the clientState check (bad or missing token, decrypt failure); they hold real clientStates and tokens: restrict access"`
+	QuarantineReplicas int           `koanf:"quarantine-stream-replicas" shown:"--stream-replicas" example:"3" usage:"copies of --quarantine-stream and --unverified-stream, on create"`
+	QuarantineMaxAge   time.Duration `koanf:"quarantine-max-age" default:"24h" example:"72h" usage:"how long --quarantine-stream keeps items"`
+	QuarantineMaxBytes int64         `koanf:"quarantine-max-bytes" default:"64MiB" example:"256MiB" usage:"size bound of --quarantine-stream (oldest items dropped first)"`
+	UnverifiedStream   string        `koanf:"unverified-stream" default:"GRAPH_UNVERIFIED" example:"GRAPH_UNVERIFIED" usage:"JetStream stream for rejected items anyone can cause (wrong clientState, malformed), kept apart so a flood can never evict a genuine quarantined item"`
+	UnverifiedMaxAge   time.Duration `koanf:"unverified-max-age" default:"24h" example:"6h" usage:"how long --unverified-stream keeps items (and so how long a flood can keep it full)"`
+	UnverifiedMaxBytes int64         `koanf:"unverified-max-bytes" default:"64MiB" example:"16MiB" usage:"size bound of --unverified-stream; when full, new items are dropped and counted (graphhook_quarantine_dropped_total), still answered 202"`
+	StreamMaxAge       time.Duration `koanf:"stream-max-age" default:"168h" example:"720h" usage:"how long --stream keeps events"`
+	DuplicateWindow    time.Duration `koanf:"duplicate-window" default:"1h" example:"4h" usage:"how long the streams remember event ids, so Graph's redeliveries are stored once"`
+	SubjectPrefix      string        `koanf:"subject-prefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
+	PublishTimeout     time.Duration `koanf:"publish-timeout" default:"2s" example:"1500ms" usage:"how long one publish waits for JetStream's acknowledgement"`
+	NATSCreds          string        `koanf:"nats-creds" example:"/run/secrets/graphhook.creds" usage:"NATS credentials (JWT + seed) file"`
+	NATSNKey           string        `koanf:"nats-nkey" example:"/run/secrets/graphhook.nk" usage:"NATS NKey seed file"`
+	NATSUser           string        `koanf:"nats-user" example:"graphhook" usage:"NATS user name"`
+	NATSPassword       string        `koanf:"nats-password" example:"(set GRAPHHOOK_NATS_PASSWORD)" opts:"secret" usage:"NATS password, for --nats-user (prefer the environment variable: flags show in process listings)"`
+	NATSToken          string        `koanf:"nats-token" example:"(set GRAPHHOOK_NATS_TOKEN)" opts:"secret" usage:"NATS authentication token (prefer the environment variable: flags show in process listings)"`
+	NATSTLSCA          string        `koanf:"nats-tls-ca" example:"/etc/graphhook/nats-ca.pem" usage:"CA file to verify the NATS servers"`
+	NATSTLSCert        string        `koanf:"nats-tls-cert" example:"/etc/graphhook/nats-client.pem" usage:"client certificate file for NATS (mutual TLS)"`
+	NATSTLSKey         string        `koanf:"nats-tls-key" example:"/etc/graphhook/nats-client.key" usage:"client key file for --nats-tls-cert"`
 
-	LogFormat string
-	LogLevel  string
+	LogFormat string `koanf:"log-format" default:"text" example:"json" usage:"log format: text or json"`
+	LogLevel  string `koanf:"log-level" default:"info" example:"debug" usage:"log level: debug, info, warn or error"`
+	Version   bool   `koanf:"version" opts:"nofile,noenv" usage:"print the version and exit"`
 
 	// origin maps a setting name to how the user spelled it where its value
 	// came from ("--key", "GRAPHHOOK_KEY", "receiver.yaml line 4: key"), so
@@ -85,7 +106,7 @@ func (c *config) where(name string) string {
 	return "--" + name
 }
 
-// kind is the type of a setting's value.
+// kind is the type of a setting's value, taken from its config field.
 type kind int
 
 const (
@@ -94,13 +115,14 @@ const (
 	kindBool
 	kindDuration
 	kindBytes
+	kindInt
 )
 
-// setting describes one configuration setting. One table of settings drives
-// the flags, the environment variables, the YAML keys and the README table.
+// setting documents one configuration setting, as config's tags declare
+// it: the flags, the environment variables, the YAML keys and the README
+// table are all made from [settings].
 type setting struct {
 	name    string // flag name and YAML key; the env name is derived
-	kind    kind
 	def     string // default, as it would be written on the command line
 	shown   string // the default as documented, when it is derived (def is then empty)
 	usage   string // one sentence for --help and the README
@@ -109,170 +131,311 @@ type setting struct {
 	split   bool   // a list that also accepts comma-separated values
 	noFile  bool   // not read from the config file (--config, --version)
 	noEnv   bool   // not read from the environment (--version)
-
-	str  *string
-	list *[]string
-	b    *bool
-	dur  *time.Duration
-	i64  *int64
+	kind    kind   // from the config field's type
 }
 
 // envName returns the environment variable that sets s.
-func (s *setting) envName() string {
+func (s setting) envName() string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
-}
-
-// settings returns the setting table bound to c's fields.
-func settings(c *config) []*setting {
-	return []*setting{
-		{name: "config", str: &c.ConfigFile, noFile: true, example: "/etc/graphhook/receiver.yaml",
-			usage: "YAML file with settings; its keys are the flag names (precedence: flag, then environment, then file, then default)"},
-		{name: "listen", str: &c.Listen, def: ":8080", example: ":8443",
-			usage: "address of the notification endpoint (host:port)"},
-		{name: "ops-listen", str: &c.OpsListen, example: "127.0.0.1:9090",
-			usage: "separate address for /healthz, /readyz and /metrics; empty serves them on --listen"},
-		{name: "notification-path", str: &c.NotificationPath, def: "/notifications", example: "/graph/notifications",
-			usage: "URL path of the subscription's notificationUrl"},
-		{name: "lifecycle-path", str: &c.LifecyclePath, def: "/lifecycle", example: "/graph/lifecycle",
-			usage: "URL path of the subscription's lifecycleNotificationUrl (may equal --notification-path)"},
-		{name: "tls-cert", str: &c.TLSCert, example: "/etc/graphhook/tls.crt",
-			usage: "PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"},
-		{name: "tls-key", str: &c.TLSKey, example: "/etc/graphhook/tls.key",
-			usage: "PEM private key file for --tls-cert"},
-		{name: "trusted-proxy", kind: kindList, list: &c.TrustedProxies, split: true, example: "10.0.0.0/8",
-			usage: "CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"},
-		{name: "max-body-bytes", kind: kindBytes, i64: &c.MaxBodyBytes, def: "4MiB", example: "8MiB",
-			usage: "largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"},
-		{name: "batch-timeout", kind: kindDuration, dur: &c.BatchTimeout, def: "2.5s", example: "2s",
-			usage: "time budget for verifying and publishing one batch, within Graph's 3 s limit"},
-		{name: "shutdown-timeout", kind: kindDuration, dur: &c.ShutdownTimeout, def: "10s", example: "30s",
-			usage: "how long shutdown waits for in-flight requests and their publishes"},
-
-		{name: "client-state", kind: kindList, list: &c.ClientStates, secret: true, example: "--client-state-file /run/secrets/graph-client-state",
-			usage: "accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"},
-		{name: "client-state-file", str: &c.ClientStateFile, example: "/run/secrets/graph-client-state",
-			usage: "file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"},
-		{name: "insecure-skip-client-state", kind: kindBool, b: &c.InsecureSkipClientState,
-			usage: "WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"},
-
-		{name: "key", kind: kindList, list: &c.Keys, example: "/etc/graphhook/key.pem,id=key-2025",
-			usage: "private key for rich notifications, PEM or PFX, as path[,id=encryptionCertificateId] (repeatable, for rotation)"},
-		{name: "key-password", str: &c.KeyPassword, secret: true, example: "--key-password-file /run/secrets/pfx-password",
-			usage: "password of PFX key files; prefer --key-password-file (flags show in process listings)"},
-		{name: "key-password-file", str: &c.KeyPasswordFile, example: "/run/secrets/pfx-password",
-			usage: "file holding the password of PFX key files"},
-
-		{name: "app-id", kind: kindList, list: &c.AppIDs, split: true, example: "11111111-2222-3333-4444-555555555555",
-			usage: "application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"},
-		{name: "tenant", kind: kindList, list: &c.Tenants, split: true, example: "84bd8158-6d4d-4958-8b9f-9d6445542f95",
-			usage: "tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"},
-		{name: "cloud", str: &c.Cloud, def: "global", example: "usgov",
-			usage: "Microsoft cloud the tokens come from: global, usgov or china"},
-		{name: "jwks-url", str: &c.JWKSURL, example: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
-			usage: "override the signing-key (JWKS) URL of --cloud"},
-		{name: "insecure-skip-token-validation", kind: kindBool, b: &c.InsecureSkipTokenValidation,
-			usage: "WARNING: accept rich notifications without validating their validationTokens. Tests only"},
-
-		{name: "nats-url", kind: kindList, list: &c.NATSURLs, split: true, example: "nats://nats-1:4222,nats://nats-2:4222",
-			usage: "NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"},
-		{name: "embedded-nats-listen", str: &c.EmbeddedNATSListen, def: "127.0.0.1:4222", example: "0.0.0.0:4222",
-			usage: "where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"},
-		{name: "embedded-nats-token-file", str: &c.EmbeddedNATSToken, shown: "<data-dir>/nats-token", example: "/run/secrets/nats-token",
-			usage: "file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"},
-		{name: "data-dir", str: &c.DataDir, def: "./data", example: "/var/lib/graphhook",
-			usage: "directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"},
-		{name: "stream", str: &c.Stream, def: "GRAPH", example: "GRAPH",
-			usage: "JetStream stream for notifications (created if missing)"},
-		{name: "quarantine-stream", str: &c.QuarantineStream, def: "GRAPH_REJECTED", example: "GRAPH_REJECTED",
-			usage: "JetStream stream for rejected items (forged clientState, bad token, decrypt failure), kept for inspection"},
-		{name: "stream-max-age", kind: kindDuration, dur: &c.StreamMaxAge, def: "168h", example: "720h",
-			usage: "how long --stream keeps events"},
-		{name: "duplicate-window", kind: kindDuration, dur: &c.DuplicateWindow, def: "1h", example: "4h",
-			usage: "how long the streams remember event ids, so Graph's redeliveries are stored once"},
-		{name: "subject-prefix", str: &c.SubjectPrefix, def: "graph", example: "graph",
-			usage: "first token(s) of the subjects events are published on"},
-		{name: "publish-timeout", kind: kindDuration, dur: &c.PublishTimeout, def: "2s", example: "1500ms",
-			usage: "how long one publish waits for JetStream's acknowledgement"},
-		{name: "nats-creds", str: &c.NATSCreds, example: "/run/secrets/graphhook.creds",
-			usage: "NATS credentials (JWT + seed) file"},
-		{name: "nats-nkey", str: &c.NATSNKey, example: "/run/secrets/graphhook.nk",
-			usage: "NATS NKey seed file"},
-		{name: "nats-user", str: &c.NATSUser, example: "graphhook",
-			usage: "NATS user name"},
-		{name: "nats-password", str: &c.NATSPassword, secret: true, example: "(set GRAPHHOOK_NATS_PASSWORD)",
-			usage: "NATS password, for --nats-user (prefer the environment variable: flags show in process listings)"},
-		{name: "nats-token", str: &c.NATSToken, secret: true, example: "(set GRAPHHOOK_NATS_TOKEN)",
-			usage: "NATS authentication token (prefer the environment variable: flags show in process listings)"},
-		{name: "nats-tls-ca", str: &c.NATSTLSCA, example: "/etc/graphhook/nats-ca.pem",
-			usage: "CA file to verify the NATS servers"},
-		{name: "nats-tls-cert", str: &c.NATSTLSCert, example: "/etc/graphhook/nats-client.pem",
-			usage: "client certificate file for NATS (mutual TLS)"},
-		{name: "nats-tls-key", str: &c.NATSTLSKey, example: "/etc/graphhook/nats-client.key",
-			usage: "client key file for --nats-tls-cert"},
-
-		{name: "log-format", str: &c.LogFormat, def: "text", example: "json",
-			usage: "log format: text or json"},
-		{name: "log-level", str: &c.LogLevel, def: "info", example: "debug",
-			usage: "log level: debug, info, warn or error"},
-		{name: "version", kind: kindBool, b: &c.Version, noFile: true, noEnv: true,
-			usage: "print the version and exit"},
-	}
-}
-
-// set stores vals (one for scalars, any number for lists) in s's field.
-// The returned error describes the value without repeating it when s is
-// secret.
-func (s *setting) set(vals []string) error {
-	v := "" // a scalar given several times takes the last value, as with the flag package
-	if len(vals) > 0 {
-		v = vals[len(vals)-1]
-	}
-	switch s.kind {
-	case kindString:
-		*s.str = v
-	case kindList:
-		var out []string
-		for _, x := range vals {
-			if s.split {
-				for _, p := range strings.Split(x, ",") {
-					if p = strings.TrimSpace(p); p != "" {
-						out = append(out, p)
-					}
-				}
-				continue
-			}
-			out = append(out, x)
-		}
-		*s.list = out
-	case kindBool:
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a boolean (example: true or false)", v)
-		}
-		*s.b = b
-	case kindDuration:
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%q is not a positive duration (example: %s)", v, s.exampleArg())
-		}
-		*s.dur = d
-	case kindBytes:
-		n, err := parseBytes(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a positive size (example: %s)", v, s.exampleArg())
-		}
-		*s.i64 = n
-	}
-	return nil
 }
 
 // exampleArg returns an example of a right value, as a flag when the
 // example is a bare value.
-func (s *setting) exampleArg() string {
+func (s setting) exampleArg() string {
 	if strings.HasPrefix(s.example, "--") || strings.HasPrefix(s.example, "(") {
 		return s.example
 	}
 	return "--" + s.name + " " + s.example
+}
+
+// configField returns the field of c whose koanf tag is name.
+func configField(c *config, name string) (reflect.Value, bool) {
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("koanf") == name {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// kindOf returns the kind of a config field.
+func kindOf(f reflect.Value) kind {
+	switch f.Addr().Interface().(type) {
+	case *[]string:
+		return kindList
+	case *bool:
+		return kindBool
+	case *time.Duration:
+		return kindDuration
+	case *int64:
+		return kindBytes
+	case *int:
+		return kindInt
+	}
+	return kindString
+}
+
+// settings returns the documentation of every setting, from the tags of
+// config's fields, in the order of --help and the README table.
+func settings() []setting {
+	t := reflect.TypeFor[config]()
+	var set []setting
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("koanf")
+		if name == "" {
+			continue
+		}
+		opts := "," + f.Tag.Get("opts") + ","
+		set = append(set, setting{
+			name: name, def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
+			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
+			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
+			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
+			kind: kindOf(reflect.New(f.Type).Elem()),
+		})
+	}
+	return set
+}
+
+// settingByName returns the setting called name.
+func settingByName(name string) setting {
+	for _, s := range settings() {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("cmd/receiver: no setting " + name) // a programming error, caught by every test
+}
+
+// errUsage marks a command line that cannot be parsed.
+var errUsage = errors.New("usage error")
+
+// errHelp is returned for -h and --help.
+var errHelp = pflag.ErrHelp
+
+// newFlagSet returns the flags of set. Their defaults are for -h only:
+// loadConfig takes defaults from set, and from the flags only the ones given.
+func newFlagSet(set []setting) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
+	for _, s := range set {
+		usage := s.usage
+		if s.shown != "" {
+			usage += " (default " + s.shown + ")"
+		}
+		switch s.kind {
+		case kindBool:
+			fs.Bool(s.name, false, usage)
+		case kindList:
+			fs.StringArray(s.name, nil, usage)
+		default:
+			fs.String(s.name, s.def, usage)
+		}
+	}
+	return fs
+}
+
+// loadConfig merges defaults, the config file, the environment and args
+// (in increasing precedence) with koanf. An environment variable that is
+// set counts even when empty, as the flag with that value would
+// (GRAPHHOOK_OPS_LISTEN= overrides a file's ops-listen), except that an
+// empty list variable stops the start. It returns errHelp for -h, an error
+// wrapping errUsage for a malformed command line, and a *configError for
+// values that cannot be parsed. Semantic checks are done by validate.
+func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
+	set := settings()
+	fs := newFlagSet(set)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s (run with -h for the list of settings)", errUsage, flagErrorText(err))
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, help config)", errUsage, fs.Arg(0))
+	}
+
+	// One koanf instance per layer tells where a value came from; they
+	// are merged in order of precedence.
+	var ps problems
+	defaults := map[string]any{}
+	var environ []string
+	for _, s := range set {
+		if s.def != "" {
+			defaults[s.name] = s.def
+		}
+		if s.noEnv {
+			continue
+		}
+		v, ok := lookupEnv(s.envName())
+		switch {
+		case !ok:
+		case v == "" && s.kind == kindList:
+			// An empty list variable is most likely a template value that
+			// was never filled in; silently clearing --nats-url (embedded
+			// server instead of the cluster) or --client-state (a random
+			// one: everything quarantined) would be worse than stopping.
+			ps.add(s.envName(), nil, "is set but empty; unset it to use the config file or the default, or give a value")
+		default:
+			environ = append(environ, s.envName()+"="+v)
+		}
+	}
+	layers := [4]*koanf.Koanf{koanf.New("."), koanf.New("."), koanf.New("."), koanf.New(".")}
+	kDef, kFile, kEnv, kFlag := layers[0], layers[1], layers[2], layers[3]
+	_ = kDef.Load(confmap.Provider(defaults, ""), nil)
+
+	file := fs.Lookup("config").Value.String()
+	if file == "" {
+		file, _ = lookupEnv(envPrefix + "CONFIG")
+	}
+	var lines map[string]int
+	if file != "" {
+		var err error
+		if lines, err = loadConfigFile(kFile, file, set); err != nil {
+			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
+		}
+	}
+	_ = kEnv.Load(env.Provider("", env.Opt{
+		Prefix:        envPrefix,
+		EnvironFunc:   func() []string { return environ },
+		TransformFunc: func(k, v string) (string, any) { return envKey(k), v },
+	}), nil)
+	_ = kFlag.Load(posflag.Provider(fs, ".", nil), nil)
+
+	k := koanf.New(".")
+	for _, l := range layers {
+		_ = k.Merge(l)
+	}
+	c := &config{origin: map[string]string{}}
+	for _, s := range set {
+		origin := ""
+		switch {
+		case kFlag.Exists(s.name):
+			origin = "--" + s.name
+		case kEnv.Exists(s.name):
+			origin = s.envName()
+		case kFile.Exists(s.name):
+			origin = fmt.Sprintf("%s line %d: %s", file, lines[s.name], s.name)
+		case !kDef.Exists(s.name):
+			continue
+		}
+		if origin != "" {
+			c.origin[s.name] = origin
+		} else {
+			origin = "--" + s.name // a default that does not parse is a programming error
+		}
+		f, _ := configField(c, s.name)
+		if err := decode(f, k.Get(s.name), s); err != nil {
+			ps.add(origin, nil, err.Error())
+		}
+	}
+	if len(ps) > 0 {
+		return nil, ps.err()
+	}
+	return c, nil
+}
+
+// envKey returns the setting name of an environment variable.
+func envKey(env string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, envPrefix), "_", "-"))
+}
+
+// decode stores v, a value as koanf merged it (a string, boolean, number or
+// list from YAML; a string from the environment; a string, boolean or list
+// of strings from the flags), in the config field f of setting s. The
+// error describes the value without repeating it when s is secret.
+func decode(f reflect.Value, v any, s setting) error {
+	show := func(v string) string {
+		if s.secret {
+			return "the value"
+		}
+		return strconv.Quote(v)
+	}
+	var vals []string
+	switch v := v.(type) {
+	case []string:
+		vals = v
+	case []any:
+		if s.kind != kindList {
+			return fmt.Errorf("takes one value, not a list (example: %s)", s.exampleArg())
+		}
+		vals = []string{}
+		for _, e := range v {
+			str, ok := scalar(e)
+			if !ok {
+				return errors.New("list items must be plain values")
+			}
+			vals = append(vals, str)
+		}
+	default:
+		str, ok := scalar(v)
+		if !ok {
+			return fmt.Errorf("must be a value or a list of values (example: %s)", s.exampleArg())
+		}
+		vals = []string{str}
+	}
+	last := ""
+	if len(vals) > 0 {
+		last = vals[len(vals)-1] // a scalar flag given several times takes the last value
+	}
+	switch p := f.Addr().Interface().(type) {
+	case *string:
+		*p = last
+	case *[]string:
+		var out []string
+		for _, x := range vals {
+			if !s.split {
+				out = append(out, x)
+				continue
+			}
+			for part := range strings.SplitSeq(x, ",") {
+				if part = strings.TrimSpace(part); part != "" {
+					out = append(out, part)
+				}
+			}
+		}
+		*p = out
+	case *bool:
+		b, err := strconv.ParseBool(last)
+		if err != nil {
+			return fmt.Errorf("%s is not a boolean (example: true or false)", show(last))
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(last)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s is not a positive duration (example: %s)", show(last), s.exampleArg())
+		}
+		*p = d
+	case *int:
+		n, err := strconv.Atoi(last)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s is not a positive whole number (example: %s)", show(last), s.exampleArg())
+		}
+		*p = n
+	case *int64:
+		n, err := parseBytes(last)
+		if err != nil {
+			return fmt.Errorf("%s is not a positive size (example: %s)", show(last), s.exampleArg())
+		}
+		*p = n
+	}
+	return nil
+}
+
+// scalar returns a YAML scalar as the string it was written as.
+func scalar(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case bool, int, int64, uint64, float64:
+		return fmt.Sprint(v), true
+	}
+	return "", false
 }
 
 // parseBytes parses a size such as 4194304, 512KiB, 4MiB or 1GiB.
@@ -307,140 +470,30 @@ func formatBytes(n int64) string {
 	return strconv.FormatInt(n, 10) + "B"
 }
 
-// flagValue collects the raw values given for one flag.
-type flagValue struct {
-	isBool bool
-	vals   []string
-}
-
-func (f *flagValue) String() string { return "" }
-func (f *flagValue) Set(v string) error {
-	f.vals = append(f.vals, v)
-	return nil
-}
-func (f *flagValue) IsBoolFlag() bool { return f.isBool }
-
-// errUsage marks a command line that cannot be parsed.
-var errUsage = errors.New("usage error")
-
-// loadConfig merges defaults, the config file, the environment and args
-// (in increasing precedence). An environment variable that is set counts
-// even when empty, as the flag with that value would, except that an
-// empty list variable clears the list: GRAPHHOOK_OPS_LISTEN= overrides a
-// file's ops-listen. It returns flag.ErrHelp for -h, an error wrapping
-// errUsage for a malformed command line, and a *configError for values
-// that cannot be parsed. Semantic checks are done by validate.
-func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
-	c := &config{origin: map[string]string{}}
-	set := settings(c)
-
-	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	raw := make(map[string]*flagValue, len(set))
-	for _, s := range set {
-		fv := &flagValue{isBool: s.kind == kindBool}
-		raw[s.name] = fv
-		fs.Var(fv, s.name, s.usage)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %s (run with -h for the list of settings)", errUsage, flagErrorText(err))
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, help config)", errUsage, fs.Arg(0))
-	}
-
-	var problems []problem
-	for _, s := range set {
-		if s.def != "" {
-			if err := s.set([]string{s.def}); err != nil {
-				// A broken default is a programming error; report it like any problem.
-				problems = append(problems, problem{setting: "--" + s.name, msg: "default: " + err.Error()})
-			}
-		}
-	}
-
-	// Where is the file? Flag, then environment.
-	cfgFile := ""
-	if v := raw["config"].vals; len(v) > 0 {
-		cfgFile = v[len(v)-1]
-	} else {
-		cfgFile, _ = lookupEnv(envPrefix + "CONFIG")
-	}
-	var fileVals map[string]fileValue
-	if cfgFile != "" {
-		var err error
-		fileVals, err = readConfigFile(cfgFile, set)
-		if err != nil {
-			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
-		}
-	}
-
-	for _, s := range set {
-		var (
-			vals   []string
-			origin string
-		)
-		env, inEnv := "", false
-		if !s.noEnv {
-			env, inEnv = lookupEnv(s.envName())
-		}
-		switch {
-		case len(raw[s.name].vals) > 0:
-			vals, origin = raw[s.name].vals, "--"+s.name
-		case inEnv && env == "" && s.kind == kindList:
-			// An empty list variable is most likely a template value that
-			// was never filled in; silently clearing --nats-url (embedded
-			// server instead of the cluster) or --client-state (a random
-			// one: everything quarantined) would be worse than stopping.
-			problems = append(problems, problem{setting: s.envName(), msg: "is set but empty; unset it to use the config file or the default, or give a value"})
-			continue
-		case inEnv:
-			vals, origin = []string{env}, s.envName()
-		case !s.noFile && fileVals[s.name].vals != nil:
-			fv := fileVals[s.name]
-			vals, origin = fv.vals, fmt.Sprintf("%s line %d: %s", cfgFile, fv.line, s.name)
-		default:
-			continue
-		}
-		c.origin[s.name] = origin
-		if err := s.set(vals); err != nil {
-			problems = append(problems, problem{setting: origin, msg: err.Error()})
-		}
-	}
-	if len(problems) > 0 {
-		return nil, &configError{problems: problems}
-	}
-	return c, nil
-}
-
-// flagErrorText rewrites the flag package's messages in the --flag style
-// used everywhere else.
+// flagErrorText rewrites pflag's messages in the --flag style used
+// everywhere else.
 func flagErrorText(err error) string {
 	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-		return "unknown flag --" + strings.TrimLeft(name, "-")
+	if name, ok := strings.CutPrefix(msg, "unknown flag: "); ok {
+		return "unknown flag " + name
 	}
-	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
-		return "flag --" + strings.TrimLeft(name, "-") + " needs a value"
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return "flag " + name + " needs a value"
+	}
+	if _, arg, ok := strings.Cut(msg, "' in -"); ok && strings.HasPrefix(msg, "unknown shorthand flag") {
+		return "unknown flag -" + arg + "; settings take two dashes (example: --" + strings.TrimLeft(arg, "-") + ")"
 	}
 	return msg
 }
 
-// fileValue is a setting's raw value(s) from the config file and its line.
-type fileValue struct {
-	vals []string
-	line int
-}
-
-// maxConfigFileSize bounds what readConfigFile reads.
+// maxConfigFileSize bounds what loadConfigFile reads.
 const maxConfigFileSize = 1 << 20
 
-// readConfigFile reads a YAML mapping of setting names to scalars or lists
-// of scalars. Unknown keys are errors, so that typos do not pass silently.
-func readConfigFile(path string, set []*setting) (map[string]fileValue, error) {
+// loadConfigFile loads the YAML file path into k and returns the line of
+// each top-level key. Unknown keys are errors, so that typos do not pass
+// silently. Errors name the file and the line, never its content: the
+// file may hold secrets.
+func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read config file: %w", err)
@@ -453,77 +506,52 @@ func readConfigFile(path string, set []*setting) (map[string]fileValue, error) {
 	if len(data) > maxConfigFileSize {
 		return nil, fmt.Errorf("config file %s is larger than %d bytes", path, maxConfigFileSize)
 	}
-	out := map[string]fileValue{}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return out, nil
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
 		return nil, yamlError(path, data, err)
 	}
-	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return out, nil
+	// The parser succeeded, so the node tree does too; it only gives lines.
+	var doc yamlv3.Node
+	_ = yamlv3.Unmarshal(data, &doc)
+	lines := map[string]int{}
+	if len(doc.Content) > 0 {
+		for i, root := 0, doc.Content[0]; i+1 < len(root.Content); i += 2 {
+			lines[root.Content[i].Value] = root.Content[i].Line
+		}
 	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("config file %s line %d: want a mapping of setting names to values (example: \"listen: ':8443'\")", path, root.Line)
-	}
-	byName := make(map[string]*setting, len(set))
-	for _, s := range set {
-		byName[s.name] = s
-	}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		s, ok := byName[k.Value]
-		if !ok || s.noFile {
+	for key, v := range k.Raw() {
+		s, known := setting{}, false
+		for _, x := range set {
+			if x.name == key && !x.noFile {
+				s, known = x, true
+			}
+		}
+		switch {
+		case !known:
 			hint := `example: listen: ":8443"; the keys are the flag names, listed by "receiver help config"`
-			if alt := closestSetting(k.Value, set); alt != nil {
+			if alt := closestSetting(key, set); alt != nil {
 				ex := alt.example
 				if strings.HasPrefix(ex, "--") || strings.HasPrefix(ex, "(") {
 					ex = "<value>"
 				}
 				hint = fmt.Sprintf("did you mean %q? example: %s: %s", alt.name, alt.name, ex)
 			}
-			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (%s)", path, k.Line, k.Value, hint)
+			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (%s)", path, lines[key], key, hint)
+		case v == nil: // "key:" with no value: as if absent
+			k.Delete(s.name)
 		}
-		if _, dup := out[s.name]; dup {
-			return nil, fmt.Errorf("config file %s line %d: %s is set twice", path, k.Line, s.name)
-		}
-		var vals []string
-		switch v.Kind {
-		case yaml.ScalarNode:
-			if v.Tag == "!!null" {
-				continue
-			}
-			vals = []string{v.Value}
-		case yaml.SequenceNode:
-			if s.kind != kindList {
-				return nil, fmt.Errorf("config file %s line %d: %s takes one value, not a list (example: %s: %s)", path, v.Line, s.name, s.name, s.example)
-			}
-			vals = []string{}
-			for _, e := range v.Content {
-				if e.Kind != yaml.ScalarNode {
-					return nil, fmt.Errorf("config file %s line %d: %s: list items must be plain values", path, e.Line, s.name)
-				}
-				vals = append(vals, e.Value)
-			}
-		default:
-			return nil, fmt.Errorf("config file %s line %d: %s must be a value or a list of values", path, v.Line, s.name)
-		}
-		out[s.name] = fileValue{vals: vals, line: k.Line}
 	}
-	return out, nil
+	return lines, nil
 }
 
 // closestSetting returns the file setting whose name equals key once case,
 // dashes and underscores are ignored, or nil.
-func closestSetting(key string, set []*setting) *setting {
+func closestSetting(key string, set []setting) *setting {
 	norm := func(s string) string {
 		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
 	}
-	for _, s := range set {
+	for i, s := range set {
 		if !s.noFile && norm(s.name) == norm(key) {
-			return s
+			return &set[i]
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io/fs"
 	"net"
 	"os"
@@ -16,6 +15,9 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/token"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -113,7 +115,7 @@ func TestRepeatableFlags(t *testing.T) {
 
 func TestEveryEnvNameIsDerivedFromTheFlag(t *testing.T) {
 	seen := map[string]bool{}
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		if seen[s.name] {
 			t.Errorf("setting %s twice", s.name)
 		}
@@ -208,7 +210,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 		{"bad app id", []string{"--app-id", "my-app"},
 			errConfig, "--app-id: \"my-app\" is not an application id GUID", ""},
 		{"clientState over 128", []string{"--client-state", strings.Repeat("c", 129)},
-			errConfig, "--client-state: value 1 is 129 characters; Graph allows at most 128", strings.Repeat("c", 20)},
+			errConfig, "--client-state: entry 1 is 129 characters, over Graph's limit of 128", strings.Repeat("c", 20)},
 		{"clientState file line over 128", []string{"--client-state-file", longStates},
 			errConfig, "--client-state-file: line 2 of ", strings.Repeat("s", 20)},
 		{"clientState file with no value", []string{"--client-state-file", emptyStates},
@@ -223,6 +225,8 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			errUsage, "usage error: unknown flag --client-sate", ""},
 		{"stray argument", []string{"serve"},
 			errUsage, "usage error: unexpected argument \"serve\"", ""},
+		{"one dash", []string{"-listen", "127.0.0.1:0"},
+			errUsage, "usage error: unknown flag -listen; settings take two dashes (example: --listen)", ""},
 		{"flag without value", []string{"--listen"},
 			errUsage, "usage error: flag --listen needs a value", ""},
 		{"bad duration", []string{"--shutdown-timeout", "10"},
@@ -257,7 +261,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 			if slices.Contains(tc.args, "--client-state-file") || slices.Contains(tc.args, "--client-state") {
 				args = append(baseArgs(t.TempDir()), tc.args...)
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr testkit.SyncBuffer
 			err := run(t.Context(), args, noEnv, &stdout, &stderr)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
@@ -284,7 +288,7 @@ func TestBadConfigurationIsOneClearLine(t *testing.T) {
 
 func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 	err := run(t.Context(), baseArgs(t.TempDir(), "--log-format", "xml", "--log-level", "loud", "--app-id", "x"),
-		noEnv, &syncBuffer{}, &syncBuffer{})
+		noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errConfig) {
 		t.Fatalf("err = %v, want errConfig", err)
 	}
@@ -299,8 +303,8 @@ func TestSeveralProblemsAreReportedTogether(t *testing.T) {
 
 func TestHelpAndVersionExitZero(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"--version"}, {"help", "config"}} {
-		var out syncBuffer
-		if err := run(t.Context(), args, noEnv, &out, &syncBuffer{}); err != nil && !errors.Is(err, flag.ErrHelp) {
+		var out testkit.SyncBuffer
+		if err := run(t.Context(), args, noEnv, &out, &testkit.SyncBuffer{}); err != nil && !errors.Is(err, errHelp) {
 			t.Errorf("%v: %v", args, err)
 		}
 		if out.String() == "" {
@@ -419,6 +423,43 @@ func TestKeysMayShareAnID(t *testing.T) {
 			msg := err.Error()
 			if strings.Contains(msg, "its own id") || !strings.Contains(msg, "told apart by certificate thumbprint") || !strings.Contains(msg, "example: --key") {
 				t.Errorf("advice does not match how keys are told apart: %s", msg)
+			}
+		})
+	}
+}
+
+// TestLibraryRulesAreReportedUnderTheirSetting checks settings whose rules
+// a library keeps: the daemon reports the library's reason under the
+// setting the user wrote, one line, with an example.
+func TestLibraryRulesAreReportedUnderTheirSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantErr    error
+		wantPrefix string
+	}{
+		{"stream name with a dot", []string{"--stream", "GRAPH.V2"}, nil, natspub.ErrInvalidConfig, "--stream: "},
+		{"quarantine stream equals the stream", nil, map[string]string{"GRAPHHOOK_QUARANTINE_STREAM": "GRAPH"}, natspub.ErrInvalidConfig, "GRAPHHOOK_QUARANTINE_STREAM: "},
+		{"wildcard subject prefix", []string{"--subject-prefix", "graph.*"}, nil, natspub.ErrInvalidConfig, "--subject-prefix: "},
+		{"too many replicas", []string{"--stream-replicas", "7"}, nil, natspub.ErrInvalidConfig, "--stream-replicas: "},
+		{"unknown cloud", []string{"--app-id", exampleGUID, "--cloud", "mars"}, nil, token.ErrConfig, "--cloud: "},
+		{"JWKS URL with credentials", []string{"--app-id", exampleGUID, "--jwks-url", "https://user:pw@keys.example.com/keys"}, nil, token.ErrConfig, "--jwks-url: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(tc.args, func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.validate().err()
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), "user:pw") {
+				t.Errorf("the error quotes the URL's credentials: %v", err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, tc.wantPrefix) || strings.Contains(msg, "\n") || !strings.Contains(msg, "example: --") {
+				t.Errorf("error %q: want one line starting %q with an example", msg, tc.wantPrefix)
 			}
 		})
 	}

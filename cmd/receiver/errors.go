@@ -2,7 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/token"
 )
 
 // errConfig marks a configuration the receiver refuses to start with.
@@ -56,4 +61,54 @@ func (ps problems) err() error {
 		return nil
 	}
 	return &configError{problems: ps}
+}
+
+// settingOfField returns the setting that sets a library's Config field
+// ("natspub.Stream"), or "".
+func settingOfField(field string) string {
+	return map[string]string{
+		"natspub.SubjectPrefix":      "subject-prefix",
+		"natspub.Stream":             "stream",
+		"natspub.Replicas":           "stream-replicas",
+		"natspub.QuarantineStream":   "quarantine-stream",
+		"natspub.QuarantineReplicas": "quarantine-stream-replicas",
+		"natspub.UnverifiedStream":   "unverified-stream",
+		"receiver.ClientStates":      "client-state",
+		"receiver.MaxBodyBytes":      "max-body-bytes",
+		"receiver.Timeout":           "batch-timeout",
+		"token.AppIDs":               "app-id",
+		"token.TenantIDs":            "tenant",
+		"token.Cloud":                "cloud",
+		"token.JWKSURL":              "jwks-url",
+	}[field]
+}
+
+// addLibrary adds err, what package pkg's Config.Validate returned, as a
+// problem of the setting that sets the field it names. The libraries keep
+// the rules; the daemon only maps their fields to its settings.
+func (ps *problems) addLibrary(c *config, pkg string, err error) {
+	if err == nil {
+		return
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok { // token reports every field
+		for _, e := range joined.Unwrap() {
+			ps.addLibrary(c, pkg, e)
+		}
+		return
+	}
+	field, msg := "", err.Error()
+	if e, ok := errors.AsType[*natspub.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	} else if e, ok := errors.AsType[*receiver.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	} else if e, ok := errors.AsType[*token.ConfigError](err); ok {
+		field, msg = e.Field, e.Err.Error()
+	}
+	field, _, _ = strings.Cut(field, "[")
+	name := settingOfField(pkg + "." + field)
+	if name == "" {
+		ps.add("settings", err, msg+" (run with -h for the list of settings)")
+		return
+	}
+	ps.add(c.where(name), err, fmt.Sprintf("%s (example: %s)", msg, settingByName(name).exampleArg()))
 }

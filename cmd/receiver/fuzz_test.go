@@ -30,6 +30,8 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("nats-password: *Hunter2-secret\nnats-token: [*Hunter3-secret]\n"))
 	f.Add([]byte("client-state: &Hunter2-secret\nkey-password: *Hunter2-secret\n"))
 	f.Add([]byte("key-password: \"\\qHunter2-secret\"\n"))
+	f.Add([]byte("max-connections: lots\nstream-replicas: [1]\nmax-inflight-bytes: 1KiB\nbody-timeout: -1s\n"))
+	f.Add([]byte("subscriptions:\n  - resource: users/42/messages\n    changeType: created\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -60,7 +62,7 @@ func FuzzConfigFile(f *testing.F) {
 func secretValues(data []byte) []string {
 	var out []string
 	secret := map[string]bool{}
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		if s.secret {
 			secret[s.name] = true
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // binDir holds the receiver binary built for this test run; TestMain
@@ -54,43 +56,6 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-// checkFor calls f every interval until it returns nil; it fails the test
-// with f's last error after timeout.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	notificationsRe = regexp.MustCompile(`notifications: (https?://\S+?)/notifications`)
 	natsRe          = regexp.MustCompile(`embedded server at (nats://\S+),`)
@@ -106,10 +71,10 @@ type endpoints struct {
 
 // waitBanner waits for the start-up banner on out and returns the
 // addresses in it. done reports an early exit.
-func waitBanner(t testing.TB, out, errOut *syncBuffer, done <-chan struct{}, exitErr func() error) endpoints {
+func waitBanner(t testing.TB, out, errOut *testkit.SyncBuffer, done <-chan struct{}, exitErr func() error) endpoints {
 	t.Helper()
 	var ep endpoints
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	testkit.CheckFor(t, 30*time.Second, func() error {
 		select {
 		case <-done:
 			t.Fatalf("receiver exited before it was ready: %v\nstdout:\n%s\nstderr:\n%s", exitErr(), out.String(), errOut.String())
@@ -135,7 +100,7 @@ func waitBanner(t testing.TB, out, errOut *syncBuffer, done <-chan struct{}, exi
 // inProcess is a receiver run by run() in this process.
 type inProcess struct {
 	endpoints
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 	cancel         context.CancelFunc
 	done           chan struct{}
 	err            error
@@ -146,7 +111,7 @@ type inProcess struct {
 func startInProcess(t testing.TB, args []string, env map[string]string) *inProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	p := &inProcess{stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	p := &inProcess{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}, cancel: cancel, done: make(chan struct{})}
 	lookupEnv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	go func() {
 		defer close(p.done)

@@ -15,7 +15,8 @@ import (
 
 // keygen implements "receiver keygen": it writes a new RSA key and
 // self-signed certificate to <out>/key.pem (mode 0600) and prints the
-// values a subscription request needs.
+// values a subscription request needs. A directory it creates gets a
+// .gitignore of "*", so that "git add ." never commits the key.
 func keygen(args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("receiver keygen", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
@@ -60,7 +61,7 @@ func keygen(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
+	if err := mkdirIgnored(*out); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	tmp, err := os.CreateTemp(*out, ".key-*.pem")
@@ -98,4 +99,16 @@ Certificate thumbprint (SHA-1): %s
 Valid until: %s
 `, path, path, *id, *id, k.EncryptionCertificate(), k.Thumbprint(), k.Certificate.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// mkdirIgnored creates dir (mode 0700) unless it exists; a directory it
+// creates holds a .gitignore that ignores everything in it.
+func mkdirIgnored(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("# Written by receiver keygen: private keys stay out of git.\n*\n"), 0o600)
 }

@@ -6,18 +6,21 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
-	var out syncBuffer
-	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, noEnv, &out, &syncBuffer{}); err != nil {
+	var out testkit.SyncBuffer
+	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-2026", "--cn", "hooks.example.com"}, noEnv, &out, &testkit.SyncBuffer{}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "key.pem")
@@ -59,7 +62,7 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 	}
 
 	// A second run must not overwrite the key.
-	err = run(t.Context(), []string{"keygen", "--out", dir}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--out", dir}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, fs.ErrExist) {
 		t.Errorf("second keygen: %v, want fs.ErrExist", err)
 	}
@@ -75,12 +78,53 @@ func TestKeygenWritesKeyAndPrintsSubscriptionValues(t *testing.T) {
 }
 
 func TestKeygenRejectsBadBits(t *testing.T) {
-	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err := run(t.Context(), []string{"keygen", "--out", t.TempDir(), "--bits", "1024"}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errConfig) || !strings.HasPrefix(err.Error(), "--bits: 1024 is outside 2048..4096") {
 		t.Errorf("err = %v", err)
 	}
-	err = run(t.Context(), []string{"keygen", "--bogus"}, noEnv, &syncBuffer{}, &syncBuffer{})
+	err = run(t.Context(), []string{"keygen", "--bogus"}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
 	if !errors.Is(err, errUsage) {
 		t.Errorf("err = %v, want errUsage", err)
+	}
+}
+
+// TestKeygenKeysStayOutOfGit checks both guards: a directory keygen creates
+// holds a .gitignore of "*", and the repository's .gitignore covers a keys/
+// directory anywhere in the tree.
+func TestKeygenKeysStayOutOfGit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	if err := run(t.Context(), []string{"keygen", "--out", dir, "--id", "key-1"}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
+	if err != nil {
+		t.Fatalf("keygen created %s without a .gitignore: %v", dir, err)
+	}
+	if !slices.Contains(strings.Split(string(b), "\n"), "*") {
+		t.Errorf("%s/.gitignore does not ignore everything:\n%s", dir, b)
+	}
+	// An existing directory (say /etc/graphhook) is left as it is.
+	existing := t.TempDir()
+	if err := run(t.Context(), []string{"keygen", "--out", existing}, noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(existing, ".gitignore")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("keygen wrote a .gitignore into a directory it did not create: %v", err)
+	}
+
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not installed")
+	}
+	root := filepath.Join("..", "..")
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skip("not a git checkout")
+	}
+	for _, p := range []string{"keys/key.pem", "cmd/receiver/keys/key.pem", "deploy/keys/key-2026.pem"} {
+		cmd := exec.CommandContext(t.Context(), git, "check-ignore", "-q", "--no-index", p)
+		cmd.Dir = root
+		if err := cmd.Run(); err != nil {
+			t.Errorf("the repository's .gitignore does not cover %s (git check-ignore: %v)", p, err)
+		}
 	}
 }

@@ -14,7 +14,10 @@
 // config" prints them as a table. "receiver keygen" creates a key pair for
 // rich notifications.
 //
-// Operations: /healthz, /readyz and /metrics (Prometheus); SIGINT or
+// Operations: /healthz, /readyz and /metrics (Prometheus), on --listen
+// when it is a loopback address, else on 127.0.0.1:9091 unless
+// --ops-listen says where. Memory is bounded by --max-inflight-bytes,
+// --body-timeout and --max-connections. SIGINT or
 // SIGTERM shut down gracefully (in-flight requests and their publishes
 // finish, NATS is drained, the embedded server stops last); SIGHUP reloads
 // the TLS certificate.
@@ -23,7 +26,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -41,7 +43,7 @@ func main() {
 // status: 0 for success, 2 for a command line that cannot be parsed, 1 for
 // anything else.
 func exitCode(err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, errHelp) {
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "receiver: "+indentLines(err.Error()))

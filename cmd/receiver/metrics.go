@@ -10,13 +10,8 @@ import (
 
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 )
-
-// latencyBuckets returns the histogram buckets of request and publish
-// latencies, dense around Graph's 3 s delivery limit.
-func latencyBuckets() []float64 {
-	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 3, 5, 10}
-}
 
 // metrics holds the receiver's Prometheus metrics, on a private registry.
 type metrics struct {
@@ -25,6 +20,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec // endpoint
 	inFlight prometheus.Gauge
 	publish  *prometheus.HistogramVec // outcome
+	shed     *prometheus.CounterVec   // reason
 }
 
 // newMetrics registers the HTTP and process metrics. The receiver's and
@@ -39,7 +35,7 @@ func newMetrics() *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "graphhook_request_duration_seconds",
 			Help:    "Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.",
-			Buckets: latencyBuckets(),
+			Buckets: standing.Buckets(),
 		}, []string{"endpoint"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "graphhook_http_requests_in_flight",
@@ -48,10 +44,15 @@ func newMetrics() *metrics {
 		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "graphhook_publish_duration_seconds",
 			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
-			Buckets: latencyBuckets(),
+			Buckets: standing.Buckets(),
 		}, []string{"outcome"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "graphhook_requests_shed_total",
+			Help: "Requests answered 503 with Retry-After before their body was read, by reason: budget (--max-inflight-bytes was reached). Graph redelivers them.",
+		}, []string{"reason"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish,
+	m.shed.WithLabelValues("budget")
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish, m.shed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -69,9 +70,15 @@ func (m *metrics) observe(endpoint string, code int, d time.Duration) {
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
-// timedSink wraps a Sink and records each Deliver's latency.
+// timedSink wraps a Sink and records each Deliver's latency, and the
+// batch's counts for the access log line.
 func (m *metrics) timedSink(s receiver.Sink) receiver.Sink {
 	return receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
+		if note, ok := ctx.Value(batchNoteKey{}).(*batchNote); ok {
+			note.accepted.Store(int64(len(b.Notifications)))
+			note.rejected.Store(int64(len(b.Rejected)))
+			note.delivered.Store(true)
+		}
 		start := time.Now()
 		err := s.Deliver(ctx, b)
 		outcome := "ok"
@@ -94,7 +101,7 @@ type statsCollector struct {
 	rcv *receiver.Receiver
 	pub *natspub.Publisher
 
-	notifications, batches, handshakes, quarantined, publishFailures *prometheus.Desc
+	notifications, batches, handshakes, quarantined, quarantineDuplicates, quarantineDropped, publishFailures *prometheus.Desc
 }
 
 func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollector {
@@ -102,8 +109,9 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 		rcv: r,
 		pub: p,
 		notifications: prometheus.NewDesc("graphhook_notifications_total",
-			"Notifications received, by outcome: published (stored in the stream; redeliveries included), "+
-				"duplicate (a redelivery the stream already had; also counted in published), "+
+			"Notifications received, by outcome: published (accepted and in the stream: stored plus duplicate), "+
+				"stored (new events the stream stored; agrees with the stream), "+
+				"duplicate (a redelivery the stream already had), "+
 				"client_state (forged or unknown clientState), token_invalid, token_missing (bad or missing validationTokens), "+
 				"decrypt (encryptedContent failed verification or decryption), malformed. Rejected items go to the quarantine stream.",
 			[]string{"outcome"}, nil),
@@ -113,7 +121,11 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 		handshakes: prometheus.NewDesc("graphhook_handshakes_total",
 			"Validation handshakes answered.", nil, nil),
 		quarantined: prometheus.NewDesc("graphhook_quarantined_total",
-			"Rejected items stored in the quarantine stream.", nil, nil),
+			"Rejected items stored in the quarantine streams (new to their stream).", nil, nil),
+		quarantineDuplicates: prometheus.NewDesc("graphhook_quarantine_duplicates_total",
+			"Rejected items in a quarantine message its stream already had (a redelivery rejected again).", nil, nil),
+		quarantineDropped: prometheus.NewDesc("graphhook_quarantine_dropped_total",
+			"Rejected items anyone can cause (wrong clientState, malformed) that the unverified stream refused because it was full; the request was still answered 202.", nil, nil),
 		publishFailures: prometheus.NewDesc("graphhook_publish_failures_total",
 			"Batches that could not be stored in JetStream (answered 503).", nil, nil),
 	}
@@ -121,7 +133,7 @@ func newStatsCollector(r *receiver.Receiver, p *natspub.Publisher) *statsCollect
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.notifications, c.batches, c.handshakes, c.quarantined, c.publishFailures} {
+	for _, d := range []*prometheus.Desc{c.notifications, c.batches, c.handshakes, c.quarantined, c.quarantineDuplicates, c.quarantineDropped, c.publishFailures} {
 		ch <- d
 	}
 }
@@ -134,6 +146,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	counter(c.notifications, rs.Accepted, "published")
+	counter(c.notifications, ps.Stored, "stored")
 	counter(c.notifications, ps.Duplicates, "duplicate")
 	for _, r := range []receiver.Reason{
 		receiver.ReasonClientState, receiver.ReasonTokenInvalid, receiver.ReasonTokenMissing,
@@ -146,5 +159,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.batches, rs.Unavailable, "unavailable")
 	counter(c.handshakes, rs.Handshakes)
 	counter(c.quarantined, ps.Quarantined)
+	counter(c.quarantineDuplicates, ps.QuarantineDuplicates)
+	counter(c.quarantineDropped, ps.UnverifiedDropped)
 	counter(c.publishFailures, ps.Failed)
 }

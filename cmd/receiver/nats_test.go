@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestExternalNATSReadinessFollowsTheConnection runs the receiver against
@@ -50,7 +52,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 			return err
 		}
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, readyz(http.StatusOK, `"nats":"ok"`))
+	testkit.CheckFor(t, 5*time.Second, readyz(http.StatusOK, `"nats":"ok"`))
 	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "ext-1")); err != nil || status != http.StatusAccepted {
 		t.Fatalf("batch: %d %v", status, err)
 	}
@@ -60,7 +62,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, readyz(http.StatusServiceUnavailable, `"status":"not ready"`))
+	testkit.CheckFor(t, 5*time.Second, readyz(http.StatusServiceUnavailable, `"status":"not ready"`))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/notifications", strings.NewReader(string(batchBody(t, clientState, "ext-2"))))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -73,7 +75,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 	}
 
 	natstest.RunServer(t, storeDir, port)
-	checkFor(t, 15*time.Second, 20*time.Millisecond, readyz(http.StatusOK, `"nats":"ok"`))
+	testkit.CheckFor(t, 15*time.Second, readyz(http.StatusOK, `"nats":"ok"`))
 	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "ext-2")); err != nil || status != http.StatusAccepted {
 		t.Fatalf("batch after NATS came back: %d %v", status, err)
 	}
@@ -83,6 +85,7 @@ func TestExternalNATSReadinessFollowsTheConnection(t *testing.T) {
 		`graphhook_http_requests_total{code="503",endpoint="notifications"}`: "1",
 		`graphhook_publish_failures_total`:                                   "1",
 		`graphhook_notifications_total{outcome="published"}`:                 "2",
+		`graphhook_notifications_total{outcome="stored"}`:                    "2",
 	} {
 		if got, _ := metricValue(ex, series); got != want {
 			t.Errorf("%s = %q, want %s", series, got, want)
@@ -117,7 +120,7 @@ func TestBodyLimitFitsInANATSMessage(t *testing.T) {
 		ns := natstest.RunServer(t, t.TempDir(), -1) // max_payload 8 MiB
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		var stdout, stderr syncBuffer
+		var stdout, stderr testkit.SyncBuffer
 		err := run(ctx, []string{"--listen", "127.0.0.1:0", "--nats-url", ns.ClientURL(), "--data-dir", t.TempDir(),
 			"--client-state", "a-long-enough-client-state-value", "--max-body-bytes", "8MiB"}, noEnv, &stdout, &stderr)
 		if !errors.Is(err, errConfig) {
@@ -216,4 +219,38 @@ func TestEmbeddedNATSRequiresTheToken(t *testing.T) {
 	if logs := p.stderr.String(); !strings.Contains(logs, "authentication error") || strings.Contains(logs, "not-the-token-of-this-server") {
 		t.Errorf("the logs should show the refused clients, without the tokens they tried:\n%s", logs)
 	}
+}
+
+// TestReadyzNamesAFullStream runs the receiver against an operator's GRAPH
+// stream that holds one message and refuses more (discard new): once it is
+// full, /readyz answers 503 naming the cause, and batches get 503.
+func TestReadyzNamesAFullStream(t *testing.T) {
+	ctx := t.Context()
+	ns := natstest.RunServer(t, t.TempDir(), -1)
+	js, err := jetstream.New(natstest.Connect(t, ns.ClientURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "GRAPH", Subjects: []string{"graph.notifications.>", "graph.lifecycle.>"},
+		Storage: jetstream.FileStorage, MaxMsgs: 1, Discard: jetstream.DiscardNew, Duplicates: time.Hour,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, []string{"--listen", "127.0.0.1:0", "--nats-url", ns.ClientURL(), "--data-dir", t.TempDir(),
+		"--client-state", clientState, "--publish-timeout", "500ms"}, nil)
+	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "full-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("first batch: %d %v, want 202", status, err)
+	}
+	if status, err := post(ctx, http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "full-2")); err != nil || status != http.StatusServiceUnavailable {
+		t.Fatalf("batch into a full stream: %d %v, want 503", status, err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		status, body, err := get(ctx, p.base+"/readyz")
+		if err == nil && (status != http.StatusServiceUnavailable || !strings.Contains(body, `"cause":"stream_full"`)) {
+			err = fmt.Errorf("/readyz %d %s, want 503 with cause stream_full", status, body)
+		}
+		return err
+	})
 }

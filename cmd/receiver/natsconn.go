@@ -11,23 +11,17 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// natsconn.go: the NATS connection options of the daemon's flags, moved
-// here from package natspub (issue 10): they are the daemon's, not the
-// library's.
-
-// errNATSConfig reports connection options that cannot work.
-var errNATSConfig = errors.New("invalid NATS connection options")
-
-// Reconnect backoff of [Connect]: the wait doubles from the first to the
+// Reconnect backoff of [connectNATS]: the wait doubles from the first to the
 // last value, with ±25 % jitter, and then stays there.
 const (
 	reconnectFirst = 100 * time.Millisecond
 	reconnectMax   = 5 * time.Second
 )
 
-// ConnConfig configures [Connect]. URLs is required; at most one of
-// CredsFile, NKeySeedFile, User (with Password) and Token may be set.
-type ConnConfig struct {
+// natsConnConfig configures [connectNATS], from the nats-* settings. URLs
+// is required; at most one of CredsFile, NKeySeedFile, User (with
+// Password) and Token may be set.
+type natsConnConfig struct {
 	// URLs are the servers to connect to, e.g. "nats://127.0.0.1:4222",
 	// "tls://nats.example.com:4222". An element may itself be a
 	// comma-separated list. Required.
@@ -59,14 +53,17 @@ type ConnConfig struct {
 	Logger *slog.Logger
 }
 
-// Connect connects to NATS and keeps the connection up for as long as the
+// errNATSConfig marks a natsConnConfig that cannot be used.
+var errNATSConfig = errors.New("invalid NATS connection settings")
+
+// connectNATS connects to NATS and keeps the connection up for as long as the
 // process runs: it reconnects forever with exponential backoff (100 ms to
 // 5 s, jittered), and when no server is reachable at start it returns a
 // connection that is still trying rather than an error, so a receiver can
 // start before its NATS server. Publishing fails fast meanwhile
 // (natspub.Publisher.Deliver returns natspub.ErrNotConnected). The caller closes the
 // connection (Drain or Close).
-func Connect(cfg ConnConfig) (*nats.Conn, error) {
+func connectNATS(cfg natsConnConfig) (*nats.Conn, error) {
 	var urls []string
 	for _, u := range cfg.URLs {
 		for part := range strings.SplitSeq(u, ",") {
@@ -76,7 +73,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 		}
 	}
 	if len(urls) == 0 {
-		return nil, fmt.Errorf("%w: ConnConfig.URLs is required", errNATSConfig)
+		return nil, fmt.Errorf("%w: URLs is required", errNATSConfig)
 	}
 	auth := 0
 	for _, set := range []bool{cfg.CredsFile != "", cfg.NKeySeedFile != "", cfg.User != "", cfg.Token != ""} {

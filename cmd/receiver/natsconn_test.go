@@ -1,7 +1,5 @@
 package main
 
-// The tests of natsconn.go, moved with it from package natspub.
-
 import (
 	"errors"
 	"fmt"
@@ -12,12 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/internal/testkit"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestConnectRetriesUntilServerStarts(t *testing.T) {
+func TestConnectNATSRetriesUntilServerStarts(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -26,14 +25,13 @@ func TestConnectRetriesUntilServerStarts(t *testing.T) {
 	ln.Close()
 
 	var logs testkit.SyncBuffer
-	nc, err := Connect(ConnConfig{
+	nc, err := connectNATS(natsConnConfig{
 		URLs:   []string{"nats://127.0.0.1:" + strconv.Itoa(port)},
 		Name:   "test",
-		Token:  "", // no auth: the test server has none
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if err != nil {
-		t.Fatalf("Connect with the server down = %v, want a connection that retries", err)
+		t.Fatalf("connectNATS with the server down = %v, want a connection that retries", err)
 	}
 	t.Cleanup(nc.Close)
 	if nc.IsConnected() {
@@ -61,24 +59,24 @@ func TestConnectRetriesUntilServerStarts(t *testing.T) {
 	})
 }
 
-func TestConnectAuth(t *testing.T) {
+func TestConnectNATSAuth(t *testing.T) {
 	tests := []struct {
 		name    string
-		cfg     ConnConfig
+		cfg     natsConnConfig
 		wantErr error
 	}{
-		{"no urls", ConnConfig{}, errNATSConfig},
-		{"blank urls", ConnConfig{URLs: []string{" , "}}, errNATSConfig},
-		{"two auth methods", ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, User: "u", Token: "t"}, errNATSConfig},
-		{"password without user", ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, Password: "p"}, errNATSConfig},
-		{"cert without key", ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, TLSCertFile: "c.pem"}, errNATSConfig},
-		{"missing seed file", ConnConfig{URLs: []string{"nats://127.0.0.1:1"}, NKeySeedFile: "/nonexistent/seed.nk"}, errNATSConfig},
+		{"no urls", natsConnConfig{}, errNATSConfig},
+		{"blank urls", natsConnConfig{URLs: []string{" , "}}, errNATSConfig},
+		{"two auth methods", natsConnConfig{URLs: []string{"nats://127.0.0.1:1"}, User: "u", Token: "t"}, errNATSConfig},
+		{"password without user", natsConnConfig{URLs: []string{"nats://127.0.0.1:1"}, Password: "p"}, errNATSConfig},
+		{"cert without key", natsConnConfig{URLs: []string{"nats://127.0.0.1:1"}, TLSCertFile: "c.pem"}, errNATSConfig},
+		{"missing seed file", natsConnConfig{URLs: []string{"nats://127.0.0.1:1"}, NKeySeedFile: "/nonexistent/seed.nk"}, errNATSConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nc, err := Connect(tt.cfg)
+			nc, err := connectNATS(tt.cfg)
 			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("Connect = %v, want %v", err, tt.wantErr)
+				t.Errorf("connectNATS = %v, want %v", err, tt.wantErr)
 			}
 			if nc != nil {
 				nc.Close()

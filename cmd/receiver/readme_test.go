@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/graphhook/graphhook/internal/natstest"
 )
@@ -153,6 +155,59 @@ func TestQuickStartWorksAsPasted(t *testing.T) {
 	if got := readStream(t, natstest.Connect(t, string(url)), "GRAPH"); len(got) != 1 {
 		t.Errorf("the quick start's NATS URL reads %d events from GRAPH, want 1", len(got))
 	}
+
+	// The commands after the export can be pasted as one block: each
+	// returns. The example consumer is run; nats CLI commands are run when
+	// the CLI is installed, else checked not to be ones that block or need
+	// a terminal.
+	cmds = consumeCommands(t, section)
+	if len(cmds) == 0 {
+		t.Fatal("the quick start shows no commands to read the event")
+	}
+	_, hasNATS := exec.LookPath("nats")
+	for _, cmd := range cmds {
+		switch {
+		case strings.HasPrefix(cmd, "nats ") && hasNATS != nil:
+			if strings.HasPrefix(cmd, "nats sub") && !strings.Contains(cmd, "--count") || strings.HasPrefix(cmd, "nats stream view") {
+				t.Errorf("%q blocks or needs a terminal, so the block cannot be pasted as one", cmd)
+			}
+			continue
+		case strings.HasPrefix(cmd, "nats "), strings.HasPrefix(cmd, "go run ./examples/"):
+		default:
+			t.Errorf("unexpected command %q in the quick start's NATS block", cmd)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		c := exec.CommandContext(ctx, "bash", "-c", cmd)
+		c.Dir = filepath.Join("..", "..")
+		c.Env = append(os.Environ(), "NATS_URL="+string(url))
+		out, err := c.CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Errorf("%s: %v (a command of the block must return)\n%s", cmd, err, out)
+		} else if strings.HasPrefix(cmd, "go run ./examples/consumer") && !strings.Contains(string(out), "graph.notifications.") {
+			t.Errorf("%s printed no event:\n%s", cmd, out)
+		}
+	}
+}
+
+// consumeCommands returns the commands after "export NATS_URL=" in the
+// quick start's shell block.
+func consumeCommands(t *testing.T, section string) []string {
+	t.Helper()
+	_, rest, ok := strings.Cut(section, "export NATS_URL=")
+	if !ok {
+		return nil
+	}
+	body, _, _ := strings.Cut(rest, "```")
+	lines := strings.Split(body, "\n")[1:] // after the export itself
+	var cmds []string
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			cmds = append(cmds, l)
+		}
+	}
+	return cmds
 }
 
 // quickStartNATSURLRe finds the quoted NATS URL of the quick start.

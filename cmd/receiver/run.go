@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,10 +18,13 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/standing"
 	"github.com/graphhook/graphhook/token"
 )
 
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		switch args[0] {
 		case "keygen":
 			return keygen(args[1:], stdout)
+		case "doctor":
+			return doctorCmd(ctx, args[1:], lookupEnv, stdout)
 		case "help":
 			if len(args) == 2 && args[1] == "config" {
 				return writeConfigTable(stdout)
@@ -59,7 +63,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}
 	c, err := loadConfig(args, lookupEnv)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, errHelp) {
 		writeUsage(stdout)
 		return nil
 	}
@@ -82,10 +86,21 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
+	if len(ps) == 0 {
+		// The receiver's rules are checked before anything starts; its
+		// real Sink and keys come once NATS is up.
+		rc := d.receiverConfig(nil)
+		rc.Sink = receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil })
+		ps.addLibrary(c, "receiver", rc.Validate())
+	}
 	if len(ps) > 0 {
 		return ps.err()
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup}
+	d.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "graphhook_inflight_body_bytes",
+		Help: "Notification body bytes reserved by requests being received or processed (budget: --max-inflight-bytes).",
+	}, func() float64 { return float64(d.budget.used.Load()) }))
 	return d.run(ctx)
 }
 
@@ -103,6 +118,7 @@ type daemon struct {
 	sec     *secrets
 	certs   *certReloader
 	metrics *metrics
+	budget  *bodyBudget
 	hup     <-chan os.Signal // SIGHUPs, caught since run started
 
 	ln, opsLn   net.Listener
@@ -110,9 +126,11 @@ type daemon struct {
 	nc          *nats.Conn
 	pub         *natspub.Publisher
 	tokens      *token.Validator
+	standing    *standing.Monitor
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
 
+	opsAuto  bool // the operations endpoints were moved to defaultOpsListen
 	draining atomic.Bool
 	closed   bool // close has run; only the run goroutine reads or sets it
 }
@@ -139,13 +157,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	if len(c.AppIDs) > 0 {
-		d.tokens, err = token.New(ctx, token.Config{
-			AppIDs:    c.AppIDs,
-			TenantIDs: c.Tenants,
-			Cloud:     c.Cloud,
-			JWKSURL:   c.JWKSURL,
-			Logger:    d.log.With("component", "token"),
-		})
+		tc := c.tokenConfig()
+		tc.Logger = d.log.With("component", "token")
+		d.tokens, err = token.New(ctx, tc)
 		if err != nil {
 			return &configError{problems: []problem{{setting: c.where("app-id"), err: err, msg: fmt.Sprintf("cannot set up token validation: %v", err)}}}
 		}
@@ -157,27 +171,30 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			return &configError{problems: []problem{{setting: c.where("key"), err: err, msg: err.Error()}}}
 		}
 	}
-	d.rcv, err = receiver.New(receiver.Config{
-		Sink:                        d.metrics.timedSink(d.pub),
-		ClientStates:                d.sec.clientStates,
-		InsecureSkipClientState:     c.InsecureSkipClientState,
-		Tokens:                      d.tokens,
-		InsecureSkipTokenValidation: c.InsecureSkipTokenValidation,
-		Keys:                        keys,
-		MaxBodyBytes:                c.MaxBodyBytes,
-		Timeout:                     c.BatchTimeout,
-		Logger:                      d.log.With("component", "receiver"),
-	})
-	if err != nil {
+	rc := d.receiverConfig(keys)
+	rc.Sink = d.metrics.timedSink(d.pub)
+	if d.rcv, err = receiver.New(rc); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
 	if err := d.metrics.registerStats(d.rcv, d.pub); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	// Graph's view of the endpoint, from our own answers (graphhook_standing_*).
+	if d.standing, err = standing.New(standing.Config{}); err != nil {
+		return fmt.Errorf("standing: %w", err)
+	}
+	if err := d.metrics.reg.Register(d.standing); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	d.warnings()
 
 	serveErr := make(chan error, 2)
-	d.srv = d.newServer(d.newApp(d.opsLn == nil), "http")
+	paths := map[string]string{c.NotificationPath: "notifications"}
+	if c.LifecyclePath != c.NotificationPath {
+		paths[c.LifecyclePath] = "lifecycle"
+	}
+	// Outermost, so that it times what Graph times, refusals included.
+	d.srv = d.newServer(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil))), "http")
 	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
 	if d.opsLn != nil {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
@@ -218,12 +235,42 @@ func (d *daemon) listen() error {
 	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
 	}
-	if c.OpsListen != "" {
-		if d.opsLn, err = net.Listen("tcp", c.OpsListen); err != nil {
-			return listenError(c.where("ops-listen"), c.OpsListen, err, "--ops-listen 127.0.0.1:9091")
+	d.ln = netutil.LimitListener(d.ln, c.MaxConnections)
+	ops := c.OpsListen
+	if ops == "" && !isLoopbackAddr(c.Listen) {
+		// /metrics and /readyz tell a stranger about the deployment and
+		// the load: with a public --listen they stay on loopback unless
+		// --ops-listen says otherwise.
+		ops = defaultOpsListen
+		if _, port, _ := net.SplitHostPort(c.Listen); port == "0" {
+			ops = "127.0.0.1:0"
+		}
+		d.opsAuto = true
+	}
+	if ops != "" {
+		if d.opsLn, err = net.Listen("tcp", ops); err != nil {
+			if d.opsAuto {
+				return listenError(c.where("ops-listen"), ops, err, "--ops-listen 127.0.0.1:9092; --listen is not a loopback address, so /healthz, /readyz and /metrics go to "+defaultOpsListen+" unless --ops-listen names another address")
+			}
+			return listenError(c.where("ops-listen"), ops, err, "--ops-listen 127.0.0.1:9091")
 		}
 	}
 	return nil
+}
+
+// defaultOpsListen is where the operations endpoints go when --listen is
+// not a loopback address and --ops-listen is empty.
+const defaultOpsListen = "127.0.0.1:9091"
+
+// isLoopbackAddr reports whether the host of addr (host:port) is
+// localhost or a loopback IP address; an empty host means every address.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // listenError is the one-line problem for an address that cannot be used.
@@ -278,7 +325,7 @@ func (d *daemon) connect(ctx context.Context) error {
 	if d.ns != nil {
 		urls, token = []string{d.ns.ClientURL()}, d.sec.natsToken
 	}
-	nc, err := Connect(ConnConfig{
+	nc, err := connectNATS(natsConnConfig{
 		URLs:         urls,
 		CredsFile:    c.NATSCreds,
 		NKeySeedFile: c.NATSNKey,
@@ -324,20 +371,53 @@ func (d *daemon) connect(ctx context.Context) error {
 			msg: fmt.Sprintf("%s plus %s for headers is more than the NATS server's max_payload of %s, so a notification that large could never be published; raise max_payload on the server (example: max_payload: %s in its configuration file) or %s",
 				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
 	}
-	d.pub, err = natspub.New(ctx, natspub.Config{
-		Conn:             nc,
-		SubjectPrefix:    c.SubjectPrefix,
-		Stream:           c.Stream,
-		QuarantineStream: c.QuarantineStream,
-		MaxAge:           c.StreamMaxAge,
-		DuplicateWindow:  c.DuplicateWindow,
-		PublishTimeout:   c.PublishTimeout,
-		Logger:           d.log.With("component", "natspub"),
-	})
-	if err != nil {
+	pc := c.natspubConfig()
+	pc.Conn, pc.Logger = nc, d.log.With("component", "natspub")
+	if d.pub, err = natspub.New(ctx, pc); err != nil {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
 	}
 	return nil
+}
+
+// receiverConfig returns the receiver's configuration (without Sink) from
+// the settings and the secrets read at start.
+func (d *daemon) receiverConfig(keys *decrypt.KeyRing) receiver.Config {
+	c := d.cfg
+	rc := receiver.Config{
+		ClientStates:                d.sec.clientStates,
+		InsecureSkipClientState:     c.InsecureSkipClientState,
+		InsecureSkipTokenValidation: c.InsecureSkipTokenValidation,
+		MaxBodyBytes:                c.MaxBodyBytes,
+		Timeout:                     c.BatchTimeout,
+		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
+	}
+	if keys != nil {
+		rc.Keys = keys
+	}
+	if d.tokens != nil {
+		rc.Tokens = d.tokens
+	}
+	return rc
+}
+
+// natspubConfig returns the publisher's configuration (without Conn and
+// Logger) from the settings.
+func (c *config) natspubConfig() natspub.Config {
+	return natspub.Config{
+		SubjectPrefix:      c.SubjectPrefix,
+		Stream:             c.Stream,
+		Replicas:           c.StreamReplicas,
+		MaxAge:             c.StreamMaxAge,
+		DuplicateWindow:    c.DuplicateWindow,
+		QuarantineStream:   c.QuarantineStream,
+		QuarantineReplicas: c.QuarantineReplicas,
+		QuarantineMaxAge:   c.QuarantineMaxAge,
+		QuarantineMaxBytes: c.QuarantineMaxBytes,
+		UnverifiedStream:   c.UnverifiedStream,
+		UnverifiedMaxAge:   c.UnverifiedMaxAge,
+		UnverifiedMaxBytes: c.UnverifiedMaxBytes,
+		PublishTimeout:     c.PublishTimeout,
+	}
 }
 
 // natsSize writes a max_payload of at least n in nats-server's
@@ -372,6 +452,10 @@ func (d *daemon) warnings() {
 		if left := time.Until(k.Certificate.NotAfter); left < 30*24*time.Hour {
 			d.log.Warn("decryption key certificate expires soon; rotate it (receiver keygen, then a second --key)", "key", k, "not_after", k.Certificate.NotAfter)
 		}
+	}
+	if d.opsAuto {
+		d.log.Info("operations endpoints (/healthz, /readyz, /metrics, /status) are served on loopback only, since --listen is not a loopback address and --ops-listen is empty; set --ops-listen to expose them elsewhere",
+			"ops_listen", d.opsLn.Addr().String(), "listen", c.Listen)
 	}
 	if d.ns != nil && c.EmbeddedNATSListen != "" {
 		if host, _, _ := net.SplitHostPort(c.EmbeddedNATSListen); host == "" || !net.ParseIP(host).IsLoopback() && host != "localhost" {

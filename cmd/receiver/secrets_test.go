@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestRichNotificationsEndToEndWithoutSecretsInLogs runs the receiver
@@ -57,7 +58,7 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		"--jwks-url", idp.URL+"/common/discovery/v2.0/keys",
 		"--log-format", "json", "--log-level", "debug",
 	), nil)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		status, body, err := get(ctx, p.base+"/readyz")
 		if err == nil && (status != http.StatusOK || !strings.Contains(body, `"jwks":"ok"`)) {
 			err = fmt.Errorf("/readyz %d %s", status, body)
@@ -177,6 +178,9 @@ func TestRichNotificationsEndToEndWithoutSecretsInLogs(t *testing.T) {
 		t.Fatalf("run returned %v after cancel, want nil", err)
 	}
 	logs := p.stderr.String()
+	if !strings.Contains(logs, "the JWKS URL is plain http and is not a Microsoft identity host") {
+		t.Errorf("no start-up warning for a plain http --jwks-url")
+	}
 	if !strings.Contains(logs, `"request_id":"req-genuine"`) {
 		t.Errorf("the access log lacks the request id")
 	}

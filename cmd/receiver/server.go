@@ -16,7 +16,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/handlers"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/status"
 )
 
 // newApp returns the Echo server of the notification endpoints, with the
@@ -70,26 +73,45 @@ func (d *daemon) newEcho() *echo.Echo {
 	return e
 }
 
-// addOps mounts /healthz, /readyz and /metrics.
+// addOps mounts /healthz, /readyz, /metrics, and the status page
+// (/status, /status.json).
 func (d *daemon) addOps(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.String(http.StatusOK, "ok\n")
 	})
 	e.GET("/readyz", d.readyz)
+	page := echo.WrapHandler(status.Handler(d.statusSnapshot))
+	e.GET("/status", page)
+	e.GET("/status.json", page)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(d.log.With("component", "metrics").Handler(), slog.LevelWarn),
 	})))
 }
 
 // readyz answers 200 when the receiver can take notifications: NATS is
-// connected, both streams exist, token signing keys are loaded (when token
-// validation is on) and no shutdown is under way. Otherwise 503, with the
-// failing checks in the body.
+// connected, the streams exist and take writes, token signing keys are
+// loaded (when token validation is on) and no shutdown is under way.
+// Otherwise 503, with the failing checks in the body and, when JetStream
+// is the reason, its cause (stream_full, stream_unavailable, ...).
 func (d *daemon) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readyCheckTimeout)
 	defer cancel()
-	checks := map[string]string{}
-	ready := true
+	checks, ready, cause := d.readiness(ctx)
+	status, word := http.StatusOK, "ready"
+	if !ready {
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	body := map[string]any{"status": word, "checks": checks}
+	if cause != "" {
+		body["cause"] = cause
+	}
+	return c.JSON(status, body)
+}
+
+// readiness runs the checks of /readyz: each check's "ok" or failure, and
+// the cause when JetStream is the reason.
+func (d *daemon) readiness(ctx context.Context) (checks map[string]string, ready bool, cause string) {
+	checks, ready = map[string]string{}, true
 	fail := func(name string, err error) {
 		checks[name] = err.Error()
 		ready = false
@@ -99,6 +121,7 @@ func (d *daemon) readyz(c echo.Context) error {
 	}
 	if err := d.pub.Ready(ctx); err != nil {
 		fail("nats", err)
+		cause = degradedCause(err)
 	} else {
 		checks["nats"] = "ok"
 	}
@@ -109,11 +132,27 @@ func (d *daemon) readyz(c echo.Context) error {
 			fail("jwks", errors.New("token signing keys not loaded yet"))
 		}
 	}
-	status, word := http.StatusOK, "ready"
-	if !ready {
-		status, word = http.StatusServiceUnavailable, "not ready"
+	return checks, ready, cause
+}
+
+// degradedCause names why the publisher cannot take notifications, for
+// /readyz: a word an alert can match, from natspub's sentinels.
+func degradedCause(err error) string {
+	for _, c := range []struct {
+		err  error
+		word string
+	}{
+		{natspub.ErrStreamFull, "stream_full"},
+		{natspub.ErrStreamUnavailable, "stream_unavailable"},
+		{natspub.ErrNotConnected, "nats_not_connected"},
+		{natspub.ErrStreamSetup, "stream_missing"},
+		{net.ErrClosed, "closed"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.word
+		}
 	}
-	return c.JSON(status, map[string]any{"status": word, "checks": checks})
+	return "nats"
 }
 
 // maxRequestIDLen bounds an X-Request-Id taken from a client.
@@ -145,21 +184,27 @@ func (d *daemon) endpoint(route string) string {
 		return "readyz"
 	case "/metrics":
 		return "metrics"
+	case "/status", "/status.json":
+		return "status"
 	}
 	return "other"
 }
 
 // observe is the edge middleware: it sets the request id, counts and times
-// the request, and writes one access log line. It logs the path only, never
-// the query string (which carries the validationToken and whatever the
-// subscription put in its notificationUrl), nor headers or bodies.
+// the request, and writes its one Info line, with the batch's counts when
+// it reached the Sink (the receiver's own per-request lines are at Debug).
+// It logs the path only, never the query string (which carries the
+// validationToken and whatever the subscription put in its
+// notificationUrl), nor headers or bodies.
 func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
 		rid := requestID(req.Header.Get(echo.HeaderXRequestID))
 		c.Response().Header().Set(echo.HeaderXRequestID, rid)
-		req = req.WithContext(context.WithValue(req.Context(), requestIDKey{}, rid))
+		note := &batchNote{}
+		ctx := context.WithValue(context.WithValue(req.Context(), requestIDKey{}, rid), batchNoteKey{}, note)
+		req = req.WithContext(ctx)
 		c.SetRequest(req)
 		d.metrics.inFlight.Inc()
 		defer d.metrics.inFlight.Dec()
@@ -175,7 +220,7 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 
 		level := slog.LevelInfo
 		switch {
-		case ep == "healthz" || ep == "readyz" || ep == "metrics":
+		case ep == "healthz" || ep == "readyz" || ep == "metrics" || ep == "status":
 			level = slog.LevelDebug
 		case status >= 500:
 			level = slog.LevelWarn
@@ -192,6 +237,9 @@ func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("remote_ip", c.RealIP()),
 			slog.Int64("bytes_in", req.ContentLength),
 			slog.Int64("bytes_out", c.Response().Size),
+		}
+		if note.delivered.Load() {
+			attrs = append(attrs, slog.Int64("accepted", note.accepted.Load()), slog.Int64("rejected", note.rejected.Load()))
 		}
 		if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Internal != nil {
 			attrs = append(attrs, slog.String("error", he.Internal.Error()))
@@ -219,7 +267,7 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "graphhook receiver %s is running.\n", version)
 	fmt.Fprintf(&b, "  notifications: %s%s\n", base, c.NotificationPath)
 	fmt.Fprintf(&b, "  lifecycle:     %s%s\n", base, c.LifecyclePath)
-	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics\n", ops, ops, ops)
+	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics %s/status\n", ops, ops, ops, ops)
 	switch {
 	case c.InsecureSkipClientState:
 		fmt.Fprintf(&b, "  clientState:   NOT CHECKED (--insecure-skip-client-state)\n")
@@ -243,20 +291,19 @@ func (d *daemon) banner() {
 		fmt.Fprintf(&b, "  NATS:          %s\n", natsURL)
 	}
 	p := c.SubjectPrefix
-	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, p)
+	fmt.Fprintf(&b, "  streams:       %s (%s.notifications.>, %s.lifecycle.>), rejected items in %s and %s (%s.rejected.>)\n", c.Stream, p, p, c.QuarantineStream, c.UnverifiedStream, p)
 	// The URL goes into the environment, not onto command lines, where
 	// any local user could read the token (ps, /proc/*/cmdline).
-	fmt.Fprintf(&b, "Consume the events:\n")
+	fmt.Fprintf(&b, "Consume the events (in another shell, from this directory):\n")
 	fmt.Fprintf(&b, "  export NATS_URL=%s\n", consumeURL)
-	fmt.Fprintf(&b, "  nats sub '%s.>'\n", p)
-	fmt.Fprintf(&b, "  nats stream view %s\n", c.Stream)
-	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s\n", c.Stream)
+	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s    # follows the events; Ctrl-C stops\n", c.Stream)
+	fmt.Fprintf(&b, "  nats stream info %s    # with the nats CLI; nats sub '%s.>' follows new events\n", c.Stream, p)
 	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
 	_, _ = io.WriteString(d.stdout, b.String())
 
 	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,
 		"notification_path", c.NotificationPath, "lifecycle_path", c.LifecyclePath, "nats", natsURL,
-		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys))
+		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys), "rsa_backend", decrypt.Backend)
 }
 
 // displayAddr shows a listener address the way a user would type it:

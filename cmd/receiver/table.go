@@ -12,7 +12,7 @@ func writeConfigTable(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("| Flag / YAML key | Environment | Default | Description |\n")
 	b.WriteString("|---|---|---|---|\n")
-	for _, s := range settings(&config{}) {
+	for _, s := range settings() {
 		env := "`" + s.envName() + "`"
 		if s.noEnv {
 			env = ""
@@ -54,6 +54,7 @@ func mdEscape(s string) string {
 func writeUsage(w io.Writer) {
 	fmt.Fprintf(w, `usage: receiver [flags]
        receiver keygen --out DIR [--id ID] [--bits 2048] [--cn NAME]
+       receiver doctor --url https://HOST/notifications [--lifecycle-url URL]   (check the public endpoint as Graph will)
        receiver help config    (print the settings as a Markdown table)
 
 Receives Microsoft Graph change notifications and publishes them to NATS
@@ -66,22 +67,5 @@ flag name in upper case with _ for -) or in the YAML file given by --config;
 a flag wins over the environment, which wins over the file.
 
 `)
-	for _, s := range settings(&config{}) {
-		arg := ""
-		switch s.kind {
-		case kindString, kindList:
-			arg = " value"
-		case kindDuration:
-			arg = " duration"
-		case kindBytes:
-			arg = " size"
-		}
-		def := ""
-		if s.def != "" {
-			def = " (default " + s.def + ")"
-		} else if s.shown != "" {
-			def = " (default " + s.shown + ")"
-		}
-		fmt.Fprintf(w, "  --%s%s\n      %s%s\n", s.name, arg, s.usage, def)
-	}
+	fmt.Fprint(w, newFlagSet(settings()).FlagUsages())
 }

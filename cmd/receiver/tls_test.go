@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with common
@@ -150,7 +152,7 @@ func TestHTTPSWithTLS12MinimumAndSIGHUPReload(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		cn, err := peer(0)
 		if err == nil && cn != "after-hup" {
 			err = fmt.Errorf("still serving %q", cn)

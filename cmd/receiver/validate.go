@@ -17,12 +17,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/receiver"
+	"github.com/graphhook/graphhook/token"
 )
-
-// maxClientStateLen is the longest clientState a Graph subscription takes
-// (protocol doc §4). The receiver accepts up to 255 on receive, but a value
-// we configure must fit in a subscription.
-const maxClientStateLen = 128
 
 // Examples used in messages.
 const (
@@ -63,7 +60,7 @@ func (c *config) validate() problems {
 		if v == "" && allowEmpty {
 			return
 		}
-		s := settingByName(c, name)
+		s := settingByName(name)
 		host, port, err := net.SplitHostPort(v)
 		if err != nil {
 			ps.add(c.where(name), nil, fmt.Sprintf("%q is not host:port (example: %s)", v, s.exampleArg()))
@@ -90,11 +87,11 @@ func (c *config) validate() problems {
 		}
 		switch {
 		case !strings.HasPrefix(p, "/"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, settingByName(name).exampleArg()))
 		case strings.ContainsAny(p, "?#*: \t") || strings.Contains(p, "//"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, settingByName(name).exampleArg()))
 		case c.OpsListen == "" && isOpsPath(p):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, settingByName(c, name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, settingByName(name).exampleArg()))
 		}
 	}
 
@@ -113,20 +110,13 @@ func (c *config) validate() problems {
 	}
 	if c.MaxBodyBytes > maxBodyLimit {
 		ps.add(c.where("max-body-bytes"), nil, fmt.Sprintf("%s is above the largest supported body, %s: every item must fit in one NATS message (example: --max-body-bytes 8MiB)", formatBytes(c.MaxBodyBytes), formatBytes(maxBodyLimit)))
+	} else if c.MaxInflightBytes < c.MaxBodyBytes {
+		ps.add(c.where("max-inflight-bytes"), nil, fmt.Sprintf("%s is below --max-body-bytes %s, so a body of the largest size could never be taken (example: --max-inflight-bytes %s)", formatBytes(c.MaxInflightBytes), formatBytes(c.MaxBodyBytes), formatBytes(16*c.MaxBodyBytes)))
 	}
 	if c.BatchTimeout >= 3*time.Second {
 		ps.add(c.where("batch-timeout"), nil, fmt.Sprintf("%v is not below Graph's 3 s delivery limit; Graph would count every slow batch as failed (example: --batch-timeout 2.5s)", c.BatchTimeout))
 	}
 
-	for i, s := range c.ClientStates {
-		n := utf8.RuneCountInString(s)
-		switch {
-		case strings.TrimSpace(s) == "":
-			ps.add(c.where("client-state"), nil, fmt.Sprintf("value %d is empty (example: --client-state-file /run/secrets/graph-client-state, a file made with: %s)", i+1, exampleSecretGen))
-		case n > maxClientStateLen:
-			ps.add(c.where("client-state"), nil, fmt.Sprintf("value %d is %d characters; Graph allows at most %d (example: --client-state-file /run/secrets/graph-client-state)", i+1, n, maxClientStateLen))
-		}
-	}
 	if c.InsecureSkipClientState && (len(c.ClientStates) > 0 || c.ClientStateFile != "") {
 		ps.add(c.where("insecure-skip-client-state"), nil, "contradicts --client-state/--client-state-file; remove one of them (example: --client-state-file /run/secrets/graph-client-state)")
 	}
@@ -149,22 +139,14 @@ func (c *config) validate() problems {
 	}
 	for _, id := range c.Tenants {
 		if !isGUID(id) {
-			ps.add(c.where("tenant"), nil, fmt.Sprintf("%q is not a tenant id GUID (example: --tenant %s)", id, settingByName(c, "tenant").example))
+			ps.add(c.where("tenant"), nil, fmt.Sprintf("%q is not a tenant id GUID (example: --tenant %s)", id, settingByName("tenant").example))
 		}
 	}
 	if len(c.Tenants) > 0 && len(c.AppIDs) == 0 {
 		ps.add(c.where("tenant"), nil, fmt.Sprintf("only applies to token validation, which needs --app-id (example: --app-id %s)", exampleGUID))
 	}
-	switch c.Cloud {
-	case "global", "usgov", "china":
-	default:
-		ps.add(c.where("cloud"), nil, fmt.Sprintf("%q is not a known cloud; want global, usgov or china (example: --cloud global)", c.Cloud))
-	}
-	if c.JWKSURL != "" {
-		u, err := url.Parse(c.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			ps.add(c.where("jwks-url"), nil, fmt.Sprintf("%q is not an absolute http(s) URL (example: --jwks-url %s)", redactURLs([]string{c.JWKSURL}), settingByName(c, "jwks-url").example))
-		}
+	if len(c.AppIDs) > 0 {
+		ps.addLibrary(c, "token", c.tokenConfig().Validate())
 	}
 	if c.InsecureSkipTokenValidation && len(c.AppIDs) > 0 {
 		ps.add(c.where("insecure-skip-token-validation"), nil, "contradicts --app-id, which turns token validation on; remove one of them")
@@ -198,24 +180,7 @@ func (c *config) validate() problems {
 	if strings.TrimSpace(c.DataDir) == "" {
 		ps.add(c.where("data-dir"), nil, "is empty (example: --data-dir /var/lib/graphhook)")
 	}
-	for _, name := range []string{"stream", "quarantine-stream"} {
-		v := c.Stream
-		if name == "quarantine-stream" {
-			v = c.QuarantineStream
-		}
-		if v == "" || strings.ContainsAny(v, ".*>/\\ \t\r\n") || len(v) > 255 {
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is not a stream name: no dots, wildcards, slashes or spaces (example: %s)", v, settingByName(c, name).exampleArg()))
-		}
-	}
-	if c.Stream == c.QuarantineStream {
-		ps.add(c.where("quarantine-stream"), nil, fmt.Sprintf("equals --stream %q; rejected items need their own stream (example: --quarantine-stream GRAPH_REJECTED)", c.Stream))
-	}
-	for tok := range strings.SplitSeq(c.SubjectPrefix, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			ps.add(c.where("subject-prefix"), nil, fmt.Sprintf("%q is not a literal subject: dot-separated tokens without wildcards or spaces (example: --subject-prefix acme.graph)", c.SubjectPrefix))
-			break
-		}
-	}
+	ps.addLibrary(c, "natspub", c.natspubConfig().Validate())
 	if c.DuplicateWindow > c.StreamMaxAge {
 		ps.add(c.where("duplicate-window"), nil, fmt.Sprintf("%v is longer than --stream-max-age %v (example: --duplicate-window 1h)", c.DuplicateWindow, c.StreamMaxAge))
 	}
@@ -237,20 +202,10 @@ func (c *config) validate() problems {
 // isOpsPath reports whether p is one of the operations endpoints.
 func isOpsPath(p string) bool {
 	switch strings.TrimSuffix(p, "/") {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz", "/metrics", "/status", "/status.json":
 		return true
 	}
 	return false
-}
-
-// settingByName returns the setting called name, bound to c.
-func settingByName(c *config, name string) *setting {
-	for _, s := range settings(c) {
-		if s.name == name {
-			return s
-		}
-	}
-	panic("cmd/receiver: no setting " + name) // a programming error, caught by every test
 }
 
 // isGUID reports whether s has the 8-4-4-4-12 hex form of a GUID.
@@ -399,7 +354,7 @@ func (c *config) loadSecrets() (*secrets, problems) {
 			continue
 		}
 		if fh, err := os.Open(f.path); err != nil {
-			ps.add(c.where(f.name), err, fmt.Sprintf("cannot read %s: %v (example: %s)", f.path, pathError(err), settingByName(c, f.name).exampleArg()))
+			ps.add(c.where(f.name), err, fmt.Sprintf("cannot read %s: %v (example: %s)", f.path, pathError(err), settingByName(f.name).exampleArg()))
 		} else {
 			fh.Close()
 		}
@@ -455,8 +410,8 @@ func readClientStates(path string) ([]string, error) {
 		if line == "" {
 			continue
 		}
-		if n := utf8.RuneCountInString(line); n > maxClientStateLen {
-			return nil, fmt.Errorf("line %d of %s is %d characters; Graph allows at most %d (example: %s > %s)", i+1, path, n, maxClientStateLen, exampleSecretGen, path)
+		if n := utf8.RuneCountInString(line); n > receiver.MaxClientStateLen {
+			return nil, fmt.Errorf("line %d of %s is %d characters; Graph allows at most %d (example: %s > %s)", i+1, path, n, receiver.MaxClientStateLen, exampleSecretGen, path)
 		}
 		out = append(out, line)
 	}
@@ -524,4 +479,10 @@ func ensureSecretFile(path string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// tokenConfig returns the token validator's configuration (without
+// Logger) from the settings.
+func (c *config) tokenConfig() token.Config {
+	return token.Config{AppIDs: c.AppIDs, TenantIDs: c.Tenants, Cloud: c.Cloud, JWKSURL: c.JWKSURL}
 }

@@ -19,8 +19,16 @@
 //
 // The consumer is durable (--durable, default "graphhook-consumer"): stop
 // and restart it and it continues where it left off, because each event is
-// acknowledged after it is printed. Changing the filters of an existing
-// durable consumer updates it. Use --count to stop after n events.
+// acknowledged after it is printed.
+//
+// With the receiver's embedded NATS server, NATS_URL must carry the
+// server's token, which is in <data-dir>/nats-token (./data by default):
+// from the receiver's directory,
+//
+//	export NATS_URL="nats://$(cat data/nats-token)@127.0.0.1:4222"
+//
+// Changing the filters of an existing durable consumer updates it. Use
+// --count to stop after n events.
 package main
 
 import (
@@ -75,11 +83,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	natsOpts := []nats.Option{nats.Name("graphhook-consumer")}
-	if *creds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(*creds))
-	}
-	nc, err := nats.Connect(*url, natsOpts...)
+	nc, err := connect(*url, *creds, "graphhook-consumer")
 	if err != nil {
 		return err
 	}
@@ -131,4 +135,37 @@ func nextMsg(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error
 			return nil, err
 		}
 	}
+}
+
+// connect connects to the NATS server(s) at url. The receiver's embedded
+// server admits only clients that present its token, so a refusal says
+// where the token is.
+func connect(url, creds, name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name)}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("NATS at %s refused the connection: %w; the receiver's embedded server needs its token, "+
+			"which is in <data-dir>/nats-token (./data/nats-token by default): "+
+			`export NATS_URL="nats://$(cat data/nats-token)@127.0.0.1:4222", run from the receiver's directory`, redact(url), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(url), err)
+	}
+	return nc, nil
+}
+
+// redact removes the credentials from a NATS URL (list).
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if s := strings.Index(u, "://"); s >= 0 && s < at {
+				parts[i] = u[:s+3] + "REDACTED" + u[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
@@ -83,5 +86,25 @@ func TestConsumerBadFlags(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"--count", "x"}, &out); err == nil {
 		t.Error("run accepted --count x")
+	}
+}
+
+// TestConsumerWithoutTokenSaysWhereItIs connects to a server that, like
+// the receiver's embedded one, requires a token: without it the error is
+// an authorization failure that says where the token is.
+func TestConsumerWithoutTokenSaysWhereItIs(t *testing.T) {
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: t.TempDir(), Port: -1, Token: "a-token-of-the-embedded-server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	err = run(t.Context(), []string{"--nats-url", ns.ClientURL(), "--count", "1"}, &bytes.Buffer{})
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("run = %v, want an authorization error", err)
+	}
+	for _, want := range []string{"data/nats-token", "export NATS_URL="} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }

@@ -31,9 +31,20 @@
 // replay never deletes from the quarantine stream; messages age out after
 // its max age (24 h by default).
 //
-// Note that Graph's validationTokens expire about an hour after they were
-// issued: rich items quarantined longer ago are rejected again as
-// token_invalid by a receiver that validates tokens.
+// Graph's validationTokens carry their own expiry (exp); Microsoft documents
+// no lifetime, and its examples show 8 to 24 hours. Rich items whose tokens
+// have expired are rejected again as token_invalid by a receiver that
+// validates tokens, so replay them soon after the fix.
+//
+// The bodies hold real clientStates and validationTokens, so replay never
+// follows a redirect (a 3xx answer is an error: give the final URL), and
+// it warns when --url is plain http to a host other than loopback.
+//
+// With the receiver's embedded NATS server, NATS_URL must carry the
+// server's token, which is in <data-dir>/nats-token (./data by default):
+// from the receiver's directory,
+//
+//	export NATS_URL="nats://$(cat data/nats-token)@127.0.0.1:4222"
 package main
 
 import (
@@ -44,7 +55,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -88,13 +101,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *target == "" {
 		return errors.New("--url is required")
 	}
+	u, err := url.Parse(*target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--url %q is not an http(s) URL (example: --url https://hooks.example.com/notifications)", *target)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		fmt.Fprintf(stdout, "warning: --url is plain http to %s: the replayed bodies carry clientStates and validationTokens in clear; use https\n", u.Host)
+	}
 	filters := subjectFilters(*prefix, *reason, *tenant)
 
-	natsOpts := []nats.Option{nats.Name("graphhook-replay")}
-	if *creds != "" {
-		natsOpts = append(natsOpts, nats.UserCredentials(*creds))
-	}
-	nc, err := nats.Connect(*natsURL, natsOpts...)
+	nc, err := connect(*natsURL, *creds, "graphhook-replay")
 	if err != nil {
 		return err
 	}
@@ -117,7 +133,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		streams = []string{name}
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		// A redirect would send the secrets in the body to another URL.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	for _, stream := range streams {
 		sent, posts, err := replayStream(ctx, js, client, stream, filters, *tenant, *target)
 		if err != nil {
@@ -268,8 +288,50 @@ func post(ctx context.Context, client *http.Client, url string, body []byte) err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 == 3 {
+		return fmt.Errorf("POST %s: %s: redirects are not followed, since the body holds clientStates and tokens; give the final URL with --url", url, resp.Status)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// connect connects to the NATS server(s) at url. The receiver's embedded
+// server admits only clients that present its token, so a refusal says
+// where the token is.
+func connect(url, creds, name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name)}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("NATS at %s refused the connection: %w; the receiver's embedded server needs its token, "+
+			"which is in <data-dir>/nats-token (./data/nats-token by default): "+
+			`export NATS_URL="nats://$(cat data/nats-token)@127.0.0.1:4222", run from the receiver's directory`, redact(url), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(url), err)
+	}
+	return nc, nil
+}
+
+// redact removes the credentials from a NATS URL (list).
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if s := strings.Index(u, "://"); s >= 0 && s < at {
+				parts[i] = u[:s+3] + "REDACTED" + u[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
 }

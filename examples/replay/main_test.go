@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -224,12 +225,72 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 			t.Errorf("replay = %q, %v", out, err)
 		}
 	})
+	t.Run("redirect is refused", func(t *testing.T) {
+		var mu sync.Mutex
+		reached := 0
+		final := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			reached++
+			mu.Unlock()
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		defer final.Close()
+		redirect := httptest.NewServer(http.RedirectHandler(final.URL, http.StatusTemporaryRedirect))
+		defer redirect.Close()
+		_, err := replay(t, redirect.URL, "--reason", "decrypt")
+		if err == nil || !strings.Contains(err.Error(), "redirects are not followed") {
+			t.Errorf("replay to a redirect = %v, want refused", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if reached != 0 {
+			t.Errorf("the redirect target received %d bodies holding clientStates and tokens", reached)
+		}
+	})
+	t.Run("plain http beyond loopback warns", func(t *testing.T) {
+		for _, tc := range []struct {
+			url      string
+			wantWarn bool
+		}{
+			{"http://hooks.example.com/notifications", true},
+			{"http://127.0.0.1:1/notifications", false},
+			{"http://localhost:1/notifications", false},
+			{"https://hooks.example.com/notifications", false},
+		} {
+			out, err := replay(t, tc.url, "--reason", "token_invalid") // nothing to replay: no POST
+			if err != nil {
+				t.Fatalf("%s: %v", tc.url, err)
+			}
+			if got := strings.Contains(out, "warning: --url is plain http"); got != tc.wantWarn {
+				t.Errorf("%s: warning %v, want %v (output %q)", tc.url, got, tc.wantWarn, out)
+			}
+		}
+	})
+	t.Run("not an http URL", func(t *testing.T) {
+		if _, err := replay(t, "ftp://hooks.example.com/", "--reason", "decrypt"); err == nil {
+			t.Error("replay accepted an ftp URL")
+		}
+	})
 	t.Run("no url", func(t *testing.T) {
 		var out bytes.Buffer
 		if err := run(t.Context(), []string{"--nats-url", ns.ClientURL()}, &out); err == nil {
 			t.Error("run without --url succeeded")
 		}
 	})
+}
+
+// TestReplayWithoutTokenSaysWhereItIs connects to a server that, like the
+// receiver's embedded one, requires a token.
+func TestReplayWithoutTokenSaysWhereItIs(t *testing.T) {
+	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: t.TempDir(), Port: -1, Token: "a-token-of-the-embedded-server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	err = run(t.Context(), []string{"--nats-url", ns.ClientURL(), "--url", "http://127.0.0.1:1/n"}, &bytes.Buffer{})
+	if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), "data/nats-token") {
+		t.Fatalf("run = %v, want an authorization error naming data/nats-token", err)
+	}
 }
 
 func postTo(t *testing.T, url string, coll any) {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// overloadRetryAfter is the Retry-After of a request refused for the
+// in-flight budget: Graph redelivers with its own backoff anyway.
+const overloadRetryAfter = 5 * time.Second
+
+// bodyBudget bounds the notification body bytes being received or
+// processed at once, so that slow or many clients cannot make the
+// receiver hold more than limit bytes of bodies (issue 15).
+type bodyBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// take reserves n bytes; it reports false, reserving nothing, when that
+// would exceed the limit.
+func (b *bodyBudget) take(n int64) bool {
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
+
+// admit guards the notification listener: a request with a body reserves
+// its Content-Length (or --max-body-bytes when unknown) from the in-flight
+// budget or is answered 503 with Retry-After at once, without reading the
+// body; an admitted body must arrive within --body-timeout of the headers,
+// else the connection is cut. Both are counted in
+// graphhook_requests_shed_total and graphhook_inflight_body_bytes.
+func (d *daemon) admit(next http.Handler) http.Handler {
+	c := d.cfg
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.ContentLength == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		n := c.MaxBodyBytes
+		if r.ContentLength >= 0 && r.ContentLength < n {
+			n = r.ContentLength
+		}
+		if !d.budget.take(n) {
+			d.metrics.shed.WithLabelValues("budget").Inc()
+			w.Header().Set("Retry-After", strconv.Itoa(int(overloadRetryAfter/time.Second)))
+			w.Header().Set("Connection", "close")
+			http.Error(w, "busy: too many notification bytes in flight, retry later", http.StatusServiceUnavailable)
+			return
+		}
+		defer d.budget.release(n)
+		// A deadline for the whole body: the server's ReadTimeout alone
+		// would let 50 trickling clients hold their buffers for 30 s.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(c.BodyTimeout))
+		next.ServeHTTP(w, r)
+	})
+}
