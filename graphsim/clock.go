@@ -65,6 +65,9 @@ func (s *Sim) Advance(ctx context.Context, d time.Duration) error {
 			return err
 		}
 		if !next.Before(target) {
+			s.mu.Lock()
+			s.saveLocked() // the clock offset survives a restart too
+			s.mu.Unlock()
 			s.log.Info("clock advanced", "by", d, "now", FormatDateTime(target))
 			return nil
 		}

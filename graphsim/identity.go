@@ -395,7 +395,11 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secs := int(s.cfg.AccessTokenLifetime / time.Second)
-	s.log.Info("token issued", "client_id", a.ClientID, "tenant_id", tenant, "grant", map[bool]string{true: "client_assertion", false: "client_secret"}[assertion != ""])
+	grant := "client_secret"
+	if assertion != "" {
+		grant = "client_assertion"
+	}
+	s.log.Info("token issued", "client_id", a.ClientID, "tenant_id", tenant, "grant", grant)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     secs,

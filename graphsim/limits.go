@@ -354,6 +354,7 @@ func (s *Sim) RevokeConsent(ctx context.Context, appID string) error {
 		}
 	}
 	s.log.Info("consent revoked", "app_id", a.ClientID, "subscriptions", len(evs))
+	s.saveLocked()
 	s.mu.Unlock()
 	for _, e := range evs {
 		if _, err := s.queueLifecycle(e); err != nil {
