@@ -59,6 +59,8 @@ func (s *Sim) Advance(ctx context.Context, d time.Duration) error {
 		}
 		if next.After(now) {
 			s.offset += next.Sub(now)
+			close(s.moved) // wake deliveries waiting on the simulated clock
+			s.moved = make(chan struct{})
 		}
 		s.mu.Unlock()
 		if err := s.Sweep(ctx); err != nil {

@@ -285,12 +285,17 @@ func (s *Sim) deliver(d *Delivery, body []byte) {
 		s.finish(d, StateDropped)
 		return
 	case EndpointSlow:
-		if !s.sleep(s.scaled(s.cfg.SlowDelay)) {
+		if !s.sleepUntil(s.scaled(s.cfg.SlowDelay), s.now().Add(s.cfg.SlowDelay)) {
 			s.finish(d, StateAbandoned)
 			return
 		}
 	}
+	// The retry schedule (§3) runs on the wall clock, scaled by TimeScale,
+	// and on the simulated clock, unscaled: whichever reaches a wait's end
+	// (or the 4 h window's) first, so Advance fires retries and discards
+	// as the hours pass.
 	deadline := time.Now().Add(s.scaled(s.cfg.RetryFor))
+	simDeadline := s.now().Add(s.cfg.RetryFor)
 	backoff := s.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		budget := s.cfg.Timeout
@@ -311,12 +316,13 @@ func (s *Sim) deliver(d *Delivery, body []byte) {
 			return
 		}
 		wait := s.scaled(backoff)
-		if time.Now().Add(wait).After(deadline) {
+		simNow := s.now()
+		if time.Now().Add(wait).After(deadline) || !simNow.Add(backoff).Before(simDeadline) {
 			s.log.Warn("delivery discarded", "url", redactURL(d.URL), "delivery", d.ID, "attempts", attempt+1)
 			s.finish(d, StateFailed)
 			return
 		}
-		if !s.sleep(wait) {
+		if !s.sleepUntil(wait, simNow.Add(backoff)) {
 			s.finish(d, StateAbandoned)
 			return
 		}
