@@ -32,7 +32,9 @@ const MaxAdvance = 400 * 24 * time.Hour
 // the reauthorizationRequired schedule (protocol doc §7) and at the
 // removal of subscriptions whose consent was revoked, and sweeps there.
 // Lifecycle deliveries are queued as they fall due; [Sim.Wait] waits for
-// them. Access tokens issued before expire on the simulated clock, so a
+// them. Delivery retries waiting for their backoff wake when the simulated
+// clock reaches it, and are discarded once Graph's 4-hour window has
+// passed (§3). Access tokens issued before expire on the simulated clock, so a
 // client needs a new token after advancing past its lifetime (clients
 // that cache tokens on the wall clock, such as azidentity, must be
 // recreated; see the README).
