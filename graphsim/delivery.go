@@ -377,15 +377,27 @@ func (s *Sim) post(url, tlsVersion string, body []byte, budget time.Duration) At
 	return a
 }
 
-// tlsVersions maps latestSupportedTlsVersion onto crypto/tls.
-var tlsVersions = map[string]uint16{"v1_0": tls.VersionTLS10, "v1_1": tls.VersionTLS11, "v1_2": tls.VersionTLS12, "v1_3": tls.VersionTLS13}
+// tlsVersion maps latestSupportedTlsVersion onto crypto/tls.
+func tlsVersion(v string) (uint16, bool) {
+	switch v {
+	case "v1_0":
+		return tls.VersionTLS10, true
+	case "v1_1":
+		return tls.VersionTLS11, true
+	case "v1_2":
+		return tls.VersionTLS12, true
+	case "v1_3":
+		return tls.VersionTLS13, true
+	}
+	return 0, false
+}
 
 // clientFor returns the client for deliveries and handshakes to an
 // endpoint whose latestSupportedTlsVersion is v: Graph speaks at most that
 // version (§8, §9). A Config.HTTPClient whose Transport is not an
 // *http.Transport is used as it is.
 func (s *Sim) clientFor(v string) *http.Client {
-	max, ok := tlsVersions[v]
+	max, ok := tlsVersion(v)
 	if !ok {
 		return s.client
 	}
