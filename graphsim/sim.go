@@ -380,9 +380,15 @@ func registerApps(cfg *Config) (map[string]*appState, error) {
 		if _, dup := apps[key]; dup {
 			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "%s registered twice", a.ClientID)
 		}
-		if a.Secret == "" && len(a.Certificates) == 0 {
-			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret nor Certificates, so it can never get a token", a.ClientID)
+		if a.Secret == "" && len(a.Certificates) == 0 && len(a.Federated) == 0 {
+			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret, Certificates nor Federated credentials, so it can never get a token", a.ClientID)
 		}
+		for j, fc := range a.Federated {
+			if fc.Issuer == "" || fc.Subject == "" || len(fc.Keys) == 0 {
+				return nil, configError(fmt.Sprintf("Apps[%d].Federated[%d]", i, j), ErrAppRegistration, "Issuer, Subject and Keys are required")
+			}
+		}
+		a.Federated = slices.Clone(a.Federated)
 		a.Roles = slices.Clone(a.Roles)
 		a.Certificates = slices.Clone(a.Certificates)
 		if a.ServicePrincipalID == "" {
