@@ -219,3 +219,64 @@ func TestCommandErrorsCarryGraphMessages(t *testing.T) {
 		t.Errorf("subscribe to closed port: %v", err)
 	}
 }
+
+// serveFor runs "graphsim serve args..." until the returned stop is
+// called, and returns its base URL.
+func serveFor(t *testing.T, args ...string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), env(nil), &out, io.Discard)
+	}()
+	re := regexp.MustCompile(`listening on (https?://\S+)`)
+	var u string
+	checkFor(t, 10*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, out.String())
+		default:
+		}
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			return fmt.Errorf("no address yet: %q", out.String())
+		}
+		u = m[1]
+		return nil
+	})
+	return u, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+}
+
+// TestStateFileSurvivesARestart: with --state-file a subscription made
+// before a restart still receives changes after it.
+func TestStateFileSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--ca-file", filepath.Join(dir, "ca.pem"), "--client-secret", "s", "--state-file", filepath.Join(dir, "state.json")}
+	rcv := newReceiver(t)
+	u, stop := serveFor(t, args...)
+	getenv := env(map[string]string{"GRAPHSIM_URL": u, "GRAPHSIM_CA": args[1], "GRAPHSIM_CLIENT_SECRET": "s", "GRAPH_CLIENT_STATE": "cs"})
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"subscribe", "--notification-url", rcv.URL + "/n", "--resource", "users/u1/messages"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("subscribe: %v %s", err, errOut.String())
+	}
+	stop()
+	if fi, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi, err)
+	}
+	u, stop = serveFor(t, args...) // a new CA, the same subscriptions
+	defer stop()
+	getenv = env(map[string]string{"GRAPHSIM_URL": u, "GRAPHSIM_CA": args[1]})
+	out.Reset()
+	if err := run(t.Context(), []string{"change", "--wait", "10s"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("change after restart: %v %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "queued 1 notifications in 1 batches for 1 subscriptions") || rcv.count() != 1 {
+		t.Errorf("change after restart: %s (receiver got %d)", out.String(), rcv.count())
+	}
+}
