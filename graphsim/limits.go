@@ -305,7 +305,7 @@ func mailboxOf(norm string) string {
 // soft-deleted or on-premises: creating, renewing or reauthorizing an
 // Outlook subscription on it gets 404 MailboxNotEnabledForRESTAPI, a
 // permanent failure (§11), and its changes produce no notifications.
-// enabled true undoes it.
+// disabled false undoes it.
 func (s *Sim) DisableMailbox(user string, disabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
