@@ -280,3 +280,16 @@ func TestStateFileSurvivesARestart(t *testing.T) {
 		t.Errorf("change after restart: %s (receiver got %d)", out.String(), rcv.count())
 	}
 }
+
+// TestHelpShowsNoSecrets: flag defaults printed by -h never carry a
+// secret taken from the environment.
+func TestHelpShowsNoSecrets(t *testing.T) {
+	for _, cmd := range []string{"serve", "token", "subscribe", "load"} {
+		var stderr bytes.Buffer
+		getenv := env(map[string]string{"GRAPHSIM_CLIENT_SECRET": "env-secret-1", "GRAPH_CLIENT_STATE": "env-secret-2"})
+		run(t.Context(), []string{cmd, "-h"}, getenv, io.Discard, &stderr)
+		if strings.Contains(stderr.String(), "env-secret") {
+			t.Errorf("%s -h prints a secret:\n%s", cmd, stderr.String())
+		}
+	}
+}
