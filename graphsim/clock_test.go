@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // lifecycleEvents returns the lifecycle items the endpoint received for
@@ -583,7 +584,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID}); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if n := e.posts.Load(); n < 1 {
 			return fmt.Errorf("%d posts", n)
 		}
@@ -593,7 +594,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 	if err := s.Advance(t.Context(), 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if n := e.posts.Load(); n < 2 {
 			return fmt.Errorf("%d posts after advancing past the first backoff", n)
 		}

@@ -23,11 +23,6 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-func checkFor(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	testkit.CheckFor(t, timeout, f)
-}
-
 // receiver answers handshakes and counts notifications.
 type receiver struct {
 	*httptest.Server
@@ -75,7 +70,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	}()
 	var simURL string
 	re := regexp.MustCompile(`listening on (https://\S+)`)
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(serveOut.String())
 		if m == nil {
 			return fmt.Errorf("no address yet: %q", serveOut.String())
@@ -127,7 +122,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	if out := exec("lifecycle", "--subscription", sub.ID, "--event", "missed"); !strings.Contains(out, "queued missed") {
 		t.Errorf("lifecycle output %q", out)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if rcv.count() != 7 {
 			return fmt.Errorf("%d notifications", rcv.count())
 		}
@@ -232,7 +227,7 @@ func serveFor(t *testing.T, args ...string) (string, func()) {
 	}()
 	re := regexp.MustCompile(`listening on (https?://\S+)`)
 	var u string
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("serve stopped: %v\n%s", err, out.String())
