@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -27,6 +28,13 @@ type App struct {
 	// with the certificate's key, naming it by x5t#S256 or x5t, as
 	// azidentity's ClientCertificateCredential sends. Optional.
 	Certificates []*x509.Certificate `json:"-"`
+	// Federated are workload identity federation credentials: a client
+	// assertion issued by another identity provider (a Kubernetes service
+	// account token, a GitHub Actions token) is accepted when its iss and
+	// sub match one of them, its aud is one of the credential's Audiences
+	// and one of its Keys verifies it, as azidentity's
+	// WorkloadIdentityCredential and ClientAssertionCredential send it.
+	Federated []FederatedCredential `json:"-"`
 	// Roles are the application permissions granted to the app, e.g.
 	// "Mail.Read". Access tokens carry them as the roles claim and POST
 	// /subscriptions requires the one the resource needs (see
@@ -38,6 +46,22 @@ type App struct {
 	// tokens. Default: derived from ClientID and the tenant, so it is stable
 	// across restarts.
 	ServicePrincipalID string `json:"servicePrincipalId,omitempty"`
+}
+
+// FederatedCredential is a federated identity credential of an [App].
+type FederatedCredential struct {
+	// Issuer is the external identity provider's iss, e.g.
+	// "https://token.actions.githubusercontent.com". Required.
+	Issuer string
+	// Subject is the sub the external token must carry, e.g.
+	// "system:serviceaccount:ns:name". Required.
+	Subject string
+	// Audiences are the accepted aud values. Default
+	// "api://AzureADTokenExchange", Entra's.
+	Audiences []string
+	// Keys are the public keys (*rsa.PublicKey, *ecdsa.PublicKey) that sign
+	// the external provider's tokens. Required.
+	Keys []crypto.PublicKey
 }
 
 // String returns the app's client id and display name, never its secret.

@@ -23,6 +23,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/graphhook/graphhook/graphsim"
 )
@@ -345,5 +347,67 @@ func TestRequestBodyEncodings(t *testing.T) {
 	}
 	if len(bomb) > 1<<20 {
 		t.Fatalf("bomb is %d bytes compressed; it must fit the compressed bound to test the decompressed one", len(bomb))
+	}
+}
+
+// TestWorkloadIdentityFederation: azidentity's ClientAssertionCredential
+// (what WorkloadIdentityCredential uses) presents a token of another
+// identity provider; graphsim accepts it for an app whose federated
+// credential names that issuer and subject and holds its key.
+func TestWorkloadIdentityFederation(t *testing.T) {
+	idpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const issuer, subject = "https://oidc.example.com/cluster-1", "system:serviceaccount:graph:manager"
+	cfg := fastConfig()
+	cfg.Apps = []graphsim.App{{ClientID: "fed-app", Roles: []string{"Mail.Read"}, Federated: []graphsim.FederatedCredential{
+		{Issuer: issuer, Subject: subject, Keys: []crypto.PublicKey{&idpKey.PublicKey}},
+	}}}
+	s := newTLSSim(t, cfg)
+	strangerKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	external := func(sub, aud string) func(context.Context) (string, error) {
+		key := idpKey
+		if sub == "forged" {
+			key, sub = strangerKey, subject
+		}
+		return func(context.Context) (string, error) {
+			claims, _ := json.Marshal(map[string]any{"iss": issuer, "sub": sub, "aud": aud,
+				"iat": time.Now().Unix(), "nbf": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+			b, err := jws.Sign(claims, jws.WithKey(jwa.RS256(), key))
+			return string(b), err
+		}
+	}
+	for _, tc := range []struct {
+		name, sub, aud, wantCode string
+	}{
+		{"matching credential", subject, "api://AzureADTokenExchange", ""},
+		{"other subject", "system:serviceaccount:graph:intruder", "api://AzureADTokenExchange", "AADSTS70021"},
+		{"other audience", subject, "https://example.com", "AADSTS700212"},
+		{"signed by another key", "forged", "api://AzureADTokenExchange", "AADSTS50013"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cred, err := azidentity.NewClientAssertionCredential(graphsim.DefaultTenantID, "fed-app", external(tc.sub, tc.aud),
+				&azidentity.ClientAssertionCredentialOptions{ClientOptions: s.opts, DisableInstanceDiscovery: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := cred.GetToken(t.Context(), graphScope)
+			if tc.wantCode == "" {
+				if err != nil {
+					t.Fatalf("GetToken: %v", err)
+				}
+				if st := gzipCall(t, s.client, "POST", s.url+"/v1.0/subscriptions", tok.Token, subRequest(newEndpoint(t), "users/u1/messages"), nil); st != 201 {
+					t.Errorf("create with the federated token: %d", st)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantCode) {
+				t.Errorf("GetToken: %v, want %s", err, tc.wantCode)
+			}
+		})
 	}
 }

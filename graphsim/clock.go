@@ -32,7 +32,9 @@ const MaxAdvance = 400 * 24 * time.Hour
 // the reauthorizationRequired schedule (protocol doc §7) and at the
 // removal of subscriptions whose consent was revoked, and sweeps there.
 // Lifecycle deliveries are queued as they fall due; [Sim.Wait] waits for
-// them. Access tokens issued before expire on the simulated clock, so a
+// them. Delivery retries waiting for their backoff wake when the simulated
+// clock reaches it, and are discarded once Graph's 4-hour window has
+// passed (§3). Access tokens issued before expire on the simulated clock, so a
 // client needs a new token after advancing past its lifetime (clients
 // that cache tokens on the wall clock, such as azidentity, must be
 // recreated; see the README).
@@ -59,12 +61,17 @@ func (s *Sim) Advance(ctx context.Context, d time.Duration) error {
 		}
 		if next.After(now) {
 			s.offset += next.Sub(now)
+			close(s.moved) // wake deliveries waiting on the simulated clock
+			s.moved = make(chan struct{})
 		}
 		s.mu.Unlock()
 		if err := s.Sweep(ctx); err != nil {
 			return err
 		}
 		if !next.Before(target) {
+			s.mu.Lock()
+			s.saveLocked() // the clock offset survives a restart too
+			s.mu.Unlock()
 			s.log.Info("clock advanced", "by", d, "now", FormatDateTime(target))
 			return nil
 		}

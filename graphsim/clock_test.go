@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // lifecycleEvents returns the lifecycle items the endpoint received for
@@ -557,5 +558,54 @@ func TestExpirationLimitOverridesAndWordings(t *testing.T) {
 				t.Fatalf("err %v, want %v with %q", err, tc.wantErr, tc.wantMsg)
 			}
 		})
+	}
+}
+
+// TestAdvanceRunsTheRetrySchedule: retries wait on the simulated clock
+// too, so advancing past Graph's 4-hour window discards a delivery that
+// keeps failing (and sends missed), without waiting on the wall clock.
+func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
+	cfg := fastConfig()
+	cfg.TimeScale = 1 // wall-clock retries after 10 s, 20 s, ...: too slow for a test
+	s := newSim(t, cfg)
+	e := newEndpoint(t)
+	life := newEndpoint(t)
+	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	req := subRequest(e, "users/u1/messages")
+	req.LifecycleNotificationURL = life.URL + "/lifecycle"
+	req.ExpirationDateTime = s.Now().Add(24 * time.Hour)
+	sub, err := s.CreateSubscription(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if n := e.posts.Load(); n < 1 {
+			return fmt.Errorf("%d posts", n)
+		}
+		return nil
+	})
+	// The first retry (10 s) is due; the delivery stays pending, so do not Wait.
+	if err := s.Advance(t.Context(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		if n := e.posts.Load(); n < 2 {
+			return fmt.Errorf("%d posts after advancing past the first backoff", n)
+		}
+		return nil
+	})
+	advance(t, s, 5*time.Hour) // past the 4 h window: discarded, missed sent
+	d := s.Deliveries()
+	if d[0].State != graphsim.StateFailed || d[0].Retries() < 1 {
+		t.Errorf("delivery %s after %d retries, want failed", d[0].State, d[0].Retries())
+	}
+	if n := lifecycleEvents(life, sub.ID)[graphsim.EventMissed]; n != 1 {
+		t.Errorf("%d missed, want 1", n)
 	}
 }

@@ -285,12 +285,17 @@ func (s *Sim) deliver(d *Delivery, body []byte) {
 		s.finish(d, StateDropped)
 		return
 	case EndpointSlow:
-		if !s.sleep(s.scaled(s.cfg.SlowDelay)) {
+		if !s.sleepUntil(s.scaled(s.cfg.SlowDelay), s.now().Add(s.cfg.SlowDelay)) {
 			s.finish(d, StateAbandoned)
 			return
 		}
 	}
+	// The retry schedule (§3) runs on the wall clock, scaled by TimeScale,
+	// and on the simulated clock, unscaled: whichever reaches a wait's end
+	// (or the 4 h window's) first, so Advance fires retries and discards
+	// as the hours pass.
 	deadline := time.Now().Add(s.scaled(s.cfg.RetryFor))
+	simDeadline := s.now().Add(s.cfg.RetryFor)
 	backoff := s.cfg.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		budget := s.cfg.Timeout
@@ -311,12 +316,13 @@ func (s *Sim) deliver(d *Delivery, body []byte) {
 			return
 		}
 		wait := s.scaled(backoff)
-		if time.Now().Add(wait).After(deadline) {
+		simNow := s.now()
+		if time.Now().Add(wait).After(deadline) || !simNow.Add(backoff).Before(simDeadline) {
 			s.log.Warn("delivery discarded", "url", redactURL(d.URL), "delivery", d.ID, "attempts", attempt+1)
 			s.finish(d, StateFailed)
 			return
 		}
-		if !s.sleep(wait) {
+		if !s.sleepUntil(wait, simNow.Add(backoff)) {
 			s.finish(d, StateAbandoned)
 			return
 		}
@@ -371,15 +377,27 @@ func (s *Sim) post(url, tlsVersion string, body []byte, budget time.Duration) At
 	return a
 }
 
-// tlsVersions maps latestSupportedTlsVersion onto crypto/tls.
-var tlsVersions = map[string]uint16{"v1_0": tls.VersionTLS10, "v1_1": tls.VersionTLS11, "v1_2": tls.VersionTLS12, "v1_3": tls.VersionTLS13}
+// tlsVersion maps latestSupportedTlsVersion onto crypto/tls.
+func tlsVersion(v string) (uint16, bool) {
+	switch v {
+	case "v1_0":
+		return tls.VersionTLS10, true
+	case "v1_1":
+		return tls.VersionTLS11, true
+	case "v1_2":
+		return tls.VersionTLS12, true
+	case "v1_3":
+		return tls.VersionTLS13, true
+	}
+	return 0, false
+}
 
 // clientFor returns the client for deliveries and handshakes to an
 // endpoint whose latestSupportedTlsVersion is v: Graph speaks at most that
 // version (§8, §9). A Config.HTTPClient whose Transport is not an
 // *http.Transport is used as it is.
 func (s *Sim) clientFor(v string) *http.Client {
-	max, ok := tlsVersions[v]
+	max, ok := tlsVersion(v)
 	if !ok {
 		return s.client
 	}

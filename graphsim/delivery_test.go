@@ -15,6 +15,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
@@ -292,7 +293,7 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if n := e.posts.Load(); n < 10 {
 			return fmt.Errorf("%d failed POSTs so far", n)
 		}
@@ -631,7 +632,7 @@ func TestCloseIsIdempotentAndStopsWork(t *testing.T) {
 var netErrClosed = net.ErrClosed
 
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var buf syncBuf
+	var buf testkit.SyncBuffer
 	cfg := fastConfig()
 	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := newSim(t, cfg)
@@ -676,21 +677,4 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 			t.Errorf("logs contain a secret (%.20q...)", secret)
 		}
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

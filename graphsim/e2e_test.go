@@ -13,6 +13,7 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
@@ -121,7 +122,7 @@ func TestEndToEndRichNotificationsReachJetStreamExactlyOnce(t *testing.T) {
 	// 2. Receiver down: 503 until it comes back; Graph retries.
 	mode.Store(down)
 	change(150, "updated")
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		if refused.Load() < 3 {
 			return fmt.Errorf("%d refused POSTs", refused.Load())
 		}
@@ -135,7 +136,7 @@ func TestEndToEndRichNotificationsReachJetStreamExactlyOnce(t *testing.T) {
 	refused.Store(0)
 	mode.Store(lostAck)
 	change(150, "updated")
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		if refused.Load() < 2 {
 			return fmt.Errorf("%d lost answers", refused.Load())
 		}

@@ -141,3 +141,62 @@ func ExampleNew() {
 	// GET /v1.0/subscriptions: 200
 	// without a token: 401
 }
+
+// ExampleSim_Advance lives through two simulated days in milliseconds: a
+// subscription that is never renewed gets reauthorizationRequired
+// challenges as its end approaches (§7), then expires and is removed with
+// subscriptionRemoved.
+func ExampleSim_Advance() {
+	ctx := context.Background()
+	var mu sync.Mutex
+	events := map[string]int{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token := r.URL.Query().Get("validationToken"); token != "" {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, token)
+			return
+		}
+		var c graphsim.Collection
+		json.NewDecoder(r.Body).Decode(&c)
+		mu.Lock()
+		for _, n := range c.Value {
+			events[n.LifecycleEvent]++
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer receiver.Close()
+
+	sim, err := graphsim.New(graphsim.Config{SweepInterval: -1, AccessTokenLifetime: 48 * time.Hour})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sim.Close()
+	_, err = sim.CreateSubscription(ctx, graphsim.SubscriptionRequest{
+		ChangeType:               "created",
+		NotificationURL:          receiver.URL + "/notifications",
+		LifecycleNotificationURL: receiver.URL + "/lifecycle",
+		Resource:                 "users/alex@contoso.com/messages",
+		ExpirationDateTime:       sim.Now().Add(24 * time.Hour),
+		ClientState:              "a-secret",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := sim.Advance(ctx, 48*time.Hour); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sim.Wait(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Println("reauthorizationRequired:", events[graphsim.EventReauthorizationRequired])
+	fmt.Println("subscriptionRemoved:", events[graphsim.EventSubscriptionRemoved])
+	fmt.Println("subscriptions left:", len(sim.Subscriptions()))
+	// Output:
+	// reauthorizationRequired: 14
+	// subscriptionRemoved: 1
+	// subscriptions left: 0
+}

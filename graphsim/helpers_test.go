@@ -17,12 +17,6 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	testkit.CheckFor(t, timeout, f)
-}
-
 // Test apps registered by fastConfig besides the default app.
 var testApps = []string{"11111111-2222-3333-4444-555555555555", "99999999-8888-7777-6666-555555555555", "other-app"}
 
@@ -186,7 +180,7 @@ func (e *endpoint) handshakeLog() []handshake {
 
 func (e *endpoint) waitItems(t testing.TB, n int) []graphsim.Notification {
 	t.Helper()
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		if got := len(e.items()); got < n {
 			return fmt.Errorf("%d of %d notifications", got, n)
 		}

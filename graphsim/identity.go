@@ -395,7 +395,11 @@ func (s *Sim) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secs := int(s.cfg.AccessTokenLifetime / time.Second)
-	s.log.Info("token issued", "client_id", a.ClientID, "tenant_id", tenant, "grant", map[bool]string{true: "client_assertion", false: "client_secret"}[assertion != ""])
+	grant := "client_secret"
+	if assertion != "" {
+		grant = "client_assertion"
+	}
+	s.log.Info("token issued", "client_id", a.ClientID, "tenant_id", tenant, "grant", grant)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     secs,
@@ -440,6 +444,13 @@ func (s *Sim) checkAssertion(a *appState, assertion, endpoint string) string {
 			break
 		}
 	}
+	var unverified struct {
+		Iss string `json:"iss"`
+	}
+	json.Unmarshal(msg.Payload(), &unverified)
+	if len(a.Federated) > 0 && !strings.EqualFold(unverified.Iss, a.ClientID) {
+		return checkFederated(a, assertion)
+	}
 	cert := a.certFor(thumb)
 	if cert == nil {
 		return "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application " + a.ClientID + "."
@@ -482,6 +493,65 @@ func (s *Sim) checkAssertion(a *appState, assertion, endpoint string) string {
 		return "AADSTS700024: Client assertion is not within its valid time range."
 	}
 	return ""
+}
+
+// checkFederated verifies an external identity provider's token against
+// the app's federated identity credentials (workload identity
+// federation): iss and sub match a credential, aud is one of its
+// audiences, one of its keys verifies the signature, and the wall clock is
+// within nbf and exp.
+func checkFederated(a *appState, assertion string) string {
+	msg, err := jws.Parse([]byte(assertion))
+	if err != nil || len(msg.Signatures()) != 1 {
+		return "AADSTS50027: JWT token is invalid or malformed."
+	}
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+		Iss string          `json:"iss"`
+		Sub string          `json:"sub"`
+		Exp json.Number     `json:"exp"`
+		Nbf json.Number     `json:"nbf"`
+	}
+	if json.Unmarshal(msg.Payload(), &c) != nil {
+		return "AADSTS50027: JWT token is invalid or malformed."
+	}
+	var auds []string
+	if json.Unmarshal(c.Aud, &auds) != nil {
+		var one string
+		json.Unmarshal(c.Aud, &one)
+		auds = []string{one}
+	}
+	for _, fc := range a.Federated {
+		if fc.Issuer != c.Iss || fc.Subject != c.Sub {
+			continue
+		}
+		want := fc.Audiences
+		if len(want) == 0 {
+			want = []string{"api://AzureADTokenExchange"}
+		}
+		if !slices.ContainsFunc(auds, func(v string) bool { return slices.Contains(want, v) }) {
+			return "AADSTS700212: No matching federated identity record found for presented assertion audience."
+		}
+		alg, _ := msg.Signatures()[0].ProtectedHeaders().Algorithm()
+		verified := false
+		for _, k := range fc.Keys {
+			if _, err := jws.Verify([]byte(assertion), jws.WithKey(alg, k)); err == nil {
+				verified = true
+				break
+			}
+		}
+		if !verified {
+			return "AADSTS50013: Assertion failed signature validation."
+		}
+		now := time.Now()
+		exp, err1 := c.Exp.Int64()
+		nbf, err2 := c.Nbf.Int64()
+		if err1 != nil || !now.Before(time.Unix(exp, 0).Add(5*time.Minute)) || (err2 == nil && now.Add(5*time.Minute).Before(time.Unix(nbf, 0))) {
+			return "AADSTS700024: Client assertion is not within its valid time range."
+		}
+		return ""
+	}
+	return fmt.Sprintf("AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'.", clip(c.Iss), clip(c.Sub))
 }
 
 // clip shortens an attacker-controlled value for logs and messages.

@@ -305,7 +305,7 @@ func mailboxOf(norm string) string {
 // soft-deleted or on-premises: creating, renewing or reauthorizing an
 // Outlook subscription on it gets 404 MailboxNotEnabledForRESTAPI, a
 // permanent failure (§11), and its changes produce no notifications.
-// enabled true undoes it.
+// disabled false undoes it.
 func (s *Sim) DisableMailbox(user string, disabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,6 +354,7 @@ func (s *Sim) RevokeConsent(ctx context.Context, appID string) error {
 		}
 	}
 	s.log.Info("consent revoked", "app_id", a.ClientID, "subscriptions", len(evs))
+	s.saveLocked()
 	s.mu.Unlock()
 	for _, e := range evs {
 		if _, err := s.queueLifecycle(e); err != nil {

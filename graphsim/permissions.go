@@ -12,32 +12,34 @@ import (
 // permissions lets an app-only caller subscribe. A kind the table marks
 // "Not supported" for applications has none (appOnly false); a kind the
 // table does not name (onlineMeeting, directory objects, ...) is not
-// checked.
-var appPermissions = map[string][]string{
-	"aiInteraction":        {"AiEnterpriseInteraction.Read.All", "AiEnterpriseInteraction.Read.User"},
-	"callRecord":           {"CallRecords.Read.All"},
-	"callRecording":        {"OnlineMeetingRecording.Read.All"},
-	"callTranscript":       {"OnlineMeetingTranscript.Read.All"},
-	"channel":              {"Channel.ReadBasic.All", "ChannelSettings.Read.All"},
-	"chat":                 {"Chat.ReadBasic.All", "Chat.Read.All", "Chat.ReadWrite.All", "Chat.ReadBasic.WhereInstalled", "Chat.Read.WhereInstalled", "Chat.ReadWrite.WhereInstalled"},
-	"channelMessage":       {"ChannelMessage.Read.Group", "ChannelMessage.Read.All"},
-	"chatMessage":          {"Chat.Read.All", "Chat.ReadWrite.All", "Chat.Read.WhereInstalled", "Chat.ReadWrite.WhereInstalled"},
-	"contact":              {"Contacts.Read"},
-	"conversationMember":   {"ChatMember.Read.All", "ChatMember.ReadWrite.All", "Chat.ReadBasic.All", "Chat.Read.All", "Chat.ReadWrite.All", "TeamMember.Read.All", "ChannelMember.Read.All", "ChatMember.Read.WhereInstalled", "ChatMember.ReadWrite.WhereInstalled"},
-	"driveItem":            {"Files.Read.All"},
-	"event":                {"Calendars.Read"},
-	"group":                {"Group.Read.All"},
-	"list":                 {"Sites.Read.All"},
-	"message":              {"Mail.Read"},
-	"shift":                {"Schedule.Read.All", "Schedule.ReadWrite.All"},
-	"printer":              {"Printer.Read.All", "Printer.ReadWrite.All"},
-	"alert":                {"SecurityEvents.ReadWrite.All"},
-	"team":                 {"Team.ReadBasic.All", "TeamSettings.Read.All"},
-	"user":                 {"User.Read.All"},
-	"conversation":         nil, // group conversation: "Not supported" for applications
-	"presence":             nil, // "Not supported" for applications
-	"todoTask":             nil, // "Not supported" for applications
-	"teamsAppInstallation": {},  // not in the table: unchecked
+// checked. (A function, not a package variable: no mutable global state.)
+func appPermissions() map[string][]string {
+	return map[string][]string{
+		"aiInteraction":        {"AiEnterpriseInteraction.Read.All", "AiEnterpriseInteraction.Read.User"},
+		"callRecord":           {"CallRecords.Read.All"},
+		"callRecording":        {"OnlineMeetingRecording.Read.All"},
+		"callTranscript":       {"OnlineMeetingTranscript.Read.All"},
+		"channel":              {"Channel.ReadBasic.All", "ChannelSettings.Read.All"},
+		"chat":                 {"Chat.ReadBasic.All", "Chat.Read.All", "Chat.ReadWrite.All", "Chat.ReadBasic.WhereInstalled", "Chat.Read.WhereInstalled", "Chat.ReadWrite.WhereInstalled"},
+		"channelMessage":       {"ChannelMessage.Read.Group", "ChannelMessage.Read.All"},
+		"chatMessage":          {"Chat.Read.All", "Chat.ReadWrite.All", "Chat.Read.WhereInstalled", "Chat.ReadWrite.WhereInstalled"},
+		"contact":              {"Contacts.Read"},
+		"conversationMember":   {"ChatMember.Read.All", "ChatMember.ReadWrite.All", "Chat.ReadBasic.All", "Chat.Read.All", "Chat.ReadWrite.All", "TeamMember.Read.All", "ChannelMember.Read.All", "ChatMember.Read.WhereInstalled", "ChatMember.ReadWrite.WhereInstalled"},
+		"driveItem":            {"Files.Read.All"},
+		"event":                {"Calendars.Read"},
+		"group":                {"Group.Read.All"},
+		"list":                 {"Sites.Read.All"},
+		"message":              {"Mail.Read"},
+		"shift":                {"Schedule.Read.All", "Schedule.ReadWrite.All"},
+		"printer":              {"Printer.Read.All", "Printer.ReadWrite.All"},
+		"alert":                {"SecurityEvents.ReadWrite.All"},
+		"team":                 {"Team.ReadBasic.All", "TeamSettings.Read.All"},
+		"user":                 {"User.Read.All"},
+		"conversation":         nil, // group conversation: "Not supported" for applications
+		"presence":             nil, // "Not supported" for applications
+		"todoTask":             nil, // "Not supported" for applications
+		"teamsAppInstallation": {},  // not in the table: unchecked
+	}
 }
 
 // permissionKey is the row of the permissions table for resource: Teams
@@ -59,7 +61,7 @@ func permissionKey(resource string, kind resourceKind) string {
 // graphsim does not check it.
 func RequiredPermissions(resource string) (perms []string, ok bool) {
 	kind := classify(resource)
-	p, known := appPermissions[permissionKey(resource, kind)]
+	p, known := appPermissions()[permissionKey(resource, kind)]
 	if !known {
 		return nil, true
 	}
@@ -76,7 +78,7 @@ func RequiredPermissions(resource string) (perms []string, ok bool) {
 // sorted: roles for an app that may subscribe to any resource.
 func AllPermissions() []string {
 	var out []string
-	for _, ps := range appPermissions {
+	for _, ps := range appPermissions() {
 		for _, p := range ps {
 			if !slices.Contains(out, p) {
 				out = append(out, p)

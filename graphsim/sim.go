@@ -201,6 +201,7 @@ type Sim struct {
 	pending    int
 	idle       chan struct{} // closed while pending == 0
 	offset     time.Duration // added to Config.Now by Advance
+	moved      chan struct{} // closed and replaced when offset changes
 	calls      map[string]int
 	windows    map[windowKey][]time.Time // throttling windows
 	faults     []*faultState
@@ -334,6 +335,7 @@ func New(cfg Config) (*Sim, error) {
 		mailboxes:  make(map[string]bool),
 		missedAt:   make(map[string]time.Time),
 		idle:       make(chan struct{}),
+		moved:      make(chan struct{}),
 	}
 	close(s.idle)
 	if err := s.loadState(); err != nil {
@@ -378,9 +380,15 @@ func registerApps(cfg *Config) (map[string]*appState, error) {
 		if _, dup := apps[key]; dup {
 			return nil, configError(fmt.Sprintf("Apps[%d].ClientID", i), ErrAppRegistration, "%s registered twice", a.ClientID)
 		}
-		if a.Secret == "" && len(a.Certificates) == 0 {
-			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret nor Certificates, so it can never get a token", a.ClientID)
+		if a.Secret == "" && len(a.Certificates) == 0 && len(a.Federated) == 0 {
+			return nil, configError(fmt.Sprintf("Apps[%d]", i), ErrAppRegistration, "%s has neither Secret, Certificates nor Federated credentials, so it can never get a token", a.ClientID)
 		}
+		for j, fc := range a.Federated {
+			if fc.Issuer == "" || fc.Subject == "" || len(fc.Keys) == 0 {
+				return nil, configError(fmt.Sprintf("Apps[%d].Federated[%d]", i, j), ErrAppRegistration, "Issuer, Subject and Keys are required")
+			}
+		}
+		a.Federated = slices.Clone(a.Federated)
 		a.Roles = slices.Clone(a.Roles)
 		a.Certificates = slices.Clone(a.Certificates)
 		if a.ServicePrincipalID == "" {
@@ -518,18 +526,30 @@ func (s *Sim) scaled(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * s.cfg.TimeScale)
 }
 
-// sleep waits d or until Close; it reports whether the wait completed.
-func (s *Sim) sleep(d time.Duration) bool {
+// sleepUntil waits d of wall time, or until the simulated clock reaches
+// simDue (after an Advance), or until Close; it reports whether the wait
+// completed.
+func (s *Sim) sleepUntil(d time.Duration, simDue time.Time) bool {
 	if d <= 0 {
 		return s.ctx.Err() == nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.ctx.Done():
-		return false
+	for {
+		s.mu.Lock()
+		moved := s.moved
+		due := !s.nowLocked().Before(simDue)
+		s.mu.Unlock()
+		if due {
+			return true
+		}
+		select {
+		case <-t.C:
+			return true
+		case <-moved:
+		case <-s.ctx.Done():
+			return false
+		}
 	}
 }
 

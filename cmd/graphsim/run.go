@@ -161,7 +161,7 @@ func (c *cli) serve(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9090", "address to listen on")
 	tenant := fs.String("tenant", graphsim.DefaultTenantID, "tenant id")
 	appID := fs.String("app-id", graphsim.DefaultAppID, "client app id for subscriptions created without a token")
-	secret := fs.String("client-secret", c.getenv("GRAPHSIM_CLIENT_SECRET"), "secret of the default app --app-id (default $GRAPHSIM_CLIENT_SECRET, else generated and written to --secret-file)")
+	secret := fs.String("client-secret", "", "secret of the default app --app-id (default $GRAPHSIM_CLIENT_SECRET, else generated and written to --secret-file)")
 	secretFile := fs.String("secret-file", defaultSecretFile, "where to write the generated secret of the default app (mode 0600)")
 	var apps appFlag
 	fs.Var(&apps, "app", "register an app CLIENT_ID:SECRET[:ROLE,ROLE...] (repeatable; default roles: every permission)")
@@ -199,6 +199,9 @@ func (c *cli) serve(args []string) error {
 	var h slog.Handler = slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})
 	if *logJSON {
 		h = slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: level})
+	}
+	if *secret == "" {
+		*secret = c.getenv("GRAPHSIM_CLIENT_SECRET") // not the flag's default: -h would print it
 	}
 	if *appsFile != "" {
 		more, err := readAppsFile(*appsFile)

@@ -23,11 +23,6 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-func checkFor(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	testkit.CheckFor(t, timeout, f)
-}
-
 // receiver answers handshakes and counts notifications.
 type receiver struct {
 	*httptest.Server
@@ -75,7 +70,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	}()
 	var simURL string
 	re := regexp.MustCompile(`listening on (https://\S+)`)
-	checkFor(t, 10*time.Second, func() error {
+	testkit.CheckFor(t, 10*time.Second, func() error {
 		m := re.FindStringSubmatch(serveOut.String())
 		if m == nil {
 			return fmt.Errorf("no address yet: %q", serveOut.String())
@@ -127,7 +122,7 @@ func TestServeAndDriveTheSimulator(t *testing.T) {
 	if out := exec("lifecycle", "--subscription", sub.ID, "--event", "missed"); !strings.Contains(out, "queued missed") {
 		t.Errorf("lifecycle output %q", out)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testkit.CheckFor(t, 5*time.Second, func() error {
 		if rcv.count() != 7 {
 			return fmt.Errorf("%d notifications", rcv.count())
 		}
@@ -217,5 +212,79 @@ func TestCommandErrorsCarryGraphMessages(t *testing.T) {
 		env(map[string]string{"GRAPHSIM_CLIENT_SECRET": sim.Config().ClientSecret}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "Subscription validation request failed") || !strings.Contains(err.Error(), "connection refused") {
 		t.Errorf("subscribe to closed port: %v", err)
+	}
+}
+
+// serveFor runs "graphsim serve args..." until the returned stop is
+// called, and returns its base URL.
+func serveFor(t *testing.T, args ...string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	var out testkit.SyncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), env(nil), &out, io.Discard)
+	}()
+	re := regexp.MustCompile(`listening on (https?://\S+)`)
+	var u string
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, out.String())
+		default:
+		}
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			return fmt.Errorf("no address yet: %q", out.String())
+		}
+		u = m[1]
+		return nil
+	})
+	return u, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+}
+
+// TestStateFileSurvivesARestart: with --state-file a subscription made
+// before a restart still receives changes after it.
+func TestStateFileSurvivesARestart(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--ca-file", filepath.Join(dir, "ca.pem"), "--client-secret", "s", "--state-file", filepath.Join(dir, "state.json")}
+	rcv := newReceiver(t)
+	u, stop := serveFor(t, args...)
+	getenv := env(map[string]string{"GRAPHSIM_URL": u, "GRAPHSIM_CA": args[1], "GRAPHSIM_CLIENT_SECRET": "s", "GRAPH_CLIENT_STATE": "cs"})
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"subscribe", "--notification-url", rcv.URL + "/n", "--resource", "users/u1/messages"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("subscribe: %v %s", err, errOut.String())
+	}
+	stop()
+	if fi, err := os.Stat(filepath.Join(dir, "state.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi, err)
+	}
+	u, stop = serveFor(t, args...) // a new CA, the same subscriptions
+	defer stop()
+	getenv = env(map[string]string{"GRAPHSIM_URL": u, "GRAPHSIM_CA": args[1]})
+	out.Reset()
+	if err := run(t.Context(), []string{"change", "--wait", "10s"}, getenv, &out, &errOut); err != nil {
+		t.Fatalf("change after restart: %v %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "queued 1 notifications in 1 batches for 1 subscriptions") || rcv.count() != 1 {
+		t.Errorf("change after restart: %s (receiver got %d)", out.String(), rcv.count())
+	}
+}
+
+// TestHelpShowsNoSecrets: flag defaults printed by -h never carry a
+// secret taken from the environment.
+func TestHelpShowsNoSecrets(t *testing.T) {
+	for _, cmd := range []string{"serve", "token", "subscribe", "load"} {
+		var stderr bytes.Buffer
+		getenv := env(map[string]string{"GRAPHSIM_CLIENT_SECRET": "env-secret-1", "GRAPH_CLIENT_STATE": "env-secret-2"})
+		run(t.Context(), []string{cmd, "-h"}, getenv, io.Discard, &stderr)
+		if strings.Contains(stderr.String(), "env-secret") {
+			t.Errorf("%s -h prints a secret:\n%s", cmd, stderr.String())
+		}
 	}
 }
