@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graphhook/graphhook/decrypt"
 )
 
@@ -102,6 +104,11 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 	if len(rich) == 0 {
 		return candidates, nil, nil
 	}
+	ctx, span := r.tracer.start(ctx, spanDecrypt, trace.SpanKindInternal)
+	defer func() { endStep(span, len(rejected), err) }()
+	if span.IsRecording() {
+		span.SetAttributes(attrItems.Int(len(rich)))
+	}
 	errs := make([]error, len(candidates))
 	if r.cfg.Keys == nil {
 		for _, i := range rich {
@@ -114,7 +121,7 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 			}
 			rich = rich[:MaxDecryptsPerRequest]
 		}
-		if err := r.decryptItems(ctx, candidates, rich, errs); err != nil {
+		if err := r.decryptItems(ctx, span, candidates, rich, errs); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -146,7 +153,7 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 // up to one core per item in arrival order, and stop between items once
 // ctx is done: the batch is then answered 503, as it is when it is not
 // admitted.
-func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification, idx []int, errs []error) error {
+func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates []*Notification, idx []int, errs []error) error {
 	a := r.work
 	var uncached []int
 	for _, i := range idx {
@@ -159,6 +166,9 @@ func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification,
 			break
 		}
 		errs[i] = r.decryptOne(n, costClass(n.EncryptedContent))
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attrCached.Int(len(idx) - len(uncached)))
 	}
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: decryption did not finish within the batch's time: %w", ErrUnavailable, err)}
@@ -179,7 +189,11 @@ func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification,
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl))
 	}
-	if !a.admit(total, budget) {
+	admitted := a.admit(total, budget)
+	if span.IsRecording() {
+		span.SetAttributes(attrAdmitted.Bool(admitted))
+	}
+	if !admitted {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: the decryption work queued does not fit in the %v budget", ErrUnavailable, budget.Round(time.Millisecond))}
 	}
 	var pending atomic.Int64 // this batch's share of a.queued
