@@ -122,8 +122,8 @@ type Config struct {
 	// Deliver whose ctx carries a span gets that span's W3C traceparent and
 	// tracestate headers (the publish span's when there is one), so that
 	// consumers continue the trace; see "Tracing" in the package
-	// documentation. Nil: no spans, at no cost (the global provider is never
-	// used).
+	// documentation. Nil or a noop.TracerProvider: no spans, at no cost
+	// (the global provider is never used).
 	TracerProvider trace.TracerProvider
 
 	// Logger receives stream set-up at Info, stream settings New kept or

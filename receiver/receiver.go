@@ -126,8 +126,9 @@ type Config struct {
 	// child span for each verification step, and the batch span's context
 	// handed to the Sink, so that the publish and the consumers continue
 	// the trace. Spans carry counts and outcomes, never a clientState, a
-	// token, content or a string from the request. Nil: no spans, at no
-	// cost (the global provider is never used).
+	// token, content or a string from the request. Nil or a
+	// noop.TracerProvider: no spans, at no cost (the global provider is
+	// never used).
 	TracerProvider trace.TracerProvider
 }
 

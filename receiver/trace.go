@@ -52,7 +52,8 @@ type tracer struct {
 
 func newTracer(tp trace.TracerProvider) tracer {
 	t := tracer{none: noop.Span{}}
-	if tp != nil {
+	// A no-op provider is no tracing, too: no spans, not even no-op ones.
+	if _, isNoop := tp.(noop.TracerProvider); tp != nil && !isNoop {
 		t.t = tp.Tracer(tracerName)
 	}
 	return t

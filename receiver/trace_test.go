@@ -18,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/receiver"
@@ -214,20 +215,17 @@ func TestTracingOutcomes(t *testing.T) {
 }
 
 // TestTracingOffStartsNoSpans: without a TracerProvider the Receiver
-// starts no span and leaves a caller's span alone (it never uses the
+// (or with a no-op one) starts no span and leaves a caller's span alone (it never uses the
 // global provider): the Sink sees the caller's span, which gets none of
 // the Receiver's attributes. With one, the batch span is the caller's
 // child, of kind internal.
 func TestTracingOffStartsNoSpans(t *testing.T) {
 	sr, tp := newRecorder()
-	for _, traced := range []bool{false, true} {
+	for _, p := range []trace.TracerProvider{nil, noop.NewTracerProvider(), tp} {
+		traced := p == trace.TracerProvider(tp)
 		sr.Reset()
 		sink := &spanSink{}
-		cfg := receiver.Config{ClientStates: []string{secret}, Sink: sink}
-		if traced {
-			cfg.TracerProvider = tp
-		}
-		r, err := receiver.New(cfg)
+		r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink, TracerProvider: p})
 		if err != nil {
 			t.Fatal(err)
 		}
