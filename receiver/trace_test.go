@@ -85,7 +85,7 @@ func wantInts(t *testing.T, s sdktrace.ReadOnlySpan, want map[string]int64) {
 	got := attrs(s)
 	for k, v := range want {
 		if g, ok := got[attribute.Key(k)]; !ok || g.AsInt64() != v {
-			t.Errorf("span %s: %s = %v, want %d", s.Name(), k, g.Emit(), v)
+			t.Errorf("span %s: %s = %v, want %d", s.Name(), k, g.String(), v)
 		}
 	}
 }
