@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -32,6 +34,35 @@ func BenchmarkReceiveBatch(b *testing.B) {
 	r, err := receiver.New(receiver.Config{
 		ClientStates: []string{secret},
 		Sink:         receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		bt, err := r.Receive(context.Background(), body, url.Values{})
+		if err != nil || len(bt.Notifications) != 100 {
+			b.Fatalf("Receive: %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
+}
+
+// BenchmarkReceiveBatchTraced is BenchmarkReceiveBatch with every batch
+// traced (sampled and recorded, not exported): the cost of tracing over
+// BenchmarkReceiveBatch in the same run.
+func BenchmarkReceiveBatchTraced(b *testing.B) {
+	var items []map[string]any
+	for i := range 100 {
+		items = append(items, item(i, secret, "created"))
+	}
+	body := collection(b, items...)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	r, err := receiver.New(receiver.Config{
+		ClientStates:   []string{secret},
+		Sink:           receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
+		TracerProvider: tp,
 	})
 	if err != nil {
 		b.Fatal(err)
