@@ -93,7 +93,9 @@ type Config struct {
 	// once, so that under overload the batches we take stay within Graph's
 	// 3 s limit (a slower endpoint gets throttled) and Graph retries the
 	// others later. A batch arriving when nothing is queued is always
-	// admitted. Admitted batches get the cores in arrival order. Default
+	// admitted. Items whose unwrapped key Keys has cached (a batch Graph
+	// delivers again) need no RSA: they count as no work and are decrypted
+	// at once. Admitted batches get the cores in arrival order. Default
 	// 2 s.
 	MaxDecryptWait time.Duration
 
