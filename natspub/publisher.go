@@ -315,7 +315,8 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 // one quarantine message per [receiver.Reason] present among b.Rejected, in
 // the order the reasons first occur (on rejectedSubject, its body a
 // changeNotificationCollection of the raw items and b.ValidationTokens).
-// It is the one route from a notification to its wire form.
+// It is the one route from a notification to its wire form; Deliver adds
+// only the traceparent and tracestate headers, when its ctx carries a span.
 func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
 	out, err := p.messages(context.Background(), b)
 	if err != nil {
