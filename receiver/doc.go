@@ -39,8 +39,9 @@
 // # Tracing
 //
 // With Config.TracerProvider set (an OpenTelemetry SDK provider; nil, the
-// default, traces nothing and costs nothing), every notification batch that
-// reaches [Receiver.Receive] is one span, graphhook.receive: a server span,
+// default, traces nothing and costs nothing), every notification request
+// (not a handshake) is one span, graphhook.receive, whether it reaches
+// [Receiver.Receive] or is refused before its body is read: a server span,
 // or an internal one when the caller (an HTTP middleware) already started
 // a span. Each verification step the batch needs is a child span:
 //

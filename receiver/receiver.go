@@ -234,8 +234,13 @@ func New(cfg Config) (*Receiver, error) {
 // when the batch could not be verified or stored right now. Forged or
 // undecryptable items do not make an error: they are in Batch.Rejected.
 func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (*Batch, error) {
-	start := r.cfg.Now()
 	ctx, span := r.tracer.start(ctx, spanReceive, receiveKind(ctx))
+	return r.receiveSpan(ctx, span, body, query)
+}
+
+// receiveSpan is Receive within the batch span span, which it ends.
+func (r *Receiver) receiveSpan(ctx context.Context, span trace.Span, body []byte, query url.Values) (*Batch, error) {
+	start := r.cfg.Now()
 	b, err := r.receive(ctx, span, body, query)
 	endReceive(span, b, err)
 	if err != nil {

@@ -172,12 +172,14 @@ func TestTracingSpanPerBatch(t *testing.T) {
 	}
 }
 
-// TestTracingOutcomes: a refused batch is the caller's fault (status unset,
+// TestTracingOutcomes: a refused batch (also one refused before its body
+// is read) is the caller's fault (status unset,
 // as for an HTTP server span), a batch we cannot take now is our error; a
 // basic batch has no token or decryption span.
 func TestTracingOutcomes(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
+		contentType string
 		body        []byte
 		sinkErr     error
 		wantStatus  int
@@ -185,17 +187,19 @@ func TestTracingOutcomes(t *testing.T) {
 		wantCode    codes.Code
 		wantSpans   []string
 	}{
-		{"basic", collection(t, item(0, secret, "created")), nil, 202, "accepted", codes.Unset,
+		{"basic", "application/json", collection(t, item(0, secret, "created")), nil, 202, "accepted", codes.Unset,
 			[]string{"graphhook.verify.client_state", "graphhook.receive"}},
-		{"malformed", []byte(`{"value":`), nil, 400, "refused", codes.Unset,
+		{"malformed", "application/json", []byte(`{"value":`), nil, 400, "refused", codes.Unset,
 			[]string{"graphhook.receive"}},
-		{"sink down", collection(t, item(0, secret, "created")), errors.New("disk on fire"), 503, "unavailable", codes.Error,
+		{"not JSON", "text/plain", collection(t, item(0, secret, "created")), nil, 415, "refused", codes.Unset,
+			[]string{"graphhook.receive"}},
+		{"sink down", "application/json", collection(t, item(0, secret, "created")), errors.New("disk on fire"), 503, "unavailable", codes.Error,
 			[]string{"graphhook.verify.client_state", "graphhook.receive"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sr, tp := newRecorder()
 			srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: &spanSink{err: tt.sinkErr}, TracerProvider: tp})
-			if resp, _ := post(t, srv.URL+"/notifications", "application/json", tt.body); resp.StatusCode != tt.wantStatus {
+			if resp, _ := post(t, srv.URL+"/notifications", tt.contentType, tt.body); resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
 			}
 			spans := sr.Ended()
