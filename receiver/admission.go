@@ -19,9 +19,9 @@ import (
 // taken when the decryption work already queued plus its own fits in the
 // batch budget (Config.MaxDecryptWait), estimated from the measured cost of
 // recent RSA operations, per key size; otherwise it is answered 503 at
-// once. Items whose unwrapped key the KeyRing has cached count as no work. RSA is
-// more than 99% of a rich item's cost, and its cost depends on the key
-// size alone, which the dataKey's length gives away (an RSA-OAEP
+// once. Items whose unwrapped key the KeyRing has cached count as no work.
+// RSA is more than 99% of a rich item's cost, and its cost depends on the
+// key size alone, which the dataKey's length gives away (an RSA-OAEP
 // ciphertext is as long as the modulus).
 
 // costClasses is the number of key-size classes: the decoded dataKey
