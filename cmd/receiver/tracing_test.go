@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -231,5 +236,47 @@ func TestSetupTracingExportsToOTLPCollector(t *testing.T) {
 				t.Errorf("service.version = %q, want %q", col.resource["service.version"], version)
 			}
 		})
+	}
+}
+
+// TestTraceLogHandlerAddsTheBatchTrace: the receiver's line for a traced
+// batch carries its trace_id and span_id; without tracing it has neither.
+func TestTraceLogHandlerAddsTheBatchTrace(t *testing.T) {
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	for _, traced := range []bool{true, false} {
+		sr.Reset()
+		var out bytes.Buffer
+		cfg := receiver.Config{ClientStates: []string{"cs"}, Logger: slog.New(traceLogHandler(slog.NewJSONHandler(&out, nil))).With("component", "receiver"),
+			Sink: receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error { return nil })}
+		if traced {
+			cfg.TracerProvider = tp
+		}
+		r, err := receiver.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := `{"value":[{"subscriptionId":"s","clientState":"cs","changeType":"created","resource":"r","tenantId":"t"}]}`
+		if _, err := r.Receive(t.Context(), []byte(body), url.Values{}); err != nil {
+			t.Fatal(err)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+			t.Fatalf("log %q: %v", out.String(), err)
+		}
+		if line["component"] != "receiver" {
+			t.Errorf("WithAttrs lost: %v", line)
+		}
+		if !traced {
+			if _, ok := line["trace_id"]; ok {
+				t.Errorf("untraced line has a trace_id: %v", line)
+			}
+			continue
+		}
+		spans := sr.Ended()
+		batch := spans[len(spans)-1]
+		if batch.Name() != "graphhook.receive" || line["trace_id"] != batch.SpanContext().TraceID().String() || line["span_id"] != batch.SpanContext().SpanID().String() {
+			t.Errorf("line %v, want the trace and span of %s %v", line, batch.Name(), batch.SpanContext())
+		}
 	}
 }
