@@ -52,6 +52,14 @@ func (c *unwrapCache) get(k cacheKey, sym *[symKeySize]byte) bool {
 	return true
 }
 
+// has reports whether k has an entry, without counting a hit.
+func (c *unwrapCache) has(k cacheKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[k]
+	return ok
+}
+
 // put stores sym under k, evicting the oldest entry when full.
 func (c *unwrapCache) put(k cacheKey, sym *[symKeySize]byte) {
 	c.mu.Lock()

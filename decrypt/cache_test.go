@@ -173,3 +173,94 @@ func TestUnwrapCacheIsBounded(t *testing.T) {
 		t.Fatal("oldest surviving entry missing")
 	}
 }
+
+// Cached predicts whether Decrypt will perform an RSA operation, and
+// DecryptCounted reports how many it did: what a receiver needs to admit a
+// redelivered batch as nearly free and to learn RSA's cost from RSA alone.
+func TestKeyRingCachedPredictsRSAOperations(t *testing.T) {
+	k := testKey(t, 0)
+	ring, err := NewKeyRing(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Encrypt(k.Certificate, k.ID, []byte("item"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ring.Cached(c) {
+		t.Fatal("Cached before the first Decrypt")
+	}
+	if _, n, err := ring.DecryptCounted(c); err != nil || n != 1 {
+		t.Fatalf("first delivery: n = %d, %v; want 1 RSA operation", n, err)
+	}
+	if !ring.Cached(c) {
+		t.Fatal("not Cached after a Decrypt")
+	}
+	hits := ring.cache.hits
+	if got, n, err := ring.DecryptCounted(c); err != nil || n != 0 || string(got) != "item" {
+		t.Fatalf("redelivery: %q, n = %d, %v; want 0 RSA operations", got, n, err)
+	}
+	if ring.cache.hits != hits+1 {
+		t.Errorf("cache hits %d -> %d: Cached must not count, Decrypt must", hits, ring.cache.hits)
+	}
+
+	other, err := Encrypt(k.Certificate, k.ID, []byte("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := *c // a cached dataKey says nothing about the data
+	tampered.Data, tampered.DataSignature = other.Data, other.DataSignature
+	unknown := *c
+	unknown.EncryptionCertificateID, unknown.EncryptionCertificateThumbprint = "nobody", ""
+	garbage := *c
+	garbage.DataKey = "not base64!"
+	for _, tt := range []struct {
+		name    string
+		c       *EncryptedContent
+		cached  bool
+		wantErr error
+	}{
+		{"tampered data", &tampered, true, ErrSignature},
+		{"unknown key", &unknown, false, ErrUnknownKey},
+		{"bad dataKey", &garbage, false, ErrEncoding},
+		{"nil", nil, false, ErrEncoding},
+		{"fresh", other, false, nil},
+	} {
+		if got := ring.Cached(tt.c); got != tt.cached {
+			t.Errorf("%s: Cached = %v, want %v", tt.name, got, tt.cached)
+		}
+		if _, _, err := ring.DecryptCounted(tt.c); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: DecryptCounted = %v, want %v", tt.name, err, tt.wantErr)
+		}
+	}
+	ring.Remove(k.ID)
+	if ring.Cached(c) {
+		t.Error("Cached after the key was removed")
+	}
+}
+
+// During a same-id rotation an item without thumbprint may need the second
+// key of the id; once that key has unwrapped it, a redelivery tries it
+// first and costs no RSA operation at all.
+func TestKeyRingCachedKeyIsTriedFirst(t *testing.T) {
+	oldKey, newKey := testKey(t, 0), testKey(t, 1)
+	oldKey.ID, newKey.ID = "key-1", "key-1"
+	ring, err := NewKeyRing(oldKey, newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Encrypt(newKey.Certificate, "key-1", []byte("new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.EncryptionCertificateThumbprint = ""
+	if got, n, err := ring.DecryptCounted(c); err != nil || string(got) != "new" || n != 2 {
+		t.Fatalf("first delivery: %q, n = %d, %v; want 2 RSA operations (old key first)", got, n, err)
+	}
+	if !ring.Cached(c) {
+		t.Fatal("not Cached after a Decrypt by the second key")
+	}
+	if got, n, err := ring.DecryptCounted(c); err != nil || string(got) != "new" || n != 0 {
+		t.Fatalf("redelivery: %q, n = %d, %v; want 0 RSA operations", got, n, err)
+	}
+}

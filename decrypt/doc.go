@@ -63,6 +63,10 @@
 // unwrapped it, so the second delivery costs no RSA operation. A cached key
 // must still verify the content's HMAC, only keys that opened their
 // content are kept, and removing a key drops its entries.
+// [KeyRing.Cached] tells beforehand, for a hash lookup, whether an item will
+// need RSA, and [KeyRing.DecryptCounted] how many RSA operations it took: a
+// caller that admits work by its cost (as the receiver does) counts a
+// redelivered item as nearly free and learns RSA's cost from RSA alone.
 //
 // # Backends
 //

@@ -84,10 +84,22 @@ func FuzzDecrypt(f *testing.F) {
 		c := &EncryptedContent{Data: data, DataKey: dataKey, DataSignature: signature,
 			EncryptionCertificateID: id, EncryptionCertificateThumbprint: thumbprint}
 
+		_ = s.ring.Cached(c) // arbitrary input: must not panic
 		pt, err := s.ring.Decrypt(c)
 		checkOutcome(t, pt, err)
 		if err == nil && s.vector != nil && data == s.vector.Data && !bytes.Equal(pt, s.vectorPT) {
 			t.Fatal("Microsoft's ciphertext decrypted to something other than plaintext.json")
+		}
+		if err == nil {
+			// Opened once, it is cached: again it costs no RSA and opens
+			// to the same bytes.
+			if !s.ring.Cached(c) {
+				t.Fatal("content that decrypted is not Cached")
+			}
+			again, n, err := s.ring.DecryptCounted(c)
+			if err != nil || n != 0 || !bytes.Equal(again, pt) {
+				t.Fatalf("second decrypt: %d RSA operations, %v", n, err)
+			}
 		}
 		pt, err = Content(s.keys[0].Private, c)
 		checkOutcome(t, pt, err)
@@ -99,9 +111,12 @@ func FuzzDecrypt(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Encrypt: %v", err)
 		}
-		got, err := s.ring.Decrypt(enc)
-		if err != nil {
-			t.Fatalf("round trip: %v", err)
+		if s.ring.Cached(enc) {
+			t.Fatal("fresh content is Cached")
+		}
+		got, n, err := s.ring.DecryptCounted(enc)
+		if err != nil || n != 1 {
+			t.Fatalf("round trip: %d RSA operations, %v", n, err)
 		}
 		if !bytes.Equal(got, plain) {
 			t.Fatalf("round trip: got %d bytes, want %d", len(got), len(plain))

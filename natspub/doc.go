@@ -75,6 +75,9 @@
 //	                 after checking its dataSignature: the body member
 //	                 holding it, "content" or "contentBase64"
 //	Nats-Msg-Id      = ce-id
+//	traceparent, tracestate
+//	                 W3C Trace Context of the batch, when it was traced
+//	                 (see Tracing); also on quarantine messages
 //
 // Header values never contain CR, LF or other control bytes: those are
 // written as %XX.
@@ -234,6 +237,26 @@
 // refusing a message for its limits, until it holds less or 10 s pass
 // without another refusal. Use it for a readiness probe: it reports the
 // conditions in which Deliver fails and the receiver answers 503.
+//
+// # Tracing
+//
+// When Deliver's ctx carries an OpenTelemetry span (the receiver's batch
+// span, with receiver.Config.TracerProvider set), every message of the
+// batch gets the W3C traceparent and tracestate headers of that trace, so
+// a consumer in any stack continues it. With Config.TracerProvider set,
+// Deliver is itself a producer span, graphhook.publish (attributes
+// messaging.system=nats, messaging.batch.message_count, graphhook.accepted
+// and graphhook.rejected; an error status when Deliver fails), and the
+// headers name it. In Go, extract the context with [HeaderCarrier], since
+// NATS headers are case-sensitive:
+//
+//	ctx := propagation.TraceContext{}.Extract(ctx, natspub.HeaderCarrier(msg.Headers()))
+//	ctx, span := tracer.Start(ctx, "process notification", trace.WithSpanKind(trace.SpanKindConsumer))
+//	defer span.End()
+//
+// The headers are not part of the event: [EventID] ignores them, and a
+// batch Graph redelivers keeps, in the stream, the headers of its first
+// delivery (JetStream drops the duplicate).
 //
 // # Failures
 //

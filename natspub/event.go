@@ -98,9 +98,7 @@ func EventID(n *receiver.Notification) string {
 	writeJSONField(h, n.ResourceData)
 	keys := make([]string, 0, len(n.Extra))
 	for k := range n.Extra {
-		if k != invalidExtraKey {
-			keys = append(keys, k)
-		}
+		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	field(strconv.Itoa(len(keys)))
@@ -124,10 +122,6 @@ func EventID(n *receiver.Notification) string {
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
-
-// invalidExtraKey is the receiver's internal marker in Notification.Extra
-// for an item that failed to decode. It is not part of the item.
-const invalidExtraKey = "\x00invalid"
 
 func writeField(h hash.Hash, b []byte) {
 	var l [8]byte
@@ -233,14 +227,8 @@ func eventBody(n *receiver.Notification) ([]byte, error) {
 	cp.ClientState = ""
 	cp.EncryptedContent = nil
 	cp.Extra = make(map[string]json.RawMessage, 2)
-	extra := make(map[string]json.RawMessage, len(n.Extra))
-	for k, v := range n.Extra {
-		if !strings.HasPrefix(k, "\x00") { // the receiver's internal markers
-			extra[k] = v
-		}
-	}
-	if len(extra) > 0 {
-		b, err := marshalNoEscape(extra)
+	if len(n.Extra) > 0 {
+		b, err := marshalNoEscape(n.Extra)
 		if err != nil {
 			return nil, fmt.Errorf("%w: unknown fields: %w", ErrEncode, err)
 		}

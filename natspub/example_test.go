@@ -85,9 +85,10 @@ func ExampleNew() {
 }
 
 // ExamplePublisher_Messages shows the wire form of an event: Messages
-// returns exactly what Deliver publishes. Fields graphhook does not know
-// travel under "extra", so a look-alike such as "TenantId" cannot pass for
-// the real tenantId in a consumer that decodes with encoding/json.
+// returns exactly what Deliver publishes (less the trace headers of a
+// traced batch). Fields graphhook does not know travel under "extra", so a
+// look-alike such as "TenantId" cannot pass for the real tenantId in a
+// consumer that decodes with encoding/json.
 func ExamplePublisher_Messages() {
 	dir, err := os.MkdirTemp("", "graphhook-example")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for [Config].
@@ -115,6 +116,16 @@ type Config struct {
 	// "/graphhook/eu-west".
 	Source string
 
+	// TracerProvider, when set, makes each Deliver a span,
+	// graphhook.publish, the child of the span in Deliver's ctx (the
+	// receiver's batch span). Whether set or not, every message of a
+	// Deliver whose ctx carries a span gets that span's W3C traceparent and
+	// tracestate headers (the publish span's when there is one), so that
+	// consumers continue the trace; see "Tracing" in the package
+	// documentation. Nil or a noop.TracerProvider: no spans, at no cost
+	// (the global provider is never used).
+	TracerProvider trace.TracerProvider
+
 	// Logger receives stream set-up at Info, stream settings New kept or
 	// could not apply and failed batches at Warn, never with secrets. Nil
 	// discards.
@@ -133,6 +144,7 @@ type Publisher struct {
 	closed bool
 
 	health health
+	tracer tracer
 
 	stored            atomic.Uint64
 	duplicates        atomic.Uint64
@@ -265,7 +277,7 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
 	cfg.Source = cmp.Or(cfg.Source, DefaultSource)
-	p := &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger}
+	p := &Publisher{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, tracer: newTracer(cfg.TracerProvider)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -303,7 +315,8 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 // one quarantine message per [receiver.Reason] present among b.Rejected, in
 // the order the reasons first occur (on rejectedSubject, its body a
 // changeNotificationCollection of the raw items and b.ValidationTokens).
-// It is the one route from a notification to its wire form.
+// It is the one route from a notification to its wire form; Deliver adds
+// only the traceparent and tracestate headers, when its ctx carries a span.
 func (p *Publisher) Messages(b *receiver.Batch) ([]*nats.Msg, error) {
 	out, err := p.messages(context.Background(), b)
 	if err != nil {
@@ -398,35 +411,49 @@ func (p *Publisher) Deliver(ctx context.Context, b *receiver.Batch) error {
 	if p.closed {
 		return fmt.Errorf("natspub: deliver: %w", net.ErrClosed)
 	}
-	err := p.deliver(ctx, b)
+	var accepted, rejected int
+	if b != nil {
+		accepted, rejected = len(b.Notifications), len(b.Rejected)
+	}
+	ctx, span := p.tracer.startPublish(ctx, accepted, rejected)
+	messages, err := p.deliver(ctx, b)
+	endPublish(span, messages, err)
 	if err != nil {
 		p.failed.Add(1)
-		p.log.Warn("batch not published", "accepted", len(b.Notifications), "rejected", len(b.Rejected), "error", err)
+		p.log.Warn("batch not published", "accepted", accepted, "rejected", rejected, "error", err)
 	}
 	return err
 }
 
-func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
+// deliver is Deliver; it returns the number of messages of b, too.
+func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) (int, error) {
 	if b == nil || len(b.Notifications)+len(b.Rejected) == 0 {
-		return nil
+		return 0, nil
 	}
 	if ctx.Err() != nil {
-		return contextError(ctx, "before publishing")
+		return 0, contextError(ctx, "before publishing")
 	}
 	if !p.nc.IsConnected() {
-		return fmt.Errorf("%w (status %s)", ErrNotConnected, p.nc.Status())
+		return 0, fmt.Errorf("%w (status %s)", ErrNotConnected, p.nc.Status())
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
 	defer cancel()
 	msgs, err := p.messages(ctx, b)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if h := traceHeaders(ctx); h != nil {
+		for _, o := range msgs {
+			for k, v := range h {
+				o.msg.Header.Set(k, v)
+			}
+		}
 	}
 
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, o := range msgs {
 		if ctx.Err() != nil {
-			return contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
+			return len(msgs), contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
 		}
 		f, err := p.js.PublishMsgAsync(o.msg, jetstream.WithExpectStream(o.stream), jetstream.WithStallWait(stallWait))
 		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
@@ -436,9 +463,9 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
+				return len(msgs), contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
 			}
-			return p.publishError(len(msgs), err)
+			return len(msgs), p.publishError(len(msgs), err)
 		}
 		futures[i] = f
 	}
@@ -478,9 +505,9 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 				continue
 			}
 			p.health.refused(o.stream, err)
-			return p.publishError(len(msgs), err)
+			return len(msgs), p.publishError(len(msgs), err)
 		case <-ctx.Done():
-			return contextError(ctx, fmt.Sprintf("waiting for %d of %d acknowledgements", len(msgs)-i, len(msgs)))
+			return len(msgs), contextError(ctx, fmt.Sprintf("waiting for %d of %d acknowledgements", len(msgs)-i, len(msgs)))
 		}
 	}
 	if dropped > 0 {
@@ -489,7 +516,7 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) error {
 			p.log.Warn("unverified quarantine full: dropping its new items until it has room (counted in the dropped metric)", "stream", p.cfg.UnverifiedStream)
 		}
 	}
-	return nil
+	return len(msgs), nil
 }
 
 // contextError reports a Deliver stopped by its context; where says at

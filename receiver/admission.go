@@ -10,15 +10,18 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graphhook/graphhook/decrypt"
 )
 
 // This file decrypts rich batches and admits them by their work: a batch is
 // taken when the decryption work already queued plus its own fits in the
 // batch budget (Config.MaxDecryptWait), estimated from the measured cost of
-// recent items, per key size; otherwise it is answered 503 at once. RSA is
-// more than 99% of a rich item's cost, and its cost depends on the key
-// size alone, which the dataKey's length gives away (an RSA-OAEP
+// recent RSA operations, per key size; otherwise it is answered 503 at
+// once. Items whose unwrapped key the KeyRing has cached count as no work.
+// RSA is more than 99% of a rich item's cost, and its cost depends on the
+// key size alone, which the dataKey's length gives away (an RSA-OAEP
 // ciphertext is as long as the modulus).
 
 // costClasses is the number of key-size classes: the decoded dataKey
@@ -101,6 +104,11 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 	if len(rich) == 0 {
 		return candidates, nil, nil
 	}
+	ctx, span := r.tracer.start(ctx, spanDecrypt, trace.SpanKindInternal)
+	defer func() { endStep(span, len(rejected), err) }()
+	if span.IsRecording() {
+		span.SetAttributes(attrItems.Int(len(rich)))
+	}
 	errs := make([]error, len(candidates))
 	if r.cfg.Keys == nil {
 		for _, i := range rich {
@@ -113,7 +121,7 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 			}
 			rich = rich[:MaxDecryptsPerRequest]
 		}
-		if err := r.decryptItems(ctx, candidates, rich, errs); err != nil {
+		if err := r.decryptItems(ctx, span, candidates, rich, errs); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -138,11 +146,37 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 }
 
 // decryptItems decrypts candidates[i] for every i in idx, setting Content
-// or errs[i]. It admits the work first (see admission), then takes up to
-// one core per item in arrival order, and stops between items once ctx is
-// done: the batch is then answered 503, as it is when it is not admitted.
-func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification, idx []int, errs []error) error {
+// or errs[i]. Items whose symmetric key the ring has cached (Graph
+// redelivering a batch) cost no RSA operation, only microseconds, and are
+// decrypted at once, as basic items are handled, without admission or a
+// slot. The others are admitted as work first (see admission), then take
+// up to one core per item in arrival order, and stop between items once
+// ctx is done: the batch is then answered 503, as it is when it is not
+// admitted.
+func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates []*Notification, idx []int, errs []error) error {
 	a := r.work
+	var uncached []int
+	for _, i := range idx {
+		n := candidates[i]
+		if !r.cfg.Keys.Cached(n.EncryptedContent) {
+			uncached = append(uncached, i)
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		errs[i] = r.decryptOne(n, costClass(n.EncryptedContent))
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attrCached.Int(len(idx) - len(uncached)))
+	}
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: decryption did not finish within the batch's time: %w", ErrUnavailable, err)}
+	}
+	if len(uncached) == 0 {
+		return nil
+	}
+	idx = uncached
 	classes := make([]int, len(idx))
 	costs := make([]int64, len(idx))
 	var total int64
@@ -155,7 +189,11 @@ func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification,
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl))
 	}
-	if !a.admit(total, budget) {
+	admitted := a.admit(total, budget)
+	if span.IsRecording() {
+		span.SetAttributes(attrAdmitted.Bool(admitted))
+	}
+	if !admitted {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: the decryption work queued does not fit in the %v budget", ErrUnavailable, budget.Round(time.Millisecond))}
 	}
 	var pending atomic.Int64 // this batch's share of a.queued
@@ -181,15 +219,7 @@ func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification,
 			if ctx.Err() != nil {
 				return nil
 			}
-			n := candidates[i]
-			start := time.Now()
-			pt, err := r.cfg.Keys.Decrypt(n.EncryptedContent)
-			if err != nil {
-				errs[i] = err
-			} else {
-				a.observe(classes[k], time.Since(start))
-				n.Content = pt
-			}
+			errs[i] = r.decryptOne(candidates[i], classes[k])
 			a.queued.Add(-costs[k])
 			pending.Add(-costs[k])
 			return nil
@@ -199,5 +229,23 @@ func (r *Receiver) decryptItems(ctx context.Context, candidates []*Notification,
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: decryption did not finish within the batch's time: %w", ErrUnavailable, err)}
 	}
+	return nil
+}
+
+// decryptOne decrypts n, an item of cost class c, and sets its Content.
+// The time it took teaches the estimate of class c only when the item was
+// decrypted and it cost RSA operations: a cache hit takes microseconds and
+// a hostile dataKey can fail fast, and neither must make the estimate
+// optimistic.
+func (r *Receiver) decryptOne(n *Notification, c int) error {
+	start := time.Now()
+	pt, ops, err := r.cfg.Keys.DecryptCounted(n.EncryptedContent)
+	if err != nil {
+		return err
+	}
+	if ops > 0 {
+		r.work.observe(c, time.Since(start)/time.Duration(ops))
+	}
+	n.Content = pt
 	return nil
 }

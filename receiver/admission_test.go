@@ -160,3 +160,73 @@ func TestDecryptionReleasesItsWork(t *testing.T) {
 		}
 	}
 }
+
+// TestRedeliveredBatchIsNearlyFree: the KeyRing caches the symmetric keys
+// it unwrapped, so a batch Graph delivers again costs no RSA. Admission
+// counts only the items that will need RSA: a redelivered batch is taken
+// when an identical fresh batch is refused, and the estimate of an RSA
+// operation learns nothing from cache hits.
+func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
+	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key.ID = "k"
+	ring, _ := decrypt.NewKeyRing(key)
+	delivered := 0
+	r, err := New(Config{
+		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
+		MaxDecryptWait: 100 * time.Millisecond,
+		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
+			delivered += len(b.Notifications)
+			return nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func(prefix string) []byte {
+		var items []map[string]any
+		for i := range 8 {
+			ec, err := decrypt.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": prefix + string(rune('a'+i))})
+		}
+		body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+		return body
+	}
+	first, fresh := batch("first-"), batch("fresh-")
+	if _, err := r.Receive(t.Context(), first, url.Values{}); err != nil || delivered != 8 {
+		t.Fatalf("first delivery: %v, %d delivered", err, delivered)
+	}
+	const class = 2 // RSA-2048
+	learned := r.work.estimate(class)
+
+	// Other batches hold every core and more queued work than the budget.
+	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
+		t.Fatal(err)
+	}
+	r.work.queued.Add(r.work.slots * int64(time.Second))
+	t.Cleanup(func() { r.work.cpu.Release(r.work.slots) })
+
+	if _, err := r.Receive(t.Context(), fresh, url.Values{}); statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("fresh batch while busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
+	}
+	for i := range 5 {
+		b, err := r.Receive(t.Context(), first, url.Values{})
+		if err != nil {
+			t.Fatalf("redelivery %d while busy: %v, want it taken", i, err)
+		}
+		if len(b.Notifications) != 8 || len(b.Rejected) != 0 || string(b.Notifications[0].Content) != `{"i":1}` {
+			t.Fatalf("redelivery %d: %d accepted, %d rejected", i, len(b.Notifications), len(b.Rejected))
+		}
+	}
+	if got := r.work.estimate(class); got != learned {
+		t.Errorf("estimate of an RSA-2048 item moved from %v to %v after cache hits alone", time.Duration(learned), time.Duration(got))
+	}
+	if q := r.work.queued.Load(); q != r.work.slots*int64(time.Second) {
+		t.Errorf("queued work changed by %v: the redeliveries were counted as work", time.Duration(q-r.work.slots*int64(time.Second)))
+	}
+}

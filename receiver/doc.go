@@ -36,6 +36,33 @@
 // error bodies (the package handlers does so for Echo): it sets Retry-After or
 // Allow and returns an [*Error] whose Status and Message are the answer.
 //
+// # Tracing
+//
+// With Config.TracerProvider set (an OpenTelemetry SDK provider; nil, the
+// default, traces nothing and costs nothing), every notification request
+// (not a handshake) is one span, graphhook.receive, whether it reaches
+// [Receiver.Receive] or is refused before its body is read: a server span,
+// or an internal one when the caller (an HTTP middleware) already started
+// a span. Each verification step the batch needs is a child span:
+//
+//	graphhook.verify.client_state   every batch
+//	graphhook.verify.tokens         batches with rich items (or tokens and a validator)
+//	graphhook.decrypt               batches with rich items
+//
+// The Sink is handed the batch span's context: natspub's publish span is
+// its child, and the traceparent natspub puts on each message lets the
+// consumers continue the trace. The spans carry counts and outcomes only,
+// never a clientState, a token, content or a string taken from the request:
+// graphhook.items, graphhook.subscriptions (distinct subscriptionIds),
+// graphhook.accepted, graphhook.rejected and graphhook.rejected.<reason>,
+// graphhook.outcome (accepted, refused or unavailable) and
+// http.response.status_code; the steps add graphhook.tokens,
+// graphhook.tenants, graphhook.cached (rich items needing no RSA),
+// graphhook.admitted and graphhook.skipped (an Insecure switch is set). A
+// batch answered 503 has an error status; one refused with a 4xx leaves the
+// status unset, as an HTTP server span does. Graph sends no trace context,
+// and the Receiver does not take one from the request.
+//
 // # Embedding
 //
 //	r, err := receiver.New(receiver.Config{

@@ -30,13 +30,15 @@ func (r *Receiver) Handle(w http.ResponseWriter, req *http.Request) error {
 	if query.Has("validationToken") {
 		return r.setHeaders(w, r.handshake(w, req, query.Get("validationToken")))
 	}
+	ctx, span := r.tracer.start(req.Context(), spanReceive, receiveKind(req.Context()))
 	body, err := r.readRequest(w, req)
 	if err != nil {
+		endReceive(span, nil, err)
 		r.stats.invalid.Add(1)
-		r.log.WarnContext(req.Context(), "notification request refused", "status", statusOf(err), "error", err)
+		r.log.WarnContext(ctx, "notification request refused", "status", statusOf(err), "error", err)
 		return r.setHeaders(w, err)
 	}
-	if _, err := r.Receive(req.Context(), body, query); err != nil {
+	if _, err := r.receiveSpan(ctx, span, body, query); err != nil {
 		return r.setHeaders(w, err)
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/token"
 )
@@ -91,7 +93,9 @@ type Config struct {
 	// once, so that under overload the batches we take stay within Graph's
 	// 3 s limit (a slower endpoint gets throttled) and Graph retries the
 	// others later. A batch arriving when nothing is queued is always
-	// admitted. Admitted batches get the cores in arrival order. Default
+	// admitted. Items whose unwrapped key Keys has cached (a batch Graph
+	// delivers again) need no RSA: they count as no work and are decrypted
+	// at once. Admitted batches get the cores in arrival order. Default
 	// 2 s.
 	MaxDecryptWait time.Duration
 
@@ -118,6 +122,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, traces every notification batch (see
+	// "Tracing" in the package documentation): a span per batch with a
+	// child span for each verification step, and the batch span's context
+	// handed to the Sink, so that the publish and the consumers continue
+	// the trace. Spans carry counts and outcomes, never a clientState, a
+	// token, content or a string from the request. Nil or a
+	// noop.TracerProvider: no spans, at no cost (the global provider is
+	// never used).
+	TracerProvider trace.TracerProvider
 }
 
 // Validate reports the first invalid field of c as a [*ConfigError], or
@@ -168,6 +182,7 @@ type Receiver struct {
 	retryAfter  string
 	stats       counters
 	work        *admission
+	tracer      tracer
 }
 
 // New returns a Receiver for cfg. It validates cfg (see [Config.Validate])
@@ -208,6 +223,7 @@ func New(cfg Config) (*Receiver, error) {
 		r.cfg.MaxDecryptWait = DefaultMaxDecryptWait
 	}
 	r.work = newAdmission(runtime.GOMAXPROCS(0))
+	r.tracer = newTracer(r.cfg.TracerProvider)
 	return r, nil
 }
 
@@ -218,8 +234,15 @@ func New(cfg Config) (*Receiver, error) {
 // when the batch could not be verified or stored right now. Forged or
 // undecryptable items do not make an error: they are in Batch.Rejected.
 func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (*Batch, error) {
+	ctx, span := r.tracer.start(ctx, spanReceive, receiveKind(ctx))
+	return r.receiveSpan(ctx, span, body, query)
+}
+
+// receiveSpan is Receive within the batch span span, which it ends.
+func (r *Receiver) receiveSpan(ctx context.Context, span trace.Span, body []byte, query url.Values) (*Batch, error) {
 	start := r.cfg.Now()
-	b, err := r.receive(ctx, body, query)
+	b, err := r.receive(ctx, span, body, query)
+	endReceive(span, b, err)
 	if err != nil {
 		attrs := []any{"duration", r.cfg.Now().Sub(start), "status", statusOf(err), "error", err}
 		if b != nil {
@@ -261,7 +284,7 @@ func (r *Receiver) Receive(ctx context.Context, body []byte, query url.Values) (
 	return b, nil
 }
 
-func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (*Batch, error) {
+func (r *Receiver) receive(ctx context.Context, span trace.Span, body []byte, query url.Values) (*Batch, error) {
 	// The budget covers parsing too: Graph's 3 s clock is already running.
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
@@ -269,6 +292,7 @@ func (r *Receiver) receive(ctx context.Context, body []byte, query url.Values) (
 	if err != nil {
 		return nil, &Error{Op: "parse", kind: kindInvalid, Err: err}
 	}
+	batchAttrs(span, coll)
 	if len(coll.Value) > r.cfg.MaxItems {
 		return nil, &Error{Op: "parse", kind: kindTooLarge, Err: fmt.Errorf("%w: %d items, limit %d", ErrTooManyItems, len(coll.Value), r.cfg.MaxItems)}
 	}
@@ -337,6 +361,11 @@ func reject(n *Notification, reason Reason, err error) *Rejected {
 // checkClientStates keeps the well-formed items whose clientState matches
 // and rejects the others. Event Hubs' validation placeholders are dropped.
 func (r *Receiver) checkClientStates(ctx context.Context, items []*Notification) (kept []*Notification, rejected []*Rejected, err error) {
+	ctx, span := r.tracer.start(ctx, spanClientState, trace.SpanKindInternal)
+	defer func() { endStep(span, len(rejected), err) }()
+	if span.IsRecording() {
+		span.SetAttributes(attrItems.Int(len(items)), attrLookup.Bool(r.cfg.ClientStateLookup != nil), attrSkipped.Bool(r.cfg.InsecureSkipClientState))
+	}
 	kept = make([]*Notification, 0, len(items))
 	for _, n := range items {
 		if err := n.Validate(); err != nil {
@@ -402,6 +431,12 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 	if len(candidates) == 0 || !rich && (len(coll.ValidationTokens) == 0 || r.cfg.Tokens == nil) {
 		return candidates, nil, nil
 	}
+	ctx, span := r.tracer.start(ctx, spanTokens, trace.SpanKindInternal)
+	defer func() { endStep(span, len(rejected), err) }()
+	if span.IsRecording() {
+		span.SetAttributes(attrItems.Int(len(candidates)), attrTokens.Int(len(coll.ValidationTokens)),
+			attrSkipped.Bool(r.cfg.Tokens == nil && r.cfg.InsecureSkipTokenValidation))
+	}
 	rejectAll := func(reason Reason, err error) ([]*Notification, []*Rejected, error) {
 		rejected := make([]*Rejected, len(candidates))
 		for i, n := range candidates {
@@ -429,6 +464,9 @@ func (r *Receiver) checkTokens(ctx context.Context, coll *Collection, candidates
 		if n.IsRich() && !slices.Contains(tenants, n.TenantID) {
 			tenants = append(tenants, n.TenantID)
 		}
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attrTenants.Int(len(tenants)))
 	}
 	err = r.cfg.Tokens.Validate(ctx, coll.ValidationTokens, tenants)
 	switch {

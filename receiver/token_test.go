@@ -56,6 +56,15 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 // JWKS, a key in its ring, and a function minting genuine tokens.
 func verifiedSetup(t *testing.T, ring *decrypt.KeyRing) (*httptest.Server, *recorder, func(tenant string) string) {
 	t.Helper()
+	sink := &recorder{}
+	srv, mint := verifiedServer(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring})
+	return srv, sink, mint
+}
+
+// verifiedServer serves a receiver configured by cfg whose token validator
+// trusts a graphsim JWKS, and returns a function minting genuine tokens.
+func verifiedServer(t *testing.T, cfg receiver.Config) (*httptest.Server, func(tenant string) string) {
+	t.Helper()
 	sim, err := graphsim.New(graphsim.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -71,9 +80,9 @@ func verifiedSetup(t *testing.T, ring *decrypt.KeyRing) (*httptest.Server, *reco
 	if err := v.WaitReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	sink := &recorder{}
-	srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, Tokens: v})
-	return srv, sink, func(tenant string) string {
+	cfg.Tokens = v
+	srv, _ := serve(t, cfg)
+	return srv, func(tenant string) string {
 		tok, err := sim.ValidationToken(graphsim.DefaultAppID, tenant)
 		if err != nil {
 			t.Fatal(err)
