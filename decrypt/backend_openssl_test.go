@@ -42,7 +42,7 @@ func TestOpenSSLKeyFreedOnRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+	c, err := encrypt(k.Certificate, k.ID, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}

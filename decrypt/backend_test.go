@@ -116,7 +116,7 @@ func TestBackendConcurrentDecrypts(t *testing.T) {
 	const workers, each = 8, 25
 	items := make([]*EncryptedContent, workers*each)
 	for i := range items {
-		if items[i], err = Encrypt(k.Certificate, k.ID, []byte(fmt.Sprintf("item %d", i))); err != nil {
+		if items[i], err = encrypt(k.Certificate, k.ID, []byte(fmt.Sprintf("item %d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

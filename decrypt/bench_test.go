@@ -112,7 +112,7 @@ func unwrapBackends(b *testing.B) iter.Seq2[string, func() ([]byte, error)] {
 				b.Fatal(err)
 			}
 			defer native.release()
-			c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+			c, err := encrypt(k.Certificate, k.ID, []byte("x"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -158,7 +158,7 @@ func BenchmarkDecrypt(b *testing.B) {
 			b.Fatal(err)
 		}
 		ring.cache.disabled = true // measure the RSA path; Redelivered measures the cache
-		c, err := Encrypt(k.Certificate, k.ID, payload)
+		c, err := encrypt(k.Certificate, k.ID, payload)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,7 +16,7 @@ func TestKeyRingRedeliveryCostsNoRSA(t *testing.T) {
 		t.Fatal(err)
 	}
 	pt := []byte(`{"id":"redelivered"}`)
-	c, err := Encrypt(k.Certificate, k.ID, pt)
+	c, err := encrypt(k.Certificate, k.ID, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,11 +38,11 @@ func TestKeyRingCachesOnlyKeysThatOpenedTheirContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	pt := []byte(`{"id":"genuine"}`)
-	c, err := Encrypt(k.Certificate, k.ID, pt)
+	c, err := encrypt(k.Certificate, k.ID, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := Encrypt(k.Certificate, k.ID, []byte(`{"id":"other item"}`))
+	other, err := encrypt(k.Certificate, k.ID, []byte(`{"id":"other item"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestKeyRingCacheDoesNotAliasKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(a.Certificate, a.ID, []byte("for a"))
+	c, err := encrypt(a.Certificate, a.ID, []byte("for a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +106,11 @@ func TestKeyRingCacheForgetsRemovedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := Encrypt(a.Certificate, a.ID, []byte("a"))
+	ca, err := encrypt(a.Certificate, a.ID, []byte("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, err := Encrypt(b.Certificate, b.ID, []byte("b"))
+	cb, err := encrypt(b.Certificate, b.ID, []byte("b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestKeyRingCachedPredictsRSAOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(k.Certificate, k.ID, []byte("item"))
+	c, err := encrypt(k.Certificate, k.ID, []byte("item"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestKeyRingCachedPredictsRSAOperations(t *testing.T) {
 		t.Errorf("cache hits %d -> %d: Cached must not count, Decrypt must", hits, ring.cache.hits)
 	}
 
-	other, err := Encrypt(k.Certificate, k.ID, []byte("other"))
+	other, err := encrypt(k.Certificate, k.ID, []byte("other"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestKeyRingCachedKeyIsTriedFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(newKey.Certificate, "key-1", []byte("new"))
+	c, err := encrypt(newKey.Certificate, "key-1", []byte("new"))
 	if err != nil {
 		t.Fatal(err)
 	}

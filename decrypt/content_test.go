@@ -15,9 +15,9 @@ func TestContentRoundTrip(t *testing.T) {
 	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 2048, 4099} {
 		pt := make([]byte, n)
 		rand.Read(pt)
-		c, err := Encrypt(k.Certificate, k.ID, pt)
+		c, err := encrypt(k.Certificate, k.ID, pt)
 		if err != nil {
-			t.Fatalf("Encrypt(%d bytes): %v", n, err)
+			t.Fatalf("encrypt(%d bytes): %v", n, err)
 		}
 		ct, _ := base64.StdEncoding.DecodeString(c.Data)
 		if want := (n/16 + 1) * 16; len(ct) != want {
@@ -35,7 +35,7 @@ func TestContentRoundTrip(t *testing.T) {
 
 func TestEncryptSetsIDAndThumbprint(t *testing.T) {
 	k := testKey(t, 0)
-	c, err := Encrypt(k.Certificate, "my-id", []byte("x"))
+	c, err := encrypt(k.Certificate, "my-id", []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +55,11 @@ func TestEncryptSetsIDAndThumbprint(t *testing.T) {
 func TestEncryptUsesFreshKeyPerCall(t *testing.T) {
 	k := testKey(t, 0)
 	pt := []byte(`{"same":"plaintext"}`)
-	a, err := Encrypt(k.Certificate, k.ID, pt)
+	a, err := encrypt(k.Certificate, k.ID, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Encrypt(k.Certificate, k.ID, pt)
+	b, err := encrypt(k.Certificate, k.ID, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +74,12 @@ func TestEncryptUsesFreshKeyPerCall(t *testing.T) {
 }
 
 func TestEncryptRejectsBadCertificate(t *testing.T) {
-	if _, err := Encrypt(nil, "id", []byte("x")); err == nil {
-		t.Error("Encrypt(nil cert) succeeded")
+	if _, err := encrypt(nil, "id", []byte("x")); err == nil {
+		t.Error("encrypt(nil cert) succeeded")
 	}
 	c := *testKey(t, 0).Certificate
 	c.PublicKey = "not a key"
-	if _, err := Encrypt(&c, "id", []byte("x")); err == nil {
+	if _, err := encrypt(&c, "id", []byte("x")); err == nil {
 		t.Error("Encrypt with a non-RSA certificate succeeded")
 	}
 }
@@ -98,7 +98,7 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 func TestContentErrors(t *testing.T) {
 	k, other := testKey(t, 0), testKey(t, 1)
 	plaintext := []byte(`{"secret":"top-secret-resource-data-0123456789"}`)
-	good, err := Encrypt(k.Certificate, k.ID, plaintext)
+	good, err := encrypt(k.Certificate, k.ID, plaintext)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 )
 
 // Generate a key pair for a subscription with includeResourceData. The
@@ -53,7 +54,7 @@ func ExampleKeyRing_Decrypt() {
 		log.Fatal(err)
 	}
 
-	content, err := decrypt.Encrypt(k.Certificate, k.ID, []byte(`{"id":"1625126194597","body":{"content":"Hello World"}}`))
+	content, err := graphsim.Encrypt(k.Certificate, k.ID, []byte(`{"id":"1625126194597","body":{"content":"Hello World"}}`))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -93,13 +94,13 @@ func ExampleKeyRing_rotation() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	inFlight, _ := decrypt.Encrypt(oldKey.Certificate, oldKey.ID, []byte(`"sent before the switch"`))
+	inFlight, _ := graphsim.Encrypt(oldKey.Certificate, oldKey.ID, []byte(`"sent before the switch"`))
 
 	// 1. Add the new key, 2. renew the subscriptions with newKey's certificate and id.
 	if err := ring.Add(newKey); err != nil {
 		log.Fatal(err)
 	}
-	fresh, _ := decrypt.Encrypt(newKey.Certificate, newKey.ID, []byte(`"sent after the switch"`))
+	fresh, _ := graphsim.Encrypt(newKey.Certificate, newKey.ID, []byte(`"sent after the switch"`))
 	for _, c := range []*decrypt.EncryptedContent{inFlight, fresh} {
 		pt, err := ring.Decrypt(c)
 		fmt.Println(string(pt), err)

@@ -66,7 +66,7 @@ func FuzzDecrypt(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i, k := range s.keys {
-		c, err := Encrypt(k.Certificate, k.ID, []byte(`{"seed":"generated","n":`+string(rune('0'+i))+`}`))
+		c, err := encrypt(k.Certificate, k.ID, []byte(`{"seed":"generated","n":`+string(rune('0'+i))+`}`))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func FuzzDecrypt(f *testing.F) {
 		// Round trip: whatever Encrypt seals, the ring opens byte-exactly.
 		plain := []byte(data)
 		k := s.keys[len(data)%len(s.keys)]
-		enc, err := Encrypt(k.Certificate, k.ID, plain)
+		enc, err := encrypt(k.Certificate, k.ID, plain)
 		if err != nil {
 			t.Fatalf("Encrypt: %v", err)
 		}
@@ -225,7 +225,7 @@ func FuzzUnwrap(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c, err := Encrypt(s.key.Certificate, s.key.ID, []byte("seed"))
+	c, err := encrypt(s.key.Certificate, s.key.ID, []byte("seed"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,11 +16,11 @@ func TestKeyRingSelection(t *testing.T) {
 	bareB := Key{ID: "bare-b", Private: b.Private} // no certificate: id only
 	thumbOnlyA := Key{Private: a.Private, Certificate: a.Certificate}
 	pt := []byte(`{"id":"1"}`)
-	encA, err := Encrypt(a.Certificate, a.ID, pt)
+	encA, err := encrypt(a.Certificate, a.ID, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	encB, err := Encrypt(b.Certificate, "bare-b", pt)
+	encB, err := encrypt(b.Certificate, "bare-b", pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestKeyRingUnknownKeyErrorIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(testKey(t, 1).Certificate, strings.Repeat("i", 10000), []byte("x"))
+	c, err := encrypt(testKey(t, 1).Certificate, strings.Repeat("i", 10000), []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +91,11 @@ func TestKeyRingRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldContent, err := Encrypt(oldKey.Certificate, oldKey.ID, []byte(`{"v":"old"}`))
+	oldContent, err := encrypt(oldKey.Certificate, oldKey.ID, []byte(`{"v":"old"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	newContent, err := Encrypt(newKey.Certificate, newKey.ID, []byte(`{"v":"new"}`))
+	newContent, err := encrypt(newKey.Certificate, newKey.ID, []byte(`{"v":"new"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,11 +221,11 @@ func TestKeyRingSameIDRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	encOld, err := Encrypt(oldKey.Certificate, "key-1", []byte("old"))
+	encOld, err := encrypt(oldKey.Certificate, "key-1", []byte("old"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	encNew, err := Encrypt(newKey.Certificate, "key-1", []byte("new"))
+	encNew, err := encrypt(newKey.Certificate, "key-1", []byte("new"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestKeyRingSameIDRotation(t *testing.T) {
 func TestKeyRingZeroValueIsUsable(t *testing.T) {
 	var ring KeyRing
 	k := testKey(t, 0)
-	c, err := Encrypt(k.Certificate, k.ID, []byte("zero"))
+	c, err := encrypt(k.Certificate, k.ID, []byte("zero"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestKeyRingPrecomputesItsOwnCopy(t *testing.T) {
 	if handBuilt.Precomputed.Dp != nil {
 		t.Error("Add modified the caller's private key")
 	}
-	c, err := Encrypt(k.Certificate, "hand", []byte("crt"))
+	c, err := encrypt(k.Certificate, "hand", []byte("crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,11 +302,11 @@ func TestKeyRingConcurrentRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Encrypt(stable.Certificate, stable.ID, []byte("steady"))
+	c, err := encrypt(stable.Certificate, stable.ID, []byte("steady"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := Encrypt(rotating.Certificate, rotating.ID, []byte("rotating"))
+	rc, err := encrypt(rotating.Certificate, rotating.ID, []byte("rotating"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestKeyRingConcurrentRotation(t *testing.T) {
 func TestNilKeyRingIsEmpty(t *testing.T) {
 	var ring *KeyRing
 	k := testKey(t, 0)
-	c, err := Encrypt(k.Certificate, k.ID, []byte("x"))
+	c, err := encrypt(k.Certificate, k.ID, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func TestPackageEncryptsOpenSSLDecrypts(t *testing.T) {
 	o.write("key.pem", keyPEM)
 	for name, pt := range interopPlaintexts() {
 		t.Run(name, func(t *testing.T) {
-			c, err := Encrypt(k.Certificate, "pkg-id", pt)
+			c, err := encrypt(k.Certificate, "pkg-id", pt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func TestOpenSSLKeyFilesLoad(t *testing.T) {
 			} else if !first.Private.Equal(k.Private) {
 				t.Fatal("the files hold different keys")
 			}
-			c, err := Encrypt(k.Certificate, "x", []byte(fmt.Sprintf("loaded from %s", name)))
+			c, err := encrypt(k.Certificate, "x", []byte(fmt.Sprintf("loaded from %s", name)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
@@ -67,7 +68,7 @@ func lifecycleItem(event string) item {
 // symmetric key on every call.
 func richItem(t testing.TB, key decrypt.Key, pt string) item {
 	t.Helper()
-	ec, err := decrypt.Encrypt(key.Certificate, certID, []byte(pt))
+	ec, err := graphsim.Encrypt(key.Certificate, certID, []byte(pt))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 )
 
 // TestBusyCPUAnswers503Quickly checks admission control: while other
@@ -38,7 +39,7 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 	}
 	var items []map[string]any
 	for i := range 4 {
-		ec, err := decrypt.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
+		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestDecryptionReleasesItsWork(t *testing.T) {
 	ring, _ := decrypt.NewKeyRing(key)
 	var items []map[string]any
 	for i := range 20 {
-		ec, err := decrypt.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
+		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +189,7 @@ func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
 	batch := func(prefix string) []byte {
 		var items []map[string]any
 		for i := range 8 {
-			ec, err := decrypt.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
+			ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -42,7 +43,7 @@ func FuzzParseNotifications(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(`{"id":"m1","subject":"hello"}`))
+	ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(`{"id":"m1","subject":"hello"}`))
 	if err != nil {
 		f.Fatal(err)
 	}

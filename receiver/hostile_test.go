@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -98,7 +99,7 @@ func TestForgedBodyCannotAmplifyTheLog(t *testing.T) {
 // still costs an RSA private-key operation (it is below the modulus).
 func garbageRich(t testing.TB, key decrypt.Key, n int) []map[string]any {
 	t.Helper()
-	ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(`{}`))
+	ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}

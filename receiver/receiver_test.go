@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
@@ -513,7 +514,7 @@ func TestNewValidatesConfig(t *testing.T) {
 // richItem encrypts content for key as Graph does.
 func richItem(t testing.TB, i int, key decrypt.Key, content string) map[string]any {
 	t.Helper()
-	ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(content))
+	ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(content))
 	if err != nil {
 		t.Fatal(err)
 	}

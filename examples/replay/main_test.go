@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
@@ -59,7 +60,7 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 	after := serve(receiver.Config{ClientStates: []string{"s1", "s2"}, Keys: ring})
 
 	rich := func(sub, text string) map[string]any {
-		ec, err := decrypt.Encrypt(key.Certificate, key.ID, []byte(text))
+		ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(text))
 		if err != nil {
 			t.Fatal(err)
 		}
