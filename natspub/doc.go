@@ -11,7 +11,7 @@
 //     their stream is full: those are dropped and counted (see Quarantine).
 //
 //   - Graph's redelivery of an item within Config.DuplicateWindow is stored
-//     once: the stream drops a message whose id ([EventID]) it has seen.
+//     once: the stream drops a message whose id (the ce-id header) it has seen.
 //     The default window is 1 h; Graph retries for up to 4 h, so a
 //     redelivery later than the window is stored again (set the window to
 //     4 h to cover Graph's whole horizon).
@@ -50,7 +50,7 @@
 // non-ASCII bytes are written as %XX, so nothing in a notification can add
 // a token or a wildcard to a subject. Graph's GUIDs and enum values pass
 // unchanged ('~' is escaped too, as it marks a token shortened to
-// [MaxSubjectTokenLen]). Useful consumer filters:
+// 64 characters). Useful consumer filters:
 //
 //	graph.notifications.<tenantId>.>     one tenant
 //	graph.notifications.*.*.created      one change type
@@ -110,7 +110,7 @@
 //
 // # Event ids and deduplication
 //
-// [EventID] is "<subscriptionId>:<id>" when Graph sent an id. Otherwise
+// The event id (ce-id, Nats-Msg-Id) is "<subscriptionId>:<id>" when Graph sent an id. Otherwise
 // it is "sha256:" and a hash of every part of the item as received except
 // clientState and encryptedContent: subscriptionId, tenantId, changeType
 // or lifecycleEvent, resource, all of resourceData, the
@@ -254,7 +254,7 @@
 //	ctx, span := tracer.Start(ctx, "process notification", trace.WithSpanKind(trace.SpanKindConsumer))
 //	defer span.End()
 //
-// The headers are not part of the event: [EventID] ignores them, and a
+// The headers are not part of the event: the event id ignores them, and a
 // batch Graph redelivers keeps, in the stream, the headers of its first
 // delivery (JetStream drops the duplicate).
 //

@@ -52,7 +52,7 @@ const (
 	typeLifecyclePrefix = "com.microsoft.graph.lifecycle."
 )
 
-// EventID returns the CloudEvents id of n, which is also its Nats-Msg-Id, so
+// eventID returns the CloudEvents id of n, which is also its Nats-Msg-Id, so
 // that Graph's redelivery of the same item is dropped by the stream.
 //
 // When Graph sent an id, the result is "<subscriptionId>:<id>", readable and
@@ -69,7 +69,7 @@ const (
 // identity). Each part is length-prefixed, so no two lists of parts hash
 // alike. Two items without id that agree in all these parts get the same
 // id: see the package documentation.
-func EventID(n *receiver.Notification) string {
+func eventID(n *receiver.Notification) string {
 	if n.ID != "" && safeID(n.SubscriptionID, true) && safeID(n.ID, false) && len(n.SubscriptionID)+len(n.ID) <= 200 {
 		return n.SubscriptionID + ":" + n.ID
 	}
@@ -176,7 +176,7 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 	if err != nil {
 		return nil, err
 	}
-	id := EventID(n)
+	id := eventID(n)
 	m := nats.NewMsg(eventSubject(prefix, n))
 	m.Data = body
 	h := m.Header
@@ -385,13 +385,13 @@ func rawItem(n *receiver.Notification) ([]byte, error) {
 	}
 }
 
-// MaxItemHeaderLen bounds a header value taken from a notification
+// maxItemHeaderLen bounds a header value taken from a notification
 // (ce-type, ce-subject, the subscription and tenant ids), so that an
 // unusually long resource cannot push an event past the server's 64 KiB
 // header limit and block its batch. The body carries the full values.
-const MaxItemHeaderLen = 1024
+const maxItemHeaderLen = 1024
 
-func itemHeader(s string) string { return truncate(headerValue(s), MaxItemHeaderLen) }
+func itemHeader(s string) string { return truncate(headerValue(s), maxItemHeaderLen) }
 
 // truncate cuts s to at most n bytes, not in the middle of a UTF-8
 // sequence or of a %XX escape, marking the cut with "...".

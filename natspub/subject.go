@@ -11,10 +11,10 @@ import (
 // DefaultSubjectPrefix is the subject prefix used when none is configured.
 const DefaultSubjectPrefix = "graph"
 
-// MaxSubjectTokenLen is the longest subject token [SubjectToken] returns. Longer inputs
+// maxSubjectTokenLen is the longest subject token [SubjectToken] returns. Longer inputs
 // are shortened to a prefix and a hash, so no input can push a subject past
 // the server's control-line limit.
-const MaxSubjectTokenLen = 64
+const maxSubjectTokenLen = 64
 
 // EmptySubjectToken stands for a missing value in a subject.
 const EmptySubjectToken = "_"
@@ -58,7 +58,7 @@ func rejectedSubject(prefix string, reason receiver.Reason, tenantID string) str
 // printable ASCII, and '.', '*', '>', '%' and '~' are written as %XX
 // (upper-case hex), and a consumer can compute the token for a filter. An
 // empty s becomes [EmptySubjectToken] (a literal "_" stays "_", so the two read
-// alike). A result longer than [MaxSubjectTokenLen] is cut and ends in "~" and 16
+// alike). A result longer than 64 characters is cut and ends in "~" and 16
 // hex digits of the SHA-256 of s. Since '~' is escaped everywhere else, a
 // shortened token never equals an unshortened one, and two long inputs
 // share a token only if those 64 bits of their hashes collide: apart from
@@ -92,9 +92,9 @@ func SubjectToken(s string) string {
 		}
 		out = b.String()
 	}
-	if len(out) > MaxSubjectTokenLen {
+	if len(out) > maxSubjectTokenLen {
 		sum := sha256.Sum256([]byte(s))
-		cut := MaxSubjectTokenLen - 17
+		cut := maxSubjectTokenLen - 17
 		// Do not cut an escape in half.
 		if i := strings.LastIndexByte(out[:cut], '%'); i >= cut-2 {
 			cut = i

@@ -15,8 +15,8 @@ import (
 // message, for consumers that continue its trace (see "Tracing" in the
 // package documentation).
 const (
-	HeaderTraceParent = "traceparent"
-	HeaderTraceState  = "tracestate"
+	headerTraceParent = "traceparent"
+	headerTraceState  = "tracestate"
 )
 
 // tracerName is the instrumentation scope of the Publisher's spans.
