@@ -167,6 +167,15 @@ func (l *load) fail(err error) {
 	}
 }
 
+// burst queues n POSTs of genuine notifications at once, so that many are
+// in flight when a fault strikes right after.
+func (l *load) burst(t *testing.T, n int) {
+	t.Helper()
+	if err := l.change(t.Context(), l.genuine, n*l.batch, l.genuineIDs); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // stopLoad stops generating changes (queued deliveries go on).
 func (l *load) stopLoad() {
 	l.stop()

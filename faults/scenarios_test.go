@@ -119,18 +119,25 @@ func natsRestart(t *testing.T, s settings) result {
 	return r
 }
 
-// receiverSIGKILL kills the receiver under load and starts it again at
-// once on the same port, as a supervisor would.
+// burstPOSTs is the number of POSTs queued at once right before the
+// receiver is killed or stopped, so that some are in flight.
+const burstPOSTs = 50
+
+// receiverSIGKILL kills the receiver under load and starts it again on
+// the same port, as a supervisor would after its restart delay.
 func receiverSIGKILL(t *testing.T, s settings) result {
 	e := startSingle(t, s)
+	e.load.burst(t, burstPOSTs)
 	f := fault{label: "receiver restart", start: time.Now()}
 	e.rcv.p.signal(t, syscall.SIGKILL)
 	e.rcv.p.wait(t, 10*time.Second)
+	hold(s.outage)
 	f.end = time.Now()
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = "the receiver was killed with SIGKILL under load (requests in flight cut) and started again at once on the same port; NATS kept running"
+	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (requests in flight cut), kept down %v "+
+		"and started again on the same port; NATS kept running", burstPOSTs, s.outage)
 	return r
 }
 
@@ -138,6 +145,7 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 // (in-flight batches finish or get 503) and exits 0; then it starts again.
 func receiverSIGTERM(t *testing.T, s settings) result {
 	e := startSingle(t, s)
+	e.load.burst(t, burstPOSTs)
 	f := fault{label: "receiver restart", start: time.Now()}
 	e.rcv.p.signal(t, syscall.SIGTERM)
 	code := e.rcv.p.wait(t, 60*time.Second)
@@ -148,11 +156,13 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	if logs := e.rcv.p.stderr.String(); !strings.Contains(logs, `"msg":"shutdown complete"`) {
 		t.Errorf("the receiver's log does not say shutdown complete:\n%s", tail(logs, 2000))
 	}
+	hold(s.outage)
 	f.end = time.Now()
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("the receiver got SIGTERM under load, drained and exited %d after %.2f s, and was started again on the same port", code, drained.Seconds())
+	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver got SIGTERM under load, drained and exited %d after %.2f s, "+
+		"stayed down %v and was started again on the same port", burstPOSTs, code, drained.Seconds(), s.outage)
 	return r
 }
 
