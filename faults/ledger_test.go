@@ -246,6 +246,7 @@ type result struct {
 	Sent, Answered, Landed, Duplicates, Lost int
 	Retried, RetriedLanded                   int // items whose delivery needed retries
 	ForgedSent, ForgedLanded                 int
+	ForgedAnswered, ForgedQuarantined        int // answered 2xx; of those, found in the quarantine stream
 	Unknown                                  int // messages in the stream nobody sent
 	Undelivered                              int // deliveries graphsim gave up on
 	FailedAttempts                           int
@@ -289,7 +290,7 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 		}
 	}
 
-	msgs := readStream(t, natsURLs, stream)
+	msgs := readEvents(t, natsURLs, stream)
 	counts := map[string]int{} // genuine resourceData.id -> messages
 	ceIDs := map[string]int{}
 	var res result
@@ -347,7 +348,21 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 		}
 	}
 	res.Duplicates = max(res.Duplicates, dupItems)
-	res.ForgedSent = len(forged)
+
+	// Forged notifications answered 202 must be in the quarantine stream.
+	quarantined := readQuarantined(t, natsURLs, natspub.DefaultQuarantineStream)
+	for id, did := range forged {
+		res.ForgedSent++
+		if d := deliveries[did]; d.State == graphsim.StateDelivered {
+			res.ForgedAnswered++
+			if quarantined[id] {
+				res.ForgedQuarantined++
+			}
+		}
+	}
+	if res.ForgedQuarantined != res.ForgedAnswered {
+		t.Errorf("%d forged notifications were answered 2xx but only %d are in %s", res.ForgedAnswered, res.ForgedQuarantined, natspub.DefaultQuarantineStream)
+	}
 
 	// Failed attempts and recovery, per fault. Recovery and whether the
 	// fault bit look at the genuine deliveries only: forged ones go to the
@@ -410,8 +425,8 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 	if res.Sent == 0 || res.ForgedSent == 0 {
 		t.Errorf("no load: %d genuine and %d forged notifications sent", res.Sent, res.ForgedSent)
 	}
-	t.Logf("ledger: sent %d, answered 2xx %d, landed %d, duplicates %d, lost %d, retried %d (landed %d), forged %d (landed %d), failed attempts %v, recovery %v",
-		res.Sent, res.Answered, res.Landed, res.Duplicates, res.Lost, res.Retried, res.RetriedLanded, res.ForgedSent, res.ForgedLanded, res.FailedBy, res.recoveryText())
+	t.Logf("ledger: sent %d, answered 2xx %d, landed %d, duplicates %d, lost %d, retried %d (landed %d), forged %d (answered %d, quarantined %d, landed %d), failed attempts %v, recovery %v",
+		res.Sent, res.Answered, res.Landed, res.Duplicates, res.Lost, res.Retried, res.RetriedLanded, res.ForgedSent, res.ForgedAnswered, res.ForgedQuarantined, res.ForgedLanded, res.FailedBy, res.recoveryText())
 	return res
 }
 
@@ -433,8 +448,53 @@ type storedEvent struct {
 	ceID, subscriptionID, resourceID string
 }
 
-// readStream reads every message of stream from one of the servers.
-func readStream(t *testing.T, natsURLs []string, stream string) []storedEvent {
+// graphItem is the part of a notification (an event body, or an item of
+// a quarantined collection) the ledger reads.
+type graphItem struct {
+	SubscriptionID string `json:"subscriptionId"`
+	ResourceData   struct {
+		ID string `json:"id"`
+	} `json:"resourceData"`
+}
+
+// readEvents reads every event of the events stream.
+func readEvents(t *testing.T, natsURLs []string, stream string) []storedEvent {
+	t.Helper()
+	var out []storedEvent
+	readStream(t, natsURLs, stream, func(m jetstream.Msg) error {
+		var it graphItem
+		if err := json.Unmarshal(m.Data(), &it); err != nil {
+			return fmt.Errorf("message %q is not an event: %w", m.Headers().Get(natspub.HeaderID), err)
+		}
+		out = append(out, storedEvent{ceID: m.Headers().Get(natspub.HeaderID), subscriptionID: it.SubscriptionID, resourceID: it.ResourceData.ID})
+		return nil
+	})
+	return out
+}
+
+// readQuarantined returns the resource ids of the items in the
+// quarantine stream (each message is a changeNotificationCollection).
+func readQuarantined(t *testing.T, natsURLs []string, stream string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	readStream(t, natsURLs, stream, func(m jetstream.Msg) error {
+		var coll struct {
+			Value []graphItem `json:"value"`
+		}
+		if err := json.Unmarshal(m.Data(), &coll); err != nil {
+			return fmt.Errorf("quarantine message is not a collection: %w", err)
+		}
+		for _, it := range coll.Value {
+			out[it.ResourceData.ID] = true
+		}
+		return nil
+	})
+	return out
+}
+
+// readStream passes every message of stream, read from one of the
+// servers, to each.
+func readStream(t *testing.T, natsURLs []string, stream string, each func(jetstream.Msg) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -463,34 +523,26 @@ func readStream(t *testing.T, natsURLs []string, stream string) []storedEvent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]storedEvent, 0, want)
-	for len(out) < want {
-		batch, err := cons.Fetch(min(1000, want-len(out)), jetstream.FetchMaxWait(5*time.Second))
+	for got := 0; got < want; {
+		batch, err := cons.Fetch(min(1000, want-got), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatalf("ledger: fetch from %s: %v", stream, err)
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			var body struct {
-				SubscriptionID string `json:"subscriptionId"`
-				ResourceData   struct {
-					ID string `json:"id"`
-				} `json:"resourceData"`
+			if err := each(m); err != nil {
+				t.Fatalf("ledger: %s: %v", stream, err)
 			}
-			if err := json.Unmarshal(m.Data(), &body); err != nil {
-				t.Fatalf("ledger: message %q in %s is not an event: %v", m.Headers().Get(natspub.HeaderID), stream, err)
-			}
-			out = append(out, storedEvent{ceID: m.Headers().Get(natspub.HeaderID), subscriptionID: body.SubscriptionID, resourceID: body.ResourceData.ID})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			t.Fatalf("ledger: fetch from %s: %v", stream, err)
 		}
 		if n == 0 {
-			t.Fatalf("ledger: %s reports %d messages but only %d could be read", stream, want, len(out))
+			t.Fatalf("ledger: %s reports %d messages but only %d could be read", stream, want, got)
 		}
+		got += n
 	}
-	return out
 }
 
 // recoveryText formats the recovery times for the table.

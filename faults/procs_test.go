@@ -265,9 +265,6 @@ func (n *natsNode) start(t *testing.T) {
 	n.p.waitOutput(t, 30*time.Second, natsReady)
 }
 
-// running reports whether the server process is up.
-func (n *natsNode) running() bool { return n.p != nil && !n.p.exited() }
-
 // receiverProc is the receiver binary; restarts keep its port, so the
 // subscription's notificationUrl stays right.
 type receiverProc struct {

@@ -114,8 +114,8 @@ func natsRestart(t *testing.T, s settings) result {
 	e.nats.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("the external nats-server was stopped with SIGTERM under load, kept down %v and started again on the same port and store "+
-		"(the receiver kept running; /readyz answered %s while NATS was down)", s.outage, ready)
+	r.Done = fmt.Sprintf("the external nats-server was stopped with SIGTERM under load, kept down %s and started again on the same port and store "+
+		"(the receiver kept running; /readyz answered %s while NATS was down)", secs(s.outage), ready)
 	return r
 }
 
@@ -136,8 +136,8 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (requests in flight cut), kept down %v "+
-		"and started again on the same port; NATS kept running", burstPOSTs, s.outage)
+	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (requests in flight cut), kept down %s "+
+		"and started again on the same port; NATS kept running", burstPOSTs, secs(s.outage))
 	return r
 }
 
@@ -162,7 +162,7 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
 	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver got SIGTERM under load, drained and exited %d after %.2f s, "+
-		"stayed down %v and was started again on the same port", burstPOSTs, code, drained.Seconds(), s.outage)
+		"stayed down %s and was started again on the same port", burstPOSTs, code, drained.Seconds(), secs(s.outage))
 	return r
 }
 
@@ -198,9 +198,9 @@ func streamFull(t *testing.T, s settings) result {
 	}
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("while the receiver ran, GRAPH was limited (UpdateStream) to 50 more messages with discard new, so JetStream refused writes for %v "+
+	r.Done = fmt.Sprintf("while the receiver ran, GRAPH was limited (UpdateStream) to 50 more messages with discard new, so JetStream refused writes for %s "+
 		"(/readyz answered %s meanwhile), then set back to unlimited; the limits are changed at run time because today's receiver rewrites "+
-		"an existing stream's limits when it starts (issue 15)", s.outage, ready)
+		"an existing stream's limits when it starts (issue 15)", secs(s.outage), ready)
 	return r
 }
 
@@ -304,9 +304,9 @@ func jwksDown(t *testing.T, s settings) result {
 
 	r := ledger(t, l, []string{n.url()}, natspub.DefaultStream, []fault{atStart, rotation})
 	r.Load = fmt.Sprintf("%d/s rich (encrypted, validationTokens) in POSTs of %d", int(float64(perTick)/s.tick.Seconds()), maxBatch)
-	r.Done = fmt.Sprintf("rich notifications with the receiver's --jwks-url pointing at a proxy of graphsim's key set that refused connections for %v "+
-		"after the receiver started (/readyz answered %s), then again for %v right after graphsim rotated its signing key (tokens with an unknown kid, refetch failing)",
-		s.outage, readyDown, s.outage)
+	r.Done = fmt.Sprintf("rich notifications with the receiver's --jwks-url pointing at a proxy of graphsim's key set that refused connections for %s "+
+		"after the receiver started (/readyz answered %s), then again for %s right after graphsim rotated its signing key (tokens with an unknown kid, refetch failing)",
+		secs(s.outage), readyDown, secs(s.outage))
 	return r
 }
 
@@ -398,9 +398,14 @@ func slowClients(t *testing.T, s settings) result {
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
 	r.Done = fmt.Sprintf("%d slow clients trickled headers (1 byte per 100 ms) and %d sent headers announcing 4 MiB and %d KiB of body, then 1 byte per 100 ms, "+
-		"for %v while graphsim delivered; %d of %d connected, %d still open at the end, %d cut by the receiver; receiver peak RSS %s before, %s during the attack",
-		s.slowConns, s.slowConns, upfront>>10, s.attack, st.dialed.Load(), 2*s.slowConns, open, st.cut.Load(), mib(rssBefore), mib(rssPeak))
+		"for %s while graphsim delivered; %d of %d connected, %d still open at the end, %d cut by the receiver; receiver peak RSS %s before, %s during the attack",
+		s.slowConns, s.slowConns, upfront>>10, secs(s.attack), st.dialed.Load(), 2*s.slowConns, open, st.cut.Load(), mib(rssBefore), mib(rssPeak))
 	return r
+}
+
+// secs formats d in seconds, e.g. "3 s".
+func secs(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
 // mib formats a byte count in MiB, or "n/a".
