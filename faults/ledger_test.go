@@ -430,6 +430,37 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 	return res
 }
 
+// inFlight describes the genuine POSTs that were in flight at instant
+// at: started before it and answered (or cut) after it, by outcome.
+func inFlight(sim *graphsim.Sim, genuine string, at time.Time) string {
+	n := 0
+	by := map[string]int{}
+	for _, d := range sim.Deliveries() {
+		if !slices.Contains(d.SubscriptionIDs, genuine) {
+			continue
+		}
+		for _, a := range d.Attempts {
+			if a.Start.Before(at) && a.Start.Add(a.Latency).After(at) {
+				n++
+				switch {
+				case a.Status == 0:
+					by["cut"]++
+				default:
+					by[strconv.Itoa(a.Status)]++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		return "no POST was in flight at that instant"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%d %s", by[k], k))
+	}
+	return fmt.Sprintf("%d POSTs were in flight at that instant (%s)", n, strings.Join(parts, ", "))
+}
+
 // failedBetween counts the failed attempts that started in [from, to].
 func failedBetween(all []graphsim.Delivery, from, to time.Time) int {
 	n := 0
@@ -550,8 +581,11 @@ func (r result) recoveryText() string {
 	var parts []string
 	for _, rc := range r.Recovery {
 		v := "none"
-		if rc.d >= 0 {
+		switch {
+		case rc.d >= time.Second:
 			v = fmt.Sprintf("%.2f s", rc.d.Seconds())
+		case rc.d >= 0:
+			v = fmt.Sprintf("%d ms", rc.d.Milliseconds())
 		}
 		if len(r.Recovery) > 1 {
 			v = rc.label + ": " + v

@@ -136,8 +136,8 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (requests in flight cut), kept down %s "+
-		"and started again on the same port; NATS kept running", burstPOSTs, secs(s.outage))
+	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (%s), kept down %s "+
+		"and started again on the same port; NATS kept running", burstPOSTs, inFlight(e.sim, e.load.genuine, f.start), secs(s.outage))
 	return r
 }
 
@@ -161,8 +161,8 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver got SIGTERM under load, drained and exited %d after %.2f s, "+
-		"stayed down %s and was started again on the same port", burstPOSTs, code, drained.Seconds(), secs(s.outage))
+	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver got SIGTERM under load (%s), drained and exited %d after %.2f s, "+
+		"stayed down %s and was started again on the same port", burstPOSTs, inFlight(e.sim, e.load.genuine, f.start), code, drained.Seconds(), secs(s.outage))
 	return r
 }
 
@@ -514,9 +514,16 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 		return err
 	})
 	for _, sc := range streamConfigs(3) {
-		if _, err := js.CreateStream(ctx, sc); err != nil {
-			t.Fatalf("pre-create %s R3: %v", sc.Name, err)
-		}
+		// Until every server has joined the meta group, placement may find
+		// too few peers; creating an identical stream again is a no-op.
+		testkit.CheckFor(t, 60*time.Second, func() error {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, err := js.CreateStream(cctx, sc); err != nil {
+				return fmt.Errorf("pre-create %s R3: %w", sc.Name, err)
+			}
+			return nil
+		})
 	}
 
 	clientState := randomClientState("faults-")
