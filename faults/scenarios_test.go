@@ -526,6 +526,26 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 		})
 	}
 
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, name := range []string{natspub.DefaultStream, natspub.DefaultQuarantineStream} {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if st, err := js.Stream(cctx, name); err != nil {
+				t.Logf("%s: %v", name, err)
+			} else if info, err := st.Info(cctx); err != nil {
+				t.Logf("%s: %v", name, err)
+			} else if info.Cluster != nil {
+				t.Logf("%s: leader %q, replicas %d, messages %d", name, info.Cluster.Leader, info.Config.Replicas, info.State.Msgs)
+				for _, p := range info.Cluster.Replicas {
+					t.Logf("%s: peer %s current %v offline %v lag %d", name, p.Name, p.Current, p.Offline, p.Lag)
+				}
+			}
+			cancel()
+		}
+	})
+
 	clientState := randomClientState("faults-")
 	rcvs := make([]*receiverProc, s.receivers)
 	for i := range rcvs {
@@ -597,13 +617,21 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 		}
 	}
 
-	r := ledger(t, l, survivors, natspub.DefaultStream, []fault{f})
+	// The killed server comes back under load and catches up.
+	rejoin := time.Now()
+	leader.start(t)
+	waitReplicated(t, js, natspub.DefaultStream, 3)
+	caughtUp := time.Since(rejoin)
+	hold(s.after)
+
+	r := ledger(t, l, urls, natspub.DefaultStream, []fault{f})
 	r.Load = loadText(s, s.perTick)
 	note := "the receivers kept the streams at R3"
 	if len(lowered) > 0 {
 		note = "NOTE: starting the receivers lowered " + strings.Join(lowered, " and ") + " (issue 15); the test set them back to R3 before the load"
 	}
 	r.Done = fmt.Sprintf("%d receivers behind a round-robin load balancer, a 3-node nats-server cluster with GRAPH and GRAPH_REJECTED pre-created R3 (%s); "+
-		"the GRAPH leader %s was killed with SIGKILL under load and stayed down; %s took over", s.receivers, note, leader.name, newLeader)
+		"the GRAPH leader %s was killed with SIGKILL under load and %s took over; %s later %s was restarted and was a current replica again %.2f s after its start",
+		s.receivers, note, leader.name, newLeader, secs(s.after), leader.name, caughtUp.Seconds())
 	return r
 }
