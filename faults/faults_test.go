@@ -154,7 +154,7 @@ func renderReport(s settings, results []result) []byte {
 		"finally saw answered 2xx (the rest would be retried until Graph gives up; there were none). **Landed**: found in GRAPH. " +
 		"**Duplicates**: extra copies in GRAPH. **Lost**: answered 2xx but not in GRAPH. **Retried**: notifications whose POST needed " +
 		"at least one retry, and how many of them landed. **Forged**: notifications with a wrong clientState: sent, found in the " +
-		"quarantine stream GRAPH_REJECTED (every one answered 202 must be), and found in GRAPH (none may be). **Recovery**: from the end of the fault (the restart, the limit raised, the endpoint back; " +
+		"quarantine stream that holds clientState rejections (every one answered 202 must be), and found in GRAPH (none may be). **Recovery**: from the end of the fault (the restart, the limit raised, the endpoint back; " +
 		"for the leader loss, from the kill) to the first POST answered 2xx that started after it.\n\n")
 	b.WriteString("## What each scenario did\n\n")
 	for _, r := range results {

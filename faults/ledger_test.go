@@ -349,8 +349,10 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 	}
 	res.Duplicates = max(res.Duplicates, dupItems)
 
-	// Forged notifications answered 202 must be in the quarantine stream.
-	quarantined := readQuarantined(t, natsURLs, natspub.DefaultQuarantineStream)
+	// Forged notifications answered 202 must be in the quarantine stream
+	// that stores clientState rejections.
+	qstream := streamFor(t, natsURLs, natspub.DefaultSubjectPrefix+".rejected.client_state."+graphsim.DefaultTenantID)
+	quarantined := readQuarantined(t, natsURLs, qstream)
 	for id, did := range forged {
 		res.ForgedSent++
 		if d := deliveries[did]; d.State == graphsim.StateDelivered {
@@ -361,7 +363,7 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 		}
 	}
 	if res.ForgedQuarantined != res.ForgedAnswered {
-		t.Errorf("%d forged notifications were answered 2xx but only %d are in %s", res.ForgedAnswered, res.ForgedQuarantined, natspub.DefaultQuarantineStream)
+		t.Errorf("%d forged notifications were answered 2xx but only %d are in %s", res.ForgedAnswered, res.ForgedQuarantined, qstream)
 	}
 
 	// Failed attempts and recovery, per fault. Recovery and whether the
@@ -461,6 +463,26 @@ func inFlight(sim *graphsim.Sim, genuine string, at time.Time) string {
 	return fmt.Sprintf("%d POSTs were in flight at that instant (%s)", n, strings.Join(parts, ", "))
 }
 
+// answeredBetween counts the genuine POSTs that started in [from, to]:
+// all of them, and those answered 2xx.
+func answeredBetween(sim *graphsim.Sim, genuine string, from, to time.Time) (ok, total int) {
+	for _, d := range sim.Deliveries() {
+		if !slices.Contains(d.SubscriptionIDs, genuine) {
+			continue
+		}
+		for _, a := range d.Attempts {
+			if a.Start.Before(from) || a.Start.After(to) {
+				continue
+			}
+			total++
+			if a.Status >= 200 && a.Status < 300 {
+				ok++
+			}
+		}
+	}
+	return ok, total
+}
+
 // failedBetween counts the failed attempts that started in [from, to].
 func failedBetween(all []graphsim.Delivery, from, to time.Time) int {
 	n := 0
@@ -521,6 +543,31 @@ func readQuarantined(t *testing.T, natsURLs []string, stream string) map[string]
 		return nil
 	})
 	return out
+}
+
+// streamFor returns the name of the stream that stores subject.
+func streamFor(t *testing.T, natsURLs []string, subject string) string {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(natsURLs, ","), nats.Timeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("ledger: connect to %v: %v", natsURLs, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	testkit.CheckFor(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		name, err = js.StreamNameBySubject(ctx, subject)
+		if err != nil {
+			return fmt.Errorf("the stream of %s: %w", subject, err)
+		}
+		return nil
+	})
+	return name
 }
 
 // readStream passes every message of stream, read from one of the
