@@ -571,12 +571,11 @@ func streamFor(t *testing.T, natsURLs []string, subject string) string {
 }
 
 // readStream passes every message of stream, read from one of the
-// servers, to each.
+// servers, to each. A read that fails (a cluster still settling after a
+// restart) is retried from the start.
 func readStream(t *testing.T, natsURLs []string, stream string, each func(jetstream.Msg) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	nc, err := nats.Connect(strings.Join(natsURLs, ","), nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(strings.Join(natsURLs, ","), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatalf("ledger: connect to %v: %v", natsURLs, err)
 	}
@@ -585,42 +584,57 @@ func readStream(t *testing.T, natsURLs []string, stream string, each func(jetstr
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		s    jetstream.Stream
-		info *jetstream.StreamInfo
-	)
-	testkit.CheckFor(t, 30*time.Second, func() error {
-		if s, err = js.Stream(ctx, stream); err != nil {
-			return err
+	var msgs []jetstream.Msg
+	testkit.CheckFor(t, 60*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		msgs, err = readAll(ctx, js, stream)
+		if err != nil {
+			return fmt.Errorf("ledger: read %s: %w", stream, err)
 		}
-		info, err = s.Info(ctx)
-		return err
+		return nil
 	})
+	for _, m := range msgs {
+		if err := each(m); err != nil {
+			t.Fatalf("ledger: %s: %v", stream, err)
+		}
+	}
+}
+
+// readAll returns every message of stream, through an ordered consumer.
+func readAll(ctx context.Context, js jetstream.JetStream, stream string) ([]jetstream.Msg, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
 	want := int(info.State.Msgs)
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	for got := 0; got < want; {
-		batch, err := cons.Fetch(min(1000, want-got), jetstream.FetchMaxWait(5*time.Second))
+	out := make([]jetstream.Msg, 0, want)
+	for len(out) < want {
+		batch, err := cons.Fetch(min(1000, want-len(out)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("ledger: fetch from %s: %v", stream, err)
+			return nil, err
 		}
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			if err := each(m); err != nil {
-				t.Fatalf("ledger: %s: %v", stream, err)
-			}
+			out = append(out, m)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			t.Fatalf("ledger: fetch from %s: %v", stream, err)
+			return nil, err
 		}
 		if n == 0 {
-			t.Fatalf("ledger: %s reports %d messages but only %d could be read", stream, want, got)
+			return nil, fmt.Errorf("the stream reports %d messages but only %d could be read", want, len(out))
 		}
-		got += n
 	}
+	return out, nil
 }
 
 // recoveryText formats the recovery times for the table.

@@ -472,9 +472,8 @@ func replicaFlags(t *testing.T, bin string, replicas int) []string {
 }
 
 // streamNames lists the streams of the account.
-func streamNames(t *testing.T, js jetstream.JetStream) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+func streamNames(js jetstream.JetStream) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	l := js.StreamNames(ctx)
 	var names []string
@@ -482,10 +481,10 @@ func streamNames(t *testing.T, js jetstream.JetStream) []string {
 		names = append(names, n)
 	}
 	if err := l.Err(); err != nil {
-		t.Fatalf("list streams: %v", err)
+		return nil, fmt.Errorf("list streams: %w", err)
 	}
 	slices.Sort(names)
-	return names
+	return names, nil
 }
 
 // waitReplicated waits until stream has a leader and replicas-1 current
@@ -554,7 +553,11 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 		if !t.Failed() {
 			return
 		}
-		for _, name := range streamNames(t, js) {
+		names, err := streamNames(js)
+		if err != nil {
+			t.Log(err)
+		}
+		for _, name := range names {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if st, err := js.Stream(cctx, name); err != nil {
 				t.Logf("%s: %v", name, err)
@@ -582,7 +585,11 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 	// it also set an existing GRAPH back to R1 when it started: raise
 	// what is below R3, and say so in the report.
 	var raised []string
-	for _, name := range streamNames(t, js) {
+	streams, err := streamNames(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range streams {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			t.Fatal(err)
@@ -605,7 +612,6 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 			t.Fatalf("raise %s to R3: %v", name, err)
 		}
 	}
-	streams := streamNames(t, js)
 	for _, name := range streams {
 		waitReplicated(t, js, name, 3)
 	}
