@@ -167,13 +167,22 @@ func (l *load) fail(err error) {
 	}
 }
 
-// burst queues n POSTs of genuine notifications at once, so that many are
-// in flight when a fault strikes right after.
-func (l *load) burst(t *testing.T, n int) {
+// burst queues n POSTs of genuine notifications to url at once and
+// returns when the first tenth of them have been answered: graphsim then
+// has as many in flight as its concurrency allows, so a fault that
+// strikes right after cuts batches mid-way.
+func (l *load) burst(t *testing.T, url string, n int) {
 	t.Helper()
+	a0, _ := endpointCounts(l.sim, url)
 	if err := l.change(t.Context(), l.genuine, n*l.batch, l.genuineIDs); err != nil {
 		t.Fatal(err)
 	}
+	testkit.CheckFor(t, 30*time.Second, func() error {
+		if a, _ := endpointCounts(l.sim, url); a-a0 < n/10 {
+			return fmt.Errorf("%d of the burst's %d POSTs answered", a-a0, n)
+		}
+		return nil
+	})
 }
 
 // stopLoad stops generating changes (queued deliveries go on).
@@ -434,7 +443,8 @@ func ledger(t *testing.T, l *load, natsURLs []string, stream string, faults []fa
 
 // inFlight describes the genuine POSTs that were in flight at instant
 // at: started before it and answered (or cut) after it, by outcome.
-func inFlight(sim *graphsim.Sim, genuine string, at time.Time) string {
+func inFlight(t *testing.T, sim *graphsim.Sim, genuine string, at time.Time) string {
+	t.Helper()
 	n := 0
 	by := map[string]int{}
 	for _, d := range sim.Deliveries() {
@@ -454,6 +464,7 @@ func inFlight(sim *graphsim.Sim, genuine string, at time.Time) string {
 		}
 	}
 	if n == 0 {
+		t.Errorf("no POST was in flight when the fault struck at %v", at)
 		return "no POST was in flight at that instant"
 	}
 	var parts []string

@@ -123,13 +123,13 @@ func natsRestart(t *testing.T, s settings) result {
 
 // burstPOSTs is the number of POSTs queued at once right before the
 // receiver is killed or stopped, so that some are in flight.
-const burstPOSTs = 50
+const burstPOSTs = 200
 
 // receiverSIGKILL kills the receiver under load and starts it again on
 // the same port, as a supervisor would after its restart delay.
 func receiverSIGKILL(t *testing.T, s settings) result {
 	e := startSingle(t, s)
-	e.load.burst(t, burstPOSTs)
+	e.load.burst(t, e.rcv.url, burstPOSTs)
 	f := fault{label: "receiver restart", start: time.Now()}
 	e.rcv.p.signal(t, syscall.SIGKILL)
 	e.rcv.p.wait(t, 10*time.Second)
@@ -138,8 +138,8 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver was killed with SIGKILL under load (%s), kept down %s "+
-		"and started again on the same port; NATS kept running", burstPOSTs, inFlight(e.sim, e.load.genuine, f.start), secs(s.outage))
+	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver was killed with SIGKILL under load (%s), kept down %s "+
+		"and started again on the same port; NATS kept running", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), secs(s.outage))
 	return r
 }
 
@@ -147,7 +147,7 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 // (in-flight batches finish or get 503) and exits 0; then it starts again.
 func receiverSIGTERM(t *testing.T, s settings) result {
 	e := startSingle(t, s)
-	e.load.burst(t, burstPOSTs)
+	e.load.burst(t, e.rcv.url, burstPOSTs)
 	f := fault{label: "receiver restart", start: time.Now()}
 	e.rcv.p.signal(t, syscall.SIGTERM)
 	code := e.rcv.p.wait(t, 60*time.Second)
@@ -163,8 +163,8 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick)
-	r.Done = fmt.Sprintf("right after a burst of %d POSTs was queued, the receiver got SIGTERM under load (%s), drained and exited %d after %.2f s, "+
-		"stayed down %s and was started again on the same port", burstPOSTs, inFlight(e.sim, e.load.genuine, f.start), code, drained.Seconds(), secs(s.outage))
+	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver got SIGTERM under load (%s), drained and exited %d after %.2f s, "+
+		"stayed down %s and was started again on the same port", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), code, drained.Seconds(), secs(s.outage))
 	return r
 }
 
