@@ -137,7 +137,7 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 	f.end = time.Now()
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
-	r.Load = loadText(s, s.perTick)
+	r.Load = loadText(s, s.perTick) + fmt.Sprintf(", and a burst of %d", burstPOSTs)
 	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver was killed with SIGKILL under load (%s), kept down %s "+
 		"and started again on the same port; NATS kept running", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), secs(s.outage))
 	return r
@@ -162,7 +162,7 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	f.end = time.Now()
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
-	r.Load = loadText(s, s.perTick)
+	r.Load = loadText(s, s.perTick) + fmt.Sprintf(", and a burst of %d", burstPOSTs)
 	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver got SIGTERM under load (%s), drained and exited %d after %.2f s, "+
 		"stayed down %s and was started again on the same port", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), code, drained.Seconds(), secs(s.outage))
 	return r
