@@ -24,8 +24,11 @@
 // reads the GRAPH stream: every notification graphsim saw answered 2xx
 // must be there exactly once (counted by ce-id, the Nats-Msg-Id, and by
 // resource id), every retried one must have landed, and nothing from the
-// forged subscription may be there. Each scenario also reports the
-// recovery time: from the end of the fault to the first 2xx.
+// forged subscription may be there (each forged one answered 202 must be in
+// the quarantine stream instead). Each scenario also reports the recovery
+// time: from the end of the fault to the first 2xx. The results go to
+// RELIABILITY.md at the repository root (with -faults.update; otherwise
+// only to the test's temporary directory and the verbose log).
 //
 // # Scenarios
 //
@@ -42,7 +45,7 @@
 //     graphsim delivers.
 //   - cluster-leader-loss: the scale-out deployment, receivers behind a
 //     load balancer and a three-node NATS cluster with R3 streams, with
-//     the GRAPH stream leader killed under load.
+//     the GRAPH stream leader killed under load; it rejoins and catches up.
 //
 // # Still to come
 //
