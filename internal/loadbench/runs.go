@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
+)
+
+// sample is one run of one target.
+type sample struct {
+	Rate      float64 // notifications/s
+	P50, P99  time.Duration
+	ServerCPU time.Duration // during the window
+	ClientCPU time.Duration
+	Notified  int    // notifications answered 2xx in the window
+	PeakRSS   uint64 // bytes, VmHWM at the end of the run
+	Errors    int    // requests not answered 2xx
+	Late      int    // answers after 3 s
+	Statuses  map[int]int
+	Check     string // "" when the stream holds every answered item
+}
+
+// cpuPer1000 returns the server's CPU-seconds per 1,000 notifications.
+func (s sample) cpuPer1000() float64 {
+	if s.Notified == 0 {
+		return 0
+	}
+	return s.ServerCPU.Seconds() * 1000 / float64(s.Notified)
+}
+
+func (s sample) clientPer1000() float64 {
+	if s.Notified == 0 {
+		return 0
+	}
+	return s.ClientCPU.Seconds() * 1000 / float64(s.Notified)
+}
+
+// row is one scenario against one target.
+type row struct {
+	Scenario scenario
+	Target   target
+	Peak     []sample
+	Raw      []float64 // raw decrypt rate of the target's backend, per run
+	HalfRate float64   // notifications/s of the half-peak runs
+	Half     []sample
+}
+
+// burstRun is one 1,000-change burst.
+type burstRun struct {
+	Statuses map[int]int
+	Failures int
+	Max      time.Duration // slowest answer
+	Check    string
+}
+
+// report is everything the harness measured.
+type report struct {
+	Options options
+	Env     environment
+	NoOpen  string
+	Rows    []*row
+	Burst   map[string][]burstRun // by target name
+	Targets []target              // daemons, in order
+	Elapsed time.Duration
+}
+
+func (h *harness) runAll(ctx context.Context, scs []scenario) (*report, error) {
+	rep := &report{Options: h.o, Env: h.env, NoOpen: h.noOpen, Burst: map[string][]burstRun{}, Targets: h.daemons}
+	// Count the steps for the progress estimate.
+	for _, sc := range scs {
+		n := 1 + len(h.daemons)
+		if sc.Kind == "rich" {
+			n += len(h.daemons)
+		}
+		if h.o.Half {
+			n += 1 + len(h.daemons)
+		}
+		h.todo += h.o.Runs * n
+	}
+	if h.o.Burst {
+		h.todo += h.o.Runs * len(h.daemons)
+	}
+	h.logf("%d steps: %d run(s) of %s (after %s warm-up) per row; the machine's load average is %s", h.todo, h.o.Runs, h.o.Duration, h.o.Warmup, h.env.LoadBefore)
+	for _, sc := range scs {
+		rows, err := h.runScenario(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.Name, err)
+		}
+		rep.Rows = append(rep.Rows, rows...)
+	}
+	if h.o.Burst {
+		if err := h.runBurst(ctx, rep); err != nil {
+			return nil, fmt.Errorf("burst: %w", err)
+		}
+	}
+	rep.Env.LoadAfter = loadAvg()
+	rep.Elapsed = time.Since(h.start)
+	return rep, nil
+}
+
+// bodies returns the pre-generated bodies of sc.
+func (h *harness) bodies(ctx context.Context, sc scenario) (*bodySet, error) {
+	switch sc.Kind {
+	case "basic":
+		return basicBodies(h.p, sc.Batch)
+	case "rich":
+		pool, err := h.pool(ctx, sc.Bits)
+		if err != nil {
+			return nil, err
+		}
+		return richBodies(h.sim, h.p, pool, sc.Batch)
+	}
+	return nil, nil
+}
+
+// pool returns the distinct rich items for a key size, generating them
+// once.
+func (h *harness) pool(ctx context.Context, bits int) ([]graphsim.Notification, error) {
+	if p, ok := h.pools[bits]; ok {
+		return p, nil
+	}
+	t0 := time.Now()
+	h.logf("encrypting %d distinct RSA-%d items (before any measurement)...", richPoolSize, bits)
+	p, err := richPool(ctx, h.p, h.keys[bits], h.keys[bits].ID, richPoolSize, func(done int) {
+		h.logf("  %d/%d encrypted", done, richPoolSize)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.logf("  done in %s", time.Since(t0).Round(100*time.Millisecond))
+	h.pools[bits] = p
+	return p, nil
+}
+
+// newLoad returns the load of sc on url.
+func (h *harness) newLoad(sc scenario, bodies *bodySet, u string) (load, error) {
+	l := load{URL: u, Bodies: bodies, Concurrency: h.o.Concurrency, Duration: h.o.Duration}
+	if sc.Kind == "handshake" {
+		l.Token = graphsim.ValidationTokenPrefix + graphsim.NewGUID()
+		hu, err := graphsim.HandshakeURL(u, l.Token)
+		if err != nil {
+			return load{}, err
+		}
+		l.HandshakeURL = hu
+	}
+	return l, nil
+}
+
+func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) {
+	bodies, err := h.bodies(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	bare := &row{Scenario: sc, Target: h.bare}
+	rows := []*row{bare}
+	for _, d := range h.daemons {
+		rows = append(rows, &row{Scenario: sc, Target: d})
+	}
+	for i := range h.o.Runs {
+		if sc.Kind == "rich" {
+			for _, r := range rows[1:] {
+				h.stepf("%s run %d/%d: raw decrypt rate, backend %s, %d goroutines", sc.Name, i+1, h.o.Runs, r.Target.Backend, h.env.Cores)
+				raw, err := measureRaw(ctx, r.Target.Self, h.keyFiles[sc.Bits], r.Target.Backend, h.o.RawDuration)
+				if err != nil {
+					return nil, err
+				}
+				r.Raw = append(r.Raw, raw.PerSecond)
+				h.logf("  %.0f decrypts/s", raw.PerSecond)
+			}
+		}
+		for _, r := range rows {
+			h.stepf("%s run %d/%d: %s, %d workers", sc.Name, i+1, h.o.Runs, r.Target.Name, h.o.Concurrency)
+			s, err := h.measure(ctx, sc, r.Target, bodies, 0)
+			if err != nil {
+				return nil, err
+			}
+			r.Peak = append(r.Peak, s)
+			h.logSample(s)
+		}
+	}
+	if !h.o.Half {
+		return rows, nil
+	}
+	for _, r := range rows {
+		var rates []float64
+		for _, s := range r.Peak {
+			rates = append(rates, s.Rate)
+		}
+		r.HalfRate = median(rates) / 2
+		for i := range h.o.Runs {
+			h.stepf("%s half-peak run %d/%d: %s at %.0f notifications/s (open loop)", sc.Name, i+1, h.o.Runs, r.Target.Name, r.HalfRate)
+			s, err := h.measure(ctx, sc, r.Target, bodies, r.HalfRate)
+			if err != nil {
+				return nil, err
+			}
+			r.Half = append(r.Half, s)
+			h.logSample(s)
+		}
+	}
+	return rows, nil
+}
+
+func (h *harness) logSample(s sample) {
+	check := ""
+	if s.Check != "" {
+		check = "; CHECK FAILED: " + s.Check
+	}
+	h.logf("  %.0f notifications/s, p50 %.2f ms, p99 %.2f ms, %.3f server CPU-s/1000, peak RSS %.0f MiB, client CPU %.1fs, non-2xx %d%s",
+		s.Rate, ms(s.P50), ms(s.P99), s.cpuPer1000(), float64(s.PeakRSS)/(1<<20), s.ClientCPU.Seconds(), s.Errors, check)
+}
+
+// startTarget starts a fresh server for t.
+func (h *harness) startTarget(ctx context.Context, t target) (*server, error) {
+	if t.Bare {
+		return startBare(ctx, t.Self, h.work)
+	}
+	return startDaemon(ctx, t.Daemon, h.work, h.dcfg)
+}
+
+// measure starts a fresh server for t, warms it up, measures one window
+// (closed loop, or open loop at rate notifications/s), and checks the
+// stream.
+func (h *harness) measure(ctx context.Context, sc scenario, t target, bodies *bodySet, rate float64) (sample, error) {
+	srv, err := h.startTarget(ctx, t)
+	if err != nil {
+		return sample{}, err
+	}
+	defer srv.stop()
+	l, err := h.newLoad(sc, bodies, srv.URL)
+	if err != nil {
+		return sample{}, err
+	}
+	if rate > 0 {
+		l.Rate, l.Concurrency = rate, h.o.InFlight
+	}
+	client := newClient(l.Concurrency)
+	defer client.CloseIdleConnections()
+	warm := l
+	warm.Duration = h.o.Warmup
+	w := warm.run(ctx, client)
+	cpu0, err := processCPU(srv.pid())
+	if err != nil {
+		return sample{}, err
+	}
+	o := l.run(ctx, client)
+	cpu1, err := processCPU(srv.pid())
+	if err != nil {
+		return sample{}, err
+	}
+	rss, err := processPeakRSS(srv.pid())
+	if err != nil {
+		return sample{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return sample{}, err
+	}
+	s := sample{
+		Rate: o.rate(), P50: percentile(o.Latencies, 50), P99: percentile(o.Latencies, 99),
+		ServerCPU: cpu1 - cpu0, ClientCPU: o.ClientCPU, Notified: o.Notifications, PeakRSS: rss,
+		Errors: o.errors(), Late: o.Late, Statuses: o.Statuses,
+	}
+	if o.Notifications == 0 {
+		s.Check = "no request was answered 2xx: " + o.FirstError
+	}
+	if !t.Bare && sc.Kind != "handshake" {
+		answered := w.Notifications + o.Notifications
+		sent := (w.Requests + o.Requests) * sc.Batch
+		s.Check = joinCheck(s.Check, checkStream(ctx, srv, answered, sent))
+	}
+	return s, nil
+}
+
+// checkStream checks that the daemon stored every answered item (at least
+// answered, at most sent) and quarantined none; it returns "" when so.
+func checkStream(ctx context.Context, srv *server, answered, sent int) string {
+	stored, quarantined, err := srv.streamCounts(ctx)
+	switch {
+	case err != nil:
+		return "cannot read the stream: " + err.Error()
+	case quarantined > 0:
+		return fmt.Sprintf("%d items quarantined (token or decryption rejected)", quarantined)
+	case stored < uint64(answered):
+		return fmt.Sprintf("stream holds %d items, %d were answered 2xx", stored, answered)
+	case stored > uint64(sent):
+		return fmt.Sprintf("stream holds %d items, only %d were sent", stored, sent)
+	}
+	return ""
+}
+
+func joinCheck(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// burstSize and burstBatch make Graph's 1,000-change burst of issue 14:
+// 10 concurrent batches of 100 rich RSA-2048 changes.
+const (
+	burstSize  = 10
+	burstBatch = 100
+)
+
+func (h *harness) runBurst(ctx context.Context, rep *report) error {
+	pool, err := h.pool(ctx, 2048)
+	if err != nil {
+		return err
+	}
+	bodies, err := richBodies(h.sim, h.p, pool, burstBatch)
+	if err != nil {
+		return err
+	}
+	for i := range h.o.Runs {
+		for _, t := range h.daemons {
+			h.stepf("burst run %d/%d: %s, %d concurrent batches of %d rich RSA-2048 changes to an idle daemon", i+1, h.o.Runs, t.Name, burstSize, burstBatch)
+			b, err := h.burst(ctx, t, bodies)
+			if err != nil {
+				return err
+			}
+			rep.Burst[t.Name] = append(rep.Burst[t.Name], b)
+			h.logf("  statuses %v, transport failures %d, slowest answer %.0f ms %s", b.Statuses, b.Failures, ms(b.Max), b.Check)
+		}
+	}
+	return nil
+}
+
+func (h *harness) burst(ctx context.Context, t target, bodies *bodySet) (burstRun, error) {
+	srv, err := h.startTarget(ctx, t)
+	if err != nil {
+		return burstRun{}, err
+	}
+	defer srv.stop()
+	client := newClient(burstSize)
+	defer client.CloseIdleConnections()
+	l := load{URL: srv.URL, Bodies: bodies}
+	// Pre-take the bodies, so all requests leave at once.
+	var reqs [][]byte
+	for range burstSize {
+		reqs = append(reqs, bodies.take())
+	}
+	var (
+		mu  sync.Mutex
+		out = burstRun{Statuses: map[int]int{}}
+		wg  sync.WaitGroup
+	)
+	for _, b := range reqs {
+		wg.Go(func() {
+			t0 := time.Now()
+			status, err := l.sendBody(ctx, client, b)
+			d := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			out.Max = max(out.Max, d)
+			if err != nil {
+				out.Failures++
+				return
+			}
+			out.Statuses[status]++
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return burstRun{}, err
+	}
+	ok := 0
+	for code, n := range out.Statuses {
+		if code >= 200 && code <= 299 {
+			ok += n
+		}
+	}
+	out.Check = checkStream(ctx, srv, ok*burstBatch, burstSize*burstBatch)
+	return out, nil
+}
