@@ -82,14 +82,19 @@ func idSlots(body []byte) ([]int, error) {
 
 // take returns the next body with the ids of request number n: item j gets
 // the id n*batch+j in hex. The caller owns the returned slice.
-func (s *bodySet) take() []byte {
+func (s *bodySet) take() []byte { return s.appendNext(nil) }
+
+// appendNext appends the next body, with fresh ids as take does, to dst.
+func (s *bodySet) appendNext(dst []byte) []byte {
 	n := s.next.Add(1) - 1
 	k := n % uint64(len(s.bodies))
-	b := bytes.Clone(s.bodies[k])
+	start := len(dst)
+	dst = append(dst, s.bodies[k]...)
+	b := dst[start:]
 	for j, off := range s.slots[k] {
 		putHex(b[off:off+idDigits], n*uint64(s.batch)+uint64(j))
 	}
-	return b
+	return dst
 }
 
 // putHex writes v as len(dst) lower-case hex digits, zero-padded.

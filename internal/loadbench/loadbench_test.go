@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,7 +311,7 @@ func TestLoadClosedLoopCountsAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := load{URL: srv.URL + "/notifications", Bodies: set, Concurrency: 3, Duration: 200 * time.Millisecond}
-	o := l.run(t.Context(), newClient(3))
+	o := l.run(t.Context())
 	if o.Requests == 0 || o.errors() != 0 {
 		t.Fatalf("requests %d, errors %d (%s)", o.Requests, o.errors(), o.FirstError)
 	}
@@ -325,14 +326,10 @@ func TestLoadClosedLoopCountsAnswers(t *testing.T) {
 func TestLoadOpenLoopSendsOnSchedule(t *testing.T) {
 	srv := httptest.NewServer(bareHandler())
 	t.Cleanup(srv.Close)
-	tok := graphsim.ValidationTokenPrefix + "abc"
-	hu, err := graphsim.HandshakeURL(srv.URL+"/notifications", tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := graphsim.ValidationTokenPrefix + "a b:c"
 	// 500 requests/s for 200 ms: requests are scheduled at 0, 2, ..., 198 ms.
-	l := load{URL: srv.URL, HandshakeURL: hu, Token: tok, Concurrency: 8, Rate: 500, Duration: 200 * time.Millisecond}
-	o := l.run(t.Context(), newClient(8))
+	l := load{URL: srv.URL + "/notifications", Token: tok, Concurrency: 8, Rate: 500, Duration: 200 * time.Millisecond}
+	o := l.run(t.Context())
 	if o.Requests != 100 || o.Notifications != 100 || o.errors() != 0 {
 		t.Errorf("requests %d, notifications %d, errors %d (%s); want 100 each and no errors", o.Requests, o.Notifications, o.errors(), o.FirstError)
 	}
@@ -346,8 +343,8 @@ func TestHandshakeLoadDetectsWrongEcho(t *testing.T) {
 		w.Write([]byte("something else"))
 	}))
 	t.Cleanup(srv.Close)
-	l := load{HandshakeURL: srv.URL + "/?validationToken=x", Token: "x", Concurrency: 1, Rate: 100, Duration: 50 * time.Millisecond}
-	o := l.run(t.Context(), newClient(1))
+	l := load{URL: srv.URL + "/", Token: "x", Concurrency: 1, Rate: 100, Duration: 50 * time.Millisecond}
+	o := l.run(t.Context())
 	if o.BadEcho != o.Requests || o.Notifications != 0 || o.Requests == 0 {
 		t.Errorf("requests %d, bad echoes %d, notifications %d", o.Requests, o.BadEcho, o.Notifications)
 	}
@@ -379,5 +376,32 @@ func TestNum(t *testing.T) {
 		if got := num(in); got != want {
 			t.Errorf("num(%v) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestLoadReconnectsAndCountsRefusals(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer closes the connection; every other one is a 503.
+		w.Header().Set("Connection", "close")
+		if n.Add(1)%2 == 0 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(srv.Close)
+	set, err := basicBodies(payload{ClientState: loadClientState, SubscriptionID: loadSubID}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := load{URL: srv.URL + "/notifications", Bodies: set, Concurrency: 1, Rate: 1000, Duration: 100 * time.Millisecond} // 200 requests/s
+	o := l.run(t.Context())
+	if o.Requests != 20 || o.Failures != 0 {
+		t.Fatalf("requests %d, transport failures %d (%s); want 20 and 0", o.Requests, o.Failures, o.FirstError)
+	}
+	if o.Statuses[http.StatusAccepted] != 10 || o.Statuses[http.StatusServiceUnavailable] != 10 || o.Notifications != 50 || o.errors() != 10 {
+		t.Errorf("statuses %v, notifications %d, errors %d", o.Statuses, o.Notifications, o.errors())
 	}
 }

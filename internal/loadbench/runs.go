@@ -136,17 +136,12 @@ func (h *harness) pool(ctx context.Context, bits int) ([]graphsim.Notification, 
 }
 
 // newLoad returns the load of sc on url.
-func (h *harness) newLoad(sc scenario, bodies *bodySet, u string) (load, error) {
+func (h *harness) newLoad(sc scenario, bodies *bodySet, u string) load {
 	l := load{URL: u, Bodies: bodies, Concurrency: h.o.Concurrency, Duration: h.o.Duration}
 	if sc.Kind == "handshake" {
 		l.Token = graphsim.ValidationTokenPrefix + graphsim.NewGUID()
-		hu, err := graphsim.HandshakeURL(u, l.Token)
-		if err != nil {
-			return load{}, err
-		}
-		l.HandshakeURL = hu
 	}
-	return l, nil
+	return l
 }
 
 func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) {
@@ -229,23 +224,18 @@ func (h *harness) measure(ctx context.Context, sc scenario, t target, bodies *bo
 		return sample{}, err
 	}
 	defer srv.stop()
-	l, err := h.newLoad(sc, bodies, srv.URL)
-	if err != nil {
-		return sample{}, err
-	}
+	l := h.newLoad(sc, bodies, srv.URL)
 	if rate > 0 {
 		l.Rate, l.Concurrency = rate, h.o.InFlight
 	}
-	client := newClient(l.Concurrency)
-	defer client.CloseIdleConnections()
 	warm := l
 	warm.Duration = h.o.Warmup
-	w := warm.run(ctx, client)
+	w := warm.run(ctx)
 	cpu0, err := processCPU(srv.pid())
 	if err != nil {
 		return sample{}, err
 	}
-	o := l.run(ctx, client)
+	o := l.run(ctx)
 	cpu1, err := processCPU(srv.pid())
 	if err != nil {
 		return sample{}, err
@@ -336,23 +326,32 @@ func (h *harness) burst(ctx context.Context, t target, bodies *bodySet) (burstRu
 		return burstRun{}, err
 	}
 	defer srv.stop()
-	client := newClient(burstSize)
-	defer client.CloseIdleConnections()
-	l := load{URL: srv.URL, Bodies: bodies}
-	// Pre-take the bodies, so all requests leave at once.
-	var reqs [][]byte
-	for range burstSize {
-		reqs = append(reqs, bodies.take())
+	// Connect and take the bodies first, so that all requests leave at once.
+	conns := make([]*conn, burstSize)
+	for i := range conns {
+		if conns[i], err = newConn(srv.URL, ""); err != nil {
+			return burstRun{}, err
+		}
+		if err := conns[i].dial(); err != nil {
+			return burstRun{}, err
+		}
 	}
 	var (
-		mu  sync.Mutex
-		out = burstRun{Statuses: map[int]int{}}
-		wg  sync.WaitGroup
+		mu    sync.Mutex
+		out   = burstRun{Statuses: map[int]int{}}
+		wg    sync.WaitGroup
+		ready sync.WaitGroup
+		gate  = make(chan struct{})
 	)
-	for _, b := range reqs {
+	for _, c := range conns {
+		ready.Add(1)
 		wg.Go(func() {
+			defer c.close()
+			one := &bodySet{batch: bodies.batch, bodies: [][]byte{bodies.take()}, slots: [][]int{nil}}
+			ready.Done()
+			<-gate
 			t0 := time.Now()
-			status, err := l.sendBody(ctx, client, b)
+			status, err := c.post(one, "")
 			d := time.Since(t0)
 			mu.Lock()
 			defer mu.Unlock()
@@ -364,6 +363,8 @@ func (h *harness) burst(ctx context.Context, t target, bodies *bodySet) (burstRu
 			out.Statuses[status]++
 		})
 	}
+	ready.Wait()
+	close(gate)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return burstRun{}, err
