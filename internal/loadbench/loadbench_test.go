@@ -405,3 +405,41 @@ func TestLoadReconnectsAndCountsRefusals(t *testing.T) {
 		t.Errorf("statuses %v, notifications %d, errors %d", o.Statuses, o.Notifications, o.errors())
 	}
 }
+
+func TestWriteReportRatiosAndTargets(t *testing.T) {
+	scs := allScenarios()
+	basic1 := scs[0]
+	bare := target{Name: "bare net/http", Bare: true}
+	gh := target{Name: "graphhook go", Backend: "go"}
+	peak := func(rate float64, rss uint64) sample {
+		return sample{Rate: rate, P50: time.Millisecond, P99: 5 * time.Millisecond, ServerCPU: time.Second, Notified: 10000, PeakRSS: rss, Statuses: map[int]int{202: 10}}
+	}
+	rep := &report{
+		Options: options{Runs: 3, Duration: 2 * time.Second, Concurrency: 8, BatchConcurrency: 4, InFlight: 64, Half: true, Burst: true},
+		Env:     environment{Cores: 2},
+		Rows: []*row{
+			{Scenario: basic1, Target: bare, Peak: []sample{peak(1000, 10<<20), peak(2000, 10<<20), peak(3000, 10<<20)}},
+			{Scenario: basic1, Target: gh, Peak: []sample{peak(700, 50<<20), peak(1400, 150<<20), peak(2100, 150<<20)},
+				HalfRate: 700, Half: []sample{peak(700, 50<<20)}},
+		},
+		Burst:   map[string][]burstRun{"graphhook go": {{Statuses: map[int]int{202: 6, 503: 4}}}},
+		Targets: []target{gh},
+	}
+	var b bytes.Buffer
+	if err := writeReport(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"**Short mode**",
+		"| basic, batch 1 | graphhook go | 1,400 | 0.70× | 1.00 | 5.00 | 0.100 | 150 |",
+		"| basic batch 1 ≥ 0.6× bare | 0.70× | yes |",
+		"| 1,000-change burst (go): no 503 | 4 in 1 run(s) | **no** |",
+		"| peak RSS ≤ 100 MiB at peak load (worst row) | 150 MiB (basic, batch 1, go) | **no** |",
+		"| p99 ≤ 20 ms at half of peak load (worst row) | 5.0 ms (basic, batch 1, go) | yes |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -65,14 +65,16 @@ type options struct {
 	Warmup      time.Duration
 	RawDuration time.Duration
 	Concurrency int
-	InFlight    int
-	Scenarios   string
-	OpenSSL     string
-	Half        bool
-	Burst       bool
-	Out         string
-	Root        string
-	Go          string
+	// BatchConcurrency is the closed-loop workers of batch-100 scenarios.
+	BatchConcurrency int
+	InFlight         int
+	Scenarios        string
+	OpenSSL          string
+	Half             bool
+	Burst            bool
+	Out              string
+	Root             string
+	Go               string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,7 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window of each run")
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured load before each run's window (capped at half of -duration)")
 	fs.DurationVar(&o.RawDuration, "raw-duration", 3*time.Second, "how long each raw decrypt measurement runs (capped at -duration)")
-	fs.IntVar(&o.Concurrency, "concurrency", 8, "closed-loop workers (requests in flight) at peak load")
+	fs.IntVar(&o.Concurrency, "concurrency", 8, "closed-loop workers (requests in flight) at peak load, batch-1 scenarios and the handshake")
+	fs.IntVar(&o.BatchConcurrency, "batch-concurrency", 4, "closed-loop workers at peak load, batch-100 scenarios (4 batches of 100 rich RSA-4096 items are about 1 s of RSA on 2 cores)")
 	fs.IntVar(&o.InFlight, "inflight", 64, "most requests in flight in the open-loop (half of peak) runs")
 	fs.StringVar(&o.Scenarios, "scenarios", "all", "comma-separated scenarios to run: "+scenarioNames())
 	fs.StringVar(&o.OpenSSL, "openssl", "auto", "also measure the -tags openssl build: auto (when it builds), on, off")
@@ -115,8 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return printRaw(stdout, r)
 	}
-	if o.Runs < 1 || o.Duration <= 0 || o.Concurrency < 1 || o.InFlight < 1 {
-		return errors.New("-runs, -duration, -concurrency and -inflight must be positive")
+	if o.Runs < 1 || o.Duration <= 0 || o.Concurrency < 1 || o.BatchConcurrency < 1 || o.InFlight < 1 {
+		return errors.New("-runs, -duration, -concurrency, -batch-concurrency and -inflight must be positive")
 	}
 	switch o.OpenSSL {
 	case "auto", "on", "off":

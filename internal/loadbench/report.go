@@ -98,8 +98,9 @@ func ratio(f float64) string {
 // errorSummary describes the non-2xx answers of ss.
 func errorSummary(ss []sample) string {
 	total := map[int]int{}
-	failures := 0
+	failures, late := 0, 0
 	for _, s := range ss {
+		late += s.Late
 		for code, c := range s.Statuses {
 			if code < 200 || code > 299 {
 				total[code] += c
@@ -107,8 +108,12 @@ func errorSummary(ss []sample) string {
 		}
 		failures += s.Errors
 	}
+	lateNote := ""
+	if late > 0 {
+		lateNote = fmt.Sprintf("; %d answers after 3 s", late)
+	}
 	if failures == 0 {
-		return "0"
+		return "0" + lateNote
 	}
 	var parts []string
 	codes := make([]int, 0, len(total))
@@ -124,7 +129,7 @@ func errorSummary(ss []sample) string {
 	if other := failures - counted; other > 0 {
 		parts = append(parts, fmt.Sprintf("%d other", other))
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ", ") + lateNote
 }
 
 func checkSummary(ss []sample, checked bool) string {
@@ -166,7 +171,7 @@ func writeReport(w io.Writer, r *report) error {
 	if r.NoOpen != "" {
 		p("- The openssl build was not measured: %s.", r.NoOpen)
 	}
-	p("- Load: %d closed-loop workers with keep-alive connections on 127.0.0.1. Bodies are generated before any measurement (rich items encrypted, the validationToken signed); a request copies a body and writes a counter into its notification ids, so nothing is deduplicated. Rich bodies cycle through %d distinct items, twice the receiver's unwrapped-key cache, so every item costs an RSA operation.", o.Concurrency, richPoolSize)
+	p("- Load at peak: %d closed-loop workers (%d for batches of 100), each with its own keep-alive connection on 127.0.0.1. Bodies are generated before any measurement (rich items encrypted, the validationToken signed); a request copies a body and writes a counter into its notification ids, so nothing is deduplicated. Rich bodies cycle through %d distinct items, twice the receiver's unwrapped-key cache, so every item costs an RSA operation.", o.Concurrency, o.BatchConcurrency, richPoolSize)
 	p("- Server CPU is utime+stime from `/proc/<pid>/stat` over the measured window; peak RSS is `VmHWM` from `/proc/<pid>/status` at the end of the run (the daemon process includes the embedded NATS server). Client CPU is the harness's own `getrusage` time, taken from the same 2 cores.")
 	p("- The raw decrypt rate is `decrypt.KeyRing.Decrypt` on %d goroutines for %s, by a binary built with the same backend, measured in each run with no server running.", r.Env.Cores, o.RawDuration)
 	p("- Latencies are per request (a batch is one request), from send to answer; at half of peak load the client sends on a fixed schedule (open loop, up to %d in flight) and latency counts from the scheduled time.", o.InFlight)

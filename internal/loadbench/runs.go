@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -135,9 +136,18 @@ func (h *harness) pool(ctx context.Context, bits int) ([]graphsim.Notification, 
 	return p, nil
 }
 
+// concurrency returns the closed-loop workers of sc: -batch-concurrency
+// for batches of more than one item, -concurrency otherwise.
+func (h *harness) concurrency(sc scenario) int {
+	if sc.Batch > 1 {
+		return h.o.BatchConcurrency
+	}
+	return h.o.Concurrency
+}
+
 // newLoad returns the load of sc on url.
 func (h *harness) newLoad(sc scenario, bodies *bodySet, u string) load {
-	l := load{URL: u, Bodies: bodies, Concurrency: h.o.Concurrency, Duration: h.o.Duration}
+	l := load{URL: u, Bodies: bodies, Concurrency: h.concurrency(sc), Duration: h.o.Duration}
 	if sc.Kind == "handshake" {
 		l.Token = graphsim.ValidationTokenPrefix + graphsim.NewGUID()
 	}
@@ -167,7 +177,7 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) 
 			}
 		}
 		for _, r := range rows {
-			h.stepf("%s run %d/%d: %s, %d workers", sc.Name, i+1, h.o.Runs, r.Target.Name, h.o.Concurrency)
+			h.stepf("%s run %d/%d: %s, %d workers", sc.Name, i+1, h.o.Runs, r.Target.Name, h.concurrency(sc))
 			s, err := h.measure(ctx, sc, r.Target, bodies, 0)
 			if err != nil {
 				return nil, err
@@ -207,12 +217,23 @@ func (h *harness) logSample(s sample) {
 		s.Rate, ms(s.P50), ms(s.P99), s.cpuPer1000(), float64(s.PeakRSS)/(1<<20), s.ClientCPU.Seconds(), s.Errors, check)
 }
 
-// startTarget starts a fresh server for t.
+// startTarget starts a fresh server for t. Ports are chosen free but may
+// be taken by another process before the server binds them (the machine
+// is shared), so a server that exits at once is retried on new ports.
 func (h *harness) startTarget(ctx context.Context, t target) (*server, error) {
-	if t.Bare {
-		return startBare(ctx, t.Self, h.work)
+	for attempt := 1; ; attempt++ {
+		var srv *server
+		var err error
+		if t.Bare {
+			srv, err = startBare(ctx, t.Self, h.work)
+		} else {
+			srv, err = startDaemon(ctx, t.Daemon, h.work, h.dcfg)
+		}
+		if err == nil || !errors.Is(err, errExited) || attempt == 3 {
+			return srv, err
+		}
+		h.logf("  %v; retrying on other ports", err)
 	}
-	return startDaemon(ctx, t.Daemon, h.work, h.dcfg)
 }
 
 // measure starts a fresh server for t, warms it up, measures one window

@@ -26,6 +26,10 @@ const (
 	quarantineName = "GRAPH_REJECTED"
 )
 
+// errExited means a server process exited before it was ready, usually
+// because another process took one of its ports after freePort chose it.
+var errExited = errors.New("exited before it was ready")
+
 // server is a process under test: the daemon or the bare baseline.
 type server struct {
 	cmd      *exec.Cmd
@@ -149,7 +153,7 @@ func (s *server) waitReady(ctx context.Context, url string) error {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			return fmt.Errorf("%s exited before it was ready (%v); see its log: %s", filepath.Base(s.cmd.Path), err, s.tail())
+			return fmt.Errorf("%w: %s (%v); its log: %s", errExited, filepath.Base(s.cmd.Path), err, s.tail())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
