@@ -443,3 +443,28 @@ func TestWriteReportRatiosAndTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestRawDecryptRateUsesEveryCoreAndThisBackend(t *testing.T) {
+	key, err := decrypt.GenerateKey(2048, "test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := key.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := t.TempDir() + "/key.pem"
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rawDecryptRate(t.Context(), path, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Backend != decrypt.Backend || r.Bits != 2048 || r.Goroutines < 1 {
+		t.Errorf("result %+v: want backend %q, 2048 bits", r, decrypt.Backend)
+	}
+	if r.Decrypts == 0 || r.PerSecond <= 0 || r.CPUPerDecrypt <= 0 {
+		t.Errorf("result %+v: nothing measured", r)
+	}
+}

@@ -30,6 +30,10 @@ type rawResult struct {
 	Decrypts   int64   `json:"decrypts"`
 	Seconds    float64 `json:"seconds"`
 	PerSecond  float64 `json:"perSecond"`
+	// CPUPerDecrypt is the process's CPU time (getrusage) per decrypt, in
+	// milliseconds: unlike PerSecond it hardly changes when other
+	// processes share the cores.
+	CPUPerDecrypt float64 `json:"cpuMsPerDecrypt"`
 }
 
 // rawDecryptRate measures how many rich items per second KeyRing.Decrypt
@@ -56,6 +60,7 @@ func rawDecryptRate(ctx context.Context, keyFile string, d time.Duration) (rawRe
 		errOnce  sync.Once
 		firstErr error
 	)
+	cpu0 := selfCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	for w := range g {
@@ -80,13 +85,16 @@ func rawDecryptRate(ctx context.Context, keyFile string, d time.Duration) (rawRe
 		})
 	}
 	wg.Wait()
+	cpu := selfCPU() - cpu0
 	if firstErr != nil {
 		return rawResult{}, fmt.Errorf("loadbench: raw decrypt: %w", firstErr)
 	}
 	el := time.Since(start).Seconds()
+	n := total.Load()
 	return rawResult{
 		Backend: decrypt.Backend, Bits: key.Private.N.BitLen(), Goroutines: g,
-		Decrypts: total.Load(), Seconds: el, PerSecond: float64(total.Load()) / el,
+		Decrypts: n, Seconds: el, PerSecond: float64(n) / el,
+		CPUPerDecrypt: ms(cpu) / float64(max(n, 1)),
 	}, ctx.Err()
 }
 

@@ -45,6 +45,7 @@ type row struct {
 	Target   target
 	Peak     []sample
 	Raw      []float64 // raw decrypt rate of the target's backend, per run
+	RawCPU   []float64 // its CPU-ms per decrypt, per run
 	HalfRate float64   // notifications/s of the half-peak runs
 	Half     []sample
 }
@@ -173,7 +174,8 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) 
 					return nil, err
 				}
 				r.Raw = append(r.Raw, raw.PerSecond)
-				h.logf("  %.0f decrypts/s", raw.PerSecond)
+				r.RawCPU = append(r.RawCPU, raw.CPUPerDecrypt)
+				h.logf("  %.0f decrypts/s, %.3f CPU-ms per decrypt", raw.PerSecond, raw.CPUPerDecrypt)
 			}
 		}
 		for _, r := range rows {
