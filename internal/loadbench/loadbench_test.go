@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -412,7 +413,7 @@ func TestWriteReportRatiosAndTargets(t *testing.T) {
 	bare := target{Name: "bare net/http", Bare: true}
 	gh := target{Name: "graphhook go", Backend: "go"}
 	peak := func(rate float64, rss uint64) sample {
-		return sample{Rate: rate, P50: time.Millisecond, P99: 5 * time.Millisecond, ServerCPU: time.Second, Notified: 10000, PeakRSS: rss, Statuses: map[int]int{202: 10}}
+		return sample{Rate: rate, P50: time.Millisecond, P99: 5 * time.Millisecond, ServerCPU: time.Second, Window: 2 * time.Second, Notified: 10000, PeakRSS: rss, Statuses: map[int]int{202: 10}}
 	}
 	rep := &report{
 		Options: options{Runs: 3, Duration: 2 * time.Second, Concurrency: 8, BatchConcurrency: 4, InFlight: 64, Half: true, Burst: true},
@@ -429,10 +430,13 @@ func TestWriteReportRatiosAndTargets(t *testing.T) {
 	if err := writeReport(&b, rep); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("-json cannot encode the report: %v", err)
+	}
 	out := b.String()
 	for _, want := range []string{
 		"**Short mode**",
-		"| basic, batch 1 | graphhook go | 1,400 | 0.70× | 1.00 | 5.00 | 0.100 | 150 |",
+		"| basic, batch 1 | graphhook go | 1,400 | 0.70× | 1.00 | 5.00 | 0.100 | 0.50 | 150 |",
 		"| basic batch 1 ≥ 0.6× bare | 0.70× | yes |",
 		"| 1,000-change burst (go): no 503 | 4 in 1 run(s) | **no** |",
 		"| peak RSS ≤ 100 MiB at peak load (worst row) | 150 MiB (basic, batch 1, go) | **no** |",

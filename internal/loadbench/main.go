@@ -39,6 +39,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,6 +74,7 @@ type options struct {
 	Half             bool
 	Burst            bool
 	Out              string
+	JSON             string
 	Root             string
 	Go               string
 }
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Half, "half", true, "measure p99 at half of peak load")
 	fs.BoolVar(&o.Burst, "burst", true, "send the 1,000-change burst")
 	fs.StringVar(&o.Out, "out", "BENCHMARKS.md", "report file")
+	fs.StringVar(&o.JSON, "json", "", "also write every run's measurements to this JSON file")
 	fs.StringVar(&o.Root, "root", ".", "repository root (where go.mod is)")
 	fs.StringVar(&o.Go, "go", "go", "go command used to build the binaries")
 	bare := fs.Bool("bare", false, "serve the bare baseline on -listen (used by the harness itself)")
@@ -153,5 +156,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "wrote %s\n", o.Out)
+	if o.JSON != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.JSON, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", o.JSON)
+	}
 	return nil
 }

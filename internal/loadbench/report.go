@@ -172,14 +172,14 @@ func writeReport(w io.Writer, r *report) error {
 		p("- The openssl build was not measured: %s.", r.NoOpen)
 	}
 	p("- Load at peak: %d closed-loop workers (%d for batches of 100), each with its own keep-alive connection on 127.0.0.1. Bodies are generated before any measurement (rich items encrypted, the validationToken signed); a request copies a body and writes a counter into its notification ids, so nothing is deduplicated. Rich bodies cycle through %d distinct items, twice the receiver's unwrapped-key cache, so every item costs an RSA operation.", o.Concurrency, o.BatchConcurrency, richPoolSize)
-	p("- Server CPU is utime+stime from `/proc/<pid>/stat` over the measured window; peak RSS is `VmHWM` from `/proc/<pid>/status` at the end of the run (the daemon process includes the embedded NATS server). Client CPU is the harness's own `getrusage` time, taken from the same 2 cores.")
+	p("- Server CPU is utime+stime from `/proc/<pid>/stat` over the measured window (cores busy: that CPU time over the window; below %d the server waited, or other processes had the cores); peak RSS is `VmHWM` from `/proc/<pid>/status` at the end of the run (the daemon process includes the embedded NATS server). Client CPU is the harness's own `getrusage` time, taken from the same cores.", r.Env.Cores)
 	p("- The raw decrypt rate is `decrypt.KeyRing.Decrypt` on %d goroutines for %s, by a binary built with the same backend, measured in each run with no server running.", r.Env.Cores, o.RawDuration)
 	p("- Latencies are per request (a batch is one request), from send to answer; at half of peak load the client sends on a fixed schedule (open loop, up to %d in flight) and latency counts from the scheduled time.", o.InFlight)
 	p("")
 	p("## Peak load")
 	p("")
-	p("| scenario | server | notifications/s | vs bare | p50 ms | p99 ms | server CPU-s / 1,000 | peak RSS MiB | client CPU-s / 1,000 | non-2xx | stream |")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	p("| scenario | server | notifications/s | vs bare | p50 ms | p99 ms | server CPU-s / 1,000 | server cores busy | peak RSS MiB | client CPU-s / 1,000 | non-2xx | stream |")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, x := range r.Rows {
 		vs := "—"
 		if !x.Target.Bare {
@@ -187,11 +187,12 @@ func writeReport(w io.Writer, r *report) error {
 				vs = ratio(pairedRatio(rates(x.Peak), rates(bare.Peak)))
 			}
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.Scenario.Title, x.Target.Name,
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.Scenario.Title, x.Target.Name,
 			num(medianOf(x.Peak, func(s sample) float64 { return s.Rate })), vs,
 			num(medianOf(x.Peak, func(s sample) float64 { return ms(s.P50) })),
 			num(medianOf(x.Peak, func(s sample) float64 { return ms(s.P99) })),
 			strconv.FormatFloat(medianOf(x.Peak, sample.cpuPer1000), 'f', 3, 64),
+			strconv.FormatFloat(medianOf(x.Peak, sample.cores), 'f', 2, 64),
 			num(medianOf(x.Peak, func(s sample) float64 { return float64(s.PeakRSS) / (1 << 20) })),
 			strconv.FormatFloat(medianOf(x.Peak, sample.clientPer1000), 'f', 3, 64),
 			errorSummary(x.Peak), checkSummary(x.Peak, streamChecked(x)))

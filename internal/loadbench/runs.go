@@ -15,6 +15,7 @@ type sample struct {
 	Rate      float64 // notifications/s
 	P50, P99  time.Duration
 	ServerCPU time.Duration // during the window
+	Window    time.Duration // the measured window, to the last answer
 	ClientCPU time.Duration
 	Notified  int    // notifications answered 2xx in the window
 	PeakRSS   uint64 // bytes, VmHWM at the end of the run
@@ -30,6 +31,14 @@ func (s sample) cpuPer1000() float64 {
 		return 0
 	}
 	return s.ServerCPU.Seconds() * 1000 / float64(s.Notified)
+}
+
+// cores returns how many cores the server kept busy on average.
+func (s sample) cores() float64 {
+	if s.Window <= 0 {
+		return 0
+	}
+	return s.ServerCPU.Seconds() / s.Window.Seconds()
 }
 
 func (s sample) clientPer1000() float64 {
@@ -272,7 +281,7 @@ func (h *harness) measure(ctx context.Context, sc scenario, t target, bodies *bo
 	}
 	s := sample{
 		Rate: o.rate(), P50: percentile(o.Latencies, 50), P99: percentile(o.Latencies, 99),
-		ServerCPU: cpu1 - cpu0, ClientCPU: o.ClientCPU, Notified: o.Notifications, PeakRSS: rss,
+		ServerCPU: cpu1 - cpu0, Window: o.Elapsed, ClientCPU: o.ClientCPU, Notified: o.Notifications, PeakRSS: rss,
 		Errors: o.errors(), Late: o.Late, Statuses: o.Statuses,
 	}
 	if o.Notifications == 0 {
