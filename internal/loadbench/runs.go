@@ -17,6 +17,7 @@ type sample struct {
 	ServerCPU time.Duration // during the window
 	Window    time.Duration // the measured window, to the last answer
 	ClientCPU time.Duration
+	Requests  int    // requests in the window
 	Notified  int    // notifications answered 2xx in the window
 	PeakRSS   uint64 // bytes, VmHWM at the end of the run
 	Errors    int    // requests not answered 2xx
@@ -281,7 +282,7 @@ func (h *harness) measure(ctx context.Context, sc scenario, t target, bodies *bo
 	}
 	s := sample{
 		Rate: o.rate(), P50: percentile(o.Latencies, 50), P99: percentile(o.Latencies, 99),
-		ServerCPU: cpu1 - cpu0, Window: o.Elapsed, ClientCPU: o.ClientCPU, Notified: o.Notifications, PeakRSS: rss,
+		ServerCPU: cpu1 - cpu0, Window: o.Elapsed, ClientCPU: o.ClientCPU, Requests: o.Requests, Notified: o.Notifications, PeakRSS: rss,
 		Errors: o.errors(), Late: o.Late, Statuses: o.Statuses,
 	}
 	if o.Notifications == 0 {
