@@ -100,6 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Go, "go", "go", "go command used to build the binaries")
 	bare := fs.Bool("bare", false, "serve the bare baseline on -listen (used by the harness itself)")
 	listen := fs.String("listen", "127.0.0.1:0", "address for -bare")
+	fromJSON := fs.String("from-json", "", "write -out from a file written by -json, without measuring")
 	raw := fs.Bool("raw-rsa", false, "print the raw decrypt rate of -key as JSON (used by the harness itself)")
 	key := fs.String("key", "", "PEM key file for -raw-rsa")
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +112,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *bare:
 		return serveBare(ctx, *listen)
+	case *fromJSON != "":
+		b, err := os.ReadFile(*fromJSON)
+		if err != nil {
+			return err
+		}
+		var rep report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("%s: %w", *fromJSON, err)
+		}
+		return writeReportFile(o.Out, &rep, stderr)
 	case *raw:
 		if *key == "" {
 			return errors.New("-raw-rsa needs -key FILE")
@@ -144,18 +155,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(o.Out)
-	if err != nil {
+	if err := writeReportFile(o.Out, rep, stderr); err != nil {
 		return err
 	}
-	if err := writeReport(f, rep); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "wrote %s\n", o.Out)
 	if o.JSON != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -166,5 +168,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "wrote %s\n", o.JSON)
 	}
+	return nil
+}
+
+// writeReportFile writes rep as Markdown to path.
+func writeReportFile(path string, rep *report, log io.Writer) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := writeReport(f, rep); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s\n", path)
 	return nil
 }
