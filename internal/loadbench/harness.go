@@ -248,7 +248,7 @@ func describeEnvironment(ctx context.Context, o options) environment {
 		GoVersion: out(o.Go, "env", "GOVERSION"),
 		OpenSSL:   out("openssl", "version"),
 		Cores:     runtime.NumCPU(),
-		Command:   "scripts/load.sh " + strings.Join(os.Args[1:], " "),
+		Command:   strings.TrimSpace("scripts/load.sh " + strings.Join(measuringArgs(os.Args[1:]), " ")),
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
@@ -272,4 +272,21 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// measuringArgs returns args without the flags that only name output files
+// (-out, -json), so that the report's command line names no local path.
+func measuringArgs(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if strings.HasPrefix(args[i], "-") && (name == "out" || name == "json") {
+			if !hasValue {
+				i++
+			}
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
 }

@@ -485,3 +485,10 @@ func TestRawDecryptRateUsesEveryCoreAndThisBackend(t *testing.T) {
 		t.Errorf("result %+v: nothing measured", r)
 	}
 }
+
+func TestMeasuringArgsDropOutputFiles(t *testing.T) {
+	got := strings.Join(measuringArgs([]string{"-runs", "1", "-json", "x.json", "--out=b.md", "-duration", "2s", "-out", "c.md"}), " ")
+	if want := "-runs 1 -duration 2s"; got != want {
+		t.Errorf("measuringArgs = %q, want %q", got, want)
+	}
+}

@@ -20,9 +20,10 @@
 //     is in the JetStream stream and none was quarantined;
 //   - a bare net/http baseline that only decodes the JSON and answers 202
 //     (this binary with -bare, in its own process);
-//   - for rich scenarios, the raw decrypt rate of each RSA backend on every
-//     core (this binary with -raw-rsa, built with the same backend);
-//   - the p99 latency at half of the daemon's peak rate (open loop).
+//   - for rich scenarios, the raw decrypt rate and CPU time per decrypt of
+//     each RSA backend on every core (this binary with -raw-rsa, built with
+//     the same backend);
+//   - the p99 latency at half of each server's peak rate (open loop).
 //
 // It also sends the 1,000-change burst (10 concurrent batches of 100 rich
 // RSA-2048 changes) to an idle daemon and counts 503 answers.
@@ -34,7 +35,10 @@
 // through twice as many distinct items as the receiver's cache of
 // unwrapped keys holds, so every item costs an RSA operation. The client
 // reports its own CPU time (getrusage), which it takes from the server's
-// two cores.
+// cores.
+//
+// -json keeps every run's numbers; -from-json renders BENCHMARKS.md from
+// them again without measuring.
 package main
 
 import (
