@@ -96,6 +96,7 @@ func TestParseStatCPU(t *testing.T) {
 		{"no name", "4242 receiver " + rest, 0, errProcFormat},
 		{"truncated", "4242 (receiver) S 1 2 3", 0, errProcFormat},
 		{"not a number", "4242 (receiver) " + strings.Replace(rest, "250", "x", 1), 0, errProcFormat},
+		{"overflow", "4242 (receiver) " + strings.Replace(rest, "250", "18446744073709551615", 1), 0, errProcFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +143,7 @@ func TestParseVmHWM(t *testing.T) {
 		{"present", status, 50 << 20, nil},
 		{"missing", "Name:\treceiver\nVmRSS:\t 1 kB\n", 0, errProcFormat},
 		{"other unit", "VmHWM:\t 5 MB\n", 0, errProcFormat},
+		{"overflow", "VmHWM:\t 18446744073709551615 kB\n", 0, errProcFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -491,4 +493,26 @@ func TestMeasuringArgsDropOutputFiles(t *testing.T) {
 	if want := "-runs 1 -duration 2s"; got != want {
 		t.Errorf("measuringArgs = %q, want %q", got, want)
 	}
+}
+
+// FuzzParseProc feeds arbitrary text to the /proc parsers: they return an
+// error or a value, never panic, and never a negative CPU time.
+func FuzzParseProc(f *testing.F) {
+	f.Add([]byte("4242 (a b) (c)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0 100 2000 300"))
+	f.Add([]byte("Name:\treceiver\nVmHWM:\t   51200 kB\n"))
+	f.Add([]byte(")"))
+	f.Add([]byte("VmHWM: 18446744073709551615 kB"))
+	f.Add([]byte("1 (x) S 1 2 3 4 5 6 7 8 9 10 9223372036854775807 1 0"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, err := parseStatCPU(b); err == nil && (d < 0 || d%(time.Second/userHZ) != 0) {
+			t.Errorf("parseStatCPU(%q) = %v", b, d)
+		} else if err != nil && !errors.Is(err, errProcFormat) {
+			t.Errorf("parseStatCPU(%q): error %v does not wrap errProcFormat", b, err)
+		}
+		if v, err := parseVmHWM(b); err != nil && !errors.Is(err, errProcFormat) {
+			t.Errorf("parseVmHWM(%q): error %v does not wrap errProcFormat", b, err)
+		} else if err == nil && v%1024 != 0 {
+			t.Errorf("parseVmHWM(%q) = %d, not whole kB (overflow?)", b, v)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -36,7 +37,11 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, fmt.Errorf("%w: utime/stime: %v", errProcFormat, err)
 	}
-	return time.Duration(utime+stime) * time.Second / userHZ, nil
+	const maxTicks = math.MaxInt64 / uint64(time.Second/userHZ)
+	if utime > maxTicks || stime > maxTicks-utime {
+		return 0, fmt.Errorf("%w: utime/stime out of range", errProcFormat)
+	}
+	return time.Duration(utime+stime) * (time.Second / userHZ), nil
 }
 
 // parseVmHWM returns the peak resident set size (VmHWM) of a
@@ -52,8 +57,8 @@ func parseVmHWM(status []byte) (uint64, error) {
 			return 0, fmt.Errorf("%w: VmHWM line %q", errProcFormat, strings.TrimSpace(line))
 		}
 		kb, err := strconv.ParseUint(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%w: VmHWM: %v", errProcFormat, err)
+		if err != nil || kb > math.MaxUint64/1024 {
+			return 0, fmt.Errorf("%w: VmHWM %q", errProcFormat, f[0])
 		}
 		return kb * 1024, nil
 	}

@@ -232,7 +232,7 @@ func writeReport(w io.Writer, r *report) error {
 	if o.Half {
 		p("## Half of peak load")
 		p("")
-		p("A p99 over fewer than 100 requests is their slowest answer.")
+		p("The bare rows are the reference for the client and the machine: when their p99 is high too, scheduling delays of the client or of other processes set it, not the server. A p99 over fewer than 100 requests is their slowest answer.")
 		p("")
 		p("| scenario | server | offered notifications/s | achieved | requests per run | p50 ms | p99 ms | non-2xx | stream |")
 		p("|---|---|---:|---:|---:|---:|---:|---|---|")
