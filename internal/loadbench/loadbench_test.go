@@ -516,3 +516,26 @@ func FuzzParseProc(f *testing.F) {
 		}
 	})
 }
+
+func TestJudgeStream(t *testing.T) {
+	tests := []struct {
+		name                string
+		stored, quarantined uint64
+		answered, sent      int
+		wantOK              bool
+	}{
+		{"all stored", 500, 0, 500, 500, true},
+		{"refused batch partly stored", 550, 0, 500, 600, true},
+		{"answered but lost", 499, 0, 500, 500, false},
+		{"more than sent", 601, 0, 500, 600, false},
+		{"quarantined", 500, 1, 500, 500, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := judgeStream(tt.stored, tt.quarantined, tt.answered, tt.sent)
+			if (got == "") != tt.wantOK {
+				t.Errorf("judgeStream = %q, want ok %v", got, tt.wantOK)
+			}
+		})
+	}
+}

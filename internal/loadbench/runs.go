@@ -300,11 +300,20 @@ func (h *harness) measure(ctx context.Context, sc scenario, t target, bodies *bo
 // answered, at most sent) and quarantined none; it returns "" when so.
 func checkStream(ctx context.Context, srv *server, answered, sent int) string {
 	stored, quarantined, err := srv.streamCounts(ctx)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "cannot read the stream: " + err.Error()
+	}
+	return judgeStream(stored, quarantined, answered, sent)
+}
+
+// judgeStream compares the stream's message counts with what the client
+// saw: every item answered 2xx must be stored (items of a batch answered
+// 503 may be stored too, so up to sent), and none quarantined (a rejected
+// clientState, token or decryption would still be answered 202).
+func judgeStream(stored, quarantined uint64, answered, sent int) string {
+	switch {
 	case quarantined > 0:
-		return fmt.Sprintf("%d items quarantined (token or decryption rejected)", quarantined)
+		return fmt.Sprintf("%d items quarantined (clientState, token or decryption rejected)", quarantined)
 	case stored < uint64(answered):
 		return fmt.Sprintf("stream holds %d items, %d were answered 2xx", stored, answered)
 	case stored > uint64(sent):
