@@ -449,6 +449,17 @@ func TestWriteReportRatiosAndTargets(t *testing.T) {
 		t.Errorf("report from JSON differs:\n%s\nwant:\n%s", again.String(), b.String())
 	}
 	out := b.String()
+	if strings.Contains(out, "failed their check") {
+		t.Error("report claims a failed check")
+	}
+	rep.Rows[1].Half[0].Check = "stream holds 1 items, 2 were answered 2xx"
+	var failed bytes.Buffer
+	if err := writeReport(&failed, rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(failed.String(), "**1 run(s) failed their check**") || !strings.Contains(failed.String(), "| FAILED: stream holds 1 items") {
+		t.Errorf("a failed check is not reported:\n%s", failed.String())
+	}
 	for _, want := range []string{
 		"**Short mode**",
 		"| basic, batch 1 | graphhook go | 1,400 | 0.70× | 1.00 | 5.00 | 0.100 | 0.50 | 150 |",

@@ -162,6 +162,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := writeReportFile(o.Out, rep, stderr); err != nil {
 		return err
 	}
+	if n := rep.failedChecks(); n > 0 {
+		fmt.Fprintf(stderr, "WARNING: %d run(s) failed their check; see the stream columns of %s and the CHECK FAILED lines above\n", n, o.Out)
+	}
 	if o.JSON != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,15 +134,35 @@ func errorSummary(ss []sample) string {
 }
 
 func checkSummary(ss []sample, checked bool) string {
-	if !checked {
-		return "n/a"
-	}
 	for _, s := range ss {
 		if s.Check != "" {
 			return "FAILED: " + s.Check
 		}
 	}
+	if !checked {
+		return "n/a"
+	}
 	return "ok"
+}
+
+// failedChecks counts the runs whose check failed.
+func (r *report) failedChecks() int {
+	n := 0
+	for _, x := range r.Rows {
+		for _, s := range append(slices.Clone(x.Peak), x.Half...) {
+			if s.Check != "" {
+				n++
+			}
+		}
+	}
+	for _, runs := range r.Burst {
+		for _, b := range runs {
+			if b.Check != "" {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func writeReport(w io.Writer, r *report) error {
@@ -157,6 +178,10 @@ func writeReport(w io.Writer, r *report) error {
 	p("on %s, commit `%s`, %s, %d cores (%s), %s. It took %s; the load average was %s before and %s after.",
 		r.Env.Date, r.Env.Commit, r.Env.GoVersion, r.Env.Cores, r.Env.CPU, r.Env.OpenSSL, r.Elapsed.Round(time.Second), r.Env.LoadBefore, r.Env.LoadAfter)
 	p("")
+	if n := r.failedChecks(); n > 0 {
+		p("> **%d run(s) failed their check** (see the stream columns): an item answered 2xx is missing from the stream, was quarantined, or no request was answered 2xx.", n)
+		p("")
+	}
 	if r.shortMode() {
 		p("> **Short mode** (%d run(s) of %s per row): a quick check that the harness works, not a measurement.", o.Runs, o.Duration)
 		p("> The targets need medians of at least 5 runs: `scripts/load.sh` (5 runs of 10 s) on an otherwise idle machine.")
