@@ -155,12 +155,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer h.close()
-	rep, err := h.runAll(ctx, scs)
-	if err != nil {
-		return err
+	rep, runErr := h.runAll(ctx, scs)
+	if runErr != nil && len(rep.Rows) == 0 {
+		return runErr
 	}
 	if err := writeReportFile(o.Out, rep, stderr); err != nil {
-		return err
+		return errors.Join(runErr, err)
 	}
 	if n := rep.failedChecks(); n > 0 {
 		fmt.Fprintf(stderr, "WARNING: %d run(s) failed their check; see the stream columns of %s and the CHECK FAILED lines above\n", n, o.Out)
@@ -168,12 +168,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.JSON != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
-			return err
+			return errors.Join(runErr, err)
 		}
 		if err := os.WriteFile(o.JSON, append(b, '\n'), 0o644); err != nil {
-			return err
+			return errors.Join(runErr, err)
 		}
 		fmt.Fprintf(stderr, "wrote %s\n", o.JSON)
+	}
+	if runErr != nil {
+		return fmt.Errorf("stopped early, %s has the runs so far: %w", o.Out, runErr)
 	}
 	return nil
 }

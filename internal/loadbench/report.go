@@ -178,6 +178,10 @@ func writeReport(w io.Writer, r *report) error {
 	p("on %s, commit `%s`, %s, %d cores (%s), %s. It took %s; the load average was %s before and %s after.",
 		r.Env.Date, r.Env.Commit, r.Env.GoVersion, r.Env.Cores, r.Env.CPU, r.Env.OpenSSL, r.Elapsed.Round(time.Second), r.Env.LoadBefore, r.Env.LoadAfter)
 	p("")
+	if r.Incomplete != "" {
+		p("> **Incomplete**: the harness stopped early (%s); the tables hold the runs before that.", r.Incomplete)
+		p("")
+	}
 	if n := r.failedChecks(); n > 0 {
 		p("> **%d run(s) failed their check** (see the stream columns): an item answered 2xx is missing from the stream, was quarantined, or no request was answered 2xx.", n)
 		p("")

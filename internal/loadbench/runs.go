@@ -77,6 +77,8 @@ type report struct {
 	Burst   map[string][]burstRun // by target name
 	Targets []target              // daemons, in order
 	Elapsed time.Duration
+	// Incomplete is the error that stopped the harness early, if any.
+	Incomplete string `json:",omitempty"`
 }
 
 func (h *harness) runAll(ctx context.Context, scs []scenario) (*report, error) {
@@ -96,21 +98,27 @@ func (h *harness) runAll(ctx context.Context, scs []scenario) (*report, error) {
 		h.todo += h.o.Runs * len(h.daemons)
 	}
 	h.logf("%d steps: %d run(s) of %s (after %s warm-up) per row; the machine's load average is %s", h.todo, h.o.Runs, h.o.Duration, h.o.Warmup, h.env.LoadBefore)
+	var err error
 	for _, sc := range scs {
-		rows, err := h.runScenario(ctx, sc)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.Name, err)
-		}
+		var rows []*row
+		rows, err = h.runScenario(ctx, sc)
 		rep.Rows = append(rep.Rows, rows...)
-	}
-	if h.o.Burst {
-		if err := h.runBurst(ctx, rep); err != nil {
-			return nil, fmt.Errorf("burst: %w", err)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", sc.Name, err)
+			break
 		}
+	}
+	if err == nil && h.o.Burst {
+		if err = h.runBurst(ctx, rep); err != nil {
+			err = fmt.Errorf("burst: %w", err)
+		}
+	}
+	if err != nil {
+		rep.Incomplete = err.Error()
 	}
 	rep.Env.LoadAfter = loadAvg()
 	rep.Elapsed = time.Since(h.start)
-	return rep, nil
+	return rep, err
 }
 
 // bodies returns the pre-generated bodies of sc.
@@ -181,7 +189,7 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) 
 				h.stepf("%s run %d/%d: raw decrypt rate, backend %s, %d goroutines", sc.Name, i+1, h.o.Runs, r.Target.Backend, h.env.Cores)
 				raw, err := measureRaw(ctx, r.Target.Self, h.keyFiles[sc.Bits], r.Target.Backend, h.o.RawDuration)
 				if err != nil {
-					return nil, err
+					return rows, err
 				}
 				r.Raw = append(r.Raw, raw.PerSecond)
 				r.RawCPU = append(r.RawCPU, raw.CPUPerDecrypt)
@@ -192,7 +200,7 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) 
 			h.stepf("%s run %d/%d: %s, %d workers", sc.Name, i+1, h.o.Runs, r.Target.Name, h.concurrency(sc))
 			s, err := h.measure(ctx, sc, r.Target, bodies, 0)
 			if err != nil {
-				return nil, err
+				return rows, err
 			}
 			r.Peak = append(r.Peak, s)
 			h.logSample(s)
@@ -211,7 +219,7 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) ([]*row, error) 
 			h.stepf("%s half-peak run %d/%d: %s at %.0f notifications/s (open loop)", sc.Name, i+1, h.o.Runs, r.Target.Name, r.HalfRate)
 			s, err := h.measure(ctx, sc, r.Target, bodies, r.HalfRate)
 			if err != nil {
-				return nil, err
+				return rows, err
 			}
 			r.Half = append(r.Half, s)
 			h.logSample(s)
