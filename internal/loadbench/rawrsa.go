@@ -48,7 +48,7 @@ func rawDecryptRate(ctx context.Context, keyFile string, d time.Duration) (rawRe
 	}
 	pool := make([]*decrypt.EncryptedContent, rawPoolSize)
 	for i := range pool {
-		ec, err := decrypt.Encrypt(key.Certificate, "raw", graphsim.ResourceContent("me/messages", strconv.Itoa(i), graphsim.DefaultTenantID))
+		ec, err := graphsim.Encrypt(key.Certificate, "raw", graphsim.ResourceContent("me/messages", strconv.Itoa(i), graphsim.DefaultTenantID))
 		if err != nil {
 			return rawResult{}, err
 		}
