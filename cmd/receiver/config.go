@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/providers/rawbytes"
@@ -92,6 +92,11 @@ type config struct {
 	LogLevel  string `koanf:"log-level" default:"info" example:"debug" usage:"log level: debug, info, warn or error"`
 	Version   bool   `koanf:"version" opts:"nofile,noenv" usage:"print the version and exit"`
 
+	// Subscriptions is the YAML-only "subscriptions:" section: the
+	// subscriptions the daemon keeps alive and the Graph credentials it
+	// uses (see subsSection). Nil when the file has no such section.
+	Subscriptions *subsSection `koanf:"subscriptions" opts:"section"`
+
 	// origin maps a setting name to how the user spelled it where its value
 	// came from ("--key", "GRAPHHOOK_KEY", "receiver.yaml line 4: key"), so
 	// problems name the setting the way the user wrote it.
@@ -106,18 +111,6 @@ func (c *config) where(name string) string {
 	return "--" + name
 }
 
-// kind is the type of a setting's value, taken from its config field.
-type kind int
-
-const (
-	kindString kind = iota
-	kindList        // repeatable; a list in YAML
-	kindBool
-	kindDuration
-	kindBytes
-	kindInt
-)
-
 // setting documents one configuration setting, as config's tags declare
 // it: the flags, the environment variables, the YAML keys and the README
 // table are all made from [settings].
@@ -131,8 +124,12 @@ type setting struct {
 	split   bool   // a list that also accepts comma-separated values
 	noFile  bool   // not read from the config file (--config, --version)
 	noEnv   bool   // not read from the environment (--version)
-	kind    kind   // from the config field's type
+	typ     reflect.Type
 }
+
+// list and boolean report the setting's kind, from its field's type.
+func (s setting) list() bool    { return s.typ == reflect.TypeFor[[]string]() }
+func (s setting) boolean() bool { return s.typ == reflect.TypeFor[bool]() }
 
 // envName returns the environment variable that sets s.
 func (s setting) envName() string {
@@ -148,34 +145,6 @@ func (s setting) exampleArg() string {
 	return "--" + s.name + " " + s.example
 }
 
-// configField returns the field of c whose koanf tag is name.
-func configField(c *config, name string) (reflect.Value, bool) {
-	v := reflect.ValueOf(c).Elem()
-	for i := range v.NumField() {
-		if v.Type().Field(i).Tag.Get("koanf") == name {
-			return v.Field(i), true
-		}
-	}
-	return reflect.Value{}, false
-}
-
-// kindOf returns the kind of a config field.
-func kindOf(f reflect.Value) kind {
-	switch f.Addr().Interface().(type) {
-	case *[]string:
-		return kindList
-	case *bool:
-		return kindBool
-	case *time.Duration:
-		return kindDuration
-	case *int64:
-		return kindBytes
-	case *int:
-		return kindInt
-	}
-	return kindString
-}
-
 // settings returns the documentation of every setting, from the tags of
 // config's fields, in the order of --help and the README table.
 func settings() []setting {
@@ -183,17 +152,16 @@ func settings() []setting {
 	var set []setting
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name := f.Tag.Get("koanf")
-		if name == "" {
+		opts := "," + f.Tag.Get("opts") + ","
+		if f.Tag.Get("koanf") == "" || strings.Contains(opts, ",section,") {
 			continue
 		}
-		opts := "," + f.Tag.Get("opts") + ","
 		set = append(set, setting{
-			name: name, def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
+			name: f.Tag.Get("koanf"), def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
 			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
 			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
 			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
-			kind: kindOf(reflect.New(f.Type).Elem()),
+			typ: f.Type,
 		})
 	}
 	return set
@@ -215,8 +183,9 @@ var errUsage = errors.New("usage error")
 // errHelp is returned for -h and --help.
 var errHelp = pflag.ErrHelp
 
-// newFlagSet returns the flags of set. Their defaults are for -h only:
-// loadConfig takes defaults from set, and from the flags only the ones given.
+// newFlagSet returns the flags of set, with their defaults: koanf's
+// posflag provider takes a flag's default for a setting neither the
+// environment nor the file sets.
 func newFlagSet(set []setting) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -227,10 +196,10 @@ func newFlagSet(set []setting) *pflag.FlagSet {
 		if s.shown != "" {
 			usage += " (default " + s.shown + ")"
 		}
-		switch s.kind {
-		case kindBool:
+		switch {
+		case s.boolean():
 			fs.Bool(s.name, false, usage)
-		case kindList:
+		case s.list():
 			fs.StringArray(s.name, nil, usage)
 		default:
 			fs.String(s.name, s.def, usage)
@@ -239,8 +208,9 @@ func newFlagSet(set []setting) *pflag.FlagSet {
 	return fs
 }
 
-// loadConfig merges defaults, the config file, the environment and args
-// (in increasing precedence) with koanf. An environment variable that is
+// loadConfig merges the config file, the environment and args (in
+// increasing precedence, over the flags' defaults) with koanf, which also
+// types the values (see [decodeHook]). An environment variable that is
 // set counts even when empty, as the flag with that value would
 // (GRAPHHOOK_OPS_LISTEN= overrides a file's ops-listen), except that an
 // empty list variable stops the start. It returns errHelp for -h, an error
@@ -256,25 +226,32 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		return nil, fmt.Errorf("%w: %s (run with -h for the list of settings)", errUsage, flagErrorText(err))
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, help config)", errUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, subscriptions, help config)", errUsage, fs.Arg(0))
 	}
 
-	// One koanf instance per layer tells where a value came from; they
-	// are merged in order of precedence.
+	c := &config{origin: map[string]string{}}
+	k := koanf.New(".")
+	file := fs.Lookup("config").Value.String()
+	if file == "" {
+		file, _ = lookupEnv(envPrefix + "CONFIG")
+	}
+	if file != "" {
+		lines, err := loadConfigFile(k, file, set)
+		if err != nil {
+			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
+		}
+		for key := range k.Raw() {
+			c.origin[key] = fmt.Sprintf("%s line %d: %s", file, lines[key], key)
+		}
+	}
+
 	var ps problems
-	defaults := map[string]any{}
 	var environ []string
 	for _, s := range set {
-		if s.def != "" {
-			defaults[s.name] = s.def
-		}
-		if s.noEnv {
-			continue
-		}
 		v, ok := lookupEnv(s.envName())
 		switch {
-		case !ok:
-		case v == "" && s.kind == kindList:
+		case !ok || s.noEnv:
+		case v == "" && s.list():
 			// An empty list variable is most likely a template value that
 			// was never filled in; silently clearing --nats-url (embedded
 			// server instead of the cluster) or --client-state (a random
@@ -282,55 +259,45 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 			ps.add(s.envName(), nil, "is set but empty; unset it to use the config file or the default, or give a value")
 		default:
 			environ = append(environ, s.envName()+"="+v)
+			c.origin[s.name] = s.envName()
 		}
 	}
-	layers := [4]*koanf.Koanf{koanf.New("."), koanf.New("."), koanf.New("."), koanf.New(".")}
-	kDef, kFile, kEnv, kFlag := layers[0], layers[1], layers[2], layers[3]
-	_ = kDef.Load(confmap.Provider(defaults, ""), nil)
-
-	file := fs.Lookup("config").Value.String()
-	if file == "" {
-		file, _ = lookupEnv(envPrefix + "CONFIG")
-	}
-	var lines map[string]int
-	if file != "" {
-		var err error
-		if lines, err = loadConfigFile(kFile, file, set); err != nil {
-			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
-		}
-	}
-	_ = kEnv.Load(env.Provider("", env.Opt{
+	_ = k.Load(env.Provider("", env.Opt{
 		Prefix:        envPrefix,
 		EnvironFunc:   func() []string { return environ },
 		TransformFunc: func(k, v string) (string, any) { return envKey(k), v },
 	}), nil)
-	_ = kFlag.Load(posflag.Provider(fs, ".", nil), nil)
+	fs.Visit(func(f *pflag.Flag) { c.origin[f.Name] = "--" + f.Name })
+	// Given flags win; the defaults fill what nothing else set.
+	_ = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		if !f.Changed && f.DefValue == "" {
+			return "", nil
+		}
+		return f.Name, posflag.FlagVal(fs, f)
+	}), nil)
 
-	k := koanf.New(".")
-	for _, l := range layers {
-		_ = k.Merge(l)
-	}
-	c := &config{origin: map[string]string{}}
 	for _, s := range set {
-		origin := ""
-		switch {
-		case kFlag.Exists(s.name):
-			origin = "--" + s.name
-		case kEnv.Exists(s.name):
-			origin = s.envName()
-		case kFile.Exists(s.name):
-			origin = fmt.Sprintf("%s line %d: %s", file, lines[s.name], s.name)
-		case !kDef.Exists(s.name):
+		f := reflect.ValueOf(c).Elem().FieldByIndex(fieldIndex(s.name))
+		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf); err != nil {
+			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name)))
 			continue
 		}
-		if origin != "" {
-			c.origin[s.name] = origin
-		} else {
-			origin = "--" + s.name // a default that does not parse is a programming error
+		if s.split {
+			var out []string
+			for _, x := range f.Interface().([]string) {
+				for part := range strings.SplitSeq(x, ",") {
+					if part = strings.TrimSpace(part); part != "" {
+						out = append(out, part)
+					}
+				}
+			}
+			f.Set(reflect.ValueOf(out))
 		}
-		f, _ := configField(c, s.name)
-		if err := decode(f, k.Get(s.name), s); err != nil {
-			ps.add(origin, nil, err.Error())
+	}
+	if k.Exists("subscriptions") {
+		c.Subscriptions = &subsSection{}
+		if err := k.UnmarshalWithConf("subscriptions", c.Subscriptions, unmarshalConf); err != nil {
+			ps.add(c.where("subscriptions"), err, subsDecodeText(err))
 		}
 	}
 	if len(ps) > 0 {
@@ -339,92 +306,97 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 	return c, nil
 }
 
+// fieldIndex returns the index of config's field whose koanf tag is name.
+func fieldIndex(name string) []int {
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("koanf") == name {
+			return []int{i}
+		}
+	}
+	panic("cmd/receiver: no setting " + name)
+}
+
+// unmarshalConf is how koanf types the merged values: mapstructure builds
+// the lists and the subscriptions section (a scalar where a list is
+// wanted is a list of one), and decodeHook parses the scalars.
+var unmarshalConf = koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+	DecodeHook:       decodeHook,
+	WeaklyTypedInput: true,
+	ErrorUnused:      true,
+	TagName:          "koanf",
+}}
+
+// errBadValue is what decodeHook returns for a value it cannot type; the
+// daemon's message (badValue) says what is wanted, without the value of
+// a secret.
+var errBadValue = errors.New("bad value")
+
+// decodeHook parses the scalars of every setting the same way, wherever
+// the value came from (a YAML number, a flag's string): durations and
+// whole numbers must be positive, a size takes B, KiB, MiB suffixes, and
+// a boolean is true or false. A list or a map where one value is wanted
+// is refused.
+func decodeHook(_, to reflect.Type, v any) (any, error) {
+	if to.Kind() == reflect.Slice || to.Kind() == reflect.Struct || to.Kind() == reflect.Pointer || to.Kind() == reflect.Interface {
+		return v, nil
+	}
+	str, ok := scalar(v)
+	if !ok {
+		return nil, errBadValue
+	}
+	var out any
+	var err error
+	switch to {
+	case reflect.TypeFor[time.Duration]():
+		d, e := time.ParseDuration(str)
+		out, err = d, e
+		if e == nil && d <= 0 {
+			err = errBadValue
+		}
+	case reflect.TypeFor[int64](): // sizes
+		out, err = parseBytes(str)
+	case reflect.TypeFor[int]():
+		n, e := strconv.Atoi(str)
+		out, err = n, e
+		if e == nil && n <= 0 {
+			err = errBadValue
+		}
+	case reflect.TypeFor[bool]():
+		out, err = strconv.ParseBool(str)
+	default:
+		out = str
+	}
+	if err != nil {
+		return nil, errBadValue
+	}
+	return out, nil
+}
+
+// badValue says what s wants, showing v unless s is secret.
+func badValue(s setting, v any) string {
+	shown := "the value"
+	if str, ok := scalar(v); ok && !s.secret {
+		shown = strconv.Quote(str)
+	}
+	switch s.typ {
+	case reflect.TypeFor[[]string]():
+		return fmt.Sprintf("must be a value or a list of values (example: %s)", s.exampleArg())
+	case reflect.TypeFor[bool]():
+		return fmt.Sprintf("%s is not a boolean (example: true or false)", shown)
+	case reflect.TypeFor[time.Duration]():
+		return fmt.Sprintf("%s is not a positive duration (example: %s)", shown, s.exampleArg())
+	case reflect.TypeFor[int]():
+		return fmt.Sprintf("%s is not a positive whole number (example: %s)", shown, s.exampleArg())
+	case reflect.TypeFor[int64]():
+		return fmt.Sprintf("%s is not a positive size (example: %s)", shown, s.exampleArg())
+	}
+	return fmt.Sprintf("takes one value, not a list (example: %s)", s.exampleArg())
+}
+
 // envKey returns the setting name of an environment variable.
 func envKey(env string) string {
 	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, envPrefix), "_", "-"))
-}
-
-// decode stores v, a value as koanf merged it (a string, boolean, number or
-// list from YAML; a string from the environment; a string, boolean or list
-// of strings from the flags), in the config field f of setting s. The
-// error describes the value without repeating it when s is secret.
-func decode(f reflect.Value, v any, s setting) error {
-	show := func(v string) string {
-		if s.secret {
-			return "the value"
-		}
-		return strconv.Quote(v)
-	}
-	var vals []string
-	switch v := v.(type) {
-	case []string:
-		vals = v
-	case []any:
-		if s.kind != kindList {
-			return fmt.Errorf("takes one value, not a list (example: %s)", s.exampleArg())
-		}
-		vals = []string{}
-		for _, e := range v {
-			str, ok := scalar(e)
-			if !ok {
-				return errors.New("list items must be plain values")
-			}
-			vals = append(vals, str)
-		}
-	default:
-		str, ok := scalar(v)
-		if !ok {
-			return fmt.Errorf("must be a value or a list of values (example: %s)", s.exampleArg())
-		}
-		vals = []string{str}
-	}
-	last := ""
-	if len(vals) > 0 {
-		last = vals[len(vals)-1] // a scalar flag given several times takes the last value
-	}
-	switch p := f.Addr().Interface().(type) {
-	case *string:
-		*p = last
-	case *[]string:
-		var out []string
-		for _, x := range vals {
-			if !s.split {
-				out = append(out, x)
-				continue
-			}
-			for part := range strings.SplitSeq(x, ",") {
-				if part = strings.TrimSpace(part); part != "" {
-					out = append(out, part)
-				}
-			}
-		}
-		*p = out
-	case *bool:
-		b, err := strconv.ParseBool(last)
-		if err != nil {
-			return fmt.Errorf("%s is not a boolean (example: true or false)", show(last))
-		}
-		*p = b
-	case *time.Duration:
-		d, err := time.ParseDuration(last)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%s is not a positive duration (example: %s)", show(last), s.exampleArg())
-		}
-		*p = d
-	case *int:
-		n, err := strconv.Atoi(last)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%s is not a positive whole number (example: %s)", show(last), s.exampleArg())
-		}
-		*p = n
-	case *int64:
-		n, err := parseBytes(last)
-		if err != nil {
-			return fmt.Errorf("%s is not a positive size (example: %s)", show(last), s.exampleArg())
-		}
-		*p = n
-	}
-	return nil
 }
 
 // scalar returns a YAML scalar as the string it was written as.
@@ -489,6 +461,10 @@ func flagErrorText(err error) string {
 // maxConfigFileSize bounds what loadConfigFile reads.
 const maxConfigFileSize = 1 << 20
 
+// yamlLineRe finds the line number in a YAML parser message; the rest of
+// the message is never shown, since it can quote the file.
+var yamlLineRe = regexp.MustCompile(`^yaml: (?:unmarshal errors:\s+)?line ([0-9]+):`)
+
 // loadConfigFile loads the YAML file path into k and returns the line of
 // each top-level key. Unknown keys are errors, so that typos do not pass
 // silently. Errors name the file and the line, never its content: the
@@ -507,9 +483,13 @@ func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int,
 		return nil, fmt.Errorf("config file %s is larger than %d bytes", path, maxConfigFileSize)
 	}
 	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
-		return nil, yamlError(path, data, err)
+		where := "config file " + path
+		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+			where += " line " + m[1]
+		}
+		return nil, fmt.Errorf("%s: %w; the parser's message is not shown, since it may quote the file (quote values that start with * & ! @ or `, indent with spaces; example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
 	}
-	// The parser succeeded, so the node tree does too; it only gives lines.
+	// The parser succeeded, so this does too; it only gives the lines.
 	var doc yamlv3.Node
 	_ = yamlv3.Unmarshal(data, &doc)
 	lines := map[string]int{}
@@ -519,119 +499,16 @@ func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int,
 		}
 	}
 	for key, v := range k.Raw() {
-		s, known := setting{}, false
-		for _, x := range set {
-			if x.name == key && !x.noFile {
-				s, known = x, true
-			}
+		known := key == "subscriptions"
+		for _, s := range set {
+			known = known || s.name == key && !s.noFile
 		}
 		switch {
 		case !known:
-			hint := `example: listen: ":8443"; the keys are the flag names, listed by "receiver help config"`
-			if alt := closestSetting(key, set); alt != nil {
-				ex := alt.example
-				if strings.HasPrefix(ex, "--") || strings.HasPrefix(ex, "(") {
-					ex = "<value>"
-				}
-				hint = fmt.Sprintf("did you mean %q? example: %s: %s", alt.name, alt.name, ex)
-			}
-			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (%s)", path, lines[key], key, hint)
+			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (example: listen: \":8443\"; the keys are the flag names, listed by \"receiver help config\", and the subscriptions section)", path, lines[key], key)
 		case v == nil: // "key:" with no value: as if absent
-			k.Delete(s.name)
+			k.Delete(key)
 		}
 	}
 	return lines, nil
-}
-
-// closestSetting returns the file setting whose name equals key once case,
-// dashes and underscores are ignored, or nil.
-func closestSetting(key string, set []setting) *setting {
-	norm := func(s string) string {
-		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
-	}
-	for i, s := range set {
-		if !s.noFile && norm(s.name) == norm(key) {
-			return &set[i]
-		}
-	}
-	return nil
-}
-
-// yamlProblems describes the YAML parser's errors by kind, in fixed words:
-// the parser's own text may quote the file's content (an alias's name,
-// for one), and the file may hold secrets. The first entry whose key the
-// parser's message contains applies.
-var yamlProblems = []struct {
-	key, desc string
-	noLine    bool // the message's position is not a line of the file
-}{
-	{key: "unknown anchor", desc: "a value starting with * is read as an alias of an anchor (&name) that is not defined; put such a value in quotes (example: key: '*.pem')"},
-	{key: "UTF-8", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "UTF-16", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "Unicode", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "control characters", desc: "the file holds control characters; it must be UTF-8 text", noLine: true},
-	{key: "tab character", desc: "a line is indented with a tab; indent with spaces"},
-	{key: "cannot start any token", desc: "a value starts with a character YAML reserves (such as @ or `), or a line is indented with a tab; quote the value, indent with spaces"},
-	{key: "mapping values are not allowed", desc: "a value holds \": \" or is indented under another value; quote it"},
-	{key: "unexpected end of stream", desc: "a quoted value or a bracket is not closed"},
-	{key: "did not find expected", desc: "unbalanced quotes, brackets or indentation"},
-	{key: "escape", desc: "a double-quoted value holds an unknown \\ escape; use single quotes"},
-	{key: "tag", desc: "a value starting with ! is read as a YAML tag; put it in quotes"},
-}
-
-// yamlLineRe finds the line number in a YAML parser message.
-var yamlLineRe = regexp.MustCompile(`^yaml: line ([0-9]+): `)
-
-// yamlAliasRe finds the alias name in an "unknown anchor" message.
-var yamlAliasRe = regexp.MustCompile(`unknown anchor '(.*)' referenced`)
-
-// yamlError returns the error for a config file the YAML parser rejected:
-// the file, the line when known, and a fixed description of the kind of
-// problem, never the parser's text. It wraps [errConfigSyntax].
-func yamlError(path string, data []byte, err error) error {
-	msg := err.Error()
-	desc, noLine := "", true
-	for _, p := range yamlProblems {
-		if strings.Contains(msg, p.key) {
-			desc, noLine = p.desc, p.noLine
-			break
-		}
-	}
-	line := 0
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-	} else if m := yamlAliasRe.FindStringSubmatch(msg); m != nil {
-		line = aliasLine(data, m[1])
-	} else if desc != "" && !noLine {
-		line = 1 // the parser leaves out the number of the first line
-	}
-	where := "config file " + path
-	if line > 0 && !noLine {
-		where += fmt.Sprintf(" line %d", line)
-	}
-	if desc == "" {
-		return fmt.Errorf("%s: %w (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
-	}
-	return fmt.Errorf("%s: %w: %s (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax, desc)
-}
-
-// aliasLine returns the number of the first line of data that uses the
-// alias *name, or 0.
-func aliasLine(data []byte, name string) int {
-	if name == "" {
-		return 0
-	}
-	for i, line := range strings.Split(string(data), "\n") {
-		for rest := line; ; {
-			j := strings.Index(rest, "*"+name)
-			if j < 0 {
-				break
-			}
-			rest = rest[j+1+len(name):]
-			if rest == "" || strings.ContainsRune(" \t\r,]}#", rune(rest[0])) {
-				return i + 1
-			}
-		}
-	}
-	return 0
 }

@@ -28,7 +28,7 @@ func writeConfigTable(w io.Writer) error {
 			def = "`" + s.shown + "`"
 		}
 		usage := s.usage
-		if s.kind == kindList {
+		if s.list() {
 			usage += "; a list in YAML"
 			if !s.split {
 				usage += ", one value in the environment"
