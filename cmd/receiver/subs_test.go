@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/status"
+	"github.com/graphhook/graphhook/subscriptions"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, for a notificationUrl the config file must name before the start.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// streamMsgs returns how many messages stream holds.
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestSubscriptionsSectionEndToEnd runs the daemon with a subscriptions
+// section against graphsim over TLS (azidentity unmodified, trusting
+// graphsim's CA through caFile) and an in-process NATS server: the
+// subscriptions are created on start, a notification is accepted with the
+// bucket's clientState, --client-state still covers subscriptions the
+// manager does not know, /status.json and "subscriptions list --json" show
+// them, a mutating command refuses while the daemon holds the lease, and
+// "subscriptions rotate-cert" PATCHes the rich one to the first --key.
+func TestSubscriptionsSectionEndToEnd(t *testing.T) {
+	const secret, staticState = "graph-app-secret-42", "static-client-state-for-manual-subscriptions"
+	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	gURL, _, err := sim.StartTLS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := sim.CACertPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, nc := natstest.Start(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	file := writeFile(t, dir, "receiver.yaml", fmt.Sprintf(`log-level: debug
+subscriptions:
+  tenantId: %s
+  clientId: %s
+  clientSecretFile: %s
+  authorityHost: %s
+  graphUrl: %s/v1.0
+  caFile: %s
+  leaseTtl: 3s
+  desired:
+    - resource: users/42/messages
+      changeType: created,updated
+      notificationUrl: http://%s/notifications
+      lifecycleNotificationUrl: http://%s/lifecycle
+    - resource: teams/1/channels/2/messages
+      changeType: created
+      notificationUrl: http://%s/notifications
+      lifecycleNotificationUrl: http://%s/lifecycle
+      includeResourceData: true
+`, graphsim.DefaultTenantID, graphsim.DefaultAppID, writeFile(t, dir, "graph-secret", secret+"\n"), gURL, gURL,
+		writeFile(t, dir, "graphsim-ca.pem", string(caPEM)), addr, addr, addr, addr))
+	key1 := pemKeyFile(t, dir, "key-1.pem")
+	common := []string{"--listen", addr, "--data-dir", dir, "--nats-url", ns.ClientURL(), "--config", file,
+		"--client-state", staticState, "--insecure-skip-token-validation"}
+	args := append([]string{"--key", key1 + ",id=key-1"}, common...)
+	p := startInProcess(t, args, nil)
+	ctx := t.Context()
+
+	// Created on start, with a clientState of the manager's (not ours).
+	var plain, rich graphsim.Subscription
+	testkit.CheckFor(t, 20*time.Second, func() error {
+		for _, s := range sim.Subscriptions() {
+			switch s.Resource {
+			case "users/42/messages":
+				plain = s
+			case "teams/1/channels/2/messages":
+				rich = s
+			}
+		}
+		if plain.ID == "" || rich.ID == "" {
+			return fmt.Errorf("graphsim holds %d subscriptions, want both", len(sim.Subscriptions()))
+		}
+		return nil
+	})
+	if plain.ClientState == "" || plain.ClientState == staticState || rich.EncryptionCertificateID != "key-1" {
+		t.Fatalf("created with clientState set %v (static: %v), certificate id %q; want a generated clientState and key-1",
+			plain.ClientState != "", plain.ClientState == staticState, rich.EncryptionCertificateID)
+	}
+
+	// A change is delivered with the bucket's clientState and stored.
+	if _, err := sim.Change(ctx, graphsim.ChangeRequest{SubscriptionID: plain.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		if n := streamMsgs(t, js, natspub.DefaultStream); n != 1 {
+			return fmt.Errorf("%d messages in %s, want 1", n, natspub.DefaultStream)
+		}
+		return nil
+	})
+
+	// A subscription the manager does not know: --client-state still
+	// applies, and a wrong clientState is quarantined as before.
+	for _, tc := range []struct {
+		name, state    string
+		stream         string
+		wantStreamMsgs uint64
+	}{
+		{"static clientState", staticState, natspub.DefaultStream, 2},
+		{"wrong clientState", "not-the-client-state-of-anything", natspub.DefaultUnverifiedStream, 1},
+	} {
+		body, err := sim.Batch("", graphsim.Notification{
+			SubscriptionID: "11111111-0000-0000-0000-00000000beef", SubscriptionExpirationDateTime: time.Now().Add(time.Hour).UTC().Format(graphsim.DateTimeLayout),
+			ChangeType: "created", Resource: "users/7/messages/1", ClientState: tc.state, TenantID: graphsim.DefaultTenantID,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := post(ctx, http.DefaultClient, p.endpoints.base+"/notifications", body)
+		if err != nil || code != 202 {
+			t.Fatalf("%s: status %d, %v; want 202", tc.name, code, err)
+		}
+		testkit.CheckFor(t, 10*time.Second, func() error {
+			if n := streamMsgs(t, js, tc.stream); n != tc.wantStreamMsgs {
+				return fmt.Errorf("%s: %d messages in %s, want %d", tc.name, n, tc.stream, tc.wantStreamMsgs)
+			}
+			return nil
+		})
+	}
+
+	// /status.json lists the subscriptions with their expiry.
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		code, body, err := get(ctx, p.endpoints.ops+"/status.json")
+		if err != nil || code != 200 {
+			return fmt.Errorf("status %d, %v", code, err)
+		}
+		var snap status.Snapshot
+		if err := json.Unmarshal([]byte(body), &snap); err != nil {
+			return err
+		}
+		for _, s := range snap.Subscriptions {
+			if s.ID == plain.ID {
+				if s.ExpiresAt.Sub(plain.ExpirationDateTime).Abs() > time.Microsecond || s.Resource != plain.Resource || s.LastNotification.IsZero() || len(s.Events) == 0 {
+					return fmt.Errorf("status shows %+v; want expiry %v, the resource, the last notification and its create event", s, plain.ExpirationDateTime)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("status.json lists %d subscriptions, not %s", len(snap.Subscriptions), plain.ID)
+	})
+
+	// The CLI, with the daemon's settings, lists them without clientStates.
+	var out testkit.SyncBuffer
+	if err := run(ctx, append([]string{"subscriptions", "list", "--json"}, args...), noEnv, &out, &testkit.SyncBuffer{}); err != nil {
+		t.Fatalf("subscriptions list: %v", err)
+	}
+	var recs []subscriptions.Record
+	if err := json.Unmarshal([]byte(out.String()), &recs); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out.String())
+	}
+	if len(recs) != 2 || strings.Contains(out.String(), plain.ClientState) {
+		t.Fatalf("list --json shows %d records (want 2), clientState shown: %v", len(recs), strings.Contains(out.String(), plain.ClientState))
+	}
+	for _, r := range recs {
+		if r.ID == plain.ID && r.Expiration.Sub(plain.ExpirationDateTime).Abs() > time.Microsecond {
+			t.Errorf("list: expiration %v, want %v", r.Expiration, plain.ExpirationDateTime)
+		}
+	}
+
+	// While the daemon holds the lease, a mutating command says so.
+	err = run(ctx, append([]string{"subscriptions", "renew"}, args...), noEnv, &testkit.SyncBuffer{}, &testkit.SyncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "holds the renewal lease") || !strings.Contains(err.Error(), "stop every daemon") {
+		t.Fatalf("renew while the daemon runs: %v; want the lease message", err)
+	}
+
+	// Stopped, the daemon frees the lease; rotate-cert moves the rich
+	// subscription to the first --key with a PATCH.
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	key2 := pemKeyFile(t, dir, "key-2.pem")
+	rotate := append([]string{"subscriptions", "rotate-cert", "--key", key2 + ",id=key-2", "--key", key1 + ",id=key-1"}, common...)
+	out = testkit.SyncBuffer{}
+	if err := run(ctx, rotate, noEnv, &out, &testkit.SyncBuffer{}); err != nil {
+		t.Fatalf("rotate-cert: %v", err)
+	}
+	certID := "(gone)"
+	for _, s := range sim.Subscriptions() {
+		if s.ID == rich.ID {
+			certID = s.EncryptionCertificateID
+		}
+	}
+	if certID != "key-2" { // the same subscription, PATCHed: not recreated
+		t.Errorf("after rotate-cert subscription %s has certificate id %q, want key-2", rich.ID, certID)
+	}
+	if !strings.Contains(out.String(), "key-2") || !strings.Contains(out.String(), "EXPIRES IN") {
+		t.Errorf("rotate-cert table:\n%s", out.String())
+	}
+}
