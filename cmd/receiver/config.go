@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -278,7 +279,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 
 	for _, s := range set {
 		f := reflect.ValueOf(c).Elem().FieldByIndex(fieldIndex(s.name))
-		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf); err != nil {
+		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf(nil)); err != nil {
 			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name)))
 			continue
 		}
@@ -296,8 +297,12 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 	}
 	if k.Exists("subscriptions") {
 		c.Subscriptions = &subsSection{}
-		if err := k.UnmarshalWithConf("subscriptions", c.Subscriptions, unmarshalConf); err != nil {
+		var md mapstructure.Metadata
+		if err := k.UnmarshalWithConf("subscriptions", c.Subscriptions, unmarshalConf(&md)); err != nil {
 			ps.add(c.where("subscriptions"), err, subsDecodeText(err))
+		} else if len(md.Unused) > 0 {
+			slices.Sort(md.Unused)
+			ps.add(c.where("subscriptions"), nil, fmt.Sprintf("has keys the section does not know: %s (example: tenantId, clientId, clientSecretFile, desired; see \"Keeping subscriptions alive\" in the README)", strings.Join(md.Unused, ", ")))
 		}
 	}
 	if len(ps) > 0 {
@@ -319,13 +324,13 @@ func fieldIndex(name string) []int {
 
 // unmarshalConf is how koanf types the merged values: mapstructure builds
 // the lists and the subscriptions section (a scalar where a list is
-// wanted is a list of one), and decodeHook parses the scalars.
-var unmarshalConf = koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-	DecodeHook:       decodeHook,
-	WeaklyTypedInput: true,
-	ErrorUnused:      true,
-	TagName:          "koanf",
-}}
+// wanted is a list of one), decodeHook parses the scalars, and md, if not
+// nil, receives the keys no field took.
+func unmarshalConf(md *mapstructure.Metadata) koanf.UnmarshalConf {
+	return koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook: decodeHook, WeaklyTypedInput: true, Metadata: md, TagName: "koanf",
+	}}
+}
 
 // errBadValue is what decodeHook returns for a value it cannot type; the
 // daemon's message (badValue) says what is wanted, without the value of

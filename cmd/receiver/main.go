@@ -12,7 +12,9 @@
 // Settings come from flags, GRAPHHOOK_* environment variables and an
 // optional YAML file (--config), under the same names; "receiver help
 // config" prints them as a table. "receiver keygen" creates a key pair for
-// rich notifications.
+// rich notifications. A "subscriptions:" section in the file runs the
+// subscription manager, which keeps the Graph subscriptions it declares
+// alive; "receiver subscriptions ..." runs its steps by hand.
 //
 // Operations: /healthz, /readyz and /metrics (Prometheus), on --listen
 // when it is a loopback address, else on 127.0.0.1:9091 unless

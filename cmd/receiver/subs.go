@@ -79,7 +79,7 @@ func subsDecodeText(err error) string {
 	var walk func(error)
 	walk = func(err error) {
 		if de, ok := err.(*mapstructure.DecodeError); ok {
-			keys = append(keys, "subscriptions."+de.Name())
+			keys = append(keys, strings.TrimSuffix("subscriptions."+de.Name(), "."))
 			return
 		}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -93,10 +93,7 @@ func subsDecodeText(err error) string {
 		}
 	}
 	walk(err)
-	if len(keys) == 0 {
-		return "has keys the section does not know, or a list or map where one value belongs (the keys are tenantId, clientId, credential, clientSecretFile, certificateFile, certificatePasswordFile, tokenFile, cloud, authorityHost, graphUrl, caFile, leaseTtl, desired; example: see \"Keeping subscriptions alive\" in the README)"
-	}
-	return fmt.Sprintf("%s: wrong kind of value (a duration such as 48h, true or false, or one text value; example: see \"Keeping subscriptions alive\" in the README)", strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: wrong kind of value (want a duration such as 48h, true or false, one text value, or for desired a list of subscriptions; example: see \"Keeping subscriptions alive\" in the README)", strings.Join(keys, ", "))
 }
 
 // subsEnvSecret and subsEnvPassword carry the section's secrets when no
@@ -136,7 +133,7 @@ func (c *config) subsProblem(ps *problems, err error) {
 		return
 	}
 	if e.Field == "Key" {
-		ps.add(c.where("key"), err, fmt.Sprintf("rich subscriptions (includeResourceData: true) need a --key with its certificate; the first --key is the one they use: %v (example: %s)", e.Err, exampleKeygen))
+		ps.add(c.where("key"), err, fmt.Sprintf("rich subscriptions (includeResourceData: true) need a --key with its certificate (they use the one whose certificate is newest): %v (example: %s)", e.Err, exampleKeygen))
 		return
 	}
 	field, prefix := e.Field, "subscriptions."
@@ -155,7 +152,7 @@ func (c *config) subsProblem(ps *problems, err error) {
 type subsSetup struct {
 	client *subscriptions.Client
 	specs  []subscriptions.Spec
-	key    *decrypt.Key // the first --key, for rich subscriptions
+	key    *decrypt.Key // the newest --key, for rich subscriptions
 }
 
 // loadSubs reads the section's secret files and builds the Graph client.
@@ -200,10 +197,11 @@ func (c *config) loadSubs(lookupEnv func(string) (string, bool), keys []decrypt.
 		cc.Transport = hc
 	}
 	setup := &subsSetup{}
+	// Rich subscriptions use the key whose certificate is newest; with
+	// equal dates, the first listed.
 	for _, k := range keys {
-		if k.Certificate != nil {
+		if k.Certificate != nil && (setup.key == nil || k.Certificate.NotBefore.After(setup.key.Certificate.NotBefore)) {
 			setup.key = &k
-			break
 		}
 	}
 	for i, d := range s.Desired {

@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +35,88 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// subscriptionsDoc is the guide whose examples these tests keep true.
+var subscriptionsDoc = filepath.Join("..", "..", "docs", "subscriptions.md")
+
+// docYAML returns the first yaml block after marker in the guide.
+func docYAML(t *testing.T, marker string) string {
+	t.Helper()
+	return fileYAML(t, subscriptionsDoc, marker)
+}
+
+// fileYAML returns the first yaml block after marker in the file at path.
+func fileYAML(t *testing.T, path, marker string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), marker)
+	if !ok {
+		t.Fatalf("%s lacks %s", path, marker)
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("%s has no yaml block after %q", path, marker)
+	}
+	return block
+}
+
+// TestSubscriptionsSectionOfTheGuideLoads checks the guide's example
+// section against the decoder (every key known, every value typed) and
+// the problems of a bad section: each names the key as written, says
+// what is right, and never shows a secret.
+func TestSubscriptionsSectionOfTheGuideLoads(t *testing.T) {
+	dir := t.TempDir()
+	c, err := loadConfig([]string{"--config", writeFile(t, dir, "receiver.yaml", docYAML(t, "## 1. The section"))}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Subscriptions
+	if s == nil || len(s.Desired) != 2 || s.Desired[1].MaxLifetime != 48*time.Hour || !s.Desired[1].IncludeResourceData || s.Desired[0].ChangeType != "created,updated" {
+		t.Fatalf("section decoded as %+v", s)
+	}
+	c, err = loadConfig([]string{"--config", writeFile(t, dir, "readme.yaml", fileYAML(t, readmePath, "## Keeping subscriptions alive"))}, noEnv)
+	if err != nil || c.Subscriptions == nil || len(c.Subscriptions.Desired) != 1 || c.Subscriptions.ClientSecretFile == "" {
+		t.Fatalf("the README's section: %v, %+v", err, c)
+	}
+
+	const inline = "inline-client-state-Hunter2"
+	for _, tc := range []struct {
+		name, section string
+		wantErr       error
+		wantPrefix    string // after the file name
+	}{
+		{"unknown key", "  tenantID: x\n  clientSecret: " + inline + "\n", errConfig, " line 1: subscriptions: has keys the section does not know"},
+		{"bad duration", "  desired:\n    - resource: users/1/messages\n      maxLifetime: soon\n      clientState: [" + inline + "]\n", errConfig, " line 1: subscriptions: subscriptions.desired[0]"},
+		{"bad cloud", "  cloud: mars\n", errConfig, ": subscriptions.cloud: \"mars\" is not global"},
+		{"missing secret file", "  tenantId: t\n  clientId: c\n  clientSecretFile: " + filepath.Join(dir, "absent") + "\n", fs.ErrNotExist, ": subscriptions.clientSecretFile: cannot read "},
+		{"secret missing", "  tenantId: t\n  clientId: c\n  credential: client-secret\n", subscriptions.ErrRequired, ": subscriptions.clientSecretFile: required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeFile(t, t.TempDir(), "receiver.yaml", "subscriptions:\n"+tc.section)
+			args := []string{"--config", file, "--data-dir", t.TempDir(), "--client-state", "a-long-enough-client-state-value"}
+			c, err := loadConfig(args, noEnv)
+			if err == nil {
+				var ps problems
+				_, ps = c.loadSubs(noEnv, nil)
+				err = ps.err()
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.wantErr)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, file+tc.wantPrefix) || !strings.Contains(msg, "example") || strings.Contains(msg, "\n") {
+				t.Errorf("error:\n%s\nwant one line starting with %q and an example", msg, file+tc.wantPrefix)
+			}
+			if strings.Contains(msg, "Hunter2") {
+				t.Errorf("the error shows a secret: %s", msg)
+			}
+		})
+	}
+}
+
 // streamMsgs returns how many messages stream holds.
 func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	t.Helper()
@@ -52,7 +138,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 // bucket's clientState, --client-state still covers subscriptions the
 // manager does not know, /status.json and "subscriptions list --json" show
 // them, a mutating command refuses while the daemon holds the lease, and
-// "subscriptions rotate-cert" PATCHes the rich one to the first --key.
+// "subscriptions rotate-cert" PATCHes the rich one to the newest --key.
 func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 	const secret, staticState = "graph-app-secret-42", "static-client-state-for-manual-subscriptions"
 	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
@@ -76,27 +162,20 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	file := writeFile(t, dir, "receiver.yaml", fmt.Sprintf(`log-level: debug
-subscriptions:
-  tenantId: %s
-  clientId: %s
-  clientSecretFile: %s
-  authorityHost: %s
-  graphUrl: %s/v1.0
-  caFile: %s
-  leaseTtl: 3s
-  desired:
-    - resource: users/42/messages
-      changeType: created,updated
-      notificationUrl: http://%s/notifications
-      lifecycleNotificationUrl: http://%s/lifecycle
-    - resource: teams/1/channels/2/messages
+	// The walk-through's configuration, on this test's ports and files,
+	// plus a rich subscription.
+	walk := strings.NewReplacer(
+		"https://127.0.0.1:9090", gURL,
+		"127.0.0.1:8080", addr,
+		"graphsim-client-secret", writeFile(t, dir, "graph-secret", secret+"\n"),
+		"graphsim-ca.pem", writeFile(t, dir, "graphsim-ca.pem", string(caPEM)),
+	).Replace(docYAML(t, "<!-- walkthrough-config -->"))
+	file := writeFile(t, dir, "receiver.yaml", walk+fmt.Sprintf(`    - resource: teams/1/channels/2/messages
       changeType: created
       notificationUrl: http://%s/notifications
       lifecycleNotificationUrl: http://%s/lifecycle
       includeResourceData: true
-`, graphsim.DefaultTenantID, graphsim.DefaultAppID, writeFile(t, dir, "graph-secret", secret+"\n"), gURL, gURL,
-		writeFile(t, dir, "graphsim-ca.pem", string(caPEM)), addr, addr, addr, addr))
+`, addr, addr))
 	key1 := pemKeyFile(t, dir, "key-1.pem")
 	common := []string{"--listen", addr, "--data-dir", dir, "--nats-url", ns.ClientURL(), "--config", file,
 		"--client-state", staticState, "--insecure-skip-token-validation"}
@@ -211,7 +290,7 @@ subscriptions:
 	}
 
 	// Stopped, the daemon frees the lease; rotate-cert moves the rich
-	// subscription to the first --key with a PATCH.
+	// subscription to the newest --key with a PATCH.
 	if err := p.stop(t); err != nil {
 		t.Fatal(err)
 	}

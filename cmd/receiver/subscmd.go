@@ -109,7 +109,7 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 		err = mgr.Delete(ctx, id)
 	case "rotate-cert":
 		if d.subs.key == nil {
-			return &configError{problems: []problem{{setting: c.where("key"), msg: "rotate-cert moves rich subscriptions to the first --key, but no --key with a certificate is set (example: --key new.pem,id=key-2 --key old.pem,id=key-1; make one with: " + exampleKeygen + ")"}}}
+			return &configError{problems: []problem{{setting: c.where("key"), msg: "rotate-cert moves rich subscriptions to the --key whose certificate is newest, but no --key with a certificate is set (example: --key new.pem,id=key-2 --key old.pem,id=key-1; make one with: " + exampleKeygen + ")"}}}
 		}
 		err = mgr.RotateKey(ctx, *d.subs.key)
 	case "retry":
@@ -119,7 +119,7 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 		err = subscriptions.ErrNotHolder // Reconcile returns nil without the lease
 	}
 	if errors.Is(err, subscriptions.ErrNotHolder) {
-		return fmt.Errorf("subscriptions %s: another replica (a running daemon) holds the renewal lease, so this command did nothing. The daemon does the same on its own: it creates what is missing and renews what is due at every pass, and rotates to the first --key when it restarts with it. To act now, stop every daemon on this bucket and run the command again (the lease is free at once after a clean stop, else after the lease TTL); then start the daemons again", verb)
+		return fmt.Errorf("subscriptions %s: another replica (a running daemon) holds the renewal lease, so this command did nothing. The daemon does the same on its own: it creates what is missing and renews what is due at every pass, and rotates to the newest --key when it restarts with it. To act now, stop every daemon on this bucket and run the command again (the lease is free at once after a clean stop, else after the lease TTL); then start the daemons again", verb)
 	}
 	if err != nil {
 		return fmt.Errorf("subscriptions %s: %w", verb, err)
