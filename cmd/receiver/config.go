@@ -42,14 +42,14 @@ type config struct {
 	TLSCert          string        `koanf:"tls-cert" example:"/etc/graphhook/tls.crt" usage:"PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"`
 	TLSKey           string        `koanf:"tls-key" example:"/etc/graphhook/tls.key" usage:"PEM private key file for --tls-cert"`
 	TrustedProxies   []string      `koanf:"trusted-proxy" example:"10.0.0.0/8" opts:"split" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"`
-	MaxBodyBytes     int64         `koanf:"max-body-bytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
-	BatchTimeout     time.Duration `koanf:"batch-timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
+	MaxBodyBytes     int64         `koanf:"max-body-bytes" lib:"receiver.MaxBodyBytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
+	BatchTimeout     time.Duration `koanf:"batch-timeout" lib:"receiver.Timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
 	MaxInflightBytes int64         `koanf:"max-inflight-bytes" default:"32MiB" example:"64MiB" usage:"budget of notification body bytes being received or processed at once (a body counts with its Content-Length, or --max-body-bytes when unknown); a request over it is answered 503 with Retry-After at once, without reading its body. At least --max-body-bytes"`
 	BodyTimeout      time.Duration `koanf:"body-timeout" default:"10s" example:"5s" usage:"how long a client may take to send a notification body once its headers are in; slower clients are cut (Graph sends its bodies at once)"`
 	MaxConnections   int           `koanf:"max-connections" default:"1024" example:"4096" usage:"most client connections --listen keeps open at once; further ones wait to be accepted"`
 	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout" default:"10s" example:"30s" usage:"how long shutdown waits for in-flight requests and their publishes"`
 
-	ClientStates            []string `koanf:"client-state" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
+	ClientStates            []string `koanf:"client-state" lib:"receiver.ClientStates" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
 	ClientStateFile         string   `koanf:"client-state-file" example:"/run/secrets/graph-client-state" usage:"file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"`
 	InsecureSkipClientState bool     `koanf:"insecure-skip-client-state" usage:"WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"`
 
@@ -57,28 +57,28 @@ type config struct {
 	KeyPassword     string   `koanf:"key-password" example:"--key-password-file /run/secrets/pfx-password" opts:"secret" usage:"password of PFX key files; prefer --key-password-file (flags show in process listings)"`
 	KeyPasswordFile string   `koanf:"key-password-file" example:"/run/secrets/pfx-password" usage:"file holding the password of PFX key files"`
 
-	AppIDs                      []string `koanf:"app-id" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
-	Tenants                     []string `koanf:"tenant" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
-	Cloud                       string   `koanf:"cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
-	JWKSURL                     string   `koanf:"jwks-url" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
+	AppIDs                      []string `koanf:"app-id" lib:"token.AppIDs" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
+	Tenants                     []string `koanf:"tenant" lib:"token.TenantIDs" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
+	Cloud                       string   `koanf:"cloud" lib:"token.Cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
+	JWKSURL                     string   `koanf:"jwks-url" lib:"token.JWKSURL" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
 	InsecureSkipTokenValidation bool     `koanf:"insecure-skip-token-validation" usage:"WARNING: accept rich notifications without validating their validationTokens. Tests only"`
 
 	NATSURLs           []string      `koanf:"nats-url" example:"nats://nats-1:4222,nats://nats-2:4222" opts:"split" usage:"NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"`
 	EmbeddedNATSListen string        `koanf:"embedded-nats-listen" default:"127.0.0.1:4222" example:"0.0.0.0:4222" usage:"where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"`
 	EmbeddedNATSToken  string        `koanf:"embedded-nats-token-file" shown:"<data-dir>/nats-token" example:"/run/secrets/nats-token" usage:"file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"`
 	DataDir            string        `koanf:"data-dir" default:"./data" example:"/var/lib/graphhook" usage:"directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"`
-	Stream             string        `koanf:"stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing; an existing one keeps its operator's replicas and limits)"`
-	StreamReplicas     int           `koanf:"stream-replicas" default:"1" example:"3" usage:"copies of --stream kept by a NATS cluster, applied when the stream is created (never lowered on an existing stream)"`
-	QuarantineStream   string        `koanf:"quarantine-stream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items that passed the clientState check (bad or missing token, decrypt failure); they hold real clientStates and tokens: restrict access"`
-	QuarantineReplicas int           `koanf:"quarantine-stream-replicas" shown:"--stream-replicas" example:"3" usage:"copies of --quarantine-stream and --unverified-stream, on create"`
+	Stream             string        `koanf:"stream" lib:"natspub.Stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing; an existing one keeps its operator's replicas and limits)"`
+	StreamReplicas     int           `koanf:"stream-replicas" lib:"natspub.Replicas" default:"1" example:"3" usage:"copies of --stream kept by a NATS cluster, applied when the stream is created (never lowered on an existing stream)"`
+	QuarantineStream   string        `koanf:"quarantine-stream" lib:"natspub.QuarantineStream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items that passed the clientState check (bad or missing token, decrypt failure); they hold real clientStates and tokens: restrict access"`
+	QuarantineReplicas int           `koanf:"quarantine-stream-replicas" lib:"natspub.QuarantineReplicas" shown:"--stream-replicas" example:"3" usage:"copies of --quarantine-stream and --unverified-stream, on create"`
 	QuarantineMaxAge   time.Duration `koanf:"quarantine-max-age" default:"24h" example:"72h" usage:"how long --quarantine-stream keeps items"`
 	QuarantineMaxBytes int64         `koanf:"quarantine-max-bytes" default:"64MiB" example:"256MiB" usage:"size bound of --quarantine-stream (oldest items dropped first)"`
-	UnverifiedStream   string        `koanf:"unverified-stream" default:"GRAPH_UNVERIFIED" example:"GRAPH_UNVERIFIED" usage:"JetStream stream for rejected items anyone can cause (wrong clientState, malformed), kept apart so a flood can never evict a genuine quarantined item"`
+	UnverifiedStream   string        `koanf:"unverified-stream" lib:"natspub.UnverifiedStream" default:"GRAPH_UNVERIFIED" example:"GRAPH_UNVERIFIED" usage:"JetStream stream for rejected items anyone can cause (wrong clientState, malformed), kept apart so a flood can never evict a genuine quarantined item"`
 	UnverifiedMaxAge   time.Duration `koanf:"unverified-max-age" default:"24h" example:"6h" usage:"how long --unverified-stream keeps items (and so how long a flood can keep it full)"`
 	UnverifiedMaxBytes int64         `koanf:"unverified-max-bytes" default:"64MiB" example:"16MiB" usage:"size bound of --unverified-stream; when full, new items are dropped and counted (graphhook_quarantine_dropped_total), still answered 202"`
 	StreamMaxAge       time.Duration `koanf:"stream-max-age" default:"168h" example:"720h" usage:"how long --stream keeps events"`
 	DuplicateWindow    time.Duration `koanf:"duplicate-window" default:"1h" example:"4h" usage:"how long the streams remember event ids, so Graph's redeliveries are stored once"`
-	SubjectPrefix      string        `koanf:"subject-prefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
+	SubjectPrefix      string        `koanf:"subject-prefix" lib:"natspub.SubjectPrefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
 	PublishTimeout     time.Duration `koanf:"publish-timeout" default:"2s" example:"1500ms" usage:"how long one publish waits for JetStream's acknowledgement"`
 	NATSCreds          string        `koanf:"nats-creds" example:"/run/secrets/graphhook.creds" usage:"NATS credentials (JWT + seed) file"`
 	NATSNKey           string        `koanf:"nats-nkey" example:"/run/secrets/graphhook.nk" usage:"NATS NKey seed file"`
@@ -280,7 +280,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 	for _, s := range set {
 		f := reflect.ValueOf(c).Elem().FieldByIndex(fieldIndex(s.name))
 		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf(nil)); err != nil {
-			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name)))
+			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name), err))
 			continue
 		}
 		if s.split {
@@ -332,71 +332,60 @@ func unmarshalConf(md *mapstructure.Metadata) koanf.UnmarshalConf {
 	}}
 }
 
-// errBadValue is what decodeHook returns for a value it cannot type; the
-// daemon's message (badValue) says what is wanted, without the value of
-// a secret.
-var errBadValue = errors.New("bad value")
+// wanted is decodeHook's error: what a setting takes. The daemon's
+// message (badValue) says it, without the value of a secret.
+type wanted string
+
+func (w wanted) Error() string { return "not " + string(w) }
 
 // decodeHook parses the scalars of every setting the same way, wherever
 // the value came from (a YAML number, a flag's string): durations and
 // whole numbers must be positive, a size takes B, KiB, MiB suffixes, and
 // a boolean is true or false. A list or a map where one value is wanted
-// is refused.
+// is refused; lists and the subscriptions section are mapstructure's.
 func decodeHook(_, to reflect.Type, v any) (any, error) {
-	if to.Kind() == reflect.Slice || to.Kind() == reflect.Struct || to.Kind() == reflect.Pointer || to.Kind() == reflect.Interface {
+	want, parse := "", func(s string) (any, bool) { return s, true }
+	switch to {
+	case reflect.TypeFor[time.Duration]():
+		want, parse = "a positive duration", func(s string) (any, bool) { d, err := time.ParseDuration(s); return d, err == nil && d > 0 }
+	case reflect.TypeFor[int64](): // sizes
+		want, parse = "a positive size", func(s string) (any, bool) { n, err := parseBytes(s); return n, err == nil }
+	case reflect.TypeFor[int]():
+		want, parse = "a positive whole number", func(s string) (any, bool) { n, err := strconv.Atoi(s); return n, err == nil && n > 0 }
+	case reflect.TypeFor[bool]():
+		want, parse = "a boolean", func(s string) (any, bool) { b, err := strconv.ParseBool(s); return b, err == nil }
+	case reflect.TypeFor[string]():
+	default:
 		return v, nil
 	}
 	str, ok := scalar(v)
 	if !ok {
-		return nil, errBadValue
+		return nil, wanted("one value")
 	}
-	var out any
-	var err error
-	switch to {
-	case reflect.TypeFor[time.Duration]():
-		d, e := time.ParseDuration(str)
-		out, err = d, e
-		if e == nil && d <= 0 {
-			err = errBadValue
-		}
-	case reflect.TypeFor[int64](): // sizes
-		out, err = parseBytes(str)
-	case reflect.TypeFor[int]():
-		n, e := strconv.Atoi(str)
-		out, err = n, e
-		if e == nil && n <= 0 {
-			err = errBadValue
-		}
-	case reflect.TypeFor[bool]():
-		out, err = strconv.ParseBool(str)
-	default:
-		out = str
+	if out, ok := parse(str); ok {
+		return out, nil
 	}
-	if err != nil {
-		return nil, errBadValue
-	}
-	return out, nil
+	return nil, wanted(want)
 }
 
-// badValue says what s wants, showing v unless s is secret.
-func badValue(s setting, v any) string {
-	shown := "the value"
+// badValue says what s wants instead of v (decoding failed with err),
+// showing v unless s is secret.
+func badValue(s setting, v any, err error) string {
+	w, ok := errors.AsType[wanted](err)
+	switch {
+	case s.list():
+		return fmt.Sprintf("must be a value or a list of values (example: %s)", s.exampleArg())
+	case !ok || w == "one value":
+		return fmt.Sprintf("takes one value, not a list (example: %s)", s.exampleArg())
+	}
+	shown, example := "the value", s.exampleArg()
 	if str, ok := scalar(v); ok && !s.secret {
 		shown = strconv.Quote(str)
 	}
-	switch s.typ {
-	case reflect.TypeFor[[]string]():
-		return fmt.Sprintf("must be a value or a list of values (example: %s)", s.exampleArg())
-	case reflect.TypeFor[bool]():
-		return fmt.Sprintf("%s is not a boolean (example: true or false)", shown)
-	case reflect.TypeFor[time.Duration]():
-		return fmt.Sprintf("%s is not a positive duration (example: %s)", shown, s.exampleArg())
-	case reflect.TypeFor[int]():
-		return fmt.Sprintf("%s is not a positive whole number (example: %s)", shown, s.exampleArg())
-	case reflect.TypeFor[int64]():
-		return fmt.Sprintf("%s is not a positive size (example: %s)", shown, s.exampleArg())
+	if s.boolean() {
+		example = "true or false"
 	}
-	return fmt.Sprintf("takes one value, not a list (example: %s)", s.exampleArg())
+	return fmt.Sprintf("%s is %v (example: %s)", shown, w, example)
 }
 
 // envKey returns the setting name of an environment variable.
