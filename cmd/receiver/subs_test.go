@@ -133,7 +133,7 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 
 // TestSubscriptionsSectionEndToEnd runs the daemon with a subscriptions
 // section against graphsim over TLS (azidentity unmodified, trusting
-// graphsim's CA through caFile) and an in-process NATS server: the
+// graphsim's CA through caFile) and its embedded NATS server: the
 // subscriptions are created on start, a notification is accepted with the
 // bucket's clientState, --client-state still covers subscriptions the
 // manager does not know, /status.json and "subscriptions list --json" show
@@ -154,12 +154,6 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, nc := natstest.Start(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	// The walk-through's configuration, on this test's ports and files,
@@ -177,11 +171,15 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
       includeResourceData: true
 `, addr, addr))
 	key1 := pemKeyFile(t, dir, "key-1.pem")
-	common := []string{"--listen", addr, "--data-dir", dir, "--nats-url", ns.ClientURL(), "--config", file,
+	common := []string{"--listen", addr, "--data-dir", dir, "--embedded-nats-listen", freeAddr(t), "--config", file,
 		"--client-state", staticState, "--insecure-skip-token-validation"}
 	args := append([]string{"--key", key1 + ",id=key-1"}, common...)
 	p := startInProcess(t, args, nil)
 	ctx := t.Context()
+	js, err := jetstream.New(natstest.Connect(t, embeddedURL(t, p.endpoints.nats, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Created on start, with a clientState of the manager's (not ours).
 	var plain, rich graphsim.Subscription
@@ -289,16 +287,21 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 		t.Fatalf("renew while the daemon runs: %v; want the lease message", err)
 	}
 
-	// Stopped, the daemon frees the lease; rotate-cert moves the rich
-	// subscription to the newest --key with a PATCH.
+	// Stopped, the daemon frees the lease (and its embedded server the
+	// store); rotate-cert moves the rich subscription to the newest --key
+	// with a PATCH.
 	if err := p.stop(t); err != nil {
 		t.Fatal(err)
 	}
 	key2 := pemKeyFile(t, dir, "key-2.pem")
 	rotate := append([]string{"subscriptions", "rotate-cert", "--key", key2 + ",id=key-2", "--key", key1 + ",id=key-1"}, common...)
+	var errOut testkit.SyncBuffer
 	out = testkit.SyncBuffer{}
-	if err := run(ctx, rotate, noEnv, &out, &testkit.SyncBuffer{}); err != nil {
+	if err := run(ctx, rotate, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("rotate-cert: %v", err)
+	}
+	if !strings.Contains(errOut.String(), "opening the embedded server's store") {
+		t.Errorf("rotate-cert without a daemon does not say it opened the store itself: %q", errOut.String())
 	}
 	certID := "(gone)"
 	for _, s := range sim.Subscriptions() {

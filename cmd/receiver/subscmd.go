@@ -28,7 +28,8 @@ Runs one step of the subscription manager with the daemon's settings
 managed subscriptions (a table, or JSON with --json; clientStates are never
 shown). list reads the shared bucket; the other commands call Graph and
 need the renewal lease, which a running daemon holds: they then stop with
-a message saying what to do.`
+a message saying what to do. Without --nats-url they use the daemon's
+embedded NATS server, or, when no daemon runs, its store in --data-dir.`
 
 // subscriptionsCmd implements "receiver subscriptions ...".
 func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
@@ -77,16 +78,25 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 	}
 	urls := c.NATSURLs
 	if len(urls) == 0 {
-		// The embedded server runs inside the daemon: reach it there.
+		// The embedded server runs inside the daemon: reach it there or,
+		// when no daemon runs, open its store with a server of our own.
 		if _, port, _ := net.SplitHostPort(c.EmbeddedNATSListen); port == "0" {
-			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), msg: "picks a free port at each start, so this command cannot find the daemon's embedded NATS server (example: --embedded-nats-listen 127.0.0.1:4222, or --nats-url)"}}}
+			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), msg: "picks a free port at each start, so this command cannot tell whether the daemon's embedded NATS server runs (example: --embedded-nats-listen 127.0.0.1:4222, or --nats-url)"}}}
 		}
 		urls = []string{"nats://" + c.EmbeddedNATSListen}
+		if conn, err := net.DialTimeout("tcp", c.EmbeddedNATSListen, time.Second); err == nil {
+			conn.Close()
+		} else {
+			fmt.Fprintf(stderr, "receiver: no daemon listens on %s; opening the embedded server's store in %s for this command\n", c.EmbeddedNATSListen, c.DataDir)
+			c.EmbeddedNATSListen = "127.0.0.1:0"
+			if err := d.startEmbeddedNATS(); err != nil {
+				return err
+			}
+			defer func() { d.ns.Shutdown(); d.ns.WaitForShutdown() }()
+			urls = []string{d.ns.ClientURL()}
+		}
 	}
 	if err := d.dialNATS(ctx, urls, cliNATSTimeout, "graphhook-subscriptions-cli"); err != nil {
-		if len(c.NATSURLs) == 0 {
-			return fmt.Errorf("%w (the embedded NATS server runs inside the daemon: start it, or point --nats-url at your NATS server)", err)
-		}
 		return err
 	}
 	defer d.nc.Close()
