@@ -22,7 +22,7 @@
 // --body-timeout and --max-connections. SIGINT or
 // SIGTERM shut down gracefully (in-flight requests and their publishes
 // finish, NATS is drained, the embedded server stops last); SIGHUP reloads
-// the TLS certificate.
+// the TLS certificate and the desired subscriptions.
 package main
 
 import (

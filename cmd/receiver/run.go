@@ -90,7 +90,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes},
+		args: args, lookupEnv: lookupEnv}
 	if c.Subscriptions != nil {
 		var sps problems
 		d.subs, sps = c.loadSubs(lookupEnv, sec.keys)
@@ -129,6 +130,9 @@ type daemon struct {
 	metrics *metrics
 	budget  *bodyBudget
 	hup     <-chan os.Signal // SIGHUPs, caught since run started
+
+	args      []string // the command line and environment, read again on SIGHUP
+	lookupEnv func(string) (string, bool)
 
 	ln, opsLn   net.Listener
 	ns          *server.Server
@@ -244,8 +248,13 @@ loop:
 			d.log.Error("server stopped", "error", err)
 			break loop
 		case <-d.hup:
+			if d.mgr != nil {
+				d.reloadSubscriptions()
+			}
 			if d.certs == nil {
-				d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
+				if d.mgr == nil {
+					d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
+				}
 				continue
 			}
 			if d.certs.Reload() == nil {

@@ -295,3 +295,29 @@ func (d *daemon) subscriptionStatus(ctx context.Context, js jetstream.JetStream)
 	}
 	return out
 }
+
+// reloadSubscriptions reads the configuration again and gives the
+// manager the desired subscriptions it now lists (SIGHUP). Credentials,
+// keys and the other settings need a restart; a bad section keeps the
+// previous subscriptions.
+func (d *daemon) reloadSubscriptions() {
+	c, err := loadConfig(d.args, d.lookupEnv)
+	var ps problems
+	switch {
+	case err != nil:
+	case c.Subscriptions == nil:
+		err = errors.New("the configuration has no subscriptions section any more; restart to stop the subscription manager")
+	default:
+		var setup *subsSetup
+		if setup, ps = c.loadSubs(d.lookupEnv, d.sec.keys); len(ps) == 0 {
+			if err = d.mgr.SetSubscriptions(setup.specs); err != nil {
+				c.subsProblem(&ps, err)
+			} else {
+				d.log.Info("SIGHUP: subscriptions reloaded", "subscriptions", len(setup.specs))
+				return
+			}
+		}
+		err = ps.err()
+	}
+	d.log.Warn("SIGHUP: subscriptions not reloaded; the manager keeps the previous ones", "error", err.Error())
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,12 +165,13 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 		"graphsim-client-secret", writeFile(t, dir, "graph-secret", secret+"\n"),
 		"graphsim-ca.pem", writeFile(t, dir, "graphsim-ca.pem", string(caPEM)),
 	).Replace(docYAML(t, "<!-- walkthrough-config -->"))
-	file := writeFile(t, dir, "receiver.yaml", walk+fmt.Sprintf(`    - resource: teams/1/channels/2/messages
+	yaml := walk + fmt.Sprintf(`    - resource: teams/1/channels/2/messages
       changeType: created
       notificationUrl: http://%s/notifications
       lifecycleNotificationUrl: http://%s/lifecycle
       includeResourceData: true
-`, addr, addr))
+`, addr, addr)
+	file := writeFile(t, dir, "receiver.yaml", yaml)
 	key1 := pemKeyFile(t, dir, "key-1.pem")
 	common := []string{"--listen", addr, "--data-dir", dir, "--embedded-nats-listen", freeAddr(t), "--config", file,
 		"--client-state", staticState, "--insecure-skip-token-validation"}
@@ -286,6 +288,21 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holds the renewal lease") || !strings.Contains(err.Error(), "stop every daemon") {
 		t.Fatalf("renew while the daemon runs: %v; want the lease message", err)
 	}
+
+	// SIGHUP reads the desired subscriptions again: a new one is created.
+	grown := strings.Replace(yaml, "  desired:\n", fmt.Sprintf("  desired:\n    - resource: users/43/messages\n      changeType: deleted\n      notificationUrl: http://%s/notifications\n", addr), 1)
+	writeFile(t, dir, "receiver.yaml", grown)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 20*time.Second, func() error {
+		for _, s := range sim.Subscriptions() {
+			if s.Resource == "users/43/messages" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no subscription on users/43/messages after SIGHUP; log:\n%s", p.stderr.String())
+	})
 
 	// Stopped, the daemon frees the lease (and its embedded server the
 	// store); rotate-cert moves the rich subscription to the newest --key
