@@ -265,6 +265,18 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 		return fmt.Errorf("status.json lists %d subscriptions, not %s", len(snap.Subscriptions), plain.ID)
 	})
 
+	// The manager's collectors are on /metrics.
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		_, body, err := get(ctx, p.endpoints.ops+"/metrics")
+		if err != nil {
+			return err
+		}
+		if _, ok := metricValue(body, `graphhook_subscription_expiry_seconds{resource="users/42/messages",subscription_id="`+plain.ID+`"}`); !ok {
+			return errors.New("no graphhook_subscription_expiry_seconds for the subscription on /metrics")
+		}
+		return nil
+	})
+
 	// The CLI, with the daemon's settings, lists them without clientStates.
 	var out testkit.SyncBuffer
 	if err := run(ctx, append([]string{"subscriptions", "list", "--json"}, args...), noEnv, &out, &testkit.SyncBuffer{}); err != nil {
