@@ -126,6 +126,7 @@ type setting struct {
 	noFile  bool   // not read from the config file (--config, --version)
 	noEnv   bool   // not read from the environment (--version)
 	typ     reflect.Type
+	field   int // the index of its field in config
 }
 
 // list and boolean report the setting's kind, from its field's type.
@@ -162,7 +163,7 @@ func settings() []setting {
 			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
 			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
 			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
-			typ: f.Type,
+			typ: f.Type, field: i,
 		})
 	}
 	return set
@@ -278,7 +279,7 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 	}), nil)
 
 	for _, s := range set {
-		f := reflect.ValueOf(c).Elem().FieldByIndex(fieldIndex(s.name))
+		f := reflect.ValueOf(c).Elem().Field(s.field)
 		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf(nil)); err != nil {
 			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name), err))
 			continue
@@ -309,17 +310,6 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		return nil, ps.err()
 	}
 	return c, nil
-}
-
-// fieldIndex returns the index of config's field whose koanf tag is name.
-func fieldIndex(name string) []int {
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("koanf") == name {
-			return []int{i}
-		}
-	}
-	panic("cmd/receiver: no setting " + name)
 }
 
 // unmarshalConf is how koanf types the merged values: mapstructure builds
