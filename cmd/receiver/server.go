@@ -20,6 +20,7 @@ import (
 	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/status"
+	"github.com/graphhook/graphhook/subscriptions"
 )
 
 // newApp returns the Echo server of the notification endpoints, with the
@@ -268,6 +269,9 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "  notifications: %s%s\n", base, c.NotificationPath)
 	fmt.Fprintf(&b, "  lifecycle:     %s%s\n", base, c.LifecyclePath)
 	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics %s/status\n", ops, ops, ops, ops)
+	if d.mgr != nil {
+		fmt.Fprintf(&b, "  subscriptions: %d kept alive by the subscription manager, with their clientStates in the bucket %s (receiver subscriptions list); for other subscriptions:\n", len(d.subs.specs), subscriptions.DefaultBucket)
+	}
 	switch {
 	case c.InsecureSkipClientState:
 		fmt.Fprintf(&b, "  clientState:   NOT CHECKED (--insecure-skip-client-state)\n")

@@ -161,14 +161,14 @@ func (c *config) loadSubs(lookupEnv func(string) (string, bool), keys []decrypt.
 	var ps problems
 	s := c.Subscriptions
 	where := func(key string) string { return c.ConfigFile + ": subscriptions." + key }
-	readSecret := func(key, file, env string) string {
+	readSecret := func(key, file, env, example string) string {
 		if file == "" {
 			v, _ := lookupEnv(env)
 			return v
 		}
 		b, err := readSmallFile(file)
 		if err != nil {
-			ps.add(where(key), err, fmt.Sprintf("cannot read %s: %v (example: %s: /run/secrets/graph-%s)", file, pathError(err), key, strings.ToLower(key)))
+			ps.add(where(key), err, fmt.Sprintf("cannot read %s: %v (example: %s)", file, pathError(err), example))
 		}
 		return strings.TrimSpace(string(b))
 	}
@@ -178,9 +178,9 @@ func (c *config) loadSubs(lookupEnv func(string) (string, bool), keys []decrypt.
 	}
 	cc := subscriptions.CredentialConfig{
 		Kind: s.Credential, TenantID: s.TenantID, ClientID: s.ClientID,
-		ClientSecret:        readSecret("clientSecretFile", s.ClientSecretFile, subsEnvSecret),
+		ClientSecret:        readSecret("clientSecretFile", s.ClientSecretFile, subsEnvSecret, "clientSecretFile: /run/secrets/graph-client-secret"),
 		CertificateFile:     s.CertificateFile,
-		CertificatePassword: readSecret("certificatePasswordFile", s.CertificatePasswordFile, subsEnvPassword),
+		CertificatePassword: readSecret("certificatePasswordFile", s.CertificatePasswordFile, subsEnvPassword, "certificatePasswordFile: /run/secrets/graph-app-pfx-password"),
 		TokenFile:           s.TokenFile, Cloud: cloud, AuthorityHost: s.AuthorityHost,
 	}
 	var hc *http.Client
@@ -207,7 +207,7 @@ func (c *config) loadSubs(lookupEnv func(string) (string, bool), keys []decrypt.
 	for i, d := range s.Desired {
 		state := d.ClientState
 		if d.ClientStateFile != "" {
-			state = readSecret(fmt.Sprintf("desired[%d].clientStateFile", i), d.ClientStateFile, "")
+			state = readSecret(fmt.Sprintf("desired[%d].clientStateFile", i), d.ClientStateFile, "", "clientStateFile: /run/secrets/graph-client-state")
 		}
 		setup.specs = append(setup.specs, subscriptions.Spec{
 			Resource: d.Resource, ChangeType: d.ChangeType, NotificationURL: d.NotificationURL,

@@ -54,6 +54,10 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 	}
 
 	c, err := loadConfig(rest, lookupEnv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprintln(stdout, subscriptionsUsage)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
