@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/graphhook/graphhook/token"
 )
 
@@ -186,26 +188,9 @@ func isOpsPath(p string) bool {
 	return false
 }
 
-// isGUID reports whether s has the 8-4-4-4-12 hex form of a GUID.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// isGUID reports whether s has the 8-4-4-4-12 hex form of a GUID, the
+// form Entra ID writes application and tenant ids in.
+func isGUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 
 // parseKeySpec splits "path[,id=ID]".
 func parseKeySpec(spec string) (path, id string, err error) {
