@@ -302,7 +302,11 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "  export NATS_URL=%s\n", consumeURL)
 	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s    # follows the events; Ctrl-C stops\n", c.Stream)
 	fmt.Fprintf(&b, "  nats stream info %s    # with the nats CLI; nats sub '%s.>' follows new events\n", c.Stream, p)
-	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
+	reload := "the TLS certificate"
+	if d.mgr != nil {
+		reload += " and the desired subscriptions"
+	}
+	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads %s.\n", reload)
 	_, _ = io.WriteString(d.stdout, b.String())
 
 	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,
