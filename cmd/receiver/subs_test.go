@@ -316,6 +316,43 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 		return fmt.Errorf("no subscription on users/43/messages after SIGHUP; log:\n%s", p.stderr.String())
 	})
 
+	// Graph removes a subscription: the daemon's manager, consuming the
+	// lifecycle events the receiver published, recreates it within 5 s,
+	// and /status.json shows the gap.
+	if err := sim.Lifecycle(ctx, plain.ID, graphsim.EventSubscriptionRemoved); err != nil {
+		t.Fatal(err)
+	}
+	var recreated string
+	removedAt := time.Now()
+	testkit.CheckFor(t, 5*time.Second, func() error {
+		for _, s := range sim.Subscriptions() {
+			if s.Resource == plain.Resource && s.ID != plain.ID {
+				recreated = s.ID
+				return nil
+			}
+		}
+		return errors.New("the removed subscription was not recreated")
+	})
+	t.Logf("recreated %v after the removal", time.Since(removedAt).Round(time.Millisecond))
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		_, body, err := get(ctx, p.endpoints.ops+"/status.json")
+		if err != nil {
+			return err
+		}
+		var snap status.Snapshot
+		if err := json.Unmarshal([]byte(body), &snap); err != nil {
+			return err
+		}
+		for _, s := range snap.Subscriptions {
+			for _, g := range s.Gaps {
+				if s.ID == recreated && g.Reason == subscriptions.GapRemoved && !g.End.Before(g.Start) && !g.End.IsZero() {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("status.json shows no closed subscriptionRemoved gap for %s", recreated)
+	})
+
 	// Stopped, the daemon frees the lease (and its embedded server the
 	// store); rotate-cert moves the rich subscription to the newest --key
 	// with a PATCH.
