@@ -251,18 +251,30 @@ func (d *daemon) newManager(ctx context.Context, js jetstream.JetStream, cli boo
 	return mgr, nil
 }
 
+// Bounds of the status page's read of the event stream.
+const (
+	statusMaxEvents    = 500
+	statusConsumerIdle = 5 * time.Second
+)
+
 // subscriptionStatus returns the manager's subscriptions for /status:
 // the bucket's records, with the latest event of each action and the
 // latest gap, read from the event stream.
 func (d *daemon) subscriptionStatus(ctx context.Context, js jetstream.JetStream) []status.Subscription {
 	prefix := d.cfg.SubjectPrefix
 	events, gaps := map[string][]status.Event{}, map[string][]status.Gap{}
+	// One short-lived consumer per page: the latest message of each
+	// subject, that is the latest event of each action and the latest gap.
+	var batch jetstream.MessageBatch
 	cons, err := js.OrderedConsumer(ctx, subscriptions.DefaultEventStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{prefix + ".subscriptions.>", prefix + ".gaps.>"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		FilterSubjects:    []string{prefix + ".subscriptions.>", prefix + ".gaps.>"},
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		InactiveThreshold: statusConsumerIdle,
 	})
 	if err == nil {
-		batch, err := cons.FetchNoWait(500)
+		batch, err = cons.FetchNoWait(statusMaxEvents)
+	}
+	if err == nil {
 		for m := range batch.Messages() {
 			if strings.HasPrefix(m.Subject(), prefix+".gaps.") {
 				var g subscriptions.Gap
@@ -280,7 +292,6 @@ func (d *daemon) subscriptionStatus(ctx context.Context, js jetstream.JetStream)
 				events[e.SubscriptionID] = append(events[e.SubscriptionID], status.Event{At: e.Time, Kind: kind})
 			}
 		}
-		_ = err
 	}
 	var out []status.Subscription
 	for _, r := range d.mgr.Records() {
