@@ -118,6 +118,37 @@ func TestSubscriptionsSectionOfTheGuideLoads(t *testing.T) {
 	}
 }
 
+// TestBadDesiredSubscriptionStopsTheStart: the subscriptions package's
+// rules (checked when the manager is created, once NATS is up) come back
+// as one line naming the section's key, with an example.
+func TestBadDesiredSubscriptionStopsTheStart(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "receiver.yaml", `subscriptions:
+  tenantId: 84bd8158-6d4d-4958-8b9f-9d6445542f95
+  clientId: 5f6b5c4e-1d1f-4a4e-9c7d-7a6f2b0c9e11
+  credential: managed-identity
+  desired:
+    - resource: users/42/messages
+      changeType: created
+      notificationUrl: http://127.0.0.1:8080/notifications
+    - resource: users/42/events
+      changeType: edited
+      notificationUrl: http://127.0.0.1:8080/notifications
+`)
+	var stdout testkit.SyncBuffer
+	err := run(t.Context(), baseArgs(dir, "--config", file, "--client-state", "a-long-enough-client-state-value"), noEnv, &stdout, &testkit.SyncBuffer{})
+	if !errors.Is(err, subscriptions.ErrBadValue) {
+		t.Fatalf("err = %v, want errors.Is subscriptions.ErrBadValue", err)
+	}
+	want := file + ": subscriptions.desired[1].changeType: "
+	if msg := err.Error(); !strings.HasPrefix(msg, want) || !strings.Contains(msg, "example: changeType: created,updated") || strings.Contains(msg, "\n") {
+		t.Errorf("error:\n%s\nwant one line starting with %q and an example", msg, want)
+	}
+	if strings.Contains(stdout.String(), "is running") {
+		t.Error("the receiver started")
+	}
+}
+
 // streamMsgs returns how many messages stream holds.
 func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	t.Helper()
