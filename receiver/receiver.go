@@ -62,8 +62,10 @@ type Config struct {
 	// at most MaxClientStateLen (128) characters.
 	ClientStates []string
 	// ClientStateLookup returns the clientState expected for a subscription.
-	// It overrides ClientStates. Return ErrUnknownSubscription (or an error
-	// wrapping it) for a subscription you do not know: the item is rejected.
+	// It takes precedence over ClientStates. Return ErrUnknownSubscription
+	// (or an error wrapping it) for a subscription you do not know: the
+	// item is then checked against ClientStates, and rejected when none
+	// matches (or none is set).
 	// Any other error means the lookup is unavailable: the request is
 	// answered 503 and Graph redelivers.
 	ClientStateLookup func(ctx context.Context, subscriptionID string) (string, error)
@@ -404,17 +406,17 @@ func (r *Receiver) checkClientState(ctx context.Context, n *Notification) (bool,
 	got := sha256.Sum256([]byte(n.ClientState))
 	if r.cfg.ClientStateLookup != nil {
 		want, err := r.cfg.ClientStateLookup(ctx, n.SubscriptionID)
-		if errors.Is(err, ErrUnknownSubscription) {
-			return false, nil
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownSubscription):
+			// Fall back to ClientStates (none: rejected).
+		case err != nil:
 			return false, err
-		}
-		if want == "" {
+		case want == "":
 			return false, nil
+		default:
+			w := sha256.Sum256([]byte(want))
+			return subtle.ConstantTimeCompare(got[:], w[:]) == 1, nil
 		}
-		w := sha256.Sum256([]byte(want))
-		return subtle.ConstantTimeCompare(got[:], w[:]) == 1, nil
 	}
 	match := 0
 	for i := range r.stateHashes {

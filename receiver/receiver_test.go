@@ -310,6 +310,36 @@ func TestClientStateLookupPerSubscription(t *testing.T) {
 	}
 }
 
+// TestClientStateLookupFallsBackToClientStates: a subscription the lookup
+// does not know is checked against ClientStates (a daemon's static values
+// for subscriptions its manager did not create); one it knows is checked
+// against its own value only.
+func TestClientStateLookupFallsBackToClientStates(t *testing.T) {
+	sink := &recorder{}
+	srv, _ := serve(t, receiver.Config{Sink: sink, ClientStates: []string{"static"}, ClientStateLookup: func(ctx context.Context, id string) (string, error) {
+		if id == subBase+"000000000000" {
+			return "managed", nil
+		}
+		return "", receiver.ErrUnknownSubscription
+	}})
+	// item(i) uses subscription i%3: 0 is managed, 1 and 2 are unknown.
+	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t,
+		item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	var ids []string
+	for _, n := range sink.accepted() {
+		ids = append(ids, n.ID)
+	}
+	if strings.Join(ids, ",") != "id-0,id-1" {
+		t.Errorf("accepted = %v, want [id-0 id-1] (managed by its value, unknown by ClientStates)", ids)
+	}
+	if n := len(sink.rejected()); n != 2 {
+		t.Errorf("rejected = %d, want 2 (a managed one with the static value, an unknown one with a wrong value)", n)
+	}
+}
+
 func TestLifecycleEventsAreRoutedByKind(t *testing.T) {
 	var mu sync.Mutex
 	var changes, lifecycles []string

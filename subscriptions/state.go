@@ -218,11 +218,22 @@ func (m *Manager) recordByID(id string) (Record, bool) {
 // They hold clientStates: show them with [Record.Redacted].
 func (m *Manager) Records() []Record {
 	m.cmu.RLock()
-	defer m.cmu.RUnlock()
 	out := make([]Record, 0, len(m.recs))
 	for _, e := range m.recs {
-		out = append(out, e.rec)
+		r := e.rec
+		if t := m.seenKV[r.ID]; t.After(r.LastNotification) {
+			r.LastNotification = t // written by any replica
+		}
+		out = append(out, r)
 	}
+	m.cmu.RUnlock()
+	m.smu.Lock()
+	for i, r := range out {
+		if t := m.lastSeen[r.ID]; t.After(r.LastNotification) {
+			out[i].LastNotification = t // seen here, not yet in the bucket
+		}
+	}
+	m.smu.Unlock()
 	return out
 }
 

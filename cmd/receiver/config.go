@@ -7,12 +7,13 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/providers/rawbytes"
@@ -41,14 +42,14 @@ type config struct {
 	TLSCert          string        `koanf:"tls-cert" example:"/etc/graphhook/tls.crt" usage:"PEM certificate (chain) file: serve HTTPS (TLS 1.2+); reloaded on SIGHUP and when the file changes"`
 	TLSKey           string        `koanf:"tls-key" example:"/etc/graphhook/tls.key" usage:"PEM private key file for --tls-cert"`
 	TrustedProxies   []string      `koanf:"trusted-proxy" example:"10.0.0.0/8" opts:"split" usage:"CIDR of a reverse proxy whose X-Forwarded-For is trusted for client addresses in logs (repeatable)"`
-	MaxBodyBytes     int64         `koanf:"max-body-bytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
-	BatchTimeout     time.Duration `koanf:"batch-timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
+	MaxBodyBytes     int64         `koanf:"max-body-bytes" lib:"receiver.MaxBodyBytes" default:"4MiB" example:"8MiB" usage:"largest notification body accepted (413 above), at most 32MiB; accepts B, KiB, MiB suffixes. The embedded NATS server's max_payload follows it; an external server's max_payload must exceed it by 64KiB"`
+	BatchTimeout     time.Duration `koanf:"batch-timeout" lib:"receiver.Timeout" default:"2.5s" example:"2s" usage:"time budget for verifying and publishing one batch, within Graph's 3 s limit"`
 	MaxInflightBytes int64         `koanf:"max-inflight-bytes" default:"32MiB" example:"64MiB" usage:"budget of notification body bytes being received or processed at once (a body counts with its Content-Length, or --max-body-bytes when unknown); a request over it is answered 503 with Retry-After at once, without reading its body. At least --max-body-bytes"`
 	BodyTimeout      time.Duration `koanf:"body-timeout" default:"10s" example:"5s" usage:"how long a client may take to send a notification body once its headers are in; slower clients are cut (Graph sends its bodies at once)"`
 	MaxConnections   int           `koanf:"max-connections" default:"1024" example:"4096" usage:"most client connections --listen keeps open at once; further ones wait to be accepted"`
 	ShutdownTimeout  time.Duration `koanf:"shutdown-timeout" default:"10s" example:"30s" usage:"how long shutdown waits for in-flight requests and their publishes"`
 
-	ClientStates            []string `koanf:"client-state" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
+	ClientStates            []string `koanf:"client-state" lib:"receiver.ClientStates" example:"--client-state-file /run/secrets/graph-client-state" opts:"secret" usage:"accepted clientState value, at most 128 characters (repeatable, for rotation); prefer --client-state-file"`
 	ClientStateFile         string   `koanf:"client-state-file" example:"/run/secrets/graph-client-state" usage:"file with accepted clientState values, one per line; if neither this nor --client-state is set, <data-dir>/client-state is used and created with a random value"`
 	InsecureSkipClientState bool     `koanf:"insecure-skip-client-state" usage:"WARNING: accept notifications without checking clientState; anyone who knows the URL can inject events. Tests only"`
 
@@ -56,28 +57,28 @@ type config struct {
 	KeyPassword     string   `koanf:"key-password" example:"--key-password-file /run/secrets/pfx-password" opts:"secret" usage:"password of PFX key files; prefer --key-password-file (flags show in process listings)"`
 	KeyPasswordFile string   `koanf:"key-password-file" example:"/run/secrets/pfx-password" usage:"file holding the password of PFX key files"`
 
-	AppIDs                      []string `koanf:"app-id" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
-	Tenants                     []string `koanf:"tenant" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
-	Cloud                       string   `koanf:"cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
-	JWKSURL                     string   `koanf:"jwks-url" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
+	AppIDs                      []string `koanf:"app-id" lib:"token.AppIDs" example:"11111111-2222-3333-4444-555555555555" opts:"split" usage:"application (client) id the validationTokens of rich notifications must be issued for (repeatable or comma-separated); enables token validation"`
+	Tenants                     []string `koanf:"tenant" lib:"token.TenantIDs" example:"84bd8158-6d4d-4958-8b9f-9d6445542f95" opts:"split" usage:"tenant id allowed to send rich notifications (repeatable or comma-separated); empty allows any tenant whose token is valid"`
+	Cloud                       string   `koanf:"cloud" lib:"token.Cloud" default:"global" example:"usgov" usage:"Microsoft cloud the tokens come from: global, usgov or china"`
+	JWKSURL                     string   `koanf:"jwks-url" lib:"token.JWKSURL" example:"https://login.microsoftonline.com/common/discovery/v2.0/keys" usage:"override the signing-key (JWKS) URL of --cloud"`
 	InsecureSkipTokenValidation bool     `koanf:"insecure-skip-token-validation" usage:"WARNING: accept rich notifications without validating their validationTokens. Tests only"`
 
 	NATSURLs           []string      `koanf:"nats-url" example:"nats://nats-1:4222,nats://nats-2:4222" opts:"split" usage:"NATS server URLs (repeatable or comma-separated); empty starts an embedded NATS server with JetStream"`
 	EmbeddedNATSListen string        `koanf:"embedded-nats-listen" default:"127.0.0.1:4222" example:"0.0.0.0:4222" usage:"where the embedded NATS server listens for clients (host:port; port 0 picks a free one)"`
 	EmbeddedNATSToken  string        `koanf:"embedded-nats-token-file" shown:"<data-dir>/nats-token" example:"/run/secrets/nats-token" usage:"file with the token every client of the embedded NATS server must present (nats://TOKEN@127.0.0.1:4222): letters, digits and -._~, at least 16. The default file is created with a random token (mode 0600) on first start; a file named here must exist"`
 	DataDir            string        `koanf:"data-dir" default:"./data" example:"/var/lib/graphhook" usage:"directory for the embedded server's JetStream store (<data-dir>/jetstream) and the generated client-state and nats-token files"`
-	Stream             string        `koanf:"stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing; an existing one keeps its operator's replicas and limits)"`
-	StreamReplicas     int           `koanf:"stream-replicas" default:"1" example:"3" usage:"copies of --stream kept by a NATS cluster, applied when the stream is created (never lowered on an existing stream)"`
-	QuarantineStream   string        `koanf:"quarantine-stream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items that passed the clientState check (bad or missing token, decrypt failure); they hold real clientStates and tokens: restrict access"`
-	QuarantineReplicas int           `koanf:"quarantine-stream-replicas" shown:"--stream-replicas" example:"3" usage:"copies of --quarantine-stream and --unverified-stream, on create"`
+	Stream             string        `koanf:"stream" lib:"natspub.Stream" default:"GRAPH" example:"GRAPH" usage:"JetStream stream for notifications (created if missing; an existing one keeps its operator's replicas and limits)"`
+	StreamReplicas     int           `koanf:"stream-replicas" lib:"natspub.Replicas" default:"1" example:"3" usage:"copies of --stream kept by a NATS cluster, applied when the stream is created (never lowered on an existing stream)"`
+	QuarantineStream   string        `koanf:"quarantine-stream" lib:"natspub.QuarantineStream" default:"GRAPH_REJECTED" example:"GRAPH_REJECTED" usage:"JetStream stream for rejected items that passed the clientState check (bad or missing token, decrypt failure); they hold real clientStates and tokens: restrict access"`
+	QuarantineReplicas int           `koanf:"quarantine-stream-replicas" lib:"natspub.QuarantineReplicas" shown:"--stream-replicas" example:"3" usage:"copies of --quarantine-stream and --unverified-stream, on create"`
 	QuarantineMaxAge   time.Duration `koanf:"quarantine-max-age" default:"24h" example:"72h" usage:"how long --quarantine-stream keeps items"`
 	QuarantineMaxBytes int64         `koanf:"quarantine-max-bytes" default:"64MiB" example:"256MiB" usage:"size bound of --quarantine-stream (oldest items dropped first)"`
-	UnverifiedStream   string        `koanf:"unverified-stream" default:"GRAPH_UNVERIFIED" example:"GRAPH_UNVERIFIED" usage:"JetStream stream for rejected items anyone can cause (wrong clientState, malformed), kept apart so a flood can never evict a genuine quarantined item"`
+	UnverifiedStream   string        `koanf:"unverified-stream" lib:"natspub.UnverifiedStream" default:"GRAPH_UNVERIFIED" example:"GRAPH_UNVERIFIED" usage:"JetStream stream for rejected items anyone can cause (wrong clientState, malformed), kept apart so a flood can never evict a genuine quarantined item"`
 	UnverifiedMaxAge   time.Duration `koanf:"unverified-max-age" default:"24h" example:"6h" usage:"how long --unverified-stream keeps items (and so how long a flood can keep it full)"`
 	UnverifiedMaxBytes int64         `koanf:"unverified-max-bytes" default:"64MiB" example:"16MiB" usage:"size bound of --unverified-stream; when full, new items are dropped and counted (graphhook_quarantine_dropped_total), still answered 202"`
 	StreamMaxAge       time.Duration `koanf:"stream-max-age" default:"168h" example:"720h" usage:"how long --stream keeps events"`
 	DuplicateWindow    time.Duration `koanf:"duplicate-window" default:"1h" example:"4h" usage:"how long the streams remember event ids, so Graph's redeliveries are stored once"`
-	SubjectPrefix      string        `koanf:"subject-prefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
+	SubjectPrefix      string        `koanf:"subject-prefix" lib:"natspub.SubjectPrefix" default:"graph" example:"graph" usage:"first token(s) of the subjects events are published on"`
 	PublishTimeout     time.Duration `koanf:"publish-timeout" default:"2s" example:"1500ms" usage:"how long one publish waits for JetStream's acknowledgement"`
 	NATSCreds          string        `koanf:"nats-creds" example:"/run/secrets/graphhook.creds" usage:"NATS credentials (JWT + seed) file"`
 	NATSNKey           string        `koanf:"nats-nkey" example:"/run/secrets/graphhook.nk" usage:"NATS NKey seed file"`
@@ -91,6 +92,11 @@ type config struct {
 	LogFormat string `koanf:"log-format" default:"text" example:"json" usage:"log format: text or json"`
 	LogLevel  string `koanf:"log-level" default:"info" example:"debug" usage:"log level: debug, info, warn or error"`
 	Version   bool   `koanf:"version" opts:"nofile,noenv" usage:"print the version and exit"`
+
+	// Subscriptions is the YAML-only "subscriptions:" section: the
+	// subscriptions the daemon keeps alive and the Graph credentials it
+	// uses (see subsSection). Nil when the file has no such section.
+	Subscriptions *subsSection `koanf:"subscriptions" opts:"section"`
 
 	// origin maps a setting name to how the user spelled it where its value
 	// came from ("--key", "GRAPHHOOK_KEY", "receiver.yaml line 4: key"), so
@@ -106,18 +112,6 @@ func (c *config) where(name string) string {
 	return "--" + name
 }
 
-// kind is the type of a setting's value, taken from its config field.
-type kind int
-
-const (
-	kindString kind = iota
-	kindList        // repeatable; a list in YAML
-	kindBool
-	kindDuration
-	kindBytes
-	kindInt
-)
-
 // setting documents one configuration setting, as config's tags declare
 // it: the flags, the environment variables, the YAML keys and the README
 // table are all made from [settings].
@@ -131,8 +125,13 @@ type setting struct {
 	split   bool   // a list that also accepts comma-separated values
 	noFile  bool   // not read from the config file (--config, --version)
 	noEnv   bool   // not read from the environment (--version)
-	kind    kind   // from the config field's type
+	typ     reflect.Type
+	field   int // the index of its field in config
 }
+
+// list and boolean report the setting's kind, from its field's type.
+func (s setting) list() bool    { return s.typ == reflect.TypeFor[[]string]() }
+func (s setting) boolean() bool { return s.typ == reflect.TypeFor[bool]() }
 
 // envName returns the environment variable that sets s.
 func (s setting) envName() string {
@@ -148,34 +147,6 @@ func (s setting) exampleArg() string {
 	return "--" + s.name + " " + s.example
 }
 
-// configField returns the field of c whose koanf tag is name.
-func configField(c *config, name string) (reflect.Value, bool) {
-	v := reflect.ValueOf(c).Elem()
-	for i := range v.NumField() {
-		if v.Type().Field(i).Tag.Get("koanf") == name {
-			return v.Field(i), true
-		}
-	}
-	return reflect.Value{}, false
-}
-
-// kindOf returns the kind of a config field.
-func kindOf(f reflect.Value) kind {
-	switch f.Addr().Interface().(type) {
-	case *[]string:
-		return kindList
-	case *bool:
-		return kindBool
-	case *time.Duration:
-		return kindDuration
-	case *int64:
-		return kindBytes
-	case *int:
-		return kindInt
-	}
-	return kindString
-}
-
 // settings returns the documentation of every setting, from the tags of
 // config's fields, in the order of --help and the README table.
 func settings() []setting {
@@ -183,17 +154,16 @@ func settings() []setting {
 	var set []setting
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name := f.Tag.Get("koanf")
-		if name == "" {
+		opts := "," + f.Tag.Get("opts") + ","
+		if f.Tag.Get("koanf") == "" || strings.Contains(opts, ",section,") {
 			continue
 		}
-		opts := "," + f.Tag.Get("opts") + ","
 		set = append(set, setting{
-			name: name, def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
+			name: f.Tag.Get("koanf"), def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
 			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
 			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
 			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
-			kind: kindOf(reflect.New(f.Type).Elem()),
+			typ: f.Type, field: i,
 		})
 	}
 	return set
@@ -215,8 +185,9 @@ var errUsage = errors.New("usage error")
 // errHelp is returned for -h and --help.
 var errHelp = pflag.ErrHelp
 
-// newFlagSet returns the flags of set. Their defaults are for -h only:
-// loadConfig takes defaults from set, and from the flags only the ones given.
+// newFlagSet returns the flags of set, with their defaults: koanf's
+// posflag provider takes a flag's default for a setting neither the
+// environment nor the file sets.
 func newFlagSet(set []setting) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("receiver", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -227,10 +198,10 @@ func newFlagSet(set []setting) *pflag.FlagSet {
 		if s.shown != "" {
 			usage += " (default " + s.shown + ")"
 		}
-		switch s.kind {
-		case kindBool:
+		switch {
+		case s.boolean():
 			fs.Bool(s.name, false, usage)
-		case kindList:
+		case s.list():
 			fs.StringArray(s.name, nil, usage)
 		default:
 			fs.String(s.name, s.def, usage)
@@ -239,8 +210,9 @@ func newFlagSet(set []setting) *pflag.FlagSet {
 	return fs
 }
 
-// loadConfig merges defaults, the config file, the environment and args
-// (in increasing precedence) with koanf. An environment variable that is
+// loadConfig merges the config file, the environment and args (in
+// increasing precedence, over the flags' defaults) with koanf, which also
+// types the values (see [decodeHook]). An environment variable that is
 // set counts even when empty, as the flag with that value would
 // (GRAPHHOOK_OPS_LISTEN= overrides a file's ops-listen), except that an
 // empty list variable stops the start. It returns errHelp for -h, an error
@@ -256,25 +228,32 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		return nil, fmt.Errorf("%w: %s (run with -h for the list of settings)", errUsage, flagErrorText(err))
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, help config)", errUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q (settings are flags, e.g. --listen :8080; subcommands are keygen, doctor, subscriptions, help config)", errUsage, fs.Arg(0))
 	}
 
-	// One koanf instance per layer tells where a value came from; they
-	// are merged in order of precedence.
+	c := &config{origin: map[string]string{}}
+	k := koanf.New(".")
+	file := fs.Lookup("config").Value.String()
+	if file == "" {
+		file, _ = lookupEnv(envPrefix + "CONFIG")
+	}
+	if file != "" {
+		lines, err := loadConfigFile(k, file, set)
+		if err != nil {
+			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
+		}
+		for key := range k.Raw() {
+			c.origin[key] = fmt.Sprintf("%s line %d: %s", file, lines[key], key)
+		}
+	}
+
 	var ps problems
-	defaults := map[string]any{}
 	var environ []string
 	for _, s := range set {
-		if s.def != "" {
-			defaults[s.name] = s.def
-		}
-		if s.noEnv {
-			continue
-		}
 		v, ok := lookupEnv(s.envName())
 		switch {
-		case !ok:
-		case v == "" && s.kind == kindList:
+		case !ok || s.noEnv:
+		case v == "" && s.list():
 			// An empty list variable is most likely a template value that
 			// was never filled in; silently clearing --nats-url (embedded
 			// server instead of the cluster) or --client-state (a random
@@ -282,55 +261,49 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 			ps.add(s.envName(), nil, "is set but empty; unset it to use the config file or the default, or give a value")
 		default:
 			environ = append(environ, s.envName()+"="+v)
+			c.origin[s.name] = s.envName()
 		}
 	}
-	layers := [4]*koanf.Koanf{koanf.New("."), koanf.New("."), koanf.New("."), koanf.New(".")}
-	kDef, kFile, kEnv, kFlag := layers[0], layers[1], layers[2], layers[3]
-	_ = kDef.Load(confmap.Provider(defaults, ""), nil)
-
-	file := fs.Lookup("config").Value.String()
-	if file == "" {
-		file, _ = lookupEnv(envPrefix + "CONFIG")
-	}
-	var lines map[string]int
-	if file != "" {
-		var err error
-		if lines, err = loadConfigFile(kFile, file, set); err != nil {
-			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
-		}
-	}
-	_ = kEnv.Load(env.Provider("", env.Opt{
+	_ = k.Load(env.Provider("", env.Opt{
 		Prefix:        envPrefix,
 		EnvironFunc:   func() []string { return environ },
 		TransformFunc: func(k, v string) (string, any) { return envKey(k), v },
 	}), nil)
-	_ = kFlag.Load(posflag.Provider(fs, ".", nil), nil)
+	fs.Visit(func(f *pflag.Flag) { c.origin[f.Name] = "--" + f.Name })
+	// Given flags win; the defaults fill what nothing else set.
+	_ = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		if !f.Changed && f.DefValue == "" {
+			return "", nil
+		}
+		return f.Name, posflag.FlagVal(fs, f)
+	}), nil)
 
-	k := koanf.New(".")
-	for _, l := range layers {
-		_ = k.Merge(l)
-	}
-	c := &config{origin: map[string]string{}}
 	for _, s := range set {
-		origin := ""
-		switch {
-		case kFlag.Exists(s.name):
-			origin = "--" + s.name
-		case kEnv.Exists(s.name):
-			origin = s.envName()
-		case kFile.Exists(s.name):
-			origin = fmt.Sprintf("%s line %d: %s", file, lines[s.name], s.name)
-		case !kDef.Exists(s.name):
+		f := reflect.ValueOf(c).Elem().Field(s.field)
+		if err := k.UnmarshalWithConf(s.name, f.Addr().Interface(), unmarshalConf(nil)); err != nil {
+			ps.add(c.where(s.name), err, badValue(s, k.Get(s.name), err))
 			continue
 		}
-		if origin != "" {
-			c.origin[s.name] = origin
-		} else {
-			origin = "--" + s.name // a default that does not parse is a programming error
+		if s.split {
+			var out []string
+			for _, x := range f.Interface().([]string) {
+				for part := range strings.SplitSeq(x, ",") {
+					if part = strings.TrimSpace(part); part != "" {
+						out = append(out, part)
+					}
+				}
+			}
+			f.Set(reflect.ValueOf(out))
 		}
-		f, _ := configField(c, s.name)
-		if err := decode(f, k.Get(s.name), s); err != nil {
-			ps.add(origin, nil, err.Error())
+	}
+	if k.Exists("subscriptions") {
+		c.Subscriptions = &subsSection{}
+		var md mapstructure.Metadata
+		if err := k.UnmarshalWithConf("subscriptions", c.Subscriptions, unmarshalConf(&md)); err != nil {
+			ps.add(c.where("subscriptions"), err, subsDecodeText(err))
+		} else if len(md.Unused) > 0 {
+			slices.Sort(md.Unused)
+			ps.add(c.where("subscriptions"), nil, fmt.Sprintf("has keys the section does not know: %s (example: tenantId, clientId, clientSecretFile, desired; see \"Keeping subscriptions alive\" in the README)", strings.Join(md.Unused, ", ")))
 		}
 	}
 	if len(ps) > 0 {
@@ -339,92 +312,75 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 	return c, nil
 }
 
+// unmarshalConf is how koanf types the merged values: mapstructure builds
+// the lists and the subscriptions section (a scalar where a list is
+// wanted is a list of one), decodeHook parses the scalars, and md, if not
+// nil, receives the keys no field took.
+func unmarshalConf(md *mapstructure.Metadata) koanf.UnmarshalConf {
+	return koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook: decodeHook, WeaklyTypedInput: true, Metadata: md, TagName: "koanf",
+	}}
+}
+
+// wanted is decodeHook's error: what a setting takes. The daemon's
+// message (badValue) says it, without the value of a secret.
+type wanted string
+
+func (w wanted) Error() string { return "not " + string(w) }
+
+// decodeHook parses the scalars of every setting the same way, wherever
+// the value came from (a YAML number, a flag's string): durations and
+// whole numbers must be positive, a size takes B, KiB, MiB suffixes, and
+// a boolean is true or false. A list or a map where one value is wanted
+// is refused; lists and the subscriptions section are mapstructure's.
+func decodeHook(_, to reflect.Type, v any) (any, error) {
+	want, parse := "", func(s string) (any, bool) { return s, true }
+	switch to {
+	case reflect.TypeFor[time.Duration]():
+		want, parse = "a positive duration", func(s string) (any, bool) { d, err := time.ParseDuration(s); return d, err == nil && d > 0 }
+	case reflect.TypeFor[int64](): // sizes
+		want, parse = "a positive size", func(s string) (any, bool) { n, err := parseBytes(s); return n, err == nil }
+	case reflect.TypeFor[int]():
+		want, parse = "a positive whole number", func(s string) (any, bool) { n, err := strconv.Atoi(s); return n, err == nil && n > 0 }
+	case reflect.TypeFor[bool]():
+		want, parse = "a boolean", func(s string) (any, bool) { b, err := strconv.ParseBool(s); return b, err == nil }
+	case reflect.TypeFor[string]():
+	default:
+		return v, nil
+	}
+	str, ok := scalar(v)
+	if !ok {
+		return nil, wanted("one value")
+	}
+	if out, ok := parse(str); ok {
+		return out, nil
+	}
+	return nil, wanted(want)
+}
+
+// badValue says what s wants instead of v (decoding failed with err),
+// showing v unless s is secret.
+func badValue(s setting, v any, err error) string {
+	w, ok := errors.AsType[wanted](err)
+	switch {
+	case s.list():
+		return fmt.Sprintf("must be a value or a list of values (example: %s)", s.exampleArg())
+	case !ok || w == "one value":
+		return fmt.Sprintf("takes one value, not a list (example: %s)", s.exampleArg())
+	}
+	shown, example := "the value", s.exampleArg()
+	if str, ok := scalar(v); ok && !s.secret {
+		shown = strconv.Quote(str)
+	}
+	if s.boolean() {
+		example = "true or false"
+	}
+	return fmt.Sprintf("%s is %v (example: %s)", shown, w, example)
+}
+
 // envKey returns the setting name of an environment variable.
 func envKey(env string) string {
 	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, envPrefix), "_", "-"))
-}
-
-// decode stores v, a value as koanf merged it (a string, boolean, number or
-// list from YAML; a string from the environment; a string, boolean or list
-// of strings from the flags), in the config field f of setting s. The
-// error describes the value without repeating it when s is secret.
-func decode(f reflect.Value, v any, s setting) error {
-	show := func(v string) string {
-		if s.secret {
-			return "the value"
-		}
-		return strconv.Quote(v)
-	}
-	var vals []string
-	switch v := v.(type) {
-	case []string:
-		vals = v
-	case []any:
-		if s.kind != kindList {
-			return fmt.Errorf("takes one value, not a list (example: %s)", s.exampleArg())
-		}
-		vals = []string{}
-		for _, e := range v {
-			str, ok := scalar(e)
-			if !ok {
-				return errors.New("list items must be plain values")
-			}
-			vals = append(vals, str)
-		}
-	default:
-		str, ok := scalar(v)
-		if !ok {
-			return fmt.Errorf("must be a value or a list of values (example: %s)", s.exampleArg())
-		}
-		vals = []string{str}
-	}
-	last := ""
-	if len(vals) > 0 {
-		last = vals[len(vals)-1] // a scalar flag given several times takes the last value
-	}
-	switch p := f.Addr().Interface().(type) {
-	case *string:
-		*p = last
-	case *[]string:
-		var out []string
-		for _, x := range vals {
-			if !s.split {
-				out = append(out, x)
-				continue
-			}
-			for part := range strings.SplitSeq(x, ",") {
-				if part = strings.TrimSpace(part); part != "" {
-					out = append(out, part)
-				}
-			}
-		}
-		*p = out
-	case *bool:
-		b, err := strconv.ParseBool(last)
-		if err != nil {
-			return fmt.Errorf("%s is not a boolean (example: true or false)", show(last))
-		}
-		*p = b
-	case *time.Duration:
-		d, err := time.ParseDuration(last)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%s is not a positive duration (example: %s)", show(last), s.exampleArg())
-		}
-		*p = d
-	case *int:
-		n, err := strconv.Atoi(last)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("%s is not a positive whole number (example: %s)", show(last), s.exampleArg())
-		}
-		*p = n
-	case *int64:
-		n, err := parseBytes(last)
-		if err != nil {
-			return fmt.Errorf("%s is not a positive size (example: %s)", show(last), s.exampleArg())
-		}
-		*p = n
-	}
-	return nil
 }
 
 // scalar returns a YAML scalar as the string it was written as.
@@ -489,6 +445,10 @@ func flagErrorText(err error) string {
 // maxConfigFileSize bounds what loadConfigFile reads.
 const maxConfigFileSize = 1 << 20
 
+// yamlLineRe finds the line number in a YAML parser message; the rest of
+// the message is never shown, since it can quote the file.
+var yamlLineRe = regexp.MustCompile(`^yaml: (?:unmarshal errors:\s+)?line ([0-9]+):`)
+
 // loadConfigFile loads the YAML file path into k and returns the line of
 // each top-level key. Unknown keys are errors, so that typos do not pass
 // silently. Errors name the file and the line, never its content: the
@@ -507,9 +467,13 @@ func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int,
 		return nil, fmt.Errorf("config file %s is larger than %d bytes", path, maxConfigFileSize)
 	}
 	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
-		return nil, yamlError(path, data, err)
+		where := "config file " + path
+		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+			where += " line " + m[1]
+		}
+		return nil, fmt.Errorf("%s: %w; the parser's message is not shown, since it may quote the file (quote values that start with * & ! @ or `, indent with spaces; example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
 	}
-	// The parser succeeded, so the node tree does too; it only gives lines.
+	// The parser succeeded, so this does too; it only gives the lines.
 	var doc yamlv3.Node
 	_ = yamlv3.Unmarshal(data, &doc)
 	lines := map[string]int{}
@@ -519,119 +483,16 @@ func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int,
 		}
 	}
 	for key, v := range k.Raw() {
-		s, known := setting{}, false
-		for _, x := range set {
-			if x.name == key && !x.noFile {
-				s, known = x, true
-			}
+		known := key == "subscriptions"
+		for _, s := range set {
+			known = known || s.name == key && !s.noFile
 		}
 		switch {
 		case !known:
-			hint := `example: listen: ":8443"; the keys are the flag names, listed by "receiver help config"`
-			if alt := closestSetting(key, set); alt != nil {
-				ex := alt.example
-				if strings.HasPrefix(ex, "--") || strings.HasPrefix(ex, "(") {
-					ex = "<value>"
-				}
-				hint = fmt.Sprintf("did you mean %q? example: %s: %s", alt.name, alt.name, ex)
-			}
-			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (%s)", path, lines[key], key, hint)
+			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (example: listen: \":8443\"; the keys are the flag names, listed by \"receiver help config\", and the subscriptions section)", path, lines[key], key)
 		case v == nil: // "key:" with no value: as if absent
-			k.Delete(s.name)
+			k.Delete(key)
 		}
 	}
 	return lines, nil
-}
-
-// closestSetting returns the file setting whose name equals key once case,
-// dashes and underscores are ignored, or nil.
-func closestSetting(key string, set []setting) *setting {
-	norm := func(s string) string {
-		return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
-	}
-	for i, s := range set {
-		if !s.noFile && norm(s.name) == norm(key) {
-			return &set[i]
-		}
-	}
-	return nil
-}
-
-// yamlProblems describes the YAML parser's errors by kind, in fixed words:
-// the parser's own text may quote the file's content (an alias's name,
-// for one), and the file may hold secrets. The first entry whose key the
-// parser's message contains applies.
-var yamlProblems = []struct {
-	key, desc string
-	noLine    bool // the message's position is not a line of the file
-}{
-	{key: "unknown anchor", desc: "a value starting with * is read as an alias of an anchor (&name) that is not defined; put such a value in quotes (example: key: '*.pem')"},
-	{key: "UTF-8", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "UTF-16", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "Unicode", desc: "the file is not UTF-8 text", noLine: true},
-	{key: "control characters", desc: "the file holds control characters; it must be UTF-8 text", noLine: true},
-	{key: "tab character", desc: "a line is indented with a tab; indent with spaces"},
-	{key: "cannot start any token", desc: "a value starts with a character YAML reserves (such as @ or `), or a line is indented with a tab; quote the value, indent with spaces"},
-	{key: "mapping values are not allowed", desc: "a value holds \": \" or is indented under another value; quote it"},
-	{key: "unexpected end of stream", desc: "a quoted value or a bracket is not closed"},
-	{key: "did not find expected", desc: "unbalanced quotes, brackets or indentation"},
-	{key: "escape", desc: "a double-quoted value holds an unknown \\ escape; use single quotes"},
-	{key: "tag", desc: "a value starting with ! is read as a YAML tag; put it in quotes"},
-}
-
-// yamlLineRe finds the line number in a YAML parser message.
-var yamlLineRe = regexp.MustCompile(`^yaml: line ([0-9]+): `)
-
-// yamlAliasRe finds the alias name in an "unknown anchor" message.
-var yamlAliasRe = regexp.MustCompile(`unknown anchor '(.*)' referenced`)
-
-// yamlError returns the error for a config file the YAML parser rejected:
-// the file, the line when known, and a fixed description of the kind of
-// problem, never the parser's text. It wraps [errConfigSyntax].
-func yamlError(path string, data []byte, err error) error {
-	msg := err.Error()
-	desc, noLine := "", true
-	for _, p := range yamlProblems {
-		if strings.Contains(msg, p.key) {
-			desc, noLine = p.desc, p.noLine
-			break
-		}
-	}
-	line := 0
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-	} else if m := yamlAliasRe.FindStringSubmatch(msg); m != nil {
-		line = aliasLine(data, m[1])
-	} else if desc != "" && !noLine {
-		line = 1 // the parser leaves out the number of the first line
-	}
-	where := "config file " + path
-	if line > 0 && !noLine {
-		where += fmt.Sprintf(" line %d", line)
-	}
-	if desc == "" {
-		return fmt.Errorf("%s: %w (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
-	}
-	return fmt.Errorf("%s: %w: %s (example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax, desc)
-}
-
-// aliasLine returns the number of the first line of data that uses the
-// alias *name, or 0.
-func aliasLine(data []byte, name string) int {
-	if name == "" {
-		return 0
-	}
-	for i, line := range strings.Split(string(data), "\n") {
-		for rest := line; ; {
-			j := strings.Index(rest, "*"+name)
-			if j < 0 {
-				break
-			}
-			rest = rest[j+1+len(name):]
-			if rest == "" || strings.ContainsRune(" \t\r,]}#", rune(rest[0])) {
-				return i + 1
-			}
-		}
-	}
-	return 0
 }

@@ -127,7 +127,7 @@ func TestEveryEnvNameIsDerivedFromTheFlag(t *testing.T) {
 		if s.usage == "" {
 			t.Errorf("%s has no usage", s.name)
 		}
-		if s.kind != kindBool && s.example == "" {
+		if !s.boolean() && s.example == "" {
 			t.Errorf("%s has no example for error messages", s.name)
 		}
 	}
@@ -327,28 +327,29 @@ func TestParseBytes(t *testing.T) {
 }
 
 // TestConfigFileSyntaxErrorsNeverQuoteTheFile checks that a config file the
-// YAML parser rejects is reported by file, line and kind of problem, and
-// never with the parser's text, which can quote a secret (an alias's name).
+// YAML parser rejects is reported by file and, where the parser gives one,
+// line, and never with the parser's text, which can quote a secret (an
+// alias's name).
 func TestConfigFileSyntaxErrorsNeverQuoteTheFile(t *testing.T) {
 	const secret = "Hunter2-secret"
 	for _, tc := range []struct {
 		name, file string
 		wantErr    error
-		wantLine   string // "line N: " after the path, or "" for none
-		wantDesc   string
+		wantLine   string // " line N: " after the path, or ": " when the parser gives no line
 	}{
-		{"alias as key-password", "listen: ':8080'\nkey-password: *" + secret + "\n", errConfigSyntax, " line 2: ", "alias of an anchor"},
-		{"alias as client-state", "client-state: *" + secret + "\n", errConfigSyntax, " line 1: ", "alias of an anchor"},
-		{"alias in a client-state list", "client-state:\n  - ok-value-one\n  - *" + secret + "\n", errConfigSyntax, " line 3: ", "alias of an anchor"},
-		{"alias as nats-password", "nats-url: nats://127.0.0.1:4222\nnats-user: u\nnats-password: *" + secret + "\n", errConfigSyntax, " line 3: ", "alias of an anchor"},
-		{"alias in a flow list as nats-token", "nats-token: [*" + secret + "]\n", errConfigSyntax, " line 1: ", "alias of an anchor"},
-		{"unclosed quote", "listen: ':8080'\nkey-password: \"" + secret + "\n", errConfigSyntax, " line 2: ", "not closed"},
-		{"tab indentation", "client-state:\n\t- " + secret + "\n", errConfigSyntax, " line 2: ", "tab"},
-		{"reserved first character", "key-password: @" + secret + "\n", errConfigSyntax, " line 1: ", "reserves"},
-		{"colon in a value", "client-state: a: " + secret + "\n", errConfigSyntax, " line 1: ", "quote it"},
-		{"unclosed bracket", "client-state: [" + secret + "\n", errConfigSyntax, " line 1: ", "unbalanced"},
-		{"unknown escape", "key-password: \"\\q" + secret + "\"\n", errConfigSyntax, " line 1: ", "escape"},
-		{"not UTF-8", "\xff\xfe\x00" + secret, errConfigSyntax, ": ", "not UTF-8"},
+		{"alias as key-password", "listen: ':8080'\nkey-password: *" + secret + "\n", errConfigSyntax, ": "},
+		{"alias as client-state", "client-state: *" + secret + "\n", errConfigSyntax, ": "},
+		{"alias in a client-state list", "client-state:\n  - ok-value-one\n  - *" + secret + "\n", errConfigSyntax, ": "},
+		{"alias as nats-password", "nats-url: nats://127.0.0.1:4222\nnats-user: u\nnats-password: *" + secret + "\n", errConfigSyntax, ": "},
+		{"alias in a flow list as nats-token", "nats-token: [*" + secret + "]\n", errConfigSyntax, ": "},
+		{"unclosed quote", "listen: ':8080'\nkey-password: \"" + secret + "\n", errConfigSyntax, " line 2: "},
+		{"tab indentation", "client-state:\n\t- " + secret + "\n", errConfigSyntax, " line 2: "},
+		{"reserved first character", "key-password: @" + secret + "\n", errConfigSyntax, ": "},
+		{"colon in a value", "client-state: a: " + secret + "\n", errConfigSyntax, ": "},
+		{"unclosed bracket", "client-state: [" + secret + "\n", errConfigSyntax, " line 1: "},
+		{"unknown escape", "key-password: \"\\q" + secret + "\"\n", errConfigSyntax, ": "},
+		{"not UTF-8", "\xff\xfe\x00" + secret, errConfigSyntax, ": "},
+		{"a list, not a map", "- " + secret + "\n", errConfigSyntax, " line 1: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, t.TempDir(), "receiver.yaml", tc.file)
@@ -363,8 +364,8 @@ func TestConfigFileSyntaxErrorsNeverQuoteTheFile(t *testing.T) {
 			if want := "--config: config file " + path + tc.wantLine + "not valid YAML"; !strings.HasPrefix(msg, want) {
 				t.Errorf("error:\n%s\nwant it to start with:\n%s", msg, want)
 			}
-			if !strings.Contains(msg, tc.wantDesc) || !strings.Contains(msg, "example") {
-				t.Errorf("error %q lacks %q and an example", msg, tc.wantDesc)
+			if !strings.Contains(msg, "example") {
+				t.Errorf("error %q lacks an example", msg)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/graphhook/graphhook/natspub"
@@ -63,24 +64,16 @@ func (ps problems) err() error {
 	return &configError{problems: ps}
 }
 
-// settingOfField returns the setting that sets a library's Config field
-// ("natspub.Stream"), or "".
+// settingOfField returns the setting whose lib tag names a library's
+// Config field ("natspub.Stream"), or "".
 func settingOfField(field string) string {
-	return map[string]string{
-		"natspub.SubjectPrefix":      "subject-prefix",
-		"natspub.Stream":             "stream",
-		"natspub.Replicas":           "stream-replicas",
-		"natspub.QuarantineStream":   "quarantine-stream",
-		"natspub.QuarantineReplicas": "quarantine-stream-replicas",
-		"natspub.UnverifiedStream":   "unverified-stream",
-		"receiver.ClientStates":      "client-state",
-		"receiver.MaxBodyBytes":      "max-body-bytes",
-		"receiver.Timeout":           "batch-timeout",
-		"token.AppIDs":               "app-id",
-		"token.TenantIDs":            "tenant",
-		"token.Cloud":                "cloud",
-		"token.JWKSURL":              "jwks-url",
-	}[field]
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("lib") == field {
+			return t.Field(i).Tag.Get("koanf")
+		}
+	}
+	return ""
 }
 
 // addLibrary adds err, what package pkg's Config.Validate returned, as a

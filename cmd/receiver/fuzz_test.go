@@ -32,6 +32,9 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("key-password: \"\\qHunter2-secret\"\n"))
 	f.Add([]byte("max-connections: lots\nstream-replicas: [1]\nmax-inflight-bytes: 1KiB\nbody-timeout: -1s\n"))
 	f.Add([]byte("subscriptions:\n  - resource: users/42/messages\n    changeType: created\n"))
+	f.Add([]byte("subscriptions:\n  tenantId: t\n  clientSecretFile: s\n  leaseTtl: 3s\n  desired:\n    - resource: users/42/messages\n      changeType: created\n      includeResourceData: maybe\n      maxLifetime: [1h]\n"))
+	f.Add([]byte("subscriptions:\n  desired: {resource: r}\n  extra: 1\n"))
+	f.Add([]byte("subscriptions:\n  desired:\n    - resource: r\n      clientState: [Hunter2-secret-value]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(t.TempDir(), "c.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -67,7 +70,8 @@ func secretValues(data []byte) []string {
 			secret[s.name] = true
 		}
 	}
-	inSecret := false // the lines below a secret key, for block lists
+	secret["clientState"] = true // in the subscriptions section
+	inSecret := false            // the lines below a secret key, for block lists
 	for line := range strings.SplitSeq(string(data), "\n") {
 		rest := strings.TrimSpace(line)
 		if k, v, ok := strings.Cut(rest, ":"); ok && !strings.HasPrefix(rest, "-") {

@@ -12,7 +12,9 @@
 // Settings come from flags, GRAPHHOOK_* environment variables and an
 // optional YAML file (--config), under the same names; "receiver help
 // config" prints them as a table. "receiver keygen" creates a key pair for
-// rich notifications.
+// rich notifications. A "subscriptions:" section in the file runs the
+// subscription manager, which keeps the Graph subscriptions it declares
+// alive; "receiver subscriptions ..." runs its steps by hand.
 //
 // Operations: /healthz, /readyz and /metrics (Prometheus), on --listen
 // when it is a loopback address, else on 127.0.0.1:9091 unless
@@ -20,7 +22,7 @@
 // --body-timeout and --max-connections. SIGINT or
 // SIGTERM shut down gracefully (in-flight requests and their publishes
 // finish, NATS is drained, the embedded server stops last); SIGHUP reloads
-// the TLS certificate.
+// the TLS certificate and the desired subscriptions.
 package main
 
 import (

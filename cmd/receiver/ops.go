@@ -44,6 +44,9 @@ func (d *daemon) statusSnapshot(ctx context.Context) (*status.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.mgr != nil {
+		snap.Subscriptions = d.subscriptionStatus(ctx, js)
+	}
 	err = status.JetStream{JS: js, Streams: []string{c.Stream}, Quarantine: []string{c.QuarantineStream, c.UnverifiedStream}}.Fill(ctx, snap)
 	return snap, err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/standing"
+	"github.com/graphhook/graphhook/subscriptions"
 	"github.com/graphhook/graphhook/token"
 )
 
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			return keygen(args[1:], stdout)
 		case "doctor":
 			return doctorCmd(ctx, args[1:], lookupEnv, stdout)
+		case "subscriptions":
+			return subscriptionsCmd(ctx, args[1:], lookupEnv, stdout, stderr)
 		case "help":
 			if len(args) == 2 && args[1] == "config" {
 				return writeConfigTable(stdout)
@@ -86,7 +90,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes}}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes},
+		args: args, lookupEnv: lookupEnv}
+	if c.Subscriptions != nil {
+		var sps problems
+		d.subs, sps = c.loadSubs(lookupEnv, sec.keys)
+		ps = append(ps, sps...)
+	}
 	if len(ps) == 0 {
 		// The receiver's rules are checked before anything starts; its
 		// real Sink and keys come once NATS is up.
@@ -121,11 +131,16 @@ type daemon struct {
 	budget  *bodyBudget
 	hup     <-chan os.Signal // SIGHUPs, caught since run started
 
+	args      []string // the command line and environment, read again on SIGHUP
+	lookupEnv func(string) (string, bool)
+
 	ln, opsLn   net.Listener
 	ns          *server.Server
 	nc          *nats.Conn
 	pub         *natspub.Publisher
 	tokens      *token.Validator
+	subs        *subsSetup // the subscriptions section, if any
+	mgr         *subscriptions.Manager
 	standing    *standing.Monitor
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
@@ -173,6 +188,25 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	rc := d.receiverConfig(keys)
 	rc.Sink = d.metrics.timedSink(d.pub)
+	if d.subs != nil {
+		// The manager's first pass creates the subscriptions; Graph's
+		// handshakes wait in the listener's backlog until the server runs.
+		js, err := jetstream.New(d.nc)
+		if err != nil {
+			return fmt.Errorf("subscriptions: %w", err)
+		}
+		if d.mgr, err = d.newManager(ctx, js, false); err != nil {
+			return err
+		}
+		if err := registerAll(d.metrics.reg, d.mgr.Collectors()); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		// A clientState is checked against the bucket first, then, for a
+		// subscription the manager does not know, against --client-state.
+		rc.ClientStateLookup = d.mgr.ClientStateLookup
+		rc.Sink = d.metrics.timedSink(d.mgr.Observe(d.pub))
+		d.log.Info("subscription manager started", "subscriptions", len(d.subs.specs))
+	}
 	if d.rcv, err = receiver.New(rc); err != nil {
 		return fmt.Errorf("receiver: %w", err)
 	}
@@ -214,8 +248,13 @@ loop:
 			d.log.Error("server stopped", "error", err)
 			break loop
 		case <-d.hup:
+			if d.mgr != nil {
+				d.reloadSubscriptions()
+			}
 			if d.certs == nil {
-				d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
+				if d.mgr == nil {
+					d.log.Info("SIGHUP: nothing to reload (no --tls-cert); clientState and key changes need a restart")
+				}
 				continue
 			}
 			if d.certs.Reload() == nil {
@@ -321,46 +360,14 @@ func (d *daemon) startEmbeddedNATS() error {
 // connect connects to NATS and sets up the streams.
 func (d *daemon) connect(ctx context.Context) error {
 	c := d.cfg
-	urls, token := c.NATSURLs, c.NATSToken
+	urls := c.NATSURLs
 	if d.ns != nil {
-		urls, token = []string{d.ns.ClientURL()}, d.sec.natsToken
+		urls = []string{d.ns.ClientURL()}
 	}
-	nc, err := connectNATS(natsConnConfig{
-		URLs:         urls,
-		CredsFile:    c.NATSCreds,
-		NKeySeedFile: c.NATSNKey,
-		User:         c.NATSUser,
-		Password:     c.NATSPassword,
-		Token:        token,
-		TLSCAFile:    c.NATSTLSCA,
-		TLSCertFile:  c.NATSTLSCert,
-		TLSKeyFile:   c.NATSTLSKey,
-		Name:         "graphhook-receiver",
-		Logger:       d.log.With("component", "nats"),
-	})
-	if err != nil {
-		return &configError{problems: []problem{{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}}}
+	if err := d.dialNATS(ctx, urls, natsConnectTimeout, "graphhook-receiver"); err != nil {
+		return err
 	}
-	d.nc = nc
-	// Connect returns a connection that keeps trying; wait a while for it.
-	wait, cancel := context.WithTimeout(ctx, natsConnectTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	if !nc.IsConnected() {
-		d.log.Info("waiting for NATS", "url", redactURLs(urls), "timeout", natsConnectTimeout)
-	}
-	for !nc.IsConnected() {
-		select {
-		case <-wait.Done():
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return &configError{problems: []problem{{setting: c.where("nats-url"), err: nats.ErrNoServers,
-				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), natsConnectTimeout)}}}
-		case <-tick.C:
-		}
-	}
+	nc := d.nc
 	if mp := nc.MaxPayload(); mp > 0 && c.MaxBodyBytes+natsHeaderRoom > mp {
 		fit := (mp - natsHeaderRoom) &^ (1<<10 - 1)
 		hint := "lower --max-body-bytes"
@@ -373,8 +380,56 @@ func (d *daemon) connect(ctx context.Context) error {
 	}
 	pc := c.natspubConfig()
 	pc.Conn, pc.Logger = nc, d.log.With("component", "natspub")
+	var err error
 	if d.pub, err = natspub.New(ctx, pc); err != nil {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
+	}
+	return nil
+}
+
+// dialNATS connects d.nc to urls (with the embedded server's token when
+// --nats-url is empty) and waits up to timeout for the connection.
+func (d *daemon) dialNATS(ctx context.Context, urls []string, timeout time.Duration, name string) error {
+	c := d.cfg
+	token := c.NATSToken
+	if len(c.NATSURLs) == 0 {
+		token = d.sec.natsToken
+	}
+	nc, err := connectNATS(natsConnConfig{
+		URLs:         urls,
+		CredsFile:    c.NATSCreds,
+		NKeySeedFile: c.NATSNKey,
+		User:         c.NATSUser,
+		Password:     c.NATSPassword,
+		Token:        token,
+		TLSCAFile:    c.NATSTLSCA,
+		TLSCertFile:  c.NATSTLSCert,
+		TLSKeyFile:   c.NATSTLSKey,
+		Name:         name,
+		Logger:       d.log.With("component", "nats"),
+	})
+	if err != nil {
+		return &configError{problems: []problem{{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}}}
+	}
+	d.nc = nc
+	// Connect returns a connection that keeps trying; wait a while for it.
+	wait, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	if !nc.IsConnected() {
+		d.log.Info("waiting for NATS", "url", redactURLs(urls), "timeout", timeout)
+	}
+	for !nc.IsConnected() {
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &configError{problems: []problem{{setting: c.where("nats-url"), err: nats.ErrNoServers,
+				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), timeout)}}}
+		case <-tick.C:
+		}
 	}
 	return nil
 }
@@ -526,6 +581,9 @@ func (d *daemon) close() {
 		return
 	}
 	d.closed = true
+	if d.mgr != nil {
+		_ = d.mgr.Close() // releases the lease at once, before the connection goes
+	}
 	if d.pub != nil {
 		_ = d.pub.Close()
 	}
@@ -573,6 +631,16 @@ func (d *daemon) drain(nc *nats.Conn) {
 		d.log.Warn("NATS drain did not finish; closing", "timeout", timeout)
 		nc.Close()
 	}
+}
+
+// registerAll registers every collector of cs.
+func registerAll(reg *prometheus.Registry, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // minLevelHandler drops records below min.

@@ -20,6 +20,7 @@ import (
 	"github.com/graphhook/graphhook/handlers"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/status"
+	"github.com/graphhook/graphhook/subscriptions"
 )
 
 // newApp returns the Echo server of the notification endpoints, with the
@@ -268,6 +269,9 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "  notifications: %s%s\n", base, c.NotificationPath)
 	fmt.Fprintf(&b, "  lifecycle:     %s%s\n", base, c.LifecyclePath)
 	fmt.Fprintf(&b, "  operations:    %s/healthz %s/readyz %s/metrics %s/status\n", ops, ops, ops, ops)
+	if d.mgr != nil {
+		fmt.Fprintf(&b, "  subscriptions: %d kept alive by the subscription manager, with their clientStates in the bucket %s (receiver subscriptions list); for other subscriptions:\n", len(d.subs.specs), subscriptions.DefaultBucket)
+	}
 	switch {
 	case c.InsecureSkipClientState:
 		fmt.Fprintf(&b, "  clientState:   NOT CHECKED (--insecure-skip-client-state)\n")
@@ -298,7 +302,11 @@ func (d *daemon) banner() {
 	fmt.Fprintf(&b, "  export NATS_URL=%s\n", consumeURL)
 	fmt.Fprintf(&b, "  go run ./examples/consumer --stream %s    # follows the events; Ctrl-C stops\n", c.Stream)
 	fmt.Fprintf(&b, "  nats stream info %s    # with the nats CLI; nats sub '%s.>' follows new events\n", c.Stream, p)
-	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads the TLS certificate.\n")
+	reload := "the TLS certificate"
+	if d.mgr != nil {
+		reload += " and the desired subscriptions"
+	}
+	fmt.Fprintf(&b, "Stop with Ctrl-C or SIGTERM (graceful); SIGHUP reloads %s.\n", reload)
 	_, _ = io.WriteString(d.stdout, b.String())
 
 	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,

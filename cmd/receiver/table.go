@@ -28,7 +28,7 @@ func writeConfigTable(w io.Writer) error {
 			def = "`" + s.shown + "`"
 		}
 		usage := s.usage
-		if s.kind == kindList {
+		if s.list() {
 			usage += "; a list in YAML"
 			if !s.split {
 				usage += ", one value in the environment"
@@ -55,6 +55,7 @@ func writeUsage(w io.Writer) {
 	fmt.Fprintf(w, `usage: receiver [flags]
        receiver keygen --out DIR [--id ID] [--bits 2048] [--cn NAME]
        receiver doctor --url https://HOST/notifications [--lifecycle-url URL]   (check the public endpoint as Graph will)
+       receiver subscriptions list|create|renew|delete|rotate-cert|retry [--json] [flags]   (the subscription manager's commands)
        receiver help config    (print the settings as a Markdown table)
 
 Receives Microsoft Graph change notifications and publishes them to NATS
