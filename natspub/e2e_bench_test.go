@@ -1,0 +1,157 @@
+package natspub_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/receiver"
+)
+
+// idDigits is the width of the counter stamped into every id of a
+// benchmark body, so that no iteration's events are deduplicated.
+const idDigits = 12
+
+// stampedBody is a notification body whose ids end in a fixed-width
+// counter that stamp overwrites in place, without allocating.
+type stampedBody struct {
+	b    []byte
+	offs []int // where each id's counter starts
+}
+
+func newStampedBody(tb testing.TB, run string, n int) *stampedBody {
+	tb.Helper()
+	items := make([]item, n)
+	placeholder := bytes.Repeat([]byte("0"), idDigits)
+	for i := range items {
+		items[i] = basicItem(fmt.Sprintf("%s-%d-%s", run, i, placeholder), "updated", "users/u1/messages/m"+strconv.Itoa(i), `W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"`)
+	}
+	s := &stampedBody{b: body(tb, nil, items...)}
+	for i := range n {
+		key := []byte(fmt.Sprintf(`"%s-%d-%s"`, run, i, placeholder))
+		at := bytes.Index(s.b, key)
+		if at < 0 {
+			tb.Fatalf("id %d not found in the body", i)
+		}
+		s.offs = append(s.offs, at+len(key)-1-idDigits)
+	}
+	return s
+}
+
+// stamp writes iter into every id's counter.
+func (s *stampedBody) stamp(iter int) {
+	for _, off := range s.offs {
+		v := iter
+		for j := off + idDigits - 1; j >= off; j-- {
+			s.b[j] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps nothing, so that the
+// benchmarks measure the receiver and the publish rather than a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(status int)      { w.status = status }
+
+// BenchmarkHandlerPubAck is the daemon's basic path without the network:
+// Receiver.ServeHTTP over a Publisher on an in-process, file-backed
+// JetStream, from the request to the 202 that follows the last PubAck, for
+// batches of 1 and 100 notifications with ids new in every iteration.
+// "unmarshal/N" is the floor a bare server pays for the same body
+// (encoding/json into a typed struct, nothing else), in the same run:
+// compare their ns/notification and allocs/notification.
+func BenchmarkHandlerPubAck(b *testing.B) {
+	nc := startNATS(b)
+	pub := newPublisher(b, nc, natspub.Config{PublishTimeout: 10 * time.Second})
+	rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: []string{secret}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, size := range []int{1, 100} {
+		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) {
+			body := newStampedBody(b, "basic"+strconv.Itoa(size), size)
+			rd := bytes.NewReader(body.b)
+			req := httptest.NewRequest(http.MethodPost, "/notifications?tenant=contoso", rd)
+			req.Header.Set("Content-Type", "application/json")
+			w := &discardWriter{h: http.Header{}}
+			before := pub.Stats().Stored
+			b.ReportAllocs()
+			start := mallocs()
+			iter := 0
+			for b.Loop() {
+				body.stamp(iter)
+				rd.Reset(body.b)
+				req.Body = io.NopCloser(rd)
+				clear(w.h)
+				rcv.ServeHTTP(w, req)
+				if w.status != http.StatusAccepted {
+					b.Fatalf("status %d, want 202", w.status)
+				}
+				iter++
+			}
+			reportPerNotification(b, size, start)
+			if got, want := pub.Stats().Stored-before, uint64(iter*size); got != want {
+				b.Fatalf("stream stored %d new events, want %d", got, want)
+			}
+		})
+		b.Run(fmt.Sprintf("unmarshal/%d", size), func(b *testing.B) {
+			body := newStampedBody(b, "unmarshal"+strconv.Itoa(size), size)
+			b.ReportAllocs()
+			start := mallocs()
+			for b.Loop() {
+				var p plainCollection
+				if err := json.Unmarshal(body.b, &p); err != nil || len(p.Value) != size {
+					b.Fatalf("Unmarshal: %v (%d items)", err, len(p.Value))
+				}
+			}
+			reportPerNotification(b, size, start)
+		})
+	}
+}
+
+// plainCollection is what a hand-written receiver decodes at the least.
+type plainCollection struct {
+	Value []struct {
+		ID                             string          `json:"id"`
+		SubscriptionID                 string          `json:"subscriptionId"`
+		SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
+		ClientState                    string          `json:"clientState"`
+		ChangeType                     string          `json:"changeType"`
+		Resource                       string          `json:"resource"`
+		TenantID                       string          `json:"tenantId"`
+		ResourceData                   json.RawMessage `json:"resourceData"`
+	} `json:"value"`
+}
+
+// mallocs returns the heap allocations of the process so far.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// reportPerNotification reports ns and allocations per notification, the
+// allocations being those since start (a mallocs value taken before the
+// loop), background goroutines' (the client's and the server's) included.
+func reportPerNotification(b *testing.B, size int, start uint64) {
+	b.Helper()
+	allocs := mallocs() - start
+	n := float64(b.N * size)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/notification")
+	b.ReportMetric(float64(allocs)/n, "allocs/notification")
+}
