@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -441,37 +442,110 @@ func (n *Notification) Validate() error {
 // MarshalJSON writes n in Graph's wire form, unknown fields included.
 // Content and Raw are not written. TenantID is written as tenantId, also
 // when it was taken from organizationId (which is written too, from Extra).
+// The output is what encoding/json writes for a map of the members without
+// HTML escaping: compact, keys sorted, a known field taking the place of an
+// unknown one of the same name. It is written by hand because events are
+// encoded from it once per notification on the publish path.
 func (n *Notification) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, 10+len(n.Extra))
+	var stack [16]wireMember
+	ms := stack[:0]
 	for k, v := range n.Extra {
-		m[k] = v
+		ms = append(ms, wireMember{key: k, raw: v, isRaw: true})
+	}
+	set := func(m wireMember) {
+		for i := range ms {
+			if ms[i].key == m.key {
+				ms[i] = m
+				return
+			}
+		}
+		ms = append(ms, m)
 	}
 	put := func(k, v string) {
 		if v != "" {
-			m[k] = v
+			set(wireMember{key: k, str: v})
 		}
 	}
 	put("id", n.ID)
 	put("subscriptionId", n.SubscriptionID)
 	if !n.SubscriptionExpirationDateTime.IsZero() {
-		exp := n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano)
-		if n.expRaw != "" && n.expAt.Equal(n.SubscriptionExpirationDateTime) {
-			exp = n.expRaw // keep Graph's own spelling, e.g. 7 fractional digits
+		exp := n.expRaw // keep Graph's own spelling, e.g. 7 fractional digits
+		if exp == "" || !n.expAt.Equal(n.SubscriptionExpirationDateTime) {
+			exp = n.SubscriptionExpirationDateTime.Format(time.RFC3339Nano)
 		}
-		m["subscriptionExpirationDateTime"] = exp
+		set(wireMember{key: "subscriptionExpirationDateTime", str: exp})
 	}
 	put("changeType", n.ChangeType)
 	put("lifecycleEvent", n.LifecycleEvent)
 	put("resource", n.Resource)
 	if n.ResourceData != nil {
-		m["resourceData"] = n.ResourceData
+		set(wireMember{key: "resourceData", raw: n.ResourceData, isRaw: true})
 	}
 	put("clientState", string(n.ClientState))
 	put("tenantId", n.TenantID)
 	if n.EncryptedContent != nil {
-		m["encryptedContent"] = n.EncryptedContent
+		b, err := marshal(n.EncryptedContent)
+		if err != nil {
+			return nil, err
+		}
+		set(wireMember{key: "encryptedContent", raw: b, isRaw: true})
 	}
-	return marshal(m)
+	slices.SortFunc(ms, func(a, b wireMember) int { return strings.Compare(a.key, b.key) })
+	size := 2
+	for _, m := range ms {
+		size += len(m.key) + len(m.str) + len(m.raw) + 6
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, m := range ms {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, m.key)
+		out = append(out, ':')
+		switch {
+		case !m.isRaw:
+			out = appendJSONString(out, m.str)
+		case m.raw == nil:
+			out = append(out, "null"...)
+		default:
+			buf := bytes.NewBuffer(out)
+			if err := json.Compact(buf, m.raw); err != nil {
+				return nil, fmt.Errorf("json: error calling MarshalJSON for type json.RawMessage: %w", err)
+			}
+			out = buf.Bytes()
+		}
+	}
+	return append(out, '}'), nil
+}
+
+// wireMember is a member of a Notification's wire form: a string, or JSON
+// written as it is (compacted).
+type wireMember struct {
+	key, str string
+	raw      json.RawMessage
+	isRaw    bool
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it without HTML escaping. A string of printable ASCII without '"'
+// or '\' (ids, subscription ids, resources, times) is copied as it is;
+// anything else goes through encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	b, _ := marshal(s) // a string always marshals
+	return append(dst, b...)
 }
 
 // marshal is json.Marshal without HTML escaping: escaping '<', '>' and '&'
