@@ -163,9 +163,11 @@ func eventType(n *receiver.Notification) string {
 
 // encode returns the message of an accepted notification: the body
 // described in the package documentation, CloudEvents binary-mode headers
-// and Nats-Msg-Id = ce-id, on eventSubject(prefix, n). ce-time is receivedAt,
-// left out when it is zero. [Publisher.Messages] is its exported form.
-func encode(prefix, source string, n *receiver.Notification, receivedAt time.Time) (*nats.Msg, error) {
+// and Nats-Msg-Id = ce-id, on eventSubject(prefix, n). ceTime is the
+// ce-time header (receivedAt in RFC 3339, formatted once per batch by
+// [formatTime]), left out when empty. [Publisher.Messages] is its exported
+// form.
+func encode(prefix, source string, n *receiver.Notification, ceTime string) (*nats.Msg, error) {
 	if n == nil {
 		return nil, fmt.Errorf("%w: nil notification", ErrEncode)
 	}
@@ -177,31 +179,51 @@ func encode(prefix, source string, n *receiver.Notification, receivedAt time.Tim
 		return nil, err
 	}
 	id := eventID(n)
-	m := nats.NewMsg(eventSubject(prefix, n))
-	m.Data = body
-	h := m.Header
-	h.Set(HeaderSpecVersion, "1.0")
-	h.Set(HeaderID, id)
-	h.Set(HeaderType, itemHeader(eventType(n)))
-	h.Set(HeaderSource, headerValue(source))
 	subject := n.Resource
 	if n.IsLifecycle() || subject == "" {
 		subject = n.SubscriptionID
 	}
+	field := contentField(n)
+	// One header map of the right size and one array for all the values,
+	// instead of nats.Header.Set's slice per header and the map's growth.
+	h := make(nats.Header, maxEventHeaders)
+	vals := make([]string, 0, maxEventHeaders)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(HeaderSpecVersion, "1.0")
+	set(HeaderID, id)
+	set(HeaderType, itemHeader(eventType(n)))
+	set(HeaderSource, headerValue(source))
 	if subject != "" {
-		h.Set(HeaderSubject, itemHeader(subject))
+		set(HeaderSubject, itemHeader(subject))
 	}
-	if !receivedAt.IsZero() {
-		h.Set(HeaderTime, receivedAt.UTC().Format(time.RFC3339Nano))
+	if ceTime != "" {
+		set(HeaderTime, ceTime)
 	}
-	h.Set(HeaderContentType, "application/json")
-	h.Set(HeaderSubscriptionID, itemHeader(n.SubscriptionID))
-	h.Set(HeaderTenantID, itemHeader(n.TenantID))
-	if field := contentField(n); field != "" {
-		h.Set(HeaderVerifiedContent, field)
+	set(HeaderContentType, "application/json")
+	set(HeaderSubscriptionID, itemHeader(n.SubscriptionID))
+	set(HeaderTenantID, itemHeader(n.TenantID))
+	if field != "" {
+		set(HeaderVerifiedContent, field)
 	}
-	h.Set(nats.MsgIdHdr, id)
-	return m, nil
+	set(nats.MsgIdHdr, id)
+	return &nats.Msg{Subject: eventSubject(prefix, n), Header: h, Data: body}, nil
+}
+
+// maxEventHeaders is the most headers encode sets, with room for the
+// expected-stream header Deliver adds and the trace headers (traceparent,
+// tracestate).
+const maxEventHeaders = 14
+
+// formatTime is the form of ce-time and graphhook-received-at: t in UTC,
+// RFC 3339 with as many fractional digits as needed; "" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
 }
 
 // extraKey is the member of an event body that holds the item's unknown
@@ -226,7 +248,11 @@ func eventBody(n *receiver.Notification) ([]byte, error) {
 	cp := *n
 	cp.ClientState = ""
 	cp.EncryptedContent = nil
-	cp.Extra = make(map[string]json.RawMessage, 2)
+	cp.Extra = nil
+	field := contentField(n)
+	if len(n.Extra) > 0 || field != "" {
+		cp.Extra = make(map[string]json.RawMessage, 2)
+	}
 	if len(n.Extra) > 0 {
 		b, err := marshalNoEscape(n.Extra)
 		if err != nil {
@@ -234,7 +260,7 @@ func eventBody(n *receiver.Notification) ([]byte, error) {
 		}
 		cp.Extra[extraKey] = b
 	}
-	if field := contentField(n); field != "" {
+	if field != "" {
 		if field == "content" {
 			cp.Extra[field] = json.RawMessage(n.Content)
 		} else {

@@ -146,6 +146,10 @@ type Publisher struct {
 	health health
 	tracer tracer
 
+	// publishOpts are the options of every publish to a stream, by stream
+	// name, made once in New rather than per message.
+	publishOpts map[string][]jetstream.PublishOpt
+
 	stored            atomic.Uint64
 	duplicates        atomic.Uint64
 	quarantined       atomic.Uint64
@@ -289,6 +293,10 @@ func New(ctx context.Context, cfg Config) (*Publisher, error) {
 		return nil, fmt.Errorf("%w: %w", ErrStreamSetup, err)
 	}
 	p.js = js
+	p.publishOpts = make(map[string][]jetstream.PublishOpt, 3)
+	for _, name := range []string{cfg.Stream, cfg.QuarantineStream, cfg.UnverifiedStream} {
+		p.publishOpts[name] = []jetstream.PublishOpt{jetstream.WithExpectStream(name), jetstream.WithStallWait(stallWait)}
+	}
 	streams := p.streamConfigs()
 	for i, sc := range streams {
 		var others []string
@@ -344,11 +352,12 @@ func (p *Publisher) messages(ctx context.Context, b *receiver.Batch) ([]outMsg, 
 		return nil, err
 	}
 	msgs := make([]outMsg, 0, len(b.Notifications)+len(groups))
+	ceTime := formatTime(b.ReceivedAt)
 	for i, n := range b.Notifications {
 		if i%256 == 255 && ctx.Err() != nil {
 			return nil, contextError(ctx, fmt.Sprintf("while encoding message %d of %d", i+1, len(b.Notifications)+len(groups)))
 		}
-		m, err := encode(p.cfg.SubjectPrefix, p.cfg.Source, n, b.ReceivedAt)
+		m, err := encode(p.cfg.SubjectPrefix, p.cfg.Source, n, ceTime)
 		if err != nil {
 			return nil, err
 		}
@@ -455,11 +464,12 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) (int, error)
 		if ctx.Err() != nil {
 			return len(msgs), contextError(ctx, fmt.Sprintf("after publishing %d of %d messages", i, len(msgs)))
 		}
-		f, err := p.js.PublishMsgAsync(o.msg, jetstream.WithExpectStream(o.stream), jetstream.WithStallWait(stallWait))
+		opts := p.publishOpts[o.stream]
+		f, err := p.js.PublishMsgAsync(o.msg, opts...)
 		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
 			// maxPending messages are in flight: wait for room, but look
 			// at the deadline every stallWait.
-			f, err = p.js.PublishMsgAsync(o.msg, jetstream.WithExpectStream(o.stream), jetstream.WithStallWait(stallWait))
+			f, err = p.js.PublishMsgAsync(o.msg, opts...)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
