@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // ServeHTTP answers a validation handshake or receives a notification
@@ -26,10 +29,10 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // only the headers the answer needs (Retry-After with a 503, Allow with a
 // 405) and returns an [*Error]: answer with its Status and Message.
 func (r *Receiver) Handle(w http.ResponseWriter, req *http.Request) error {
-	query := req.URL.Query()
-	if query.Has("validationToken") {
-		return r.setHeaders(w, r.handshake(w, req, query.Get("validationToken")))
+	if tok, ok := validationToken(req.URL.RawQuery); ok {
+		return r.setHeaders(w, r.handshake(w, req, tok))
 	}
+	query := req.URL.Query()
 	ctx, span := r.tracer.start(req.Context(), spanReceive, receiveKind(req.Context()))
 	body, err := r.readRequest(w, req)
 	if err != nil {
@@ -70,16 +73,60 @@ func (r *Receiver) handshake(w http.ResponseWriter, req *http.Request, tok strin
 		return &Error{Op: "handshake", kind: kindInvalid, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrTokenTooLong, len(tok), r.cfg.MaxTokenBytes)}
 	}
 	r.stats.handshakes.Add(1)
+	// The keys are canonical, so they are set directly, and the values share
+	// one array: one allocation rather than one per header.
+	vals := [...]string{"text/plain; charset=utf-8", "nosniff", strconv.Itoa(len(tok)), "no-store"}
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(tok)))
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = vals[0:1:1]
+	h["X-Content-Type-Options"] = vals[1:2:2]
+	h["Content-Length"] = vals[2:3:3]
+	h["Cache-Control"] = vals[3:4:4]
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, tok)
-	r.log.InfoContext(req.Context(), "validation handshake answered", "path", logText(req.URL.Path, maxLogValueLen))
+	if r.log.Enabled(req.Context(), slog.LevelInfo) {
+		r.log.InfoContext(req.Context(), "validation handshake answered", "path", logText(req.URL.Path, maxLogValueLen))
+	}
 	return nil
 }
+
+// validationToken returns the first validationToken parameter of the raw
+// query, decoded, and whether there is one, exactly as
+// url.ParseQuery(rawQuery) would give it, without building the map: pairs
+// are split at '&'; a pair holding a ';', or whose key or value is not
+// valid query escaping, is skipped. It allocates only for a value (or a
+// key) that needs unescaping. A query of many parameters goes through
+// url.ParseQuery itself, which has its own limit on their number.
+func validationToken(rawQuery string) (string, bool) {
+	const name = "validationToken"
+	if strings.Count(rawQuery, "&") >= maxScannedParams {
+		q, _ := url.ParseQuery(rawQuery)
+		return q.Get(name), q.Has(name)
+	}
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if strings.Contains(pair, ";") {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		if key != name {
+			if !strings.ContainsAny(key, "%+") {
+				continue // unescaping cannot make it the name
+			}
+			if k, err := url.QueryUnescape(key); err != nil || k != name {
+				continue
+			}
+		}
+		if v, err := url.QueryUnescape(value); err == nil {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// maxScannedParams is the most query parameters validationToken scans
+// itself.
+const maxScannedParams = 1000
 
 // readRequest checks a notification POST and reads its body, at most
 // Config.MaxBodyBytes. It fails with [ErrMethod] (405) for anything but
@@ -91,8 +138,7 @@ func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request) ([]byte
 	if req.Method != http.MethodPost {
 		return nil, &Error{Op: "check", kind: kindMethod, Err: ErrMethod}
 	}
-	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !isJSON(req.Header.Get("Content-Type")) {
 		return nil, &Error{Op: "check", kind: kindUnsupported, Err: ErrUnsupportedMediaType}
 	}
 	if req.ContentLength > r.cfg.MaxBodyBytes {
@@ -106,6 +152,18 @@ func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request) ([]byte
 		return nil, &Error{Op: "read", kind: kindInvalid, Err: fmt.Errorf("%w: reading body: %v", ErrMalformed, err)}
 	}
 	return body, nil
+}
+
+// isJSON reports whether the Content-Type ct is application/json, with
+// or without parameters. What Graph sends is recognised without
+// mime.ParseMediaType, which allocates a map for the parameters.
+func isJSON(ct string) bool {
+	switch ct {
+	case "application/json", "application/json; charset=utf-8":
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // maxPrealloc bounds the buffer readBody allocates on a request's word

@@ -281,8 +281,11 @@ func (r *Receiver) receiveSpan(ctx context.Context, span trace.Span, body []byte
 		r.log.WarnContext(ctx, "notifications rejected", slog.Attr{Key: "by_reason", Value: slog.GroupValue(counts...)},
 			"first", first.Notification, "first_reason", string(first.Reason), "first_error", logText(first.Err.Error(), maxLogErrorLen))
 	}
-	r.log.InfoContext(ctx, "notification batch accepted", "duration", r.cfg.Now().Sub(start),
-		"accepted", len(b.Notifications), "rejected", len(b.Rejected), "status", 202)
+	if r.log.Enabled(ctx, slog.LevelInfo) {
+		// Guarded: the arguments cost allocations even when discarded.
+		r.log.InfoContext(ctx, "notification batch accepted", "duration", r.cfg.Now().Sub(start),
+			"accepted", len(b.Notifications), "rejected", len(b.Rejected), "status", 202)
+	}
 	return b, nil
 }
 
