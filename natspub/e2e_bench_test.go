@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			w := &discardWriter{h: http.Header{}}
 			before := pub.Stats().Stored
 			b.ReportAllocs()
-			start := mallocs()
+			start, cpuStart := mallocs(), cpuTime(b)
 			first := iter
 			for b.Loop() {
 				body.stamp(iter)
@@ -109,7 +110,7 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 				}
 				iter++
 			}
-			reportPerNotification(b, size, start)
+			reportPerNotification(b, size, start, cpuStart)
 			if got, want := pub.Stats().Stored-before, uint64((iter-first)*size); got != want {
 				b.Fatalf("stream stored %d new events, want %d", got, want)
 			}
@@ -117,14 +118,14 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 		b.Run(fmt.Sprintf("unmarshal/%d", size), func(b *testing.B) {
 			body := newStampedBody(b, "unmarshal"+strconv.Itoa(size), size)
 			b.ReportAllocs()
-			start := mallocs()
+			start, cpuStart := mallocs(), cpuTime(b)
 			for b.Loop() {
 				var p plainCollection
 				if err := json.Unmarshal(body.b, &p); err != nil || len(p.Value) != size {
 					b.Fatalf("Unmarshal: %v (%d items)", err, len(p.Value))
 				}
 			}
-			reportPerNotification(b, size, start)
+			reportPerNotification(b, size, start, cpuStart)
 		})
 	}
 }
@@ -143,6 +144,17 @@ type plainCollection struct {
 	} `json:"value"`
 }
 
+// cpuTime returns the CPU time the process (client, receiver and the
+// in-process server alike) has used so far, user and system. On a shared
+// machine it is steadier than the wall clock.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // mallocs returns the heap allocations of the process so far.
 func mallocs() uint64 {
 	var ms runtime.MemStats
@@ -150,11 +162,13 @@ func mallocs() uint64 {
 	return ms.Mallocs
 }
 
-// reportPerNotification reports ns and allocations per notification, the
-// allocations being those since start (a mallocs value taken before the
-// loop), background goroutines' (the client's and the server's) included.
-func reportPerNotification(b *testing.B, size int, start uint64) {
+// reportPerNotification reports ns, CPU-ns and allocations per
+// notification, the CPU time and allocations being those since cpuStart
+// and start (taken before the loop), background goroutines' (the
+// client's and the server's) included.
+func reportPerNotification(b *testing.B, size int, start uint64, cpuStart time.Duration) {
 	b.Helper()
+	b.ReportMetric(float64(cpuTime(b)-cpuStart)/float64(b.N*size), "cpu-ns/notification")
 	allocs := mallocs() - start
 	n := float64(b.N * size)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/notification")

@@ -156,7 +156,24 @@ func safeID(s string, noColon bool) bool {
 // com.microsoft.graph.lifecycle.<lifecycleEvent>.
 func eventType(n *receiver.Notification) string {
 	if n.IsLifecycle() {
+		switch n.LifecycleEvent {
+		case "reauthorizationRequired":
+			return typeLifecyclePrefix + "reauthorizationRequired"
+		case "subscriptionRemoved":
+			return typeLifecyclePrefix + "subscriptionRemoved"
+		case "missed":
+			return typeLifecyclePrefix + "missed"
+		}
 		return typeLifecyclePrefix + n.LifecycleEvent
+	}
+	// Graph's change types as constants: no concatenation per event.
+	switch n.ChangeType {
+	case "created":
+		return typeChangePrefix + "created"
+	case "updated":
+		return typeChangePrefix + "updated"
+	case "deleted":
+		return typeChangePrefix + "deleted"
 	}
 	return typeChangePrefix + n.ChangeType
 }

@@ -445,8 +445,14 @@ func (p *Publisher) deliver(ctx context.Context, b *receiver.Batch) (int, error)
 	if !p.nc.IsConnected() {
 		return 0, fmt.Errorf("%w (status %s)", ErrNotConnected, p.nc.Status())
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
-	defer cancel()
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.cfg.PublishTimeout {
+		// Only when it bounds more than ctx does: the receiver's ctx
+		// usually ends first, and a derived ctx costs allocations and a
+		// registration with its parent on every batch.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		defer cancel()
+	}
 	msgs, err := p.messages(ctx, b)
 	if err != nil {
 		return 0, err
