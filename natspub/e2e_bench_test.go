@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
+	"github.com/nats-io/nats.go"
 )
 
 // idDigits is the width of the counter stamped into every id of a
@@ -76,20 +78,31 @@ func (w *discardWriter) WriteHeader(status int)            { w.status = status }
 // BenchmarkHandlerPubAck is the daemon's basic path without the network:
 // Receiver.ServeHTTP over a Publisher on an in-process, file-backed
 // JetStream, from the request to the 202 that follows the last PubAck, for
-// batches of 1 and 100 notifications with ids new in every iteration.
+// batches of 1 and 100 notifications with ids new in every iteration;
+// "inprocess/basic/N" is the same over a connection made with
+// nats.InProcessServer instead of TCP on loopback.
 // "unmarshal/N" is the floor a bare server pays for the same body
 // (encoding/json into a typed struct, nothing else), in the same run:
 // compare their ns/notification and allocs/notification.
 func BenchmarkHandlerPubAck(b *testing.B) {
-	nc := startNATS(b)
-	pub := newPublisher(b, nc, natspub.Config{PublishTimeout: 10 * time.Second})
-	rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: []string{secret}})
+	ns, nc := natstest.Start(b)
+	// The same server through nats.InProcessServer: no TCP between the
+	// publisher and an embedded server, as a daemon embedding its server
+	// can connect.
+	inproc, err := nats.Connect("", nats.InProcessServer(ns))
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(inproc.Close)
+	pub := newPublisher(b, nc, natspub.Config{PublishTimeout: 10 * time.Second})
+	inprocPub := newPublisher(b, inproc, natspub.Config{PublishTimeout: 10 * time.Second})
 	for _, size := range []int{1, 100} {
-		iter := 0 // across the runs of b.Run, so no id repeats
-		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) {
+		iter := 0 // across the runs of b.Run and the connections, so no id repeats
+		benchBasic := func(b *testing.B, pub *natspub.Publisher) {
+			rcv, err := receiver.New(receiver.Config{Sink: pub, ClientStates: []string{secret}})
+			if err != nil {
+				b.Fatal(err)
+			}
 			body := newStampedBody(b, "basic"+strconv.Itoa(size), size)
 			rd := bytes.NewReader(body.b)
 			req := httptest.NewRequest(http.MethodPost, "/notifications?tenant=contoso", rd)
@@ -114,7 +127,9 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			if got, want := pub.Stats().Stored-before, uint64((iter-first)*size); got != want {
 				b.Fatalf("stream stored %d new events, want %d", got, want)
 			}
-		})
+		}
+		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) { benchBasic(b, pub) })
+		b.Run(fmt.Sprintf("inprocess/basic/%d", size), func(b *testing.B) { benchBasic(b, inprocPub) })
 		b.Run(fmt.Sprintf("unmarshal/%d", size), func(b *testing.B) {
 			body := newStampedBody(b, "unmarshal"+strconv.Itoa(size), size)
 			b.ReportAllocs()
