@@ -128,3 +128,18 @@ func ExampleReceiver_Handle() {
 	// 405 POST
 	// graphhook says: check: receiver: method not allowed
 }
+
+// ExampleValidationToken tells a validation handshake from a notification
+// POST in middleware, without parsing the query into a map.
+func ExampleValidationToken() {
+	for _, q := range []string{
+		"validationToken=Validation%3a+Testing+client+application+reachability",
+		"tenant=contoso",
+	} {
+		tok, ok := receiver.ValidationToken(q)
+		fmt.Printf("%v %q\n", ok, tok)
+	}
+	// Output:
+	// true "Validation: Testing client application reachability"
+	// false ""
+}

@@ -29,7 +29,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // only the headers the answer needs (Retry-After with a 503, Allow with a
 // 405) and returns an [*Error]: answer with its Status and Message.
 func (r *Receiver) Handle(w http.ResponseWriter, req *http.Request) error {
-	if tok, ok := validationToken(req.URL.RawQuery); ok {
+	if tok, ok := ValidationToken(req.URL.RawQuery); ok {
 		return r.setHeaders(w, r.handshake(w, req, tok))
 	}
 	query := req.URL.Query()
@@ -89,14 +89,17 @@ func (r *Receiver) handshake(w http.ResponseWriter, req *http.Request, tok strin
 	return nil
 }
 
-// validationToken returns the first validationToken parameter of the raw
-// query, decoded, and whether there is one, exactly as
-// url.ParseQuery(rawQuery) would give it, without building the map: pairs
+// ValidationToken returns the first validationToken parameter of a raw
+// query (a URL's RawQuery), decoded, and whether there is one: whether a
+// request is a validation handshake. It answers exactly as
+// url.ParseQuery(rawQuery) would, without building the map: pairs
 // are split at '&'; a pair holding a ';', or whose key or value is not
 // valid query escaping, is skipped. It allocates only for a value (or a
 // key) that needs unescaping. A query of many parameters goes through
 // url.ParseQuery itself, which has its own limit on their number.
-func validationToken(rawQuery string) (string, bool) {
+// Middleware that must tell handshakes apart calls it rather than
+// parsing the query per request.
+func ValidationToken(rawQuery string) (string, bool) {
 	const name = "validationToken"
 	if strings.Count(rawQuery, "&") >= maxScannedParams {
 		q, _ := url.ParseQuery(rawQuery)
@@ -124,7 +127,7 @@ func validationToken(rawQuery string) (string, bool) {
 	return "", false
 }
 
-// maxScannedParams is the most query parameters validationToken scans
+// maxScannedParams is the most query parameters ValidationToken scans
 // itself.
 const maxScannedParams = 1000
 

@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-// checkTokenLikeParseQuery fails unless validationToken agrees with
+// checkTokenLikeParseQuery fails unless ValidationToken agrees with
 // url.ParseQuery on rawQuery.
 func checkTokenLikeParseQuery(t *testing.T, rawQuery string) {
 	t.Helper()
 	q, _ := url.ParseQuery(rawQuery)
-	got, gotOK := validationToken(rawQuery)
+	got, gotOK := ValidationToken(rawQuery)
 	if want, wantOK := q.Get("validationToken"), q.Has("validationToken"); got != want || gotOK != wantOK {
-		t.Fatalf("validationToken(%q) = %q, %v; url.ParseQuery gives %q, %v", rawQuery, got, gotOK, want, wantOK)
+		t.Fatalf("ValidationToken(%q) = %q, %v; url.ParseQuery gives %q, %v", rawQuery, got, gotOK, want, wantOK)
 	}
 }
 
@@ -41,7 +41,7 @@ func TestValidationTokenMatchesParseQuery(t *testing.T) {
 	}
 }
 
-// FuzzValidationToken checks validationToken against url.ParseQuery on
+// FuzzValidationToken checks ValidationToken against url.ParseQuery on
 // arbitrary queries.
 func FuzzValidationToken(f *testing.F) {
 	for _, s := range []string{"validationToken=a%3a+b", "x=1&validationToken=", "validation%54oken=1;", "validationToken=%", "&&=&validationToken"} {
