@@ -212,9 +212,23 @@ func (m *Monitor) MiddlewareByPath(paths map[string]string) func(http.Handler) h
 	}
 }
 
+// isHandshake reports whether a raw query holds a validationToken key, as
+// Graph's validation handshake does, without parsing the whole query per
+// request (a key Graph would never percent-encode is compared as written).
+func isHandshake(rawQuery string) bool {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if key, _, _ := strings.Cut(pair, "="); key == "validationToken" {
+			return true
+		}
+	}
+	return false
+}
+
 // serve runs next for r and counts the request for ep.
 func (m *Monitor) serve(ep *endpoint, next http.Handler, w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || strings.Contains(r.URL.RawQuery, "validationToken") && r.URL.Query().Has("validationToken") {
+	if r.Method != http.MethodPost || isHandshake(r.URL.RawQuery) {
 		next.ServeHTTP(w, r)
 		return
 	}
