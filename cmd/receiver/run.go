@@ -20,6 +20,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/net/netutil"
 
 	"github.com/graphhook/graphhook/decrypt"
@@ -35,6 +38,8 @@ const (
 	natsConnectTimeout = 30 * time.Second
 	readyCheckTimeout  = 2 * time.Second
 	minDrainTimeout    = 5 * time.Second
+	// tracingShutdownTimeout bounds the flush of the last spans at exit.
+	tracingShutdownTimeout = 5 * time.Second
 )
 
 // run is the whole command: main only adds the signal context and the exit
@@ -82,6 +87,30 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return ps.err()
 	}
 	log := newLogger(c, stderr)
+	// Tracing follows the standard OTEL_* environment; off, tp is a no-op
+	// provider and the libraries start no spans.
+	tp, shutdownTracing, err := setupTracing(ctx, func(k string) string { v, _ := lookupEnv(k); return v })
+	if err != nil {
+		return err // names the OTEL_* variable and what it accepts, never a header value
+	}
+	// Deferred before d.run's own shutdown, so it runs after the HTTP
+	// server and NATS have stopped and flushes the last batches' spans.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracingShutdownTimeout)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("tracing: flushing the last spans failed; they are lost", "error", err)
+		}
+	}()
+	_, tracingOff := tp.(noop.TracerProvider)
+	if !tracingOff {
+		log = slog.New(traceLogHandler(log.Handler()))
+		// Export failures otherwise go to stderr through the standard log
+		// package; the exporter's errors name the endpoint, never a header.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: exporting spans failed; check OTEL_EXPORTER_OTLP_ENDPOINT and the collector", "component", "otel", "error", err)
+		}))
+	}
 	sec, ps := c.loadSecrets()
 	var certs *certReloader
 	if c.TLSCert != "" {
@@ -91,7 +120,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}
 	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes},
-		args: args, lookupEnv: lookupEnv}
+		args: args, lookupEnv: lookupEnv, tp: tp, tracing: !tracingOff}
 	if c.Subscriptions != nil {
 		var sps problems
 		d.subs, sps = c.loadSubs(lookupEnv, sec.keys)
@@ -129,7 +158,9 @@ type daemon struct {
 	certs   *certReloader
 	metrics *metrics
 	budget  *bodyBudget
-	hup     <-chan os.Signal // SIGHUPs, caught since run started
+	hup     <-chan os.Signal     // SIGHUPs, caught since run started
+	tp      trace.TracerProvider // from setupTracing; a no-op one when tracing is off
+	tracing bool                 // tp exports spans
 
 	args      []string // the command line and environment, read again on SIGHUP
 	lookupEnv func(string) (string, bool)
@@ -221,6 +252,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	d.warnings()
+	if d.tracing {
+		d.log.Info("tracing is on: a span per batch goes to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, and each NATS message carries its traceparent")
+	} else {
+		d.log.Info("tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export a span per batch)")
+	}
 
 	serveErr := make(chan error, 2)
 	paths := map[string]string{c.NotificationPath: "notifications"}
@@ -379,7 +415,7 @@ func (d *daemon) connect(ctx context.Context) error {
 				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
 	}
 	pc := c.natspubConfig()
-	pc.Conn, pc.Logger = nc, d.log.With("component", "natspub")
+	pc.Conn, pc.Logger, pc.TracerProvider = nc, d.log.With("component", "natspub"), d.tp
 	var err error
 	if d.pub, err = natspub.New(ctx, pc); err != nil {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
@@ -445,6 +481,7 @@ func (d *daemon) receiverConfig(keys *decrypt.KeyRing) receiver.Config {
 		MaxBodyBytes:                c.MaxBodyBytes,
 		Timeout:                     c.BatchTimeout,
 		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
+		TracerProvider:              d.tp,
 	}
 	if keys != nil {
 		rc.Keys = keys
