@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes},
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: newBodyBudget(c.MaxInflightBytes, c.MaxBodyBytes),
 		args: args, lookupEnv: lookupEnv, tp: tp, tracing: !tracingOff}
 	if c.Subscriptions != nil {
 		var sps problems
