@@ -176,7 +176,8 @@ type daemon struct {
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
 
-	opsAuto  bool // the operations endpoints were moved to defaultOpsListen
+	grace    *drainer // the notification server's drain grace
+	opsAuto  bool     // the operations endpoints were moved to defaultOpsListen
 	draining atomic.Bool
 	closed   bool // close has run; only the run goroutine reads or sets it
 }
@@ -264,7 +265,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		paths[c.LifecyclePath] = "lifecycle"
 	}
 	// Outermost, so that it times what Graph times, refusals included.
-	d.srv = d.newServer(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil))), "http")
+	d.grace = &drainer{draining: &d.draining}
+	d.srv = d.newServer(d.grace.wrap(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil)))), "http")
+	d.srv.ConnState = func(c net.Conn, st http.ConnState) { d.grace.connState(c, st) }
 	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
 	if d.opsLn != nil {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
@@ -310,7 +313,7 @@ func (d *daemon) listen() error {
 	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
 	}
-	d.ln = netutil.LimitListener(d.ln, c.MaxConnections)
+	d.ln = &onceCloseListener{Listener: netutil.LimitListener(d.ln, c.MaxConnections)}
 	ops := c.OpsListen
 	if ops == "" && !isLoopbackAddr(c.Listen) {
 		// /metrics and /readyz tell a stranger about the deployment and
@@ -594,6 +597,13 @@ func (d *daemon) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	if d.srv != nil {
+		// No new connections (a client is refused, not cut), and answers
+		// from now on say Connection: close: a client learns at its next
+		// answer that its connection ends, so that Shutdown finds no idle
+		// keep-alive connection a request may be arriving on.
+		_ = d.ln.Close()
+		d.grace.wait(min(drainGrace, c.ShutdownTimeout/2))
+		d.srv.SetKeepAlivesEnabled(false)
 		if err := d.srv.Shutdown(ctx); err != nil {
 			d.log.Warn("requests still running at --shutdown-timeout were cut; Graph redelivers them", "timeout", c.ShutdownTimeout, "error", err)
 			_ = d.srv.Close()
