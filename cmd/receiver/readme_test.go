@@ -15,7 +15,7 @@ import (
 	"github.com/graphhook/graphhook/internal/natstest"
 )
 
-var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md")
+var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md and docs/status.png")
 
 // readmePath is the repository's README, whose examples these tests keep true.
 var readmePath = filepath.Join("..", "..", "README.md")
