@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		// Export failures otherwise go to stderr through the standard log
 		// package; the exporter's errors name the endpoint, never a header.
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			log.Warn("tracing: exporting spans failed; check OTEL_EXPORTER_OTLP_ENDPOINT and the collector", "component", "otel", "error", err)
+			log.Warn("tracing: OpenTelemetry reported an error (usually an export that failed: check OTEL_EXPORTER_OTLP_ENDPOINT and that the collector runs)", "component", "otel", "error", err)
 		}))
 	}
 	sec, ps := c.loadSecrets()

@@ -333,3 +333,33 @@ func TestRunTracesABatch(t *testing.T) {
 	}
 	t.Errorf("collector has spans %v of traces %v, want graphhook.receive of trace %s", col.spans, col.traceIDs, m[1])
 }
+
+// TestRunLogsTracingFailures: with a collector that is not there, the
+// daemon still answers 202, and the failed export is a Warn line of the
+// daemon's logger that never quotes the exporter's header values.
+func TestRunLogsTracingFailures(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState), map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + freeAddr(t),
+		"OTEL_EXPORTER_OTLP_HEADERS":  "authorization=Bearer%20hunter2",
+		"OTEL_EXPORTER_OTLP_TIMEOUT":  "500",
+	})
+	if status, err := post(t.Context(), http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "untraced-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("batch: %d %v, want 202 whatever the collector does", status, err)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	logs := p.stderr.String()
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, "tracing") {
+			t.Log(line)
+		}
+	}
+	if !strings.Contains(logs, "level=WARN msg=\"tracing: ") {
+		t.Errorf("no Warn line about the failed export:\n%s", logs)
+	}
+	if strings.Contains(logs, "hunter2") {
+		t.Errorf("the logs quote an OTLP header value:\n%s", logs)
+	}
+}
