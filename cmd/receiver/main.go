@@ -19,10 +19,18 @@
 // Operations: /healthz, /readyz and /metrics (Prometheus), on --listen
 // when it is a loopback address, else on 127.0.0.1:9091 unless
 // --ops-listen says where. Memory is bounded by --max-inflight-bytes,
-// --body-timeout and --max-connections. SIGINT or
-// SIGTERM shut down gracefully (in-flight requests and their publishes
-// finish, NATS is drained, the embedded server stops last); SIGHUP reloads
-// the TLS certificate and the desired subscriptions.
+// --body-timeout and --max-connections (bodies up to 256 KiB keep up to a
+// quarter of the in-flight budget). SIGINT or SIGTERM shut down
+// gracefully (new connections are refused, open ones are answered with
+// Connection: close for up to a second, in-flight requests and their
+// publishes finish, NATS is drained, the embedded server stops last, the
+// last trace spans are flushed); SIGHUP reloads the TLS certificate and
+// the desired subscriptions.
+//
+// Tracing: with the standard OpenTelemetry environment asking for an
+// exporter (OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_TRACES_EXPORTER=otlp),
+// every batch is a span exported over OTLP/HTTP and every NATS message
+// carries its traceparent; otherwise no spans are started.
 package main
 
 import (

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ import (
 	"github.com/graphhook/graphhook/internal/natstest"
 )
 
-var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md")
+var update = flag.Bool("update", false, "rewrite the configuration table in the repository's README.md and docs/status.png")
 
 // readmePath is the repository's README, whose examples these tests keep true.
 var readmePath = filepath.Join("..", "..", "README.md")
@@ -212,3 +214,184 @@ func consumeCommands(t *testing.T, section string) []string {
 
 // quickStartNATSURLRe finds the quoted NATS URL of the quick start.
 var quickStartNATSURLRe = regexp.MustCompile(`export NATS_URL=("nats://\$\(cat data/nats-token\)@127\.0\.0\.1:4222")`)
+
+// TestREADMEListsEveryFuzzTarget: the README's list of fuzz targets names
+// every Fuzz function of the repository's tests.
+func TestREADMEListsEveryFuzzTarget(t *testing.T) {
+	doc, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(doc), "Fuzz targets (")
+	if !ok {
+		t.Fatal("README.md has no \"Fuzz targets (\" paragraph")
+	}
+	list, _, _ = strings.Cut(list, "\n\n")
+	fuzzRe := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	root := filepath.Join("..", "..")
+	found := 0
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range fuzzRe.FindAllStringSubmatch(string(b), -1) {
+			found++
+			if !strings.Contains(list, "`"+m[1]+"`") {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("README.md's fuzz target list lacks `%s` (%s)", m[1], rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found == 0 {
+		t.Fatal("found no Fuzz functions in the repository")
+	}
+}
+
+// shellWords splits a shell command line into words, with single and
+// double quotes (no expansion), enough for the README's commands.
+func shellWords(line string) []string {
+	var words []string
+	var cur strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+// sectionCommands returns the command lines (continuations joined) of the
+// sh blocks in the README section that starts with heading.
+func sectionCommands(t *testing.T, doc, heading string) []string {
+	t.Helper()
+	_, section, ok := strings.Cut(doc, "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no %q section", heading)
+	}
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	var cmds []string
+	for i, block := range strings.Split(section, "```sh\n") {
+		if i == 0 {
+			continue
+		}
+		body, _, _ := strings.Cut(block, "```")
+		joined := strings.ReplaceAll(body, "\\\n", " ")
+		for line := range strings.SplitSeq(joined, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				cmds = append(cmds, line)
+			}
+		}
+	}
+	return cmds
+}
+
+// TestGraphsimWalkThroughCommandsParse runs the README's graphsim
+// walk-through commands as far as they run without a simulator: keygen
+// writes the key, the receiver's command line loads and validates with it,
+// and every graphsim command's flags are ones that command has.
+func TestGraphsimWalkThroughCommandsParse(t *testing.T) {
+	doc, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := sectionCommands(t, string(doc), "## graphsim: a local Microsoft Graph")
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	sim := filepath.Join(dir, "graphsim")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", sim, "../graphsim")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ../graphsim: %v\n%s", err, out)
+	}
+	usage := map[string]string{}
+	var ran []string
+	for _, cmd := range cmds {
+		words := shellWords(cmd)
+		for len(words) > 0 && strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") {
+			words = words[1:] // VAR=value prefixes
+		}
+		switch {
+		case len(words) >= 4 && words[0] == "go" && words[2] == "./cmd/receiver" && words[3] == "keygen":
+			args := words[4:]
+			for i := range args {
+				if args[i] == "./keys" {
+					args[i] = keys
+				}
+			}
+			if err := keygen(args, io.Discard); err != nil {
+				t.Errorf("%s: %v", cmd, err)
+			}
+			ran = append(ran, "keygen")
+		case len(words) >= 3 && words[0] == "go" && words[2] == "./cmd/receiver":
+			args := words[3:]
+			for i := range args {
+				args[i] = strings.ReplaceAll(args[i], "./keys/", keys+string(filepath.Separator))
+			}
+			args = append(args, "--data-dir", filepath.Join(dir, "data"))
+			c, err := loadConfig(args, noEnv)
+			if err != nil {
+				t.Errorf("%s: %v", cmd, err)
+				continue
+			}
+			if ps := c.validate(); len(ps) > 0 {
+				t.Errorf("%s: %v", cmd, ps.err())
+			}
+			ran = append(ran, "receiver")
+		case len(words) >= 4 && words[0] == "go" && words[2] == "./cmd/graphsim":
+			sub := words[3]
+			if _, ok := usage[sub]; !ok {
+				out, _ := exec.CommandContext(t.Context(), sim, sub, "-h").CombinedOutput()
+				usage[sub] = string(out)
+			}
+			for _, w := range words[4:] {
+				name, ok := strings.CutPrefix(w, "--")
+				if !ok {
+					continue
+				}
+				name, _, _ = strings.Cut(name, "=")
+				if !strings.Contains(usage[sub], "\n  -"+name+" ") && !strings.Contains(usage[sub], "\n  -"+name+"\n") {
+					t.Errorf("%s: graphsim %s has no flag --%s:\n%s", cmd, sub, name, usage[sub])
+				}
+			}
+			ran = append(ran, "graphsim "+sub)
+		}
+	}
+	for _, want := range []string{"keygen", "receiver", "graphsim serve", "graphsim subscribe", "graphsim change", "graphsim load"} {
+		if !slices.Contains(ran, want) {
+			t.Errorf("the walk-through has no %s command (commands: %q)", want, ran)
+		}
+	}
+}

@@ -20,6 +20,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/net/netutil"
 
 	"github.com/graphhook/graphhook/decrypt"
@@ -35,6 +38,8 @@ const (
 	natsConnectTimeout = 30 * time.Second
 	readyCheckTimeout  = 2 * time.Second
 	minDrainTimeout    = 5 * time.Second
+	// tracingShutdownTimeout bounds the flush of the last spans at exit.
+	tracingShutdownTimeout = 5 * time.Second
 )
 
 // run is the whole command: main only adds the signal context and the exit
@@ -82,6 +87,30 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return ps.err()
 	}
 	log := newLogger(c, stderr)
+	// Tracing follows the standard OTEL_* environment; off, tp is a no-op
+	// provider and the libraries start no spans.
+	tp, shutdownTracing, err := setupTracing(ctx, func(k string) string { v, _ := lookupEnv(k); return v })
+	if err != nil {
+		return err // names the OTEL_* variable and what it accepts, never a header value
+	}
+	// Deferred before d.run's own shutdown, so it runs after the HTTP
+	// server and NATS have stopped and flushes the last batches' spans.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracingShutdownTimeout)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("tracing: flushing the last spans failed; they are lost", "error", err)
+		}
+	}()
+	_, tracingOff := tp.(noop.TracerProvider)
+	if !tracingOff {
+		log = slog.New(traceLogHandler(log.Handler()))
+		// Export failures otherwise go to stderr through the standard log
+		// package; the exporter's errors name the endpoint, never a header.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("tracing: OpenTelemetry reported an error (usually an export that failed: check OTEL_EXPORTER_OTLP_ENDPOINT and that the collector runs)", "component", "otel", "error", err)
+		}))
+	}
 	sec, ps := c.loadSecrets()
 	var certs *certReloader
 	if c.TLSCert != "" {
@@ -90,8 +119,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: &bodyBudget{limit: c.MaxInflightBytes},
-		args: args, lookupEnv: lookupEnv}
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: newBodyBudget(c.MaxInflightBytes, c.MaxBodyBytes),
+		args: args, lookupEnv: lookupEnv, tp: tp, tracing: !tracingOff}
 	if c.Subscriptions != nil {
 		var sps problems
 		d.subs, sps = c.loadSubs(lookupEnv, sec.keys)
@@ -129,7 +158,9 @@ type daemon struct {
 	certs   *certReloader
 	metrics *metrics
 	budget  *bodyBudget
-	hup     <-chan os.Signal // SIGHUPs, caught since run started
+	hup     <-chan os.Signal     // SIGHUPs, caught since run started
+	tp      trace.TracerProvider // from setupTracing; a no-op one when tracing is off
+	tracing bool                 // tp exports spans
 
 	args      []string // the command line and environment, read again on SIGHUP
 	lookupEnv func(string) (string, bool)
@@ -145,7 +176,8 @@ type daemon struct {
 	rcv         *receiver.Receiver
 	srv, opsSrv *http.Server
 
-	opsAuto  bool // the operations endpoints were moved to defaultOpsListen
+	grace    *drainer // the notification server's drain grace
+	opsAuto  bool     // the operations endpoints were moved to defaultOpsListen
 	draining atomic.Bool
 	closed   bool // close has run; only the run goroutine reads or sets it
 }
@@ -221,6 +253,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	d.warnings()
+	if d.tracing {
+		d.log.Info("tracing is on: a span per batch goes to the OTLP endpoint of OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, and each NATS message carries its traceparent")
+	} else {
+		d.log.Info("tracing is off (set OTEL_EXPORTER_OTLP_ENDPOINT to export a span per batch)")
+	}
 
 	serveErr := make(chan error, 2)
 	paths := map[string]string{c.NotificationPath: "notifications"}
@@ -228,7 +265,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		paths[c.LifecyclePath] = "lifecycle"
 	}
 	// Outermost, so that it times what Graph times, refusals included.
-	d.srv = d.newServer(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil))), "http")
+	d.grace = &drainer{draining: &d.draining}
+	d.srv = d.newServer(d.grace.wrap(d.standing.MiddlewareByPath(paths)(d.admit(d.newApp(d.opsLn == nil)))), "http")
+	d.srv.ConnState = func(c net.Conn, st http.ConnState) { d.grace.connState(c, st) }
 	go func() { serveErr <- d.serve(d.srv, d.ln, d.certs) }()
 	if d.opsLn != nil {
 		d.opsSrv = d.newServer(d.newOpsApp(), "ops")
@@ -274,7 +313,7 @@ func (d *daemon) listen() error {
 	if d.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return listenError(c.where("listen"), c.Listen, err, "--listen :8081")
 	}
-	d.ln = netutil.LimitListener(d.ln, c.MaxConnections)
+	d.ln = &onceCloseListener{Listener: netutil.LimitListener(d.ln, c.MaxConnections)}
 	ops := c.OpsListen
 	if ops == "" && !isLoopbackAddr(c.Listen) {
 		// /metrics and /readyz tell a stranger about the deployment and
@@ -379,7 +418,7 @@ func (d *daemon) connect(ctx context.Context) error {
 				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
 	}
 	pc := c.natspubConfig()
-	pc.Conn, pc.Logger = nc, d.log.With("component", "natspub")
+	pc.Conn, pc.Logger, pc.TracerProvider = nc, d.log.With("component", "natspub"), d.tp
 	var err error
 	if d.pub, err = natspub.New(ctx, pc); err != nil {
 		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
@@ -445,6 +484,7 @@ func (d *daemon) receiverConfig(keys *decrypt.KeyRing) receiver.Config {
 		MaxBodyBytes:                c.MaxBodyBytes,
 		Timeout:                     c.BatchTimeout,
 		Logger:                      slog.New(infoAsDebug{d.log.Handler()}).With("component", "receiver"),
+		TracerProvider:              d.tp,
 	}
 	if keys != nil {
 		rc.Keys = keys
@@ -557,6 +597,13 @@ func (d *daemon) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
 	if d.srv != nil {
+		// No new connections (a client is refused, not cut), and answers
+		// from now on say Connection: close: a client learns at its next
+		// answer that its connection ends, so that Shutdown finds no idle
+		// keep-alive connection a request may be arriving on.
+		_ = d.ln.Close()
+		d.grace.wait(min(drainGrace, c.ShutdownTimeout/2))
+		d.srv.SetKeepAlivesEnabled(false)
 		if err := d.srv.Shutdown(ctx); err != nil {
 			d.log.Warn("requests still running at --shutdown-timeout were cut; Graph redelivers them", "timeout", c.ShutdownTimeout, "error", err)
 			_ = d.srv.Close()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,4 +142,57 @@ func TestConnectionLimit(t *testing.T) {
 		resp.Body.Close()
 		return nil
 	})
+}
+
+// TestSlowLargeBodiesLeaveRoomForSmallOnes: slow clients announcing large
+// bodies fill the large bodies' share of the budget (three quarters);
+// small genuine batches still get 202, from the quarter kept for them,
+// while a further large body is refused.
+func TestSlowLargeBodiesLeaveRoomForSmallOnes(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	// 8 MiB budget: 6 MiB for bodies over 256 KiB, that is three slow 2 MiB
+	// clients; 2 MiB kept for small ones.
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState,
+		"--max-body-bytes", "2MiB", "--max-inflight-bytes", "8MiB", "--body-timeout", "30s", "--shutdown-timeout", "1s"), nil)
+	addr := strings.TrimPrefix(p.base, "http://")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// Stopping the receiver cuts the slow clients after --shutdown-timeout.
+	t.Cleanup(func() { close(stop); _ = p.stop(t); wg.Wait() })
+
+	const slow = 3
+	for range slow {
+		wg.Go(func() { _, _ = slowPost(t, addr, 2<<20, stop) })
+	}
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		_, ex, _ := get(t.Context(), p.base+"/metrics")
+		if got, _ := metricValue(ex, "graphhook_inflight_body_bytes"); got != strconv.FormatFloat(slow*2<<20, 'g', -1, 64) {
+			return fmt.Errorf("graphhook_inflight_body_bytes = %s, want %d: the slow clients hold the large share", got, slow*2<<20)
+		}
+		return nil
+	})
+	// A fourth large body would still fit in the whole budget, but not in
+	// the large bodies' share: refused at once.
+	refused := make(chan int, 1)
+	wg.Go(func() {
+		status, err := slowPost(t, addr, 2<<20, stop)
+		if err != nil {
+			t.Error(err)
+		}
+		refused <- status
+	})
+	select {
+	case status := <-refused:
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("a large body beyond the large share: %d, want 503", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a large body beyond the large share was not answered within 10 s, want 503 at once")
+	}
+	for i := range 20 {
+		status, err := post(t.Context(), http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, fmt.Sprintf("small-%d", i)))
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("small batch %d while the slow clients hold the large share: %d %v, want 202", i, status, err)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -25,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/graphhook/graphhook/internal/natstest"
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -102,6 +106,7 @@ func TestSetupTracingNamesTheBadVariable(t *testing.T) {
 type collector struct {
 	mu       sync.Mutex
 	spans    []string          // span names
+	traceIDs []string          // hex trace ids of the spans, in the same order
 	resource map[string]string // string attributes of the last resource
 	header   http.Header       // of the last request
 	path     string
@@ -143,6 +148,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				c.spans = append(c.spans, s.GetName())
+				c.traceIDs = append(c.traceIDs, hex.EncodeToString(s.GetTraceId()))
 			}
 		}
 	}
@@ -278,5 +284,82 @@ func TestTraceLogHandlerAddsTheBatchTrace(t *testing.T) {
 		if batch.Name() != "graphhook.receive" || line["trace_id"] != batch.SpanContext().TraceID().String() || line["span_id"] != batch.SpanContext().SpanID().String() {
 			t.Errorf("line %v, want the trace and span of %s %v", line, batch.Name(), batch.SpanContext())
 		}
+	}
+}
+
+// TestRunTracesABatch: the daemon, with OTEL_EXPORTER_OTLP_ENDPOINT naming
+// a collector, puts the batch's traceparent on the NATS message and, by
+// the time run returns, has exported that trace's batch span.
+func TestRunTracesABatch(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	col := &collector{}
+	srv := httptest.NewServer(col)
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	p := startInProcess(t, baseArgs(dir, "--client-state", clientState), map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL})
+	if !strings.Contains(p.stderr.String(), "tracing is on") {
+		t.Errorf("the start does not say tracing is on:\n%s", p.stderr.String())
+	}
+	if status, err := post(t.Context(), http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "traced-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("batch: %d %v, want 202", status, err)
+	}
+	js, err := jetstream.New(natstest.Connect(t, embeddedURL(t, p.nats, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(t.Context(), "GRAPH")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(t.Context(), "graph.notifications.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := msg.Header.Get("traceparent")
+	m := regexp.MustCompile(`^00-([0-9a-f]{32})-[0-9a-f]{16}-01$`).FindStringSubmatch(tp)
+	if m == nil {
+		t.Fatalf("message traceparent %q, want a sampled W3C traceparent", tp)
+	}
+	// Stopping flushes the spans still batched in the SDK.
+	if err := p.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for i, name := range col.spans {
+		if name == "graphhook.receive" && col.traceIDs[i] == m[1] {
+			return
+		}
+	}
+	t.Errorf("collector has spans %v of traces %v, want graphhook.receive of trace %s", col.spans, col.traceIDs, m[1])
+}
+
+// TestRunLogsTracingFailures: with a collector that is not there, the
+// daemon still answers 202, and the failed export is a Warn line of the
+// daemon's logger that never quotes the exporter's header values.
+func TestRunLogsTracingFailures(t *testing.T) {
+	const clientState = "a-long-enough-client-state-value"
+	p := startInProcess(t, baseArgs(t.TempDir(), "--client-state", clientState), map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + freeAddr(t),
+		"OTEL_EXPORTER_OTLP_HEADERS":  "authorization=Bearer%20hunter2",
+		"OTEL_EXPORTER_OTLP_TIMEOUT":  "500",
+	})
+	if status, err := post(t.Context(), http.DefaultClient, p.base+"/notifications", batchBody(t, clientState, "untraced-1")); err != nil || status != http.StatusAccepted {
+		t.Fatalf("batch: %d %v, want 202 whatever the collector does", status, err)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	logs := p.stderr.String()
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, "tracing") {
+			t.Log(line)
+		}
+	}
+	if !strings.Contains(logs, "level=WARN msg=\"tracing: ") {
+		t.Errorf("no Warn line about the failed export:\n%s", logs)
+	}
+	if strings.Contains(logs, "hunter2") {
+		t.Errorf("the logs quote an OTLP header value:\n%s", logs)
 	}
 }

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/net/html"
+
+	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
+	"github.com/graphhook/graphhook/status"
+)
+
+// statusScreenshot is the screenshot the README shows; -update rewrites it.
+var statusScreenshot = filepath.Join("..", "..", "docs", "status.png")
+
+// chromium finds Debian's chromium. CI installs it (scripts/test-setup.sh);
+// elsewhere the browser test is skipped with a note.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found: CI must run scripts/test-setup.sh, which installs it")
+	}
+	t.Skip("chromium not found: run scripts/test-setup.sh (installs Debian's chromium) to run the browser tests")
+	return ""
+}
+
+// browse runs headless chromium on url with extra flags and returns stdout.
+func browse(t *testing.T, bin, url string, flags ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	args := append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
+	}, flags...)
+	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", flags, err, stderr.String())
+	}
+	return out
+}
+
+// TestStatusPageOfTheDaemonInChromium runs the daemon with the subscription
+// manager against graphsim over TLS, has Graph deliver a notification, and
+// loads /status in headless Chromium: the rendered subscriptions table
+// shows what /status.json says (id, resource, change types, an expiry
+// countdown, the last notification). With -update it rewrites
+// docs/status.png, the screenshot the README shows.
+func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
+	bin := chromium(t)
+	const secret = "graph-app-secret-42"
+	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	gURL, _, err := sim.StartTLS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := sim.CACertPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	yaml := strings.NewReplacer(
+		"https://127.0.0.1:9090", gURL,
+		"127.0.0.1:8080", addr,
+		"graphsim-client-secret", writeFile(t, dir, "graph-secret", secret+"\n"),
+		"graphsim-ca.pem", writeFile(t, dir, "graphsim-ca.pem", string(caPEM)),
+	).Replace(docYAML(t, "<!-- walkthrough-config -->"))
+	p := startInProcess(t, []string{"--listen", addr, "--data-dir", dir, "--embedded-nats-listen", freeAddr(t),
+		"--config", writeFile(t, dir, "receiver.yaml", yaml)}, nil)
+	js, err := jetstream.New(natstest.Connect(t, embeddedURL(t, p.endpoints.nats, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub graphsim.Subscription
+	testkit.CheckFor(t, 20*time.Second, func() error {
+		for _, s := range sim.Subscriptions() {
+			sub = s
+			return nil
+		}
+		return fmt.Errorf("graphsim holds no subscription yet")
+	})
+	if _, err := sim.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		if n := streamMsgs(t, js, natspub.DefaultStream); n != 1 {
+			return fmt.Errorf("%d messages in %s, want 1", n, natspub.DefaultStream)
+		}
+		return nil
+	})
+	var want status.Snapshot
+	testkit.CheckFor(t, 10*time.Second, func() error {
+		code, body, err := get(t.Context(), p.ops+"/status.json")
+		if err != nil || code != 200 {
+			return fmt.Errorf("/status.json: %d %v", code, err)
+		}
+		want = status.Snapshot{}
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			return err
+		}
+		if len(want.Subscriptions) != 1 || want.Subscriptions[0].LastNotification.IsZero() {
+			return fmt.Errorf("/status.json subscriptions %+v, want one with its last notification", want.Subscriptions)
+		}
+		return nil
+	})
+	s := want.Subscriptions[0]
+	if s.ID != sub.ID || s.Resource != sub.Resource {
+		t.Fatalf("/status.json shows %s %s, graphsim holds %s %s", s.ID, s.Resource, sub.ID, sub.Resource)
+	}
+
+	dom := browse(t, bin, p.ops+"/status", "--dump-dom")
+	doc, err := html.Parse(bytes.NewReader(dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := renderedTable(t, doc, "subscriptions")
+	if len(rows) != 2 {
+		t.Fatalf("subscriptions table has rows %q, want a header and one row", rows)
+	}
+	row := rows[1]
+	if len(row) < 5 {
+		t.Fatalf("subscriptions row %q has %d cells, want at least 5", row, len(row))
+	}
+	if row[0] != s.ID || row[1] != s.Resource || row[2] != strings.Join(s.ChangeTypes, ", ") {
+		t.Errorf("row %q, want id %q, resource %q, change types %q", row, s.ID, s.Resource, s.ChangeTypes)
+	}
+	if !strings.HasPrefix(row[3], "in ") || !s.ExpiresAt.After(want.GeneratedAt) {
+		t.Errorf("expiry cell %q (expires %v), want a countdown starting \"in \"", row[3], s.ExpiresAt)
+	}
+	if row[4] == "never" || !strings.HasSuffix(row[4], " ago") {
+		t.Errorf("last notification cell %q, want how long ago the notification came", row[4])
+	}
+
+	shot := filepath.Join(t.TempDir(), "status.png")
+	browse(t, bin, p.ops+"/status", "--window-size=1280,900", "--screenshot="+shot)
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if r := img.Bounds(); r.Dx() != 1280 || r.Dy() != 900 {
+		t.Fatalf("screenshot is %v, want 1280x900", r)
+	}
+	if *update {
+		if err := os.WriteFile(statusScreenshot, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// renderedTable returns the text of each cell of the table with the given
+// id, row by row, as the browser rendered it.
+func renderedTable(t *testing.T, doc *html.Node, id string) [][]string {
+	t.Helper()
+	n := findNode(doc, func(n *html.Node) bool { return n.Data == "table" && nodeAttr(n, "id") == id })
+	if n == nil {
+		t.Fatalf("no table #%s in the rendered page", id)
+	}
+	var rows [][]string
+	walkNodes(n, func(tr *html.Node) {
+		if tr.Type != html.ElementNode || tr.Data != "tr" {
+			return
+		}
+		var row []string
+		for c := tr.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type == html.ElementNode && (c.Data == "td" || c.Data == "th") {
+				var b strings.Builder
+				walkNodes(c, func(x *html.Node) {
+					if x.Type == html.TextNode {
+						b.WriteString(x.Data + " ")
+					}
+				})
+				row = append(row, strings.Join(strings.Fields(b.String()), " "))
+			}
+		}
+		rows = append(rows, row)
+	})
+	return rows
+}
+
+func findNode(n *html.Node, match func(*html.Node) bool) *html.Node {
+	if n.Type == html.ElementNode && match(n) {
+		return n
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if f := findNode(c, match); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+func walkNodes(n *html.Node, f func(*html.Node)) {
+	f(n)
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		walkNodes(c, f)
+	}
+}
+
+func nodeAttr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
