@@ -44,6 +44,11 @@ type natsConnConfig struct {
 	// servers that verify clients. Both or neither.
 	TLSCertFile, TLSKeyFile string
 
+	// InProcess, when set, connects to this server inside the process
+	// instead of dialling URLs: the embedded server, which then costs no
+	// loopback TCP per publish (about half of a one-item batch's CPU).
+	InProcess nats.InProcessConnProvider
+
 	// Name is the connection name shown by the server's monitoring.
 	// Default "graphhook".
 	Name string
@@ -137,6 +142,9 @@ func connectNATS(cfg natsConnConfig) (*nats.Conn, error) {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	case cfg.Token != "":
 		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(cfg.InProcess))
 	}
 	if cfg.TLSCAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLSCAFile))

@@ -434,7 +434,7 @@ func (d *daemon) dialNATS(ctx context.Context, urls []string, timeout time.Durat
 	if len(c.NATSURLs) == 0 {
 		token = d.sec.natsToken
 	}
-	nc, err := connectNATS(natsConnConfig{
+	cc := natsConnConfig{
 		URLs:         urls,
 		CredsFile:    c.NATSCreds,
 		NKeySeedFile: c.NATSNKey,
@@ -446,7 +446,11 @@ func (d *daemon) dialNATS(ctx context.Context, urls []string, timeout time.Durat
 		TLSKeyFile:   c.NATSTLSKey,
 		Name:         name,
 		Logger:       d.log.With("component", "nats"),
-	})
+	}
+	if d.ns != nil {
+		cc.InProcess = d.ns // the embedded server: no loopback TCP per publish
+	}
+	nc, err := connectNATS(cc)
 	if err != nil {
 		return &configError{problems: []problem{{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}}}
 	}
