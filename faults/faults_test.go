@@ -77,6 +77,7 @@ func scenarios() []scenario {
 		{"jwks-down", jwksDown},
 		{"slow-clients", slowClients},
 		{"cluster-leader-loss", clusterLeaderLoss},
+		{"lease-holder-killed", leaseHolderKill},
 	}
 }
 

@@ -56,6 +56,11 @@ type subsSection struct {
 	// LeaseTTL is how long the replicas are without a renewer after the
 	// holder dies. Default 30s.
 	LeaseTTL time.Duration `koanf:"leaseTtl"`
+	// MinBackoff and MaxBackoff bound the wait after a failed Graph call
+	// (subscriptions.Policy); it never ends before Graph's Retry-After.
+	// Defaults 30s and 15m.
+	MinBackoff time.Duration `koanf:"minBackoff"`
+	MaxBackoff time.Duration `koanf:"maxBackoff"`
 	// Desired are the subscriptions to keep alive.
 	Desired []subsSpec `koanf:"desired"`
 }
@@ -122,6 +127,8 @@ var subsKeys = map[string][2]string{
 	"Cloud":                      {"cloud", "cloud: usgov"},
 	"BaseURL":                    {"graphUrl", "graphUrl: https://graph.microsoft.com/v1.0"},
 	"LeaseTTL":                   {"leaseTtl", "leaseTtl: 30s"},
+	"Policy.MinBackoff":          {"minBackoff", "minBackoff: 30s"},
+	"Policy.MaxBackoff":          {"maxBackoff", "maxBackoff: 15m"},
 }
 
 // subsProblem adds err, from the subscriptions package, under the key
@@ -237,6 +244,7 @@ func (d *daemon) newManager(ctx context.Context, js jetstream.JetStream, cli boo
 	mc := subscriptions.Config{
 		Client: d.subs.client, JetStream: js, Subscriptions: d.subs.specs, TenantID: c.Subscriptions.TenantID,
 		Key: d.subs.key, SubjectPrefix: c.SubjectPrefix, GraphStream: c.Stream, LeaseTTL: c.Subscriptions.LeaseTTL,
+		Policy: subscriptions.Policy{MinBackoff: c.Subscriptions.MinBackoff, MaxBackoff: c.Subscriptions.MaxBackoff},
 		Logger: d.log.With("component", "subscriptions"),
 	}
 	if cli {

@@ -1,0 +1,461 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
+	"github.com/graphhook/graphhook/natspub"
+)
+
+// The subscription-manager scenarios run the receiver with a
+// subscriptions section: its manager creates and renews the desired
+// subscriptions in graphsim (over TLS, with the app's secret), keeping
+// state and lease in the JetStream bucket, and the load is driven through
+// the managed subscription, so every notification is checked against the
+// clientState the manager keeps in the bucket.
+//
+// Graph raises every expiration to at least 45 minutes, and the manager
+// renews when a third of the remaining lifetime is left, so renewals
+// would be due half an hour after a create. The suite sets graphsim's
+// clock (the tenant's, which decides that floor) simLag behind the wall
+// clock and gives each desired subscription maxLifetime 1m: the manager
+// asks for a minute, Graph's floor in its own clock is then exactly that
+// minute, and renewals fall due 34 to 40 s after each create or renewal,
+// 20 to 26 s before the expiry. The manager and the ledger both read
+// expiries as absolute times, so nothing else sees the lag.
+const (
+	simLag        = 44 * time.Minute
+	subsLifetime  = time.Minute
+	subsLeaseTTL  = 6 * time.Second // passes every 2 s
+	subsMinRenew  = 34 * time.Second // 0.57 of subsLifetime: the earliest renewal after the previous one
+	subsResource  = "users/42/messages" // the managed subscription the load goes through
+	subsResource2 = "users/42/events"   // a second managed subscription, without load
+	subsSecret    = "faults-graph-app-secret"
+	// Backoff of the renewals (the section's minBackoff and maxBackoff):
+	// short enough that a few failures fit before a one-minute expiry.
+	subsMinBackoff = time.Second
+	subsMaxBackoff = 4 * time.Second
+)
+
+// managedSim is graphsim for the manager scenarios: the suite's delivery
+// schedule, over HTTPS (azidentity needs it), its clock simLag behind.
+type managedSim struct {
+	*graphsim.Sim
+	url    string // https://127.0.0.1:port
+	caFile string
+}
+
+func newManagedSim(t *testing.T, batch int) *managedSim {
+	t.Helper()
+	sim, err := graphsim.New(graphsim.Config{
+		TimeScale:          timeScale,
+		MaxBatch:           batch,
+		ThrottleMinSamples: 1 << 30,
+		MaxDeliveries:      1 << 22,
+		SweepInterval:      -1,
+		ClientSecret:       subsSecret,
+		Now:                func() time.Time { return time.Now().Add(-simLag) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	u, _, err := sim.StartTLS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := sim.CACertPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &managedSim{Sim: sim, url: u, caFile: filepath.Join(t.TempDir(), "graphsim-ca.pem")}
+	if err := os.WriteFile(m.caFile, ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// subsConfig writes the receiver's configuration file with the
+// subscriptions section: both desired subscriptions notify notifyURL.
+func subsConfig(t *testing.T, sim *managedSim, notifyURL string) string {
+	t.Helper()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "graph-secret")
+	if err := os.WriteFile(secret, []byte(subsSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var desired strings.Builder
+	for _, r := range []string{subsResource, subsResource2} {
+		fmt.Fprintf(&desired, "    - resource: %s\n      changeType: created\n      notificationUrl: %s\n      maxLifetime: %s\n", r, notifyURL, subsLifetime)
+	}
+	yaml := fmt.Sprintf(`subscriptions:
+  tenantId: %s
+  clientId: %s
+  clientSecretFile: %s
+  authorityHost: %s/
+  graphUrl: %s/v1.0
+  caFile: %s
+  leaseTtl: %s
+  minBackoff: %s
+  maxBackoff: %s
+  desired:
+%s`, graphsim.DefaultTenantID, graphsim.DefaultAppID, secret, sim.url, sim.url, sim.caFile, subsLeaseTTL, subsMinBackoff, subsMaxBackoff, desired.String())
+	file := filepath.Join(dir, "receiver.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// newManagedReceiver prepares a receiver with the subscriptions section
+// on a port chosen now, so the section can name its notificationUrl.
+func newManagedReceiver(t *testing.T, bin string, natsURLs []string, clientState string) *receiverProc {
+	t.Helper()
+	r := newReceiver(t, bin, natsURLs, clientState)
+	r.port = freePort(t)
+	r.url = fmt.Sprintf("http://127.0.0.1:%d/notifications", r.port)
+	return r
+}
+
+// configure adds the configuration file to the receiver's flags.
+func (r *receiverProc) configure(file string) { r.args = append(r.args, "--config", file) }
+
+// live reports whether the receiver's last launch still runs.
+func (r *receiverProc) live() bool { return r.p != nil && !r.p.exited() }
+
+// failover is the load balancer of the lease scenario: each request goes
+// to the next receiver that runs (one killed is skipped; one that dies
+// mid-request gets a 502, which graphsim retries).
+func failover(t *testing.T, backends []*receiverProc) string {
+	t.Helper()
+	var n atomic.Uint64
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			b := backends[0]
+			for range backends {
+				if b = backends[n.Add(1)%uint64(len(backends))]; b.live() {
+					break
+				}
+			}
+			u, _ := url.Parse(b.base())
+			pr.SetURL(u)
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/notifications"
+}
+
+// renewal is one change of a managed subscription's expiry seen in graphsim.
+type renewal struct {
+	at  time.Time
+	exp time.Time
+}
+
+// subsWatch follows the managed subscriptions in graphsim every 50 ms
+// from their creation to the end of the scenario: their renewals (a
+// later expiry), every PATCH call (graphsim's APICalls), and whether one
+// was ever missing or expired (a lapse).
+type subsWatch struct {
+	sim       *managedSim
+	resources []string
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	ids      map[string]string // resource -> subscription id
+	created  time.Time
+	renewals map[string][]renewal // subscription id -> renewals
+	patches  []time.Time          // when the PATCH count grew (once per call seen)
+	lapses   []string
+}
+
+// watchSubs waits until graphsim holds every desired subscription and
+// follows them from then on.
+func watchSubs(t *testing.T, sim *managedSim, resources ...string) *subsWatch {
+	t.Helper()
+	w := &subsWatch{sim: sim, resources: resources, ids: map[string]string{}, renewals: map[string][]renewal{}}
+	testkit.CheckFor(t, 30*time.Second, func() error {
+		for _, s := range sim.Subscriptions() {
+			if slices.Contains(resources, s.Resource) {
+				w.ids[s.Resource] = s.ID
+			}
+		}
+		if len(w.ids) != len(resources) {
+			return fmt.Errorf("graphsim holds %d of the %d desired subscriptions", len(w.ids), len(resources))
+		}
+		return nil
+	})
+	w.created = time.Now()
+	if n := sim.APICalls()[graphsim.OpUpdate]; n != 0 {
+		t.Fatalf("%d PATCH calls before the first renewal was due", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	last := map[string]time.Time{}
+	for _, s := range sim.Subscriptions() {
+		last[s.ID] = s.ExpirationDateTime
+	}
+	patches := 0
+	w.wg.Go(func() {
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tk.C:
+			}
+			now := time.Now()
+			subs := map[string]graphsim.Subscription{}
+			for _, s := range sim.Subscriptions() {
+				subs[s.ID] = s
+			}
+			n := sim.APICalls()[graphsim.OpUpdate]
+			w.mu.Lock()
+			for ; patches < n; patches++ {
+				w.patches = append(w.patches, now)
+			}
+			for _, r := range w.resources {
+				id := w.ids[r]
+				s, ok := subs[id]
+				switch {
+				case !ok:
+					w.lapses = append(w.lapses, fmt.Sprintf("%s (%s) gone from graphsim at %s", r, id, now.Format(time.TimeOnly)))
+				case !s.ExpirationDateTime.After(now):
+					w.lapses = append(w.lapses, fmt.Sprintf("%s (%s) expired at %s", r, id, s.ExpirationDateTime.Format(time.TimeOnly)))
+				case s.ExpirationDateTime.After(last[id]):
+					w.renewals[id] = append(w.renewals[id], renewal{at: now, exp: s.ExpirationDateTime})
+					last[id] = s.ExpirationDateTime
+				}
+			}
+			if len(w.lapses) > 0 {
+				w.mu.Unlock()
+				return
+			}
+			w.mu.Unlock()
+		}
+	})
+	t.Cleanup(w.end)
+	return w
+}
+
+// end stops following.
+func (w *subsWatch) end() {
+	w.stop()
+	w.wg.Wait()
+}
+
+// id is the subscription id of a desired resource.
+func (w *subsWatch) id(resource string) string { return w.ids[resource] }
+
+// renewedSince waits until every managed subscription was renewed after
+// since, and returns when the last of them was.
+func (w *subsWatch) renewedSince(t *testing.T, since time.Time, timeout time.Duration) time.Time {
+	t.Helper()
+	var last time.Time
+	testkit.CheckFor(t, timeout, func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.lapses) > 0 {
+			t.Fatalf("LAPSE: %s", strings.Join(w.lapses, "; "))
+		}
+		last = time.Time{}
+		for _, r := range w.resources {
+			i := slices.IndexFunc(w.renewals[w.ids[r]], func(rn renewal) bool { return rn.at.After(since) })
+			if i < 0 {
+				return fmt.Errorf("%s not renewed since %s", r, since.Format(time.TimeOnly))
+			}
+			if at := w.renewals[w.ids[r]][i].at; at.After(last) {
+				last = at
+			}
+		}
+		return nil
+	})
+	return last
+}
+
+// patchesBetween returns the PATCH calls graphsim saw in [from, to].
+func (w *subsWatch) patchesBetween(from, to time.Time) []time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []time.Time
+	for _, p := range w.patches {
+		if !p.Before(from) && !p.After(to) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// subsResult is what the subscriptions part of the ledger found.
+type subsResult struct {
+	renewals, patches, bound int
+}
+
+func (s subsResult) text() string {
+	return fmt.Sprintf("%d renewals in %d PATCH calls (bound %d), no subscription lapsed", s.renewals, s.patches, s.bound)
+}
+
+// subsLedger is the ledger's subscriptions part, at the end of a
+// scenario: every desired subscription exists in graphsim, with the id
+// it was created with (renewed, never recreated) and an expiry in the
+// future, and never lapsed meanwhile; no subscription was renewed twice
+// within subsMinRenew (the policy renews at 0.57 of the lifetime at the
+// earliest); and graphsim's PATCH calls stay within the policy's bound:
+// per subscription one per subsMinRenew of the scenario, plus one, plus
+// the failures injected.
+func (w *subsWatch) ledger(t *testing.T, injected int) subsResult {
+	t.Helper()
+	w.end()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	for _, l := range w.lapses {
+		t.Errorf("LAPSE: %s", l)
+	}
+	subs := map[string]graphsim.Subscription{}
+	for _, s := range w.sim.Subscriptions() {
+		subs[s.Resource] = s
+	}
+	var res subsResult
+	for _, r := range w.resources {
+		s, ok := subs[r]
+		switch {
+		case !ok:
+			t.Errorf("LAPSE: no subscription on %s in graphsim at the end", r)
+			continue
+		case s.ID != w.ids[r]:
+			t.Errorf("LAPSE: %s was recreated (%s, was %s) instead of renewed", r, s.ID, w.ids[r])
+		case !s.ExpirationDateTime.After(now):
+			t.Errorf("LAPSE: %s expired at %s", r, s.ExpirationDateTime.Format(time.TimeOnly))
+		}
+		rns := w.renewals[w.ids[r]]
+		res.renewals += len(rns)
+		for i := 1; i < len(rns); i++ {
+			if d := rns[i].at.Sub(rns[i-1].at); d < subsMinRenew-time.Second {
+				t.Errorf("DOUBLE RENEWAL: %s renewed at %s and again %v later", r, rns[i-1].at.Format(time.TimeOnly), d.Round(time.Millisecond))
+			}
+		}
+	}
+	res.patches = len(w.patches)
+	res.bound = len(w.resources)*(int(now.Sub(w.created)/subsMinRenew)+1) + injected
+	if res.patches > res.bound {
+		t.Errorf("DOUBLE RENEWAL: graphsim saw %d PATCH calls in %v, the policy allows at most %d", res.patches, now.Sub(w.created).Round(time.Second), res.bound)
+	}
+	if res.renewals < len(w.resources) {
+		t.Errorf("%d renewals in the scenario, want at least one per subscription (%d)", res.renewals, len(w.resources))
+	}
+	return res
+}
+
+// untilDue waits until the renewals created at w.created are about to
+// fall due: lead before the earliest.
+func (w *subsWatch) untilDue(lead time.Duration) {
+	hold(time.Until(w.created.Add(subsMinRenew - lead)))
+}
+
+// managedLoad starts the load through the managed subscription on
+// resource and a forged one (created by the test, wrong clientState).
+func managedLoad(t *testing.T, s settings, sim *managedSim, w *subsWatch, notifyURL string) *load {
+	t.Helper()
+	gen := &graphsim.Subscription{ID: w.id(subsResource)}
+	forged := subscribe(t, sim.Sim, notifyURL, forgedResource, randomClientState("forged-"), nil)
+	l := startLoad(t, sim.Sim, maxBatch, gen, forged, s.perTick, s.tick)
+	waitDelivered(t, sim.Sim, notifyURL, s.warm, 30*time.Second)
+	return l
+}
+
+// leaseHeld reports whether the receiver at base says on /metrics that
+// it holds the renewal lease.
+func leaseHeld(base string) bool {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "graphhook_subscription_lease_held{") && strings.HasSuffix(line, " 1") {
+			return true
+		}
+	}
+	return false
+}
+
+// leaseHolderKill: two receivers share one nats-server and the
+// manager's bucket, behind a load balancer; the lease holder is killed
+// (SIGKILL) shortly before the renewals fall due, and the other one must
+// take the lease within the lease TTL and renew everything once.
+func leaseHolderKill(t *testing.T, s settings) result {
+	b := bins.get(t)
+	sim := newManagedSim(t, maxBatch)
+	n := newNATS(t, b.nats, "n1")
+	n.start(t)
+	clientState := randomClientState("faults-")
+	a := newManagedReceiver(t, b.receiver, []string{n.url()}, clientState)
+	c := newManagedReceiver(t, b.receiver, []string{n.url()}, clientState)
+	lb := failover(t, []*receiverProc{a, c})
+	file := subsConfig(t, sim, lb)
+	a.configure(file)
+	c.configure(file)
+	a.start(t) // alone on the bucket: the holder
+	w := watchSubs(t, sim, subsResource, subsResource2)
+	if !leaseHeld(a.base()) {
+		t.Fatal("the first receiver does not report the lease on /metrics after creating the subscriptions")
+	}
+	c.start(t)
+	l := managedLoad(t, s, sim, w, lb)
+	w.untilDue(9 * time.Second)
+
+	f := fault{label: "holder killed", start: time.Now()}
+	a.p.signal(t, syscall.SIGKILL)
+	a.p.wait(t, 10*time.Second)
+	f.end = f.start // graphsim's retries reach the survivor at once
+	var takeover time.Duration
+	testkit.CheckFor(t, subsLeaseTTL+5*time.Second, func() error {
+		if !leaseHeld(c.base()) {
+			return fmt.Errorf("the surviving receiver does not hold the lease %v after the kill", time.Since(f.start).Round(time.Millisecond))
+		}
+		takeover = time.Since(f.start)
+		return nil
+	})
+	if takeover > subsLeaseTTL {
+		t.Errorf("the survivor took the lease %v after the kill, more than the lease TTL %v", takeover, subsLeaseTTL)
+	}
+	renewed := w.renewedSince(t, f.start, subsLifetime)
+	waitDelivered(t, sim.Sim, lb, s.warm, 60*time.Second)
+	hold(s.after)
+	sr := w.ledger(t, 0)
+	f.mayNotBite = true // whether a POST was in flight to the killed one is chance
+	r := ledger(t, l, []string{n.url()}, natspub.DefaultStream, []fault{f})
+	r.Load = loadText(s, s.perTick) + ", through a managed subscription"
+	r.Done = fmt.Sprintf("two receivers with a subscriptions section (2 managed subscriptions of 1-minute lifetime, leaseTtl %s) on one nats-server, behind a load balancer; "+
+		"the lease holder was killed with SIGKILL %s before the renewals fell due; the other held the lease %.2f s later and renewed both %.2f s after the kill; %s",
+		secs(subsLeaseTTL), secs(w.created.Add(subsMinRenew).Sub(f.start).Round(time.Second)), takeover.Seconds(), renewed.Sub(f.start).Seconds(), sr.text())
+	return r
+}
