@@ -78,6 +78,7 @@ func scenarios() []scenario {
 		{"slow-clients", slowClients},
 		{"cluster-leader-loss", clusterLeaderLoss},
 		{"lease-holder-killed", leaseHolderKill},
+		{"graph-throttles-renewals", graphThrottlesRenewals},
 	}
 }
 

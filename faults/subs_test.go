@@ -43,8 +43,8 @@ import (
 const (
 	simLag        = 44 * time.Minute
 	subsLifetime  = time.Minute
-	subsLeaseTTL  = 6 * time.Second // passes every 2 s
-	subsMinRenew  = 34 * time.Second // 0.57 of subsLifetime: the earliest renewal after the previous one
+	subsLeaseTTL  = 6 * time.Second     // passes every 2 s
+	subsMinRenew  = 34 * time.Second    // 0.57 of subsLifetime: the earliest renewal after the previous one
 	subsResource  = "users/42/messages" // the managed subscription the load goes through
 	subsResource2 = "users/42/events"   // a second managed subscription, without load
 	subsSecret    = "faults-graph-app-secret"
@@ -93,8 +93,9 @@ func newManagedSim(t *testing.T, batch int) *managedSim {
 }
 
 // subsConfig writes the receiver's configuration file with the
-// subscriptions section: both desired subscriptions notify notifyURL.
-func subsConfig(t *testing.T, sim *managedSim, notifyURL string) string {
+// subscriptions section: the desired subscriptions on resources, each
+// notifying notifyURL.
+func subsConfig(t *testing.T, sim *managedSim, notifyURL string, leaseTTL time.Duration, resources ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "graph-secret")
@@ -102,7 +103,7 @@ func subsConfig(t *testing.T, sim *managedSim, notifyURL string) string {
 		t.Fatal(err)
 	}
 	var desired strings.Builder
-	for _, r := range []string{subsResource, subsResource2} {
+	for _, r := range resources {
 		fmt.Fprintf(&desired, "    - resource: %s\n      changeType: created\n      notificationUrl: %s\n      maxLifetime: %s\n", r, notifyURL, subsLifetime)
 	}
 	yaml := fmt.Sprintf(`subscriptions:
@@ -116,7 +117,7 @@ func subsConfig(t *testing.T, sim *managedSim, notifyURL string) string {
   minBackoff: %s
   maxBackoff: %s
   desired:
-%s`, graphsim.DefaultTenantID, graphsim.DefaultAppID, secret, sim.url, sim.url, sim.caFile, subsLeaseTTL, subsMinBackoff, subsMaxBackoff, desired.String())
+%s`, graphsim.DefaultTenantID, graphsim.DefaultAppID, secret, sim.url, sim.url, sim.caFile, leaseTTL, subsMinBackoff, subsMaxBackoff, desired.String())
 	file := filepath.Join(dir, "receiver.yaml")
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -420,7 +421,7 @@ func leaseHolderKill(t *testing.T, s settings) result {
 	a := newManagedReceiver(t, b.receiver, []string{n.url()}, clientState)
 	c := newManagedReceiver(t, b.receiver, []string{n.url()}, clientState)
 	lb := failover(t, []*receiverProc{a, c})
-	file := subsConfig(t, sim, lb)
+	file := subsConfig(t, sim, lb, subsLeaseTTL, subsResource, subsResource2)
 	a.configure(file)
 	c.configure(file)
 	a.start(t) // alone on the bucket: the holder
@@ -457,5 +458,95 @@ func leaseHolderKill(t *testing.T, s settings) result {
 	r.Done = fmt.Sprintf("two receivers with a subscriptions section (2 managed subscriptions of 1-minute lifetime, leaseTtl %s) on one nats-server, behind a load balancer; "+
 		"the lease holder was killed with SIGKILL %s before the renewals fell due; the other held the lease %.2f s later and renewed both %.2f s after the kill; %s",
 		secs(subsLeaseTTL), secs(w.created.Add(subsMinRenew).Sub(f.start).Round(time.Second)), takeover.Seconds(), renewed.Sub(f.start).Seconds(), sr.text())
+	return r
+}
+
+// managedSingle is the set-up of the other manager scenarios: one
+// nats-server, one receiver with the subscriptions section on resources,
+// the load through the managed subscription.
+type managedSingle struct {
+	nats *natsNode
+	rcv  *receiverProc
+	sim  *managedSim
+	w    *subsWatch
+	load *load
+}
+
+func startManagedSingle(t *testing.T, s settings, leaseTTL time.Duration, resources ...string) *managedSingle {
+	t.Helper()
+	b := bins.get(t)
+	e := &managedSingle{sim: newManagedSim(t, maxBatch)}
+	e.nats = newNATS(t, b.nats, "n1")
+	e.nats.start(t)
+	e.rcv = newManagedReceiver(t, b.receiver, []string{e.nats.url()}, randomClientState("faults-"))
+	e.rcv.configure(subsConfig(t, e.sim, e.rcv.url, leaseTTL, resources...))
+	e.rcv.start(t)
+	e.w = watchSubs(t, e.sim, resources...)
+	e.load = managedLoad(t, s, e.sim, e.w, e.rcv.url)
+	return e
+}
+
+// Graph's answers to the renewals in the graph-throttles-renewals
+// scenario: a 429 asking for throttleRetryAfter, then two 503s.
+const (
+	throttleRetryAfter = 4 * time.Second
+	throttle503s       = 2
+	throttleLeaseTTL   = 3 * time.Second // passes every second
+)
+
+// graphThrottlesRenewals: Graph answers the renewal of the managed
+// subscription with 429 and Retry-After, then 503 twice, then recovers.
+// The manager must wait at least the Retry-After, back off between the
+// 503s (minBackoff 1 s doubling: at least 1 s, then 2 s, with the
+// policy's half jitter), and renew once Graph answers, before the expiry.
+func graphThrottlesRenewals(t *testing.T, s settings) result {
+	e := startManagedSingle(t, s, throttleLeaseTTL, subsResource)
+	id := e.w.id(subsResource)
+	e.w.untilDue(4 * time.Second)
+	injected := time.Now()
+	var expiry time.Time // before the renewal
+	for _, sub := range e.sim.Subscriptions() {
+		if sub.ID == id {
+			expiry = sub.ExpirationDateTime
+		}
+	}
+	faults := []graphsim.Fault{{Op: graphsim.OpUpdate, SubscriptionID: id, Status: 429, RetryAfterSeconds: int(throttleRetryAfter / time.Second), Count: 1}}
+	for range throttle503s {
+		faults = append(faults, graphsim.Fault{Op: graphsim.OpUpdate, SubscriptionID: id, Status: 503, Count: 1})
+	}
+	for _, f := range faults {
+		if err := e.sim.InjectFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renewed := e.w.renewedSince(t, injected, subsLifetime)
+	calls := e.w.patchesBetween(injected, renewed)
+	if len(calls) != len(faults)+1 {
+		t.Fatalf("graphsim saw %d PATCH calls up to the renewal, want %d: the %d failures and the renewal", len(calls), len(faults)+1, len(faults))
+	}
+	// The watch sees a call within 50 ms of it; the manager's waits are
+	// measured between calls, so allow one poll either side.
+	const poll = 100 * time.Millisecond
+	var gaps []string
+	for i, min := range []time.Duration{throttleRetryAfter, subsMinBackoff, 2 * subsMinBackoff} {
+		// After the n-th failure the wait is at least half of
+		// minBackoff·2^(n-1) (the jitter), and never below Retry-After:
+		// 4 s, then 1 s, then 2 s.
+		want := min
+		gap := calls[i+1].Sub(calls[i])
+		gaps = append(gaps, fmt.Sprintf("%.1f s", gap.Seconds()))
+		if gap < want-poll {
+			t.Errorf("PATCH %d came %v after PATCH %d (answered %s), want at least %v", i+2, gap.Round(time.Millisecond), i+1, []string{"429", "503", "503"}[i], want)
+		}
+	}
+	hold(s.after)
+	sr := e.w.ledger(t, len(faults))
+	r := ledger(t, e.load, []string{e.nats.url()}, natspub.DefaultStream, nil)
+	r.Load = loadText(s, s.perTick) + ", through a managed subscription"
+	r.Done = fmt.Sprintf("one receiver with a subscriptions section (a managed subscription of 1-minute lifetime, minBackoff %s, maxBackoff %s); "+
+		"as its renewal fell due, graphsim answered the PATCH with 429 (Retry-After %s), then 503 twice: the manager's calls came %s apart, "+
+		"and it renewed %.1f s after the first failure, %.1f s before the expiry; %s",
+		secs(subsMinBackoff), secs(subsMaxBackoff), secs(throttleRetryAfter), strings.Join(gaps, ", "),
+		renewed.Sub(calls[0]).Seconds(), expiry.Sub(renewed).Seconds(), sr.text())
 	return r
 }
