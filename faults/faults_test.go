@@ -79,6 +79,7 @@ func scenarios() []scenario {
 		{"cluster-leader-loss", clusterLeaderLoss},
 		{"lease-holder-killed", leaseHolderKill},
 		{"graph-throttles-renewals", graphThrottlesRenewals},
+		{"kv-unavailable", kvUnavailable},
 	}
 }
 

@@ -550,3 +550,39 @@ func graphThrottlesRenewals(t *testing.T, s settings) result {
 		renewed.Sub(calls[0]).Seconds(), expiry.Sub(renewed).Seconds(), sr.text())
 	return r
 }
+
+// kvUnavailable stops the nats-server that holds the manager's bucket
+// (and GRAPH) shortly before the renewals fall due, keeps it down, and
+// starts it again on the same port and store. Meanwhile the receiver
+// must answer 503 (it cannot store a notification) and never 202 for one
+// it loses; once NATS is back the manager must take its lease again and
+// renew before the expiry.
+func kvUnavailable(t *testing.T, s settings) result {
+	e := startManagedSingle(t, s, subsLeaseTTL, subsResource, subsResource2)
+	e.w.untilDue(8 * time.Second)
+	f := fault{label: "NATS restart", start: time.Now()}
+	e.nats.p.signal(t, syscall.SIGTERM)
+	if code := e.nats.p.wait(t, 30*time.Second); code != 0 {
+		t.Logf("nats-server exited with %d after SIGTERM", code)
+	}
+	waitFailures(t, e.sim.Sim, e.rcv.url, 1, 30*time.Second)
+	ready := readyz(e.rcv.base())
+	hold(s.outage)
+	f.end = time.Now()
+	e.nats.start(t)
+	renewed := e.w.renewedSince(t, f.end, subsLifetime)
+	ok, total := answeredBetween(e.sim.Sim, e.load.genuine, f.start, f.end)
+	waitDelivered(t, e.sim.Sim, e.rcv.url, s.warm, 60*time.Second)
+	hold(s.after)
+	sr := e.w.ledger(t, 0)
+	if n := len(e.w.patchesBetween(f.start, f.end)); n != 0 {
+		t.Errorf("%d PATCH calls while the bucket was unreachable: the manager called Graph without its lease", n)
+	}
+	r := ledger(t, e.load, []string{e.nats.url()}, natspub.DefaultStream, []fault{f})
+	r.Load = loadText(s, s.perTick) + ", through a managed subscription"
+	r.Done = fmt.Sprintf("one receiver with a subscriptions section (2 managed subscriptions of 1-minute lifetime, leaseTtl %s) on one nats-server that also holds the manager's bucket; "+
+		"the nats-server was stopped with SIGTERM %s before the renewals fell due, kept down %s (%d of the %d POSTs started meanwhile answered 2xx, /readyz answered %s) "+
+		"and started again on the same port and store; the manager renewed both %.2f s after the restart, with no PATCH while the bucket was unreachable; %s",
+		secs(subsLeaseTTL), secs(e.w.created.Add(subsMinRenew).Sub(f.start).Round(time.Second)), secs(s.outage), ok, total, ready, renewed.Sub(f.end).Seconds(), sr.text())
+	return r
+}
