@@ -318,7 +318,7 @@ type subsResult struct {
 }
 
 func (s subsResult) text() string {
-	return fmt.Sprintf("%d renewals in %d PATCH calls (bound %d), no subscription lapsed", s.renewals, s.patches, s.bound)
+	return fmt.Sprintf("%d renewal(s) in %d PATCH call(s) (bound %d), no subscription lapsed", s.renewals, s.patches, s.bound)
 }
 
 // subsLedger is the ledger's subscriptions part, at the end of a
