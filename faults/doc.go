@@ -59,10 +59,16 @@
 //     GRAPH) is stopped shortly before the renewals fall due and started
 //     again: the receiver answers 503 meanwhile, the manager makes no
 //     Graph call without its lease, and renews once NATS is back.
+//   - kv-leaderless: a three-node NATS cluster with GRAPH R3; the node
+//     leading the manager's bucket (which the manager creates with one
+//     replica) is killed and restarted, so the bucket has no leader while
+//     GRAPH stays writable: the receiver keeps accepting notifications
+//     with the clientStates it has cached (or answers 503), the manager
+//     makes no Graph call meanwhile, and renews once the bucket is back.
 //
 // # The subscription manager's scenarios
 //
-// The last three run the receiver with a subscriptions section against
+// The last four run the receiver with a subscriptions section against
 // graphsim over TLS (the app's secret, graphsim's CA in caFile), and the
 // load goes through the managed subscription. Graph raises every
 // expiration to at least 45 minutes; graphsim's clock is set 44 minutes

@@ -586,3 +586,79 @@ func kvUnavailable(t *testing.T, s settings) result {
 		secs(subsLeaseTTL), secs(e.w.created.Add(subsMinRenew).Sub(f.start).Round(time.Second)), secs(s.outage), ok, total, ready, renewed.Sub(f.end).Seconds(), sr.text())
 	return r
 }
+
+// bucketStream is the stream behind the manager's key-value bucket.
+const bucketStream = "KV_graphhook-subscriptions"
+
+// kvLeaderless runs the receiver with a subscriptions section on a
+// three-node NATS cluster with GRAPH pre-created R3, and kills the node
+// that leads the manager's bucket (the manager creates it with one
+// replica, so the bucket has no leader until that node is back), keeps
+// it down and restarts it on the same port and store. GRAPH, with a
+// majority left, stays writable: the receiver may go on accepting the
+// notifications whose clientState it has cached, or answer 503, but never
+// 202 for one it loses; the manager must make no Graph call while it
+// cannot claim its records, and renew once the bucket is back.
+func kvLeaderless(t *testing.T, s settings) result {
+	b := bins.get(t)
+	ctx := t.Context()
+	sim := newManagedSim(t, maxBatch)
+	nodes := newCluster(t, b.nats, 3)
+	var urls []string
+	for _, n := range nodes {
+		n.start(t)
+		urls = append(urls, n.url())
+	}
+	js := jsConnect(t, urls...)
+	// Until every server has joined the meta group, placement may find
+	// too few peers; creating an identical stream again is a no-op.
+	testkit.CheckFor(t, 60*time.Second, func() error {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := js.CreateStream(cctx, graphStream(3)); err != nil {
+			return fmt.Errorf("pre-create GRAPH R3: %w", err)
+		}
+		return nil
+	})
+	rcv := newManagedReceiver(t, b.receiver, urls, randomClientState("faults-"))
+	rcv.args = append(rcv.args, replicaFlags(t, b.receiver, 3)...)
+	rcv.configure(subsConfig(t, sim, rcv.url, subsLeaseTTL, subsResource, subsResource2))
+	rcv.start(t)
+	w := watchSubs(t, sim, subsResource, subsResource2)
+	l := managedLoad(t, s, sim, w, rcv.url)
+	info := waitReplicated(t, js, bucketStream, 1)
+	var victim *natsNode
+	for _, n := range nodes {
+		if n.name == info.Cluster.Leader {
+			victim = n
+		}
+	}
+	if victim == nil {
+		t.Fatalf("%s is led by %q, not one of the cluster's nodes", bucketStream, info.Cluster.Leader)
+	}
+	outage := max(s.outage, 5*time.Second)
+	w.untilDue(outage + 5*time.Second)
+	f := fault{label: "bucket leader killed", start: time.Now(), mayNotBite: true}
+	victim.p.signal(t, syscall.SIGKILL)
+	victim.p.wait(t, 10*time.Second)
+	hold(outage)
+	f.end = time.Now()
+	ok, total := answeredBetween(sim.Sim, l.genuine, f.start, f.end)
+	patches := len(w.patchesBetween(f.start, f.end))
+	victim.start(t)
+	renewed := w.renewedSince(t, f.end, subsLifetime)
+	waitDelivered(t, sim.Sim, rcv.url, s.warm, 60*time.Second)
+	hold(s.after)
+	sr := w.ledger(t, 0)
+	if patches != 0 {
+		t.Errorf("%d PATCH calls while the bucket had no leader: the manager called Graph without claiming its records", patches)
+	}
+	r := ledger(t, l, urls, natspub.DefaultStream, []fault{f})
+	r.Load = loadText(s, s.perTick) + ", through a managed subscription"
+	r.Done = fmt.Sprintf("one receiver with a subscriptions section (2 managed subscriptions of 1-minute lifetime, leaseTtl %s) on a 3-node nats-server cluster with GRAPH R3; "+
+		"the node leading the manager's bucket (%s, created with 1 replica by the manager) was killed with SIGKILL %s before the renewals fell due and kept down %s: "+
+		"%d of the %d POSTs started meanwhile were answered 2xx (clientStates from the receiver's cache), no PATCH was made; restarted on the same port and store, "+
+		"the manager renewed both %.2f s later; %s",
+		secs(subsLeaseTTL), bucketStream, secs(w.created.Add(subsMinRenew).Sub(f.start).Round(time.Second)), secs(outage), ok, total, renewed.Sub(f.end).Seconds(), sr.text())
+	return r
+}
