@@ -127,8 +127,6 @@ var subsKeys = map[string][2]string{
 	"Cloud":                      {"cloud", "cloud: usgov"},
 	"BaseURL":                    {"graphUrl", "graphUrl: https://graph.microsoft.com/v1.0"},
 	"LeaseTTL":                   {"leaseTtl", "leaseTtl: 30s"},
-	"Policy.MinBackoff":          {"minBackoff", "minBackoff: 30s"},
-	"Policy.MaxBackoff":          {"maxBackoff", "maxBackoff: 15m"},
 }
 
 // subsProblem adds err, from the subscriptions package, under the key
