@@ -46,16 +46,39 @@
 //   - cluster-leader-loss: the scale-out deployment, receivers behind a
 //     load balancer and a three-node NATS cluster with R3 streams, with
 //     the GRAPH stream leader killed under load; it rejoins and catches up.
+//   - lease-holder-killed: two receivers with a subscriptions section
+//     share one nats-server and the manager's bucket behind a load
+//     balancer; the lease holder is killed (SIGKILL) shortly before the
+//     renewals fall due; the other must hold the lease within the lease
+//     TTL and renew every subscription once.
+//   - graph-throttles-renewals: graphsim answers the renewal with 429
+//     (Retry-After 4 s), then 503 twice; the manager's calls are counted
+//     and timed (never before the Retry-After, then backing off) and the
+//     renewal lands before the expiry.
+//   - kv-unavailable: the nats-server holding the manager's bucket (and
+//     GRAPH) is stopped shortly before the renewals fall due and started
+//     again: the receiver answers 503 meanwhile, the manager makes no
+//     Graph call without its lease, and renews once NATS is back.
+//   - kv-leaderless: a three-node NATS cluster with GRAPH R3; the node
+//     leading the manager's bucket (which the manager creates with one
+//     replica) is killed and restarted, so the bucket has no leader while
+//     GRAPH stays writable: the receiver keeps accepting notifications
+//     with the clientStates it has cached (or answers 503), the manager
+//     makes no Graph call meanwhile, and renews once the bucket is back.
 //
-// # Still to come
+// # The subscription manager's scenarios
 //
-// These scenarios need the subscription manager (package subscriptions)
-// and are not written yet:
-//
-//   - the lease holder killed during renewals: another instance takes the
-//     lease and renews, no subscription expires, none is renewed twice;
-//   - Graph answering 429 (with Retry-After) and 5xx to renewals: renewals
-//     back off and succeed before expiry, nothing is lost;
-//   - the KV bucket unavailable: renewals wait or fail loudly, and
-//     notifications keep landing.
+// The last four run the receiver with a subscriptions section against
+// graphsim over TLS (the app's secret, graphsim's CA in caFile), and the
+// load goes through the managed subscription. Graph raises every
+// expiration to at least 45 minutes; graphsim's clock is set 44 minutes
+// behind the wall clock and the desired subscriptions ask for 1 minute
+// (maxLifetime), so a renewal falls due 34 to 40 s after each create or
+// renewal. Their ledger also checks the subscriptions: every desired one
+// exists with its first id (renewed, not recreated) and an expiry in the
+// future at the end, was never missing or expired meanwhile (polled
+// every 50 ms), was never renewed twice within 34 s, and graphsim's
+// PATCH calls (Sim.APICalls) stay within the policy's bound. They spend
+// most of their time waiting for renewals, so they run in parallel with
+// each other, after the others, as subtests of TestFaults/manager.
 package faults

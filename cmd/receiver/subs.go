@@ -56,6 +56,11 @@ type subsSection struct {
 	// LeaseTTL is how long the replicas are without a renewer after the
 	// holder dies. Default 30s.
 	LeaseTTL time.Duration `koanf:"leaseTtl"`
+	// MinBackoff and MaxBackoff bound the wait after a failed Graph call
+	// (subscriptions.Policy); it never ends before Graph's Retry-After.
+	// Defaults 30s and 15m.
+	MinBackoff time.Duration `koanf:"minBackoff"`
+	MaxBackoff time.Duration `koanf:"maxBackoff"`
 	// Desired are the subscriptions to keep alive.
 	Desired []subsSpec `koanf:"desired"`
 }
@@ -237,6 +242,7 @@ func (d *daemon) newManager(ctx context.Context, js jetstream.JetStream, cli boo
 	mc := subscriptions.Config{
 		Client: d.subs.client, JetStream: js, Subscriptions: d.subs.specs, TenantID: c.Subscriptions.TenantID,
 		Key: d.subs.key, SubjectPrefix: c.SubjectPrefix, GraphStream: c.Stream, LeaseTTL: c.Subscriptions.LeaseTTL,
+		Policy: subscriptions.Policy{MinBackoff: c.Subscriptions.MinBackoff, MaxBackoff: c.Subscriptions.MaxBackoff},
 		Logger: d.log.With("component", "subscriptions"),
 	}
 	if cli {
