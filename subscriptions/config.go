@@ -18,6 +18,8 @@ import (
 // Defaults of Config.
 const (
 	DefaultBucket        = "graphhook-subscriptions"
+	// MaxReplicas is JetStream's most replicas of a bucket or stream.
+	MaxReplicas = 5
 	DefaultEventStream   = "GRAPH_SUBSCRIPTIONS"
 	DefaultSubjectPrefix = "graph"
 	DefaultGraphStream   = "GRAPH"
@@ -89,6 +91,12 @@ type Config struct {
 	// "graphhook-subscriptions". It holds clientStates: restrict it with
 	// NATS permissions as you would a secret store.
 	Bucket string
+	// Replicas is how many copies a NATS cluster keeps of the bucket and
+	// the event stream, applied when they are created: an existing bucket
+	// or stream keeps the replicas and limits its operator gave it. Default
+	// 1; use 3 with the R3 streams of a cluster, or renewals have a single
+	// point of failure.
+	Replicas int
 	// EventStream stores events on <prefix>.subscriptions.> and gaps on
 	// <prefix>.gaps.>. Created if missing. Default "GRAPH_SUBSCRIPTIONS".
 	EventStream string
@@ -183,6 +191,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < 0 {
 		return &ConfigError{Field: "LeaseTTL", Err: fmt.Errorf("%w: negative", ErrOutOfRange)}
+	}
+	if c.Replicas < 0 || c.Replicas > MaxReplicas {
+		return &ConfigError{Field: "Replicas", Err: fmt.Errorf("%w: 0 to %d", ErrBadValue, MaxReplicas)}
 	}
 	if c.Bucket != "" && !validName(c.Bucket) {
 		return &ConfigError{Field: "Bucket", Err: fmt.Errorf("%w: letters, digits, - and _ only", ErrBadValue)}

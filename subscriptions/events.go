@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/graphhook/graphhook/natspub"
@@ -89,16 +90,59 @@ func GapSubject(prefix, tenantID, subscriptionID string) string {
 	return prefix + ".gaps." + natspub.SubjectToken(tenantID) + "." + natspub.SubjectToken(subscriptionID)
 }
 
-// ensureStream creates or updates the event stream.
-func (m *Manager) ensureStream(ctx context.Context) error {
-	_, err := m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        m.cfg.EventStream,
-		Description: "graphhook subscription manager events and gaps",
-		Subjects:    []string{m.cfg.SubjectPrefix + ".subscriptions.>", m.cfg.SubjectPrefix + ".gaps.>"},
+// bucket opens the state bucket, creating it with Config.Replicas when it is
+// missing. An existing bucket is used as its operator configured it: it is
+// never rewritten, so a cluster's R3 bucket stays R3.
+func (m *Manager) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := m.js.KeyValue(ctx, m.cfg.Bucket)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
+	}
+	kv, err = m.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      m.cfg.Bucket,
+		Description: "graphhook subscription state and renewal lease",
+		History:     5,
 		Storage:     jetstream.FileStorage,
-		MaxAge:      30 * 24 * time.Hour,
-		Duplicates:  time.Hour,
+		Replicas:    max(m.cfg.Replicas, 1),
 	})
+	if errors.Is(err, jetstream.ErrBucketExists) { // another replica made it first
+		return m.js.KeyValue(ctx, m.cfg.Bucket)
+	}
+	return kv, err
+}
+
+// ensureStream creates the event stream with Config.Replicas when it is
+// missing. An existing one keeps its operator's replicas and limits; only a
+// missing subject of ours is added, since without it events are not stored.
+func (m *Manager) ensureStream(ctx context.Context) error {
+	subjects := []string{m.cfg.SubjectPrefix + ".subscriptions.>", m.cfg.SubjectPrefix + ".gaps.>"}
+	s, err := m.js.Stream(ctx, m.cfg.EventStream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = m.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        m.cfg.EventStream,
+			Description: "graphhook subscription manager events and gaps",
+			Subjects:    subjects,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      30 * 24 * time.Hour,
+			Duplicates:  time.Hour,
+			Replicas:    max(m.cfg.Replicas, 1),
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil
+		}
+	case err == nil:
+		cfg := s.CachedInfo().Config
+		missing := false
+		for _, subj := range subjects {
+			if !slices.Contains(cfg.Subjects, subj) {
+				cfg.Subjects, missing = append(cfg.Subjects, subj), true
+			}
+		}
+		if missing {
+			_, err = m.js.UpdateStream(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("subscriptions: event stream %s: %w", m.cfg.EventStream, err)
 	}

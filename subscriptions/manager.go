@@ -80,12 +80,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		down:     map[string]downWindow{},
 		wake:     make(chan struct{}, 1),
 	}
-	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "graphhook subscription state and renewal lease",
-		History:     5,
-		Storage:     jetstream.FileStorage,
-	})
+	kv, err := m.bucket(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: bucket %s: %w", cfg.Bucket, err)
 	}

@@ -242,8 +242,9 @@ func (d *daemon) newManager(ctx context.Context, js jetstream.JetStream, cli boo
 	mc := subscriptions.Config{
 		Client: d.subs.client, JetStream: js, Subscriptions: d.subs.specs, TenantID: c.Subscriptions.TenantID,
 		Key: d.subs.key, SubjectPrefix: c.SubjectPrefix, GraphStream: c.Stream, LeaseTTL: c.Subscriptions.LeaseTTL,
-		Policy: subscriptions.Policy{MinBackoff: c.Subscriptions.MinBackoff, MaxBackoff: c.Subscriptions.MaxBackoff},
-		Logger: d.log.With("component", "subscriptions"),
+		Policy:   subscriptions.Policy{MinBackoff: c.Subscriptions.MinBackoff, MaxBackoff: c.Subscriptions.MaxBackoff},
+		Replicas: c.StreamReplicas, // the bucket and event stream follow --stream-replicas when created
+		Logger:   d.log.With("component", "subscriptions"),
 	}
 	if cli {
 		mc.Interval, mc.GraphStream = -1, "-"
