@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +19,14 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec   // endpoint, code
 	duration *prometheus.HistogramVec // endpoint
-	inFlight prometheus.Gauge
-	publish  *prometheus.HistogramVec // outcome
-	shed     *prometheus.CounterVec   // reason
+
+	// Per-request label lookups cost a hash and a lock in the vector;
+	// the few (endpoint, code) pairs are resolved once and kept here.
+	counters  sync.Map // requestKey -> prometheus.Counter
+	observers sync.Map // endpoint -> prometheus.Observer
+	inFlight  prometheus.Gauge
+	publish   *prometheus.HistogramVec // outcome
+	shed      *prometheus.CounterVec   // reason
 }
 
 // newMetrics registers the HTTP and process metrics. The receiver's and
@@ -66,8 +72,23 @@ func newMetrics() *metrics {
 
 // observe records one answered request.
 func (m *metrics) observe(endpoint string, code int, d time.Duration) {
-	m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
+	k := requestKey{endpoint, code}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(endpoint, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.observers.Load(endpoint)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(endpoint, m.duration.WithLabelValues(endpoint))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
+}
+
+// requestKey is one label pair of graphhook_http_requests_total.
+type requestKey struct {
+	endpoint string
+	code     int
 }
 
 // timedSink wraps a Sink and records each Deliver's latency, and the
