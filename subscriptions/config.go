@@ -17,9 +17,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBucket        = "graphhook-subscriptions"
+	DefaultBucket = "graphhook-subscriptions"
 	// MaxReplicas is JetStream's most replicas of a bucket or stream.
-	MaxReplicas = 5
+	MaxReplicas          = 5
 	DefaultEventStream   = "GRAPH_SUBSCRIPTIONS"
 	DefaultSubjectPrefix = "graph"
 	DefaultGraphStream   = "GRAPH"
