@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,41 +24,6 @@ import (
 // statusScreenshot is the screenshot the README shows; -update rewrites it.
 var statusScreenshot = filepath.Join("..", "..", "docs", "status.png")
 
-// chromium finds Debian's chromium. CI installs it (scripts/test-setup.sh);
-// elsewhere the browser test is skipped with a note.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found: CI must run scripts/test-setup.sh, which installs it")
-	}
-	t.Skip("chromium not found: run scripts/test-setup.sh (installs Debian's chromium) to run the browser tests")
-	return ""
-}
-
-// browse runs headless chromium on url with extra flags and returns stdout.
-func browse(t *testing.T, bin, url string, flags ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--hide-scrollbars", "--user-data-dir=" + t.TempDir(),
-	}, flags...)
-	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("chromium %v: %v\n%s", flags, err, stderr.String())
-	}
-	return out
-}
-
 // TestStatusPageOfTheDaemonInChromium runs the daemon with the subscription
 // manager against graphsim over TLS, has Graph deliver a notification, and
 // loads /status in headless Chromium: the rendered subscriptions table
@@ -68,7 +31,7 @@ func browse(t *testing.T, bin, url string, flags ...string) []byte {
 // countdown, the last notification). With -update it rewrites
 // docs/status.png, the screenshot the README shows.
 func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := testkit.Chromium(t)
 	const secret = "graph-app-secret-42"
 	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
 	if err != nil {
@@ -134,12 +97,12 @@ func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 		t.Fatalf("/status.json shows %s %s, graphsim holds %s %s", s.ID, s.Resource, sub.ID, sub.Resource)
 	}
 
-	dom := browse(t, bin, p.ops+"/status", "--dump-dom")
+	dom := testkit.Browse(t, bin, p.ops+"/status", "--dump-dom")
 	doc, err := html.Parse(bytes.NewReader(dom))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := renderedTable(t, doc, "subscriptions")
+	rows := testkit.RenderedTable(t, doc, "subscriptions")
 	if len(rows) != 2 {
 		t.Fatalf("subscriptions table has rows %q, want a header and one row", rows)
 	}
@@ -158,7 +121,7 @@ func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 	}
 
 	shot := filepath.Join(t.TempDir(), "status.png")
-	browse(t, bin, p.ops+"/status", "--window-size=1280,900", "--screenshot="+shot)
+	testkit.Browse(t, bin, p.ops+"/status", "--window-size=1280,900", "--screenshot="+shot)
 	b, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatal(err)
@@ -175,62 +138,4 @@ func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// renderedTable returns the text of each cell of the table with the given
-// id, row by row, as the browser rendered it.
-func renderedTable(t *testing.T, doc *html.Node, id string) [][]string {
-	t.Helper()
-	n := findNode(doc, func(n *html.Node) bool { return n.Data == "table" && nodeAttr(n, "id") == id })
-	if n == nil {
-		t.Fatalf("no table #%s in the rendered page", id)
-	}
-	var rows [][]string
-	walkNodes(n, func(tr *html.Node) {
-		if tr.Type != html.ElementNode || tr.Data != "tr" {
-			return
-		}
-		var row []string
-		for c := tr.FirstChild; c != nil; c = c.NextSibling {
-			if c.Type == html.ElementNode && (c.Data == "td" || c.Data == "th") {
-				var b strings.Builder
-				walkNodes(c, func(x *html.Node) {
-					if x.Type == html.TextNode {
-						b.WriteString(x.Data + " ")
-					}
-				})
-				row = append(row, strings.Join(strings.Fields(b.String()), " "))
-			}
-		}
-		rows = append(rows, row)
-	})
-	return rows
-}
-
-func findNode(n *html.Node, match func(*html.Node) bool) *html.Node {
-	if n.Type == html.ElementNode && match(n) {
-		return n
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := findNode(c, match); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func walkNodes(n *html.Node, f func(*html.Node)) {
-	f(n)
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		walkNodes(c, f)
-	}
-}
-
-func nodeAttr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
 }
