@@ -32,28 +32,7 @@ var statusScreenshot = filepath.Join("..", "..", "docs", "status.png")
 // docs/status.png, the screenshot the README shows.
 func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 	bin := testkit.Chromium(t)
-	const secret = "graph-app-secret-42"
-	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	gURL, _, err := sim.StartTLS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := sim.CACertPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	yaml := strings.NewReplacer(
-		"https://127.0.0.1:9090", gURL,
-		"127.0.0.1:8080", addr,
-		"graphsim-client-secret", writeFile(t, dir, "graph-secret", secret+"\n"),
-		"graphsim-ca.pem", writeFile(t, dir, "graphsim-ca.pem", string(caPEM)),
-	).Replace(docYAML(t, "<!-- walkthrough-config -->"))
+	sim, dir, addr, yaml := walkthroughGraph(t)
 	p := startInProcess(t, []string{"--listen", addr, "--data-dir", dir, "--embedded-nats-listen", freeAddr(t),
 		"--config", writeFile(t, dir, "receiver.yaml", yaml)}, nil)
 	js, err := jetstream.New(natstest.Connect(t, embeddedURL(t, p.endpoints.nats, dir)))

@@ -163,16 +163,13 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	return info.State.Msgs
 }
 
-// TestSubscriptionsSectionEndToEnd runs the daemon with a subscriptions
-// section against graphsim over TLS (azidentity unmodified, trusting
-// graphsim's CA through caFile) and its embedded NATS server: the
-// subscriptions are created on start, a notification is accepted with the
-// bucket's clientState, --client-state still covers subscriptions the
-// manager does not know, /status.json and "subscriptions list --json" show
-// them, a mutating command refuses while the daemon holds the lease, and
-// "subscriptions rotate-cert" PATCHes the rich one to the newest --key.
-func TestSubscriptionsSectionEndToEnd(t *testing.T) {
-	const secret, staticState = "graph-app-secret-42", "static-client-state-for-manual-subscriptions"
+// walkthroughGraph starts graphsim over TLS with a registered app and returns
+// it, a data directory, the notification listener's address, and the
+// configuration of docs/subscriptions.md's walk-through on this test's
+// ports and files (the app's secret and graphsim's CA written into dir).
+func walkthroughGraph(t *testing.T) (sim *graphsim.Sim, dir, addr, yaml string) {
+	t.Helper()
+	const secret = "graph-app-secret-42"
 	sim, err := graphsim.New(graphsim.Config{ClientSecret: secret})
 	if err != nil {
 		t.Fatal(err)
@@ -186,16 +183,28 @@ func TestSubscriptionsSectionEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	// The walk-through's configuration, on this test's ports and files,
-	// plus a rich subscription.
-	walk := strings.NewReplacer(
+	dir, addr = t.TempDir(), freeAddr(t)
+	yaml = strings.NewReplacer(
 		"https://127.0.0.1:9090", gURL,
 		"127.0.0.1:8080", addr,
 		"graphsim-client-secret", writeFile(t, dir, "graph-secret", secret+"\n"),
 		"graphsim-ca.pem", writeFile(t, dir, "graphsim-ca.pem", string(caPEM)),
 	).Replace(docYAML(t, "<!-- walkthrough-config -->"))
+	return sim, dir, addr, yaml
+}
+
+// TestSubscriptionsSectionEndToEnd runs the daemon with a subscriptions
+// section against graphsim over TLS (azidentity unmodified, trusting
+// graphsim's CA through caFile) and its embedded NATS server: the
+// subscriptions are created on start, a notification is accepted with the
+// bucket's clientState, --client-state still covers subscriptions the
+// manager does not know, /status.json and "subscriptions list --json" show
+// them, a mutating command refuses while the daemon holds the lease, and
+// "subscriptions rotate-cert" PATCHes the rich one to the newest --key.
+func TestSubscriptionsSectionEndToEnd(t *testing.T) {
+	const staticState = "static-client-state-for-manual-subscriptions"
+	sim, dir, addr, walk := walkthroughGraph(t)
+	// The walk-through's configuration plus a rich subscription.
 	yaml := walk + fmt.Sprintf(`    - resource: teams/1/channels/2/messages
       changeType: created
       notificationUrl: http://%s/notifications
