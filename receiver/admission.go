@@ -149,8 +149,9 @@ func (r *Receiver) decryptAll(ctx context.Context, candidates []*Notification) (
 // or errs[i]. Items whose symmetric key the ring has cached (Graph
 // redelivering a batch) cost no RSA operation, only microseconds, and are
 // decrypted at once, as basic items are handled, without admission or a
-// slot. The others are admitted as work first (see admission), then take
-// up to one core per item in arrival order, and stop between items once
+// slot. The others are admitted as work first (see admission), then up to
+// one worker per core decrypts them, each holding a core slot taken in
+// arrival order while items remain, and they stop between items once
 // ctx is done: the batch is then answered 503, as it is when it is not
 // admitted.
 func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates []*Notification, idx []int, errs []error) error {
@@ -200,32 +201,40 @@ func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates
 	pending.Store(total)
 	defer func() { a.queued.Add(-pending.Load()) }()
 
+	// Each worker takes one core slot, in arrival order, and keeps it while
+	// this batch has items left. A batch therefore never waits for a
+	// second slot it may not need, and its last item leaves the other
+	// slot to the next batch at once instead of idle.
 	workers := min(int(a.slots), len(idx))
-	wait, cancel := context.WithTimeout(ctx, budget)
-	err := a.cpu.Acquire(wait, int64(workers))
-	cancel()
-	if err != nil {
-		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: no CPU for decryption within %v", ErrUnavailable, budget.Round(time.Millisecond))}
-	}
-	defer a.cpu.Release(int64(workers))
-
+	wait, stopWaiting := context.WithTimeout(ctx, budget)
+	defer stopWaiting()
+	var next, started atomic.Int64
 	var g errgroup.Group
-	g.SetLimit(workers)
-	for k, i := range idx {
-		if ctx.Err() != nil {
-			break
-		}
+	for range workers {
 		g.Go(func() error {
-			if ctx.Err() != nil {
-				return nil
+			if a.cpu.Acquire(wait, 1) != nil {
+				return nil // the batch's items were taken by the other workers, or the budget ran out
 			}
-			errs[i] = r.decryptOne(candidates[i], classes[k])
-			a.queued.Add(-costs[k])
-			pending.Add(-costs[k])
+			defer a.cpu.Release(1)
+			started.Add(1)
+			for ctx.Err() == nil {
+				k := int(next.Add(1)) - 1
+				if k >= len(idx) {
+					stopWaiting() // no work left for a worker still waiting for a slot
+					return nil
+				}
+				i := idx[k]
+				errs[i] = r.decryptOne(candidates[i], classes[k])
+				a.queued.Add(-costs[k])
+				pending.Add(-costs[k])
+			}
 			return nil
 		})
 	}
 	_ = g.Wait() // the functions return nil
+	if started.Load() == 0 && ctx.Err() == nil {
+		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: no CPU for decryption within %v", ErrUnavailable, budget.Round(time.Millisecond))}
+	}
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: decryption did not finish within the batch's time: %w", ErrUnavailable, err)}
 	}

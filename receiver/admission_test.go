@@ -19,18 +19,72 @@ import (
 // MaxDecryptWait and is then answered 503 (Graph retries) rather than
 // drifting past Graph's 3 s limit; once the slots free up it is taken.
 func TestBusyCPUAnswers503Quickly(t *testing.T) {
+	r, body, delivered := richBatch(t, 4)
+
+	// Other batches hold every core.
+	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := r.Receive(t.Context(), body, url.Values{})
+	if statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("busy: answered after %v, want about MaxDecryptWait", waited)
+	}
+	if *delivered != 0 {
+		t.Errorf("busy: %d delivered, want 0", *delivered)
+	}
+
+	r.work.cpu.Release(r.work.slots)
+	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
+		t.Fatalf("free: %v", err)
+	}
+	if *delivered != 4 {
+		t.Errorf("free: %d delivered, want 4", *delivered)
+	}
+}
+
+// TestBatchTakesAFreeCoreBesideABusyOne checks that a rich batch starts on
+// the cores that are free instead of waiting for all of them: the tail of
+// an earlier batch holding one core must not leave the other idle.
+func TestBatchTakesAFreeCoreBesideABusyOne(t *testing.T) {
+	r, body, delivered := richBatch(t, 4)
+	if r.work.slots < 2 {
+		t.Skipf("GOMAXPROCS is %d: no second core to leave busy", r.work.slots)
+	}
+
+	// Another batch holds every core but one, for longer than the budget.
+	if err := r.work.cpu.Acquire(t.Context(), r.work.slots-1); err != nil {
+		t.Fatal(err)
+	}
+	defer r.work.cpu.Release(r.work.slots - 1)
+	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
+		t.Fatalf("one core free: %v, want the batch decrypted on it", err)
+	}
+	if *delivered != 4 {
+		t.Errorf("one core free: %d delivered, want 4", *delivered)
+	}
+}
+
+// richBatch returns a Receiver with an RSA-2048 key and a MaxDecryptWait
+// of 50 ms, a body of n rich items encrypted for that key, and the count
+// of items its Sink was handed.
+func richBatch(t *testing.T, n int) (*Receiver, []byte, *int) {
+	t.Helper()
 	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key.ID = "k"
 	ring, _ := decrypt.NewKeyRing(key)
-	delivered := 0
+	delivered := new(int)
 	r, err := New(Config{
 		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
 		MaxDecryptWait: 50 * time.Millisecond,
 		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
-			delivered += len(b.Notifications)
+			*delivered += len(b.Notifications)
 			return nil
 		}),
 	})
@@ -38,7 +92,7 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 		t.Fatal(err)
 	}
 	var items []map[string]any
-	for i := range 4 {
+	for i := range n {
 		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
 		if err != nil {
 			t.Fatal(err)
@@ -46,30 +100,7 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": string(rune('a' + i))})
 	}
 	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
-
-	// Other batches hold every core.
-	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	_, err = r.Receive(t.Context(), body, url.Values{})
-	if statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
-	}
-	if waited := time.Since(start); waited > 2*time.Second {
-		t.Errorf("busy: answered after %v, want about MaxDecryptWait", waited)
-	}
-	if delivered != 0 {
-		t.Errorf("busy: %d delivered, want 0", delivered)
-	}
-
-	r.work.cpu.Release(r.work.slots)
-	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
-		t.Fatalf("free: %v", err)
-	}
-	if delivered != 4 {
-		t.Errorf("free: %d delivered, want 4", delivered)
-	}
+	return r, body, delivered
 }
 
 // TestAdmissionByWork checks the admission rule itself: batches are taken
