@@ -22,7 +22,7 @@
 // is not 2xx as Graph does, on a schedule shrunk 500-fold, and records
 // every attempt. At the end, the ledger waits for graphsim to finish and
 // reads the GRAPH stream: every notification graphsim saw answered 2xx
-// must be there exactly once (counted by ce-id, the Nats-Msg-Id, and by
+// must be there exactly once (counted by ce-id and by
 // resource id), every retried one must have landed, and nothing from the
 // forged subscription may be there (each forged one answered 202 must be in
 // the quarantine stream instead). Each scenario also reports the recovery

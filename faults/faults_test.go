@@ -171,7 +171,7 @@ func renderReport(s settings, results []result) []byte {
 		"(the local Microsoft Graph) delivers notifications continuously and retries every answer that is not 2xx, as Graph does " +
 		"(its schedule shrunk 500-fold: 20 ms doubling to 1.2 s, for 28.8 s). One subscription has the receiver's clientState; " +
 		"a second one, with a wrong clientState, sends forged notifications alongside. At the end the ledger compares what graphsim " +
-		"saw answered 2xx with the GRAPH stream, counted by event id (`ce-id`, the Nats-Msg-Id) and by the notification's resource id.\n\n")
+		"saw answered 2xx with the GRAPH stream, counted by event id (`ce-id`) and by the notification's resource id.\n\n")
 	b.WriteString("The subscription-manager scenarios (lease-holder-killed, graph-throttles-renewals, kv-unavailable, kv-leaderless) run the receiver with a " +
 		"`subscriptions:` section: its manager creates and renews the subscriptions in graphsim over TLS, and the load goes through the " +
 		"managed subscription, checked against the clientState the manager keeps in its bucket. Their subscriptions have a 1-minute " +

@@ -2,6 +2,8 @@ package natspub_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -384,8 +386,8 @@ func FuzzEncode(f *testing.F) {
 				t.Fatalf("content in the body (%v, %v) or header (%v) of an item with content %q", hasContent, hasBase64, verified, n.Content)
 			}
 		}
-		if id := m.Header.Get("ce-id"); id == "" || id != m.Header.Get("Nats-Msg-Id") || id != natspub.EventID(n) {
-			t.Fatalf("ce-id %q", id)
+		if id := m.Header.Get("ce-id"); id == "" || id != natspub.EventID(n) || m.Header.Get("Nats-Msg-Id") != natspub.MsgID(id) {
+			t.Fatalf("ce-id %q, Nats-Msg-Id %q", id, m.Header.Get("Nats-Msg-Id"))
 		}
 		for k, vs := range m.Header {
 			for _, v := range vs {
@@ -579,5 +581,19 @@ func TestLookAlikeFieldsCannotShadowGraphhooksFields(t *testing.T) {
 	var rc consumerEvent
 	if err := json.Unmarshal(rich.Data, &rc); err != nil || !strings.Contains(string(rc.Content), "top secret message body") {
 		t.Errorf("rich content = %s (%v)", rc.Content, err)
+	}
+}
+
+// TestMsgID checks the Nats-Msg-Id form: 22 characters of unpadded
+// base64url, the first 16 bytes of SHA-256 of the ce-id, so equal event
+// ids stay equal and distinct ones distinct.
+func TestMsgID(t *testing.T) {
+	ceID := "c6126aa3-0ed8-412f-a988-71e6cee627c4:lsgTZMr9KwAAA"
+	sum := sha256.Sum256([]byte(ceID))
+	if got, want := natspub.MsgID(ceID), base64.RawURLEncoding.EncodeToString(sum[:16]); got != want || len(got) != 22 {
+		t.Errorf("MsgID(%q) = %q, want %q (22 characters)", ceID, got, want)
+	}
+	if natspub.MsgID(ceID) == natspub.MsgID(ceID+"x") {
+		t.Error("two event ids share a Nats-Msg-Id")
 	}
 }

@@ -1,7 +1,10 @@
 package natspub
 
 // Unexported names the external tests check.
-var EventID = eventID
+var (
+	EventID = eventID
+	MsgID   = msgID
+)
 
 const (
 	MaxItemHeaderLen   = maxItemHeaderLen

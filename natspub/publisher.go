@@ -59,7 +59,7 @@ type Config struct {
 	// Default "GRAPH".
 	Stream string
 	// Replicas is the number of copies of Stream in a cluster, 1 to
-	// [MaxReplicas], applied when New creates it. Default 1. Use 3 in a
+	// 5 (JetStream's most), applied when New creates it. Default 1. Use 3 in a
 	// three-node cluster so that losing a node loses nothing.
 	Replicas int
 	// MaxAge is how long Stream keeps messages. Default 7 days, so
@@ -70,8 +70,10 @@ type Config struct {
 	// that a batch redelivered by Graph is not stored twice. Default 1 h.
 	// Graph retries a batch for up to 4 h with exponential backoff, so most
 	// retries come within minutes; set 4 h to cover the whole horizon at
-	// the cost of the server keeping 4 h of ids in memory. It is capped at
-	// each stream's max age.
+	// the cost of the server keeping 4 h of ids in memory (about 110 bytes
+	// of heap per message in the window: see "Event ids and
+	// deduplication" in the package documentation). It is capped at each
+	// stream's max age.
 	DuplicateWindow time.Duration
 
 	// QuarantineStream is the stream of rejected items that passed the
@@ -176,8 +178,8 @@ type Stats struct {
 // Limits checked by [Config.Validate]. JetStream enforces both; they are
 // checked before connecting so that a daemon can name the bad setting.
 const (
-	MaxStreamNameLen = 255 // JetStream's longest stream name
-	MaxReplicas      = 5   // JetStream's most replicas of a stream
+	maxStreamNameLen = 255 // JetStream's longest stream name
+	maxReplicas      = 5   // JetStream's most replicas of a stream
 )
 
 // Validate reports the first invalid field of c as a [*ConfigError]. It
@@ -206,8 +208,8 @@ func (c Config) Validate() error {
 		field string
 		n     int
 	}{{"Replicas", c.Replicas}, {"QuarantineReplicas", c.QuarantineReplicas}} {
-		if f.n < 0 || f.n > MaxReplicas {
-			return configError(f.field, "%d is outside 1 to %d", f.n, MaxReplicas)
+		if f.n < 0 || f.n > maxReplicas {
+			return configError(f.field, "%d is outside 1 to %d", f.n, maxReplicas)
 		}
 	}
 	return nil
@@ -229,8 +231,8 @@ func checkPrefix(prefix string) error {
 
 // checkStreamName is JetStream's rule for stream names.
 func checkStreamName(name string) error {
-	if len(name) > MaxStreamNameLen {
-		return fmt.Errorf("a stream name is at most %d bytes, not %d", MaxStreamNameLen, len(name))
+	if len(name) > maxStreamNameLen {
+		return fmt.Errorf("a stream name is at most %d bytes, not %d", maxStreamNameLen, len(name))
 	}
 	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f || strings.ContainsRune(".*>/\\", r) }) {
 		return fmt.Errorf("%q is not a stream name: it may not hold whitespace, control characters, '.', '*', '>', '/' or '\\' (example: GRAPH)", name)

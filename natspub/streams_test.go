@@ -26,11 +26,11 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{"tab in prefix", natspub.Config{SubjectPrefix: "a\tb"}, "SubjectPrefix"},
 		{"dot in stream", natspub.Config{Stream: "A.B"}, "Stream"},
 		{"slash in quarantine", natspub.Config{QuarantineStream: "A/B"}, "QuarantineStream"},
-		{"long unverified", natspub.Config{UnverifiedStream: strings.Repeat("U", natspub.MaxStreamNameLen+1)}, "UnverifiedStream"},
+		{"long unverified", natspub.Config{UnverifiedStream: strings.Repeat("U", 256)}, "UnverifiedStream"},
 		{"unverified is the default quarantine", natspub.Config{UnverifiedStream: natspub.DefaultQuarantineStream}, "UnverifiedStream"},
 		{"quarantine is the stream", natspub.Config{Stream: "X", QuarantineStream: "X"}, "QuarantineStream"},
 		{"negative replicas", natspub.Config{Replicas: -1}, "Replicas"},
-		{"too many quarantine replicas", natspub.Config{QuarantineReplicas: natspub.MaxReplicas + 1}, "QuarantineReplicas"},
+		{"too many quarantine replicas", natspub.Config{QuarantineReplicas: 6}, "QuarantineReplicas"},
 		{"all set", natspub.Config{SubjectPrefix: "acme.graph", Stream: "S", QuarantineStream: "Q", UnverifiedStream: "U", Replicas: 3}, ""},
 	}
 	for _, tt := range tests {

@@ -55,7 +55,7 @@ func batchBody(t testing.TB, clientState string, ids ...string) []byte {
 	return b
 }
 
-// eventID is the ce-id (and Nats-Msg-Id) of the notification with id.
+// eventID is the ce-id of the notification with id.
 func eventID(id string) string { return testSub + ":" + id }
 
 // process is the receiver binary running under a test.
