@@ -12,6 +12,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestBusyCPUAnswers503Quickly checks admission control: while other
@@ -19,56 +20,32 @@ import (
 // MaxDecryptWait and is then answered 503 (Graph retries) rather than
 // drifting past Graph's 3 s limit; once the slots free up it is taken.
 func TestBusyCPUAnswers503Quickly(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	delivered := 0
-	r, err := New(Config{
-		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
-		MaxDecryptWait: 50 * time.Millisecond,
-		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
-			delivered += len(b.Notifications)
-			return nil
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []map[string]any
-	for i := range 4 {
-		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": string(rune('a' + i))})
-	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	key := testkit.DecryptKey(t, "k")
+	r, delivered := countingReceiver(t, testkit.KeyRing(t, key), 50*time.Millisecond)
+	body := richBody(t, key, 4, "", nil)
 
 	// Other batches hold every core.
 	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = r.Receive(t.Context(), body, url.Values{})
+	_, err := r.Receive(t.Context(), body, url.Values{})
 	if statusOf(err) != http.StatusServiceUnavailable || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("busy: err = %v (status %d), want 503 ErrUnavailable", err, statusOf(err))
 	}
 	if waited := time.Since(start); waited > 2*time.Second {
 		t.Errorf("busy: answered after %v, want about MaxDecryptWait", waited)
 	}
-	if delivered != 0 {
-		t.Errorf("busy: %d delivered, want 0", delivered)
+	if *delivered != 0 {
+		t.Errorf("busy: %d delivered, want 0", *delivered)
 	}
 
 	r.work.cpu.Release(r.work.slots)
 	if _, err := r.Receive(t.Context(), body, url.Values{}); err != nil {
 		t.Fatalf("free: %v", err)
 	}
-	if delivered != 4 {
-		t.Errorf("free: %d delivered, want 4", delivered)
+	if *delivered != 4 {
+		t.Errorf("free: %d delivered, want 4", *delivered)
 	}
 }
 
@@ -125,24 +102,13 @@ func TestAdmissionByWork(t *testing.T) {
 // TestDecryptionReleasesItsWork: whatever the outcome, a batch's estimated
 // work leaves the queue when the batch is done.
 func TestDecryptionReleasesItsWork(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	var items []map[string]any
-	for i := range 20 {
-		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-		if err != nil {
-			t.Fatal(err)
-		}
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
+	body := richBody(t, key, 20, "", func(i int, ec *decrypt.EncryptedContent) {
 		if i%2 == 1 {
 			ec.DataKey = "AAAA" + ec.DataKey[4:] // fails
 		}
-		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec})
-	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	})
 	for _, timeout := range []time.Duration{time.Minute, time.Microsecond} {
 		r, err := New(Config{ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true, Timeout: timeout,
 			Sink: SinkFunc(func(ctx context.Context, b *Batch) error { return nil })})
@@ -168,39 +134,11 @@ func TestDecryptionReleasesItsWork(t *testing.T) {
 // when an identical fresh batch is refused, and the estimate of an RSA
 // operation learns nothing from cache hits.
 func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	delivered := 0
-	r, err := New(Config{
-		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
-		MaxDecryptWait: 100 * time.Millisecond,
-		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
-			delivered += len(b.Notifications)
-			return nil
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch := func(prefix string) []byte {
-		var items []map[string]any
-		for i := range 8 {
-			ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": prefix + string(rune('a'+i))})
-		}
-		body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
-		return body
-	}
-	first, fresh := batch("first-"), batch("fresh-")
-	if _, err := r.Receive(t.Context(), first, url.Values{}); err != nil || delivered != 8 {
-		t.Fatalf("first delivery: %v, %d delivered", err, delivered)
+	key := testkit.DecryptKey(t, "k")
+	r, delivered := countingReceiver(t, testkit.KeyRing(t, key), 100*time.Millisecond)
+	first, fresh := richBody(t, key, 8, "first-", nil), richBody(t, key, 8, "fresh-", nil)
+	if _, err := r.Receive(t.Context(), first, url.Values{}); err != nil || *delivered != 8 {
+		t.Fatalf("first delivery: %v, %d delivered", err, *delivered)
 	}
 	const class = 2 // RSA-2048
 	learned := r.work.estimate(class)
@@ -230,4 +168,47 @@ func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
 	if q := r.work.queued.Load(); q != r.work.slots*int64(time.Second) {
 		t.Errorf("queued work changed by %v: the redeliveries were counted as work", time.Duration(q-r.work.slots*int64(time.Second)))
 	}
+}
+
+// countingReceiver returns a Receiver of rich items for ring, with no token
+// validation, that waits at most wait for a decryption slot, and the
+// number of notifications it has delivered.
+func countingReceiver(t *testing.T, ring *decrypt.KeyRing, wait time.Duration) (*Receiver, *int) {
+	t.Helper()
+	delivered := new(int)
+	r, err := New(Config{
+		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
+		MaxDecryptWait: wait,
+		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
+			*delivered += len(b.Notifications)
+			return nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, delivered
+}
+
+// richBody returns a batch of n rich items encrypted for key, with the ids
+// prefix+"a", prefix+"b", ... and a placeholder token; change, when not
+// nil, alters item i's encryptedContent.
+func richBody(t *testing.T, key decrypt.Key, n int, prefix string, change func(i int, ec *decrypt.EncryptedContent)) []byte {
+	t.Helper()
+	items := make([]map[string]any, n)
+	for i := range items {
+		ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(`{"i":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if change != nil {
+			change(i, ec)
+		}
+		items[i] = map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": prefix + string(rune('a'+i))}
+	}
+	body, err := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }

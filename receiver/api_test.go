@@ -72,10 +72,7 @@ func TestLifecycleTenantFromOrganizationID(t *testing.T) {
 	lc["@odata.type"] = "#microsoft.graph.subscription"
 	both := item(1, secret, "updated")
 	both["organizationId"] = "11111111-2222-3333-4444-555555555555"
-	resp, _ := post(t, srv.URL+"/lifecycle", "application/json", collection(t, lc, both))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/lifecycle", collection(t, lc, both))
 	got := sink.accepted()
 	if len(got) != 2 {
 		t.Fatalf("accepted %d, want 2", len(got))

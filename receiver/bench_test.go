@@ -15,11 +15,10 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -211,7 +210,8 @@ func BenchmarkReceiveRichRedelivered(b *testing.B) {
 }
 
 func benchReceiveRich(b *testing.B, redelivered bool) {
-	key, ring := benchKey(b)
+	key := testkit.DecryptKey(b, "cert-1")
+	ring := testkit.KeyRing(b, key)
 	bodies := make([][]byte, 8)
 	for j := range bodies {
 		items := make([]map[string]any, 100)
@@ -257,7 +257,7 @@ func benchReceiveRich(b *testing.B, redelivered bool) {
 // BenchmarkRawRSA is the floor of BenchmarkReceiveRich: 100 RSA-OAEP
 // (SHA-1) unwraps of a 32-byte key per iteration, spread over every core.
 func BenchmarkRawRSA(b *testing.B) {
-	key, _ := benchKey(b)
+	key := testkit.DecryptKey(b, "cert-1")
 	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, &key.Private.PublicKey, make([]byte, 32), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -277,18 +277,4 @@ func BenchmarkRawRSA(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
-}
-
-func benchKey(b *testing.B) (decrypt.Key, *decrypt.KeyRing) {
-	b.Helper()
-	key, err := decrypt.GenerateKey(2048, "bench", time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return key, ring
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -52,12 +53,8 @@ func postAll(t *testing.T, u string, bodies [][]byte) []answer {
 // receiver, about 0.4 s of RSA-2048 on two cores. With the default
 // settings every batch is taken.
 func TestRichBurstThatFitsIsNeverRefused(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true})
 	for i, a := range postAll(t, srv.URL+"/notifications", richBatches(t, key, 10, 100)) {
@@ -78,12 +75,8 @@ func TestRichBurstThatFitsIsNeverRefused(t *testing.T) {
 // with Retry-After at once, not after waiting for the budget, and no
 // answer comes later than the batch timeout.
 func TestRichOverloadIsRefusedAtOnce(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	const budget = 300 * time.Millisecond
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,

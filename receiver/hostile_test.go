@@ -74,10 +74,7 @@ func TestForgedBodyCannotAmplifyTheLog(t *testing.T) {
 			}
 			sink := &recorder{}
 			srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Logger: slog.New(h)})
-			resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status = %d, want 202", resp.StatusCode)
-			}
+			accept(t, srv.URL+"/notifications", body)
 			if len(sink.rejected()) == 0 {
 				t.Fatalf("nothing was rejected")
 			}
@@ -120,12 +117,8 @@ func garbageRich(t testing.TB, key decrypt.Key, n int) []map[string]any {
 // MaxDecryptsPerRequest RSA operations; the rich items beyond the cap are
 // quarantined without being tried.
 func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,
 		Timeout: time.Minute, MaxDecryptWait: time.Minute})
@@ -162,12 +155,8 @@ func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
 // once the batch's time is up; the batch is answered 503 and nothing is
 // delivered.
 func TestGarbageDataKeysStopAtTheDeadline(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,
 		Timeout: 100 * time.Millisecond})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +57,16 @@ func (s *recorder) accepted() []*receiver.Notification {
 	return out
 }
 
+// acceptedIDs returns the ids of the accepted notifications in order,
+// joined by commas.
+func (s *recorder) acceptedIDs() string {
+	var ids []string
+	for _, n := range s.accepted() {
+		ids = append(ids, n.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
 func (s *recorder) rejected() []*receiver.Rejected {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,20 +95,16 @@ func serve(t *testing.T, cfg receiver.Config) (*httptest.Server, *receiver.Recei
 
 func post(t *testing.T, u, contentType string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	return testkit.Do(t, http.MethodPost, u, contentType, body)
+}
+
+// accept posts body to u as JSON and fails the test unless it is answered
+// 202.
+func accept(t *testing.T, u string, body []byte) {
+	t.Helper()
+	if resp, b := post(t, u, "application/json", body); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST %s: status = %d (%s), want 202", u, resp.StatusCode, b)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
 }
 
 // item builds one change notification the way Graph shapes it.
@@ -157,14 +162,7 @@ func TestValidationHandshakeEchoesDecodedToken(t *testing.T) {
 			for _, tc := range tokens {
 				t.Run(path+" "+method+" "+tc.name, func(t *testing.T) {
 					u := srv.URL + path + "?tenant=contoso&validationToken=" + tc.query
-					req, _ := http.NewRequestWithContext(t.Context(), method, u, nil)
-					req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
+					resp, body := testkit.Do(t, method, u, "text/plain; charset=utf-8", nil)
 					if resp.StatusCode != http.StatusOK {
 						t.Fatalf("status = %d, want 200", resp.StatusCode)
 					}
@@ -192,12 +190,7 @@ func TestValidationHandshakeRejectsLongTokenAndOtherMethods(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("long token: status = %d, want 400", resp.StatusCode)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/notifications?validationToken=x", nil)
-	resp2, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp2.Body.Close()
+	resp2, _ := testkit.Do(t, http.MethodPut, srv.URL+"/notifications?validationToken=x", "", nil)
 	if resp2.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("PUT: status = %d, want 405", resp2.StatusCode)
 	}
@@ -244,16 +237,10 @@ func TestForgedClientStateIsRejectedAndOthersStillDelivered(t *testing.T) {
 		item(3, secret+"x", "updated"),
 		item(4, secret, "deleted"),
 	)
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d, want 202 (no oracle for forgers)", resp.StatusCode)
-	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-4" {
-		t.Errorf("accepted = %v, want [id-0 id-4]", ids)
+	// 202 although items are forged: no oracle for forgers.
+	accept(t, srv.URL+"/notifications", body)
+	if ids := sink.acceptedIDs(); ids != "id-0,id-4" {
+		t.Errorf("accepted = %s, want id-0,id-4", ids)
 	}
 	rj := sink.rejected()
 	if len(rj) != 3 {
@@ -288,23 +275,16 @@ func TestClientStateLookupPerSubscription(t *testing.T) {
 		return s, nil
 	}})
 	// item(i) uses subscription i%3: 0 -> alpha, 1 -> beta, 2 -> unknown.
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t,
+	accept(t, srv.URL+"/notifications", collection(t,
 		item(0, "alpha", "created"), item(1, "alpha", "created"), item(4, "beta", "created"), item(2, "alpha", "created")))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-4" {
-		t.Errorf("accepted = %v, want [id-0 id-4]", ids)
+	if ids := sink.acceptedIDs(); ids != "id-0,id-4" {
+		t.Errorf("accepted = %s, want id-0,id-4", ids)
 	}
 	if n := len(sink.rejected()); n != 2 {
 		t.Errorf("rejected = %d, want 2 (wrong subscription's state, unknown subscription)", n)
 	}
 	failing.Store(true)
-	resp, _ = post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, "alpha", "created")))
+	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, "alpha", "created")))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("lookup failure: status = %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
@@ -323,17 +303,10 @@ func TestClientStateLookupFallsBackToClientStates(t *testing.T) {
 		return "", receiver.ErrUnknownSubscription
 	}})
 	// item(i) uses subscription i%3: 0 is managed, 1 and 2 are unknown.
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t,
+	accept(t, srv.URL+"/notifications", collection(t,
 		item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-1" {
-		t.Errorf("accepted = %v, want [id-0 id-1] (managed by its value, unknown by ClientStates)", ids)
+	if ids := sink.acceptedIDs(); ids != "id-0,id-1" {
+		t.Errorf("accepted = %s, want id-0,id-1 (managed by its value, unknown by ClientStates)", ids)
 	}
 	if n := len(sink.rejected()); n != 2 {
 		t.Errorf("rejected = %d, want 2 (a managed one with the static value, an unknown one with a wrong value)", n)
@@ -406,16 +379,7 @@ func TestMalformedRequestsGetTheRightStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+"/notifications", strings.NewReader(tc.body))
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := testkit.Do(t, tc.method, srv.URL+"/notifications", tc.contentType, []byte(tc.body))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, body, tc.wantStatus)
 			}
@@ -448,10 +412,7 @@ func TestMalformedItemIsQuarantinedAndOthersDelivered(t *testing.T) {
 	}
 	good, _ := json.Marshal(item(9, secret, "created"))
 	body := `{"value":[` + strings.Join(bad, ",") + `,` + string(good) + `]}`
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", []byte(body))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/notifications", []byte(body))
 	if got := sink.accepted(); len(got) != 1 || got[0].ID != "id-9" {
 		t.Fatalf("accepted = %v, want only id-9", got)
 	}
@@ -554,20 +515,9 @@ func richItem(t testing.TB, i int, key decrypt.Key, content string) map[string]a
 }
 
 func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	other, err := decrypt.GenerateKey(2048, "other", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.ID = "cert-unknown"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.DecryptKey(t, "cert-1")
+	other := testkit.DecryptKey(t, "cert-unknown")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true})
 
@@ -582,10 +532,7 @@ func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
 		richItem(t, 4, key, `{"n":4,"body":"Hello World"}`),
 	}
 	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"unchecked"}})
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/notifications", body)
 	got := sink.accepted()
 	var summary []string
 	for _, n := range got {
@@ -612,12 +559,8 @@ func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
 }
 
 func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	rich := richItem(t, 0, key, `{"n":0}`)
 	basic := item(1, secret, "updated")
 	tests := []struct {
@@ -648,10 +591,7 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 				m["validationTokens"] = v
 			}
 			body, _ := json.Marshal(m)
-			resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status = %d, want 202", resp.StatusCode)
-			}
+			accept(t, srv.URL+"/notifications", body)
 			if n := len(sink.accepted()); n != 0 {
 				t.Errorf("accepted = %d, want 0: no item of an unverified batch reaches consumers", n)
 			}
@@ -672,12 +612,8 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 }
 
 func TestSecretsNeverReachTheLog(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	var logs testkit.SyncBuffer
 	sink := &recorder{}
 	srv, _ := serve(t, receiver.Config{
@@ -690,10 +626,7 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 		"value":            []map[string]any{richItem(t, 0, key, `{"s":"`+plaintext+`"}`), forged},
 		"validationTokens": []string{"eyJ.secret-token.sig"},
 	})
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/notifications", body)
 	if len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
 		t.Fatalf("accepted %d rejected %d, want 1 and 1", len(sink.accepted()), len(sink.rejected()))
 	}

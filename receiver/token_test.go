@@ -7,10 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
 )
@@ -28,12 +28,8 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "c"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "c")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, Tokens: v})
 	body, _ := json.Marshal(map[string]any{
@@ -96,17 +92,9 @@ func verifiedServer(t *testing.T, cfg receiver.Config) (*httptest.Server, func(t
 // for the unknown certificate go to the quarantine, the rest of the batch
 // goes through, and once the key is added the quarantined items replay.
 func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
-	known, err := decrypt.GenerateKey(2048, "known", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	known.ID = "known"
-	rotated, err := decrypt.GenerateKey(2048, "rotated", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated.ID = "rotated"
-	ring, _ := decrypt.NewKeyRing(known)
+	known := testkit.DecryptKey(t, "known")
+	rotated := testkit.DecryptKey(t, "rotated")
+	ring := testkit.KeyRing(t, known)
 	srv, sink, mint := verifiedSetup(t, ring)
 
 	tok := mint(tenant)
@@ -141,12 +129,8 @@ func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
 // clientState; the batch's tokens must cover the rich items' tenants, not
 // the tenants of basic items sharing the URL.
 func TestTokensCoverOnlyRichTenants(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "k", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	srv, sink, mint := verifiedSetup(t, ring)
 	const otherTenant = "11111111-2222-3333-4444-555555555555"
 	basic := item(1, secret, "updated")

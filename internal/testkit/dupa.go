@@ -1,0 +1,78 @@
+package testkit
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/graphhook/graphhook/decrypt"
+)
+
+// AddSeeds adds the contents of every file matching pattern (a
+// filepath.Glob pattern such as "testdata/*.json") to f's seed corpus.
+func AddSeeds(f *testing.F, pattern string) {
+	f.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// DecryptKey returns a new RSA-2048 key with a self-signed certificate
+// valid for an hour, named id (its encryptionCertificateId): the key a
+// test's subscription would be created with.
+func DecryptKey(tb testing.TB, id string) decrypt.Key {
+	tb.Helper()
+	k, err := decrypt.GenerateKey(2048, id, time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k.ID = id
+	return k
+}
+
+// KeyRing returns a decrypt.KeyRing holding keys.
+func KeyRing(tb testing.TB, keys ...decrypt.Key) *decrypt.KeyRing {
+	tb.Helper()
+	ring, err := decrypt.NewKeyRing(keys...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ring
+}
+
+// Do sends a request with body to u over the default client, with the
+// Content-Type header set unless contentType is empty, and returns the
+// response with its body read and closed. It fails the test when the
+// request cannot be sent.
+func Do(tb testing.TB, method, u, contentType string, body []byte) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(tb.Context(), method, u, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: reading the answer: %v", method, u, err)
+	}
+	return resp, b
+}
