@@ -124,7 +124,7 @@ func TestDecodeErrorStaysPrivate(t *testing.T) {
 // TestHandleLeavesTheErrorBodyToTheAdapter: Handle sets the policy headers
 // and returns the error with the status and message to show.
 func TestHandleLeavesTheErrorBodyToTheAdapter(t *testing.T) {
-	sink := &recorder{err: errors.New("bus down")}
+	sink := failingRecorder(errors.New("bus down"))
 	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)

@@ -170,7 +170,7 @@ func TestGarbageDataKeysStopAtTheDeadline(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("answered after %v", d)
 	}
-	if len(sink.batches) != 0 {
+	if len(sink.All()) != 0 {
 		t.Errorf("a batch was delivered")
 	}
 	if r.Stats().Unavailable != 1 {

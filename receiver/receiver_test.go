@@ -30,28 +30,26 @@ const (
 	subBase = "00000000-0000-4000-8000-"
 )
 
-// recorder is a Sink that records every batch.
+// recorder is a Sink that records every batch, or fails after Fail.
 type recorder struct {
-	mu      sync.Mutex
-	batches []*receiver.Batch
-	err     error
+	testkit.Recorder[*receiver.Batch]
 }
 
 func (s *recorder) Deliver(ctx context.Context, b *receiver.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
-	s.batches = append(s.batches, b)
-	return nil
+	return s.Record(b)
 }
 
+// failingRecorder is a recorder whose Deliver returns err.
+func failingRecorder(err error) *recorder {
+	s := &recorder{}
+	s.Fail(err)
+	return s
+}
+
+// accepted returns the notifications of every batch delivered, in order.
 func (s *recorder) accepted() []*receiver.Notification {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []*receiver.Notification
-	for _, b := range s.batches {
+	for _, b := range s.All() {
 		out = append(out, b.Notifications...)
 	}
 	return out
@@ -67,11 +65,10 @@ func (s *recorder) acceptedIDs() string {
 	return strings.Join(ids, ",")
 }
 
+// rejected returns the rejected items of every batch delivered, in order.
 func (s *recorder) rejected() []*receiver.Rejected {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []*receiver.Rejected
-	for _, b := range s.batches {
+	for _, b := range s.All() {
 		out = append(out, b.Rejected...)
 	}
 	return out
@@ -216,7 +213,7 @@ func TestValidBatchIsDeliveredOnceInOrder(t *testing.T) {
 			t.Errorf("notification %d = %s/%s/%s, want %v", i, n.ID, n.ChangeType, n.Resource, items[i])
 		}
 	}
-	if q := sink.batches[0].Query; q.Get("tenant") != "contoso" || q.Get("x") != "1" {
+	if q := sink.All()[0].Query; q.Get("tenant") != "contoso" || q.Get("x") != "1" {
 		t.Errorf("query = %v, want the notificationUrl's parameters", q)
 	}
 	if len(sink.rejected()) != 0 {
@@ -431,7 +428,7 @@ func TestMalformedItemIsQuarantinedAndOthersDelivered(t *testing.T) {
 }
 
 func TestSinkFailureIs503WithRetryAfter(t *testing.T) {
-	sink := &recorder{err: errors.New("bus down")}
+	sink := failingRecorder(errors.New("bus down"))
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, RetryAfter: 7 * time.Second})
 	resp, body := post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, secret, "created")))
 	if resp.StatusCode != http.StatusServiceUnavailable {

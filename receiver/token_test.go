@@ -40,7 +40,7 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status = %d, want 503 with Retry-After", resp.StatusCode)
 	}
-	if len(sink.batches) != 0 {
+	if len(sink.All()) != 0 {
 		t.Errorf("a batch was delivered while tokens could not be checked")
 	}
 	if r.Stats().Unavailable != 1 {

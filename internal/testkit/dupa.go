@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +77,39 @@ func Do(tb testing.TB, method, u, contentType string, body []byte) (*http.Respon
 		tb.Fatalf("%s %s: reading the answer: %v", method, u, err)
 	}
 	return resp, b
+}
+
+// Recorder keeps, in order, the values a test's callback (a Sink, a
+// handler) is handed. It is safe for concurrent use; the zero value is
+// ready and keeps every value.
+type Recorder[T any] struct {
+	mu   sync.Mutex
+	vals []T
+	err  error
+}
+
+// Fail makes Record keep nothing and return err from now on (a failing
+// callback); Fail(nil) makes it keep values again.
+func (r *Recorder[T]) Fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+}
+
+// Record keeps v, or returns the error given to Fail.
+func (r *Recorder[T]) Record(v T) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.vals = append(r.vals, v)
+	return nil
+}
+
+// All returns a copy of the values kept so far, oldest first.
+func (r *Recorder[T]) All() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.vals)
 }
