@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
@@ -25,39 +26,20 @@ import (
 // BenchmarkReceiveBatch measures the core path for a 100-notification basic
 // batch: parse, clientState checks, delivery to a no-op Sink.
 func BenchmarkReceiveBatch(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
-	r, err := receiver.New(receiver.Config{
-		ClientStates: []string{secret},
-		Sink:         receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		bt, err := r.Receive(context.Background(), body, url.Values{})
-		if err != nil || len(bt.Notifications) != 100 {
-			b.Fatalf("Receive: %v", err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
+	benchReceiveBatch(b, nil)
 }
 
 // BenchmarkReceiveBatchTraced is BenchmarkReceiveBatch with every batch
 // traced (sampled and recorded, not exported): the cost of tracing over
 // BenchmarkReceiveBatch in the same run.
 func BenchmarkReceiveBatchTraced(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	benchReceiveBatch(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
+}
+
+// benchReceiveBatch measures Receive of a 100-notification basic batch,
+// traced by tp unless it is nil.
+func benchReceiveBatch(b *testing.B, tp trace.TracerProvider) {
+	body := basicBatch(b, 100)
 	r, err := receiver.New(receiver.Config{
 		ClientStates:   []string{secret},
 		Sink:           receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
@@ -77,15 +59,21 @@ func BenchmarkReceiveBatchTraced(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
 }
 
+// basicBatch is a body of n basic "created" notifications.
+func basicBatch(tb testing.TB, n int) []byte {
+	tb.Helper()
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = item(i, secret, "created")
+	}
+	return collection(tb, items...)
+}
+
 // BenchmarkParse is the parser alone, the floor of BenchmarkReceiveBatch.
 func BenchmarkParse(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			var items []map[string]any
-			for i := range size {
-				items = append(items, item(i, secret, "created"))
-			}
-			body := collection(b, items...)
+			body := basicBatch(b, size)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -102,11 +90,7 @@ func BenchmarkParse(b *testing.B) {
 // no checks and no delivery. BenchmarkReceiveBatch is reported as a ratio
 // to it.
 func BenchmarkBaselineUnmarshal(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
+	body := basicBatch(b, 100)
 	type plain struct {
 		Value []struct {
 			ID                             string          `json:"id"`
@@ -129,21 +113,6 @@ func BenchmarkBaselineUnmarshal(b *testing.B) {
 	}
 }
 
-// discardWriter is an http.ResponseWriter that keeps nothing, so that
-// BenchmarkServeHTTP measures the receiver rather than a recorder.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// WriteString is what net/http's writer has too, so io.WriteString does
-// not copy.
-func (w *discardWriter) WriteString(s string) (int, error) { return len(s), nil }
-func (w *discardWriter) WriteHeader(status int)            { w.status = status }
-
 // BenchmarkServeHTTP measures the receiver's whole HTTP path, from a
 // request to its answer, without a network or a Sink: the validation
 // handshake and basic batches of 1 and 100 notifications. It reports
@@ -164,14 +133,14 @@ func BenchmarkServeHTTP(b *testing.B) {
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		w := &discardWriter{h: http.Header{}}
+		w := &testkit.DiscardWriter{}
 		for b.Loop() {
 			rd.Reset(body)
 			req.Body = io.NopCloser(rd)
-			clear(w.h)
+			w.Reset()
 			r.ServeHTTP(w, req)
-			if w.status != want {
-				b.Fatalf("status %d, want %d", w.status, want)
+			if w.Status != want {
+				b.Fatalf("status %d, want %d", w.Status, want)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(items), "ns/notification")
@@ -181,11 +150,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	})
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) {
-			var items []map[string]any
-			for i := range size {
-				items = append(items, item(i, secret, "created"))
-			}
-			run(b, http.MethodPost, "/notifications?tenant=contoso", "application/json", collection(b, items...), http.StatusAccepted, size)
+			run(b, http.MethodPost, "/notifications?tenant=contoso", "application/json", basicBatch(b, size), http.StatusAccepted, size)
 		})
 	}
 }

@@ -113,3 +113,36 @@ func (r *Recorder[T]) All() []T {
 	defer r.mu.Unlock()
 	return slices.Clone(r.vals)
 }
+
+// DiscardWriter is an http.ResponseWriter that keeps nothing but the
+// status and the headers, so that a benchmark measures the handler rather
+// than a recorder. The zero value is ready.
+type DiscardWriter struct {
+	// Status is the status last written with WriteHeader.
+	Status int
+	h      http.Header
+}
+
+// Header returns the headers set so far.
+func (w *DiscardWriter) Header() http.Header {
+	if w.h == nil {
+		w.h = http.Header{}
+	}
+	return w.h
+}
+
+// Write discards p.
+func (w *DiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// WriteString discards s. net/http's writer has it too, so io.WriteString
+// does not copy.
+func (w *DiscardWriter) WriteString(s string) (int, error) { return len(s), nil }
+
+// WriteHeader keeps status.
+func (w *DiscardWriter) WriteHeader(status int) { w.Status = status }
+
+// Reset forgets the headers and the status, for the next request.
+func (w *DiscardWriter) Reset() {
+	clear(w.h)
+	w.Status = 0
+}
