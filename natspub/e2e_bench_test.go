@@ -121,7 +121,7 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			b.ReportAllocs()
 			start, cpuStart := mallocs(), cpuTime(b)
 			for b.Loop() {
-				var p plainCollection
+				var p testkit.PlainCollection
 				if err := json.Unmarshal(body.b, &p); err != nil || len(p.Value) != size {
 					b.Fatalf("Unmarshal: %v (%d items)", err, len(p.Value))
 				}
@@ -129,20 +129,6 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			reportPerNotification(b, size, start, cpuStart)
 		})
 	}
-}
-
-// plainCollection is what a hand-written receiver decodes at the least.
-type plainCollection struct {
-	Value []struct {
-		ID                             string          `json:"id"`
-		SubscriptionID                 string          `json:"subscriptionId"`
-		SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
-		ClientState                    string          `json:"clientState"`
-		ChangeType                     string          `json:"changeType"`
-		Resource                       string          `json:"resource"`
-		TenantID                       string          `json:"tenantId"`
-		ResourceData                   json.RawMessage `json:"resourceData"`
-	} `json:"value"`
 }
 
 // cpuTime returns the CPU time the process (client, receiver and the

@@ -91,22 +91,10 @@ func BenchmarkParse(b *testing.B) {
 // to it.
 func BenchmarkBaselineUnmarshal(b *testing.B) {
 	body := basicBatch(b, 100)
-	type plain struct {
-		Value []struct {
-			ID                             string          `json:"id"`
-			SubscriptionID                 string          `json:"subscriptionId"`
-			SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
-			ClientState                    string          `json:"clientState"`
-			ChangeType                     string          `json:"changeType"`
-			Resource                       string          `json:"resource"`
-			TenantID                       string          `json:"tenantId"`
-			ResourceData                   json.RawMessage `json:"resourceData"`
-		} `json:"value"`
-	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var p plain
+		var p testkit.PlainCollection
 		if err := json.Unmarshal(body, &p); err != nil || len(p.Value) != 100 {
 			b.Fatal(err)
 		}

@@ -74,6 +74,22 @@ func (s *recorder) rejected() []*receiver.Rejected {
 	return out
 }
 
+// wantRejected fails the test unless the sink rejected exactly n items,
+// each for reason with an error matching wantErr, and returns them.
+func (s *recorder) wantRejected(t *testing.T, n int, reason receiver.Reason, wantErr error) []*receiver.Rejected {
+	t.Helper()
+	rj := s.rejected()
+	if len(rj) != n {
+		t.Fatalf("rejected = %d, want %d", len(rj), n)
+	}
+	for i, x := range rj {
+		if x.Reason != reason || !errors.Is(x.Err, wantErr) {
+			t.Errorf("rejected item %d (%s): reason %q err %v, want %q %v", i, x.Notification.ID, x.Reason, x.Err, reason, wantErr)
+		}
+	}
+	return rj
+}
+
 // serve starts a real HTTP server on loopback with the receiver mounted on
 // both the notification and the lifecycle path.
 func serve(t *testing.T, cfg receiver.Config) (*httptest.Server, *receiver.Receiver) {
@@ -239,14 +255,7 @@ func TestForgedClientStateIsRejectedAndOthersStillDelivered(t *testing.T) {
 	if ids := sink.acceptedIDs(); ids != "id-0,id-4" {
 		t.Errorf("accepted = %s, want id-0,id-4", ids)
 	}
-	rj := sink.rejected()
-	if len(rj) != 3 {
-		t.Fatalf("rejected = %d, want 3", len(rj))
-	}
-	for _, x := range rj {
-		if x.Reason != receiver.ReasonClientState || !errors.Is(x.Err, receiver.ErrClientStateMismatch) {
-			t.Errorf("rejected %s: reason %q err %v", x.Notification.ID, x.Reason, x.Err)
-		}
+	for _, x := range sink.wantRejected(t, 3, receiver.ReasonClientState, receiver.ErrClientStateMismatch) {
 		if len(x.Notification.Raw) == 0 {
 			t.Errorf("rejected %s lost its raw bytes", x.Notification.ID)
 		}
@@ -413,14 +422,7 @@ func TestMalformedItemIsQuarantinedAndOthersDelivered(t *testing.T) {
 	if got := sink.accepted(); len(got) != 1 || got[0].ID != "id-9" {
 		t.Fatalf("accepted = %v, want only id-9", got)
 	}
-	rj := sink.rejected()
-	if len(rj) != len(bad) {
-		t.Fatalf("rejected = %d, want %d", len(rj), len(bad))
-	}
-	for i, x := range rj {
-		if x.Reason != receiver.ReasonMalformed || !errors.Is(x.Err, receiver.ErrMalformed) {
-			t.Errorf("item %d: reason %q err %v", i, x.Reason, x.Err)
-		}
+	for i, x := range sink.wantRejected(t, len(bad), receiver.ReasonMalformed, receiver.ErrMalformed) {
 		if string(x.Notification.Raw) != bad[i] {
 			t.Errorf("item %d: raw = %s, want %s", i, x.Notification.Raw, bad[i])
 		}
@@ -592,15 +594,7 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 			if n := len(sink.accepted()); n != 0 {
 				t.Errorf("accepted = %d, want 0: no item of an unverified batch reaches consumers", n)
 			}
-			rj := sink.rejected()
-			if len(rj) != 2 {
-				t.Fatalf("rejected = %d, want 2", len(rj))
-			}
-			for _, x := range rj {
-				if x.Reason != tc.wantReason || !errors.Is(x.Err, tc.wantErr) {
-					t.Errorf("reason %q err %v, want %q %v", x.Reason, x.Err, tc.wantReason, tc.wantErr)
-				}
-			}
+			sink.wantRejected(t, 2, tc.wantReason, tc.wantErr)
 			if tc.name == "tokens null" && !strings.Contains(logs.String(), "Microsoft Graph Change Tracking") {
 				t.Errorf("null tokens: no operator hint in the log:\n%s", logs.String())
 			}

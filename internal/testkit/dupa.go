@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -145,4 +146,20 @@ func (w *DiscardWriter) WriteHeader(status int) { w.Status = status }
 func (w *DiscardWriter) Reset() {
 	clear(w.h)
 	w.Status = 0
+}
+
+// PlainCollection is what a hand-written receiver decodes at the least: a
+// notification collection read by encoding/json into a typed struct, no
+// unknown field kept. Benchmarks decode into it as their baseline.
+type PlainCollection struct {
+	Value []struct {
+		ID                             string          `json:"id"`
+		SubscriptionID                 string          `json:"subscriptionId"`
+		SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
+		ClientState                    string          `json:"clientState"`
+		ChangeType                     string          `json:"changeType"`
+		Resource                       string          `json:"resource"`
+		TenantID                       string          `json:"tenantId"`
+		ResourceData                   json.RawMessage `json:"resourceData"`
+	} `json:"value"`
 }
