@@ -95,10 +95,7 @@ func TestMicrosoftVectorDecrypts(t *testing.T) {
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					ring, err := NewKeyRing(tc.key)
-					if err != nil {
-						t.Fatal(err)
-					}
+					ring := newRing(t, tc.key)
 					got, err := ring.Decrypt(&tc.c)
 					if err != nil {
 						t.Fatalf("Decrypt: %v", err)
@@ -164,10 +161,7 @@ func TestMicrosoftVectorBarePrivateKey(t *testing.T) {
 		t.Fatalf("NewKeyRing(key without id or certificate) error = %v, want ErrKeyFile", err)
 	}
 	k.ID = vectorID
-	ring, err := NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k)
 	got, err := ring.Decrypt(content)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("Decrypt by id with a bare key: err %v, plaintext match %v", err, bytes.Equal(got, want))
