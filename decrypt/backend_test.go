@@ -86,10 +86,7 @@ func TestBackendUnwrapAgreesWithCryptoRSA(t *testing.T) {
 func TestBackendMicrosoftVectorUnwrap(t *testing.T) {
 	content, _ := vectorContent(t)
 	k := vectorKeys(t)["ParsePEM"]
-	wantSym, err := hex.DecodeString(strings.TrimSpace(string(readVector(t, "symmetric-key.hex"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantSym := vectorSymKey(t)
 	native, err := newNativeKey(k.Private)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,12 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,6 +135,17 @@ func readVector(tb testing.TB, name string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// vectorSymKey returns the vector's symmetric key, the one its dataKey
+// wraps.
+func vectorSymKey(tb testing.TB) []byte {
+	tb.Helper()
+	sym, err := hex.DecodeString(strings.TrimSpace(string(readVector(tb, "symmetric-key.hex"))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sym
 }
 
 // newRing returns a KeyRing holding keys.

@@ -194,14 +194,8 @@ func TestKeyRingSameIDRotation(t *testing.T) {
 	oldKey, newKey := testKey(t, 0), testKey(t, 1)
 	oldKey.ID, newKey.ID = "key-1", "key-1"
 	ring := newRing(t, oldKey, newKey)
-	encOld, err := encrypt(oldKey.Certificate, "key-1", []byte("old"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	encNew, err := encrypt(newKey.Certificate, "key-1", []byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	encOld := sealed(t, oldKey, []byte("old"))
+	encNew := sealed(t, newKey, []byte("new"))
 	for _, c := range []*EncryptedContent{encOld, encNew} {
 		if _, err := ring.Decrypt(c); err != nil {
 			t.Fatalf("during overlap: %v", err)
