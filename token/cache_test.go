@@ -28,12 +28,7 @@ func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
 	if err := v.Validate(t.Context(), []string{tok, tok, tok}, items); err != nil {
 		t.Fatal(err)
 	}
-	if got := v.Verifications(); got != 1 {
-		t.Fatalf("signature checks = %d, want 1", got)
-	}
-	if got := v.CachedResults(); got != 1 {
-		t.Fatalf("cached results = %d, want 1", got)
-	}
+	wantCacheCounts(t, v, 1, 1, "")
 
 	// Coverage is evaluated per call, also for a cached token.
 	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA, tenantB}); !errors.Is(err, token.ErrTenantNotCovered) {
@@ -50,12 +45,7 @@ func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
 	if err := v.Validate(t.Context(), []string{tok}, items); !errors.Is(err, token.ErrExpired) {
 		t.Fatalf("exp+6m: %v, want ErrExpired", err)
 	}
-	if got := v.CachedResults(); got != 0 {
-		t.Fatalf("cached results after expiry = %d, want 0", got)
-	}
-	if got := v.Verifications(); got != 1 {
-		t.Fatalf("signature checks = %d, want 1", got)
-	}
+	wantCacheCounts(t, v, 0, 1, "after expiry")
 }
 
 func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
@@ -69,12 +59,7 @@ func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
 			t.Fatalf("Validate() = %v, want ErrAudience", err)
 		}
 	}
-	if got := v.CachedResults(); got != 0 {
-		t.Fatalf("cached results = %d, want 0", got)
-	}
-	if got := v.Verifications(); got != 3 {
-		t.Fatalf("signature checks = %d, want 3 (failures are not cached)", got)
-	}
+	wantCacheCounts(t, v, 0, 3, "failures are not cached")
 }
 
 func TestResultCacheIsBounded(t *testing.T) {
@@ -146,5 +131,20 @@ func TestResultCacheDisabled(t *testing.T) {
 	}
 	if got := v.Verifications(); got != 3 {
 		t.Fatalf("signature checks = %d, want 3", got)
+	}
+}
+
+// wantCacheCounts fails the test unless v holds cached results and has
+// made checks signature checks; why, when not empty, says why.
+func wantCacheCounts(t *testing.T, v *token.Validator, cached int, checks int64, why string) {
+	t.Helper()
+	if why != "" {
+		why = " (" + why + ")"
+	}
+	if got := v.CachedResults(); got != cached {
+		t.Fatalf("cached results = %d, want %d%s", got, cached, why)
+	}
+	if got := v.Verifications(); got != checks {
+		t.Fatalf("signature checks = %d, want %d%s", got, checks, why)
 	}
 }
