@@ -15,46 +15,6 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 )
 
-// AddSeeds adds the contents of every file matching pattern (a
-// filepath.Glob pattern such as "testdata/*.json") to f's seed corpus.
-func AddSeeds(f *testing.F, pattern string) {
-	f.Helper()
-	names, err := filepath.Glob(pattern)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
-
-// DecryptKey returns a new RSA-2048 key with a self-signed certificate
-// valid for an hour, named id (its encryptionCertificateId): the key a
-// test's subscription would be created with.
-func DecryptKey(tb testing.TB, id string) decrypt.Key {
-	tb.Helper()
-	k, err := decrypt.GenerateKey(2048, id, time.Hour)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	k.ID = id
-	return k
-}
-
-// KeyRing returns a decrypt.KeyRing holding keys.
-func KeyRing(tb testing.TB, keys ...decrypt.Key) *decrypt.KeyRing {
-	tb.Helper()
-	ring, err := decrypt.NewKeyRing(keys...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return ring
-}
-
 // Do sends a request with body to u over the default client, with the
 // Content-Type header set unless contentType is empty, and returns the
 // response with its body read and closed. It fails the test when the
@@ -78,41 +38,6 @@ func Do(tb testing.TB, method, u, contentType string, body []byte) (*http.Respon
 		tb.Fatalf("%s %s: reading the answer: %v", method, u, err)
 	}
 	return resp, b
-}
-
-// Recorder keeps, in order, the values a test's callback (a Sink, a
-// handler) is handed. It is safe for concurrent use; the zero value is
-// ready and keeps every value.
-type Recorder[T any] struct {
-	mu   sync.Mutex
-	vals []T
-	err  error
-}
-
-// Fail makes Record keep nothing and return err from now on (a failing
-// callback); Fail(nil) makes it keep values again.
-func (r *Recorder[T]) Fail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.err = err
-}
-
-// Record keeps v, or returns the error given to Fail.
-func (r *Recorder[T]) Record(v T) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.vals = append(r.vals, v)
-	return nil
-}
-
-// All returns a copy of the values kept so far, oldest first.
-func (r *Recorder[T]) All() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.vals)
 }
 
 // DiscardWriter is an http.ResponseWriter that keeps nothing but the
@@ -162,4 +87,79 @@ type PlainCollection struct {
 		TenantID                       string          `json:"tenantId"`
 		ResourceData                   json.RawMessage `json:"resourceData"`
 	} `json:"value"`
+}
+
+// Recorder keeps, in order, the values a test's callback (a Sink, a
+// handler) is handed. It is safe for concurrent use; the zero value is
+// ready and keeps every value.
+type Recorder[T any] struct {
+	mu   sync.Mutex
+	vals []T
+	err  error
+}
+
+// Fail makes Record keep nothing and return err from now on (a failing
+// callback); Fail(nil) makes it keep values again.
+func (r *Recorder[T]) Fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.err = err
+}
+
+// Record keeps v, or returns the error given to Fail.
+func (r *Recorder[T]) Record(v T) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.vals = append(r.vals, v)
+	return nil
+}
+
+// All returns a copy of the values kept so far, oldest first.
+func (r *Recorder[T]) All() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.vals)
+}
+
+// DecryptKey returns a new RSA-2048 key with a self-signed certificate
+// valid for an hour, named id (its encryptionCertificateId): the key a
+// test's subscription would be created with.
+func DecryptKey(tb testing.TB, id string) decrypt.Key {
+	tb.Helper()
+	k, err := decrypt.GenerateKey(2048, id, time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	k.ID = id
+	return k
+}
+
+// KeyRing returns a decrypt.KeyRing holding keys.
+func KeyRing(tb testing.TB, keys ...decrypt.Key) *decrypt.KeyRing {
+	tb.Helper()
+	ring, err := decrypt.NewKeyRing(keys...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ring
+}
+
+// AddSeeds adds the contents of every file matching pattern (a
+// filepath.Glob pattern such as "testdata/*.json") to f's seed corpus.
+func AddSeeds(f *testing.F, pattern string) {
+	f.Helper()
+	names, err := filepath.Glob(pattern)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }
