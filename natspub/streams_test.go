@@ -62,13 +62,13 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 // TestForgedFloodNeverEvictsItemsThatPassedClientState is issue 16's
 // acceptance test: forged items of any size fill only their own stream.
 func TestForgedFloodNeverEvictsItemsThatPassedClientState(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	const bound = 256 << 10
 	e := newEnv(t, startNATS(t), key, natspub.Config{QuarantineMaxBytes: bound, UnverifiedMaxBytes: bound})
 
 	// A genuine item that passed clientState and failed later: encrypted
 	// for a key the receiver does not hold.
-	e.mustPost(t, body(t, []string{"eyJ0eXAiOiJKV1QifQ.e30.sig"}, richItem(t, newKey(t), plaintext)))
+	e.mustPost(t, body(t, []string{"eyJ0eXAiOiJKV1QifQ.e30.sig"}, richItem(t, testkit.DecryptKey(t, certID), plaintext)))
 	genuine := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)[0]
 
 	forged := func(id string, pad int) item {
