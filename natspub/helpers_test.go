@@ -133,11 +133,7 @@ func newEnv(t testing.TB, nc *nats.Conn, key decrypt.Key, cfg natspub.Config) *e
 	}
 	srv := httptest.NewServer(rcv)
 	t.Cleanup(srv.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{nc: nc, js: js, pub: pub, srv: srv}
+	return &env{nc: nc, js: newJS(t, nc), pub: pub, srv: srv}
 }
 
 func (e *env) post(t testing.TB, b []byte) *http.Response {
@@ -201,6 +197,16 @@ func str(t testing.TB, raw json.RawMessage) string {
 		t.Fatalf("%s is not a string", raw)
 	}
 	return s
+}
+
+// newJS returns the JetStream context of nc.
+func newJS(t testing.TB, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func startNATS(t testing.TB) *nats.Conn {

@@ -443,7 +443,7 @@ func TestQuarantineNeverCarriesDecryptedContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	m := wantCount(t, js, natspub.DefaultQuarantineStream, 1)[0]
 	if want := `{"value":[` + string(raw) + `]}`; string(m.Data) != want {
 		t.Errorf("body = %s, want %s", m.Data, want)
@@ -584,7 +584,7 @@ func TestNewUpdatesExistingStream(t *testing.T) {
 	p1 := newPublisher(t, nc, natspub.Config{DuplicateWindow: 10 * time.Minute})
 	p1.Close()
 	newPublisher(t, nc, natspub.Config{DuplicateWindow: 4 * time.Hour, MaxAge: 48 * time.Hour})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	s, err := js.Stream(t.Context(), natspub.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +630,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 func TestDeliverFailsWhenStreamIsGone(t *testing.T) {
 	nc := startNATS(t)
 	p := newPublisher(t, nc, natspub.Config{PublishTimeout: time.Second})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	if err := js.DeleteStream(t.Context(), natspub.DefaultStream); err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +683,7 @@ func TestDeliverIsBoundedByPublishTimeout(t *testing.T) {
 	nc := startNATS(t)
 	const timeout = 300 * time.Millisecond
 	p := newPublisher(t, nc, natspub.Config{PublishTimeout: timeout})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	if err := js.DeleteStream(t.Context(), natspub.DefaultStream); err != nil {
 		t.Fatal(err)
 	}

@@ -160,10 +160,7 @@ func TestPublishSpanCarriesTraceStateAndFailure(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	nc := startNATS(t)
 	pub := newPublisher(t, nc, natspub.Config{TracerProvider: tp})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := newJS(t, nc)
 	ts, err := trace.ParseTraceState("vendor=opaque")
 	if err != nil {
 		t.Fatal(err)
