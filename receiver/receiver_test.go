@@ -265,30 +265,54 @@ func TestForgedClientStateIsRejectedAndOthersStillDelivered(t *testing.T) {
 	}
 }
 
-func TestClientStateLookupPerSubscription(t *testing.T) {
-	states := map[string]string{subBase + "000000000000": "alpha", subBase + "000000000001": "beta"}
-	lookupErr := errors.New("directory down")
+// TestClientStateLookup: each subscription the lookup knows is checked
+// against its own value only; one it does not know is checked against
+// ClientStates (a daemon's static values for subscriptions its manager did
+// not create), and with none is rejected. item(i) uses subscription i%3.
+func TestClientStateLookup(t *testing.T) {
+	tests := []struct {
+		name         string
+		states       map[string]string // the lookup's values by subscription id
+		static       []string          // Config.ClientStates
+		items        []map[string]any
+		wantIDs      string
+		wantRejected int
+		why          string
+	}{
+		{
+			"per subscription", map[string]string{subBase + "000000000000": "alpha", subBase + "000000000001": "beta"}, nil,
+			// 0 -> alpha, 1 -> beta, 2 -> unknown.
+			[]map[string]any{item(0, "alpha", "created"), item(1, "alpha", "created"), item(4, "beta", "created"), item(2, "alpha", "created")},
+			"id-0,id-4", 2, "wrong subscription's state, unknown subscription",
+		},
+		{
+			"falls back to ClientStates", map[string]string{subBase + "000000000000": "managed"}, []string{"static"},
+			// 0 is managed, 1 and 2 are unknown.
+			[]map[string]any{item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")},
+			"id-0,id-1", 2, "managed by its value, unknown by ClientStates; a managed one with the static value, an unknown one with a wrong value",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recorder{}
+			srv, _ := serve(t, receiver.Config{Sink: sink, ClientStates: tc.static, ClientStateLookup: mapLookup(tc.states, nil)})
+			accept(t, srv.URL+"/notifications", collection(t, tc.items...))
+			if ids := sink.acceptedIDs(); ids != tc.wantIDs {
+				t.Errorf("accepted = %s, want %s (%s)", ids, tc.wantIDs, tc.why)
+			}
+			if n := len(sink.rejected()); n != tc.wantRejected {
+				t.Errorf("rejected = %d, want %d (%s)", n, tc.wantRejected, tc.why)
+			}
+		})
+	}
+}
+
+// TestClientStateLookupFailureIs503: when the lookup cannot answer, Graph
+// is asked to redeliver.
+func TestClientStateLookupFailureIs503(t *testing.T) {
 	var failing atomic.Bool
-	sink := &recorder{}
-	srv, _ := serve(t, receiver.Config{Sink: sink, ClientStateLookup: func(ctx context.Context, id string) (string, error) {
-		if failing.Load() {
-			return "", lookupErr
-		}
-		s, ok := states[id]
-		if !ok {
-			return "", receiver.ErrUnknownSubscription
-		}
-		return s, nil
-	}})
-	// item(i) uses subscription i%3: 0 -> alpha, 1 -> beta, 2 -> unknown.
-	accept(t, srv.URL+"/notifications", collection(t,
-		item(0, "alpha", "created"), item(1, "alpha", "created"), item(4, "beta", "created"), item(2, "alpha", "created")))
-	if ids := sink.acceptedIDs(); ids != "id-0,id-4" {
-		t.Errorf("accepted = %s, want id-0,id-4", ids)
-	}
-	if n := len(sink.rejected()); n != 2 {
-		t.Errorf("rejected = %d, want 2 (wrong subscription's state, unknown subscription)", n)
-	}
+	srv, _ := serve(t, receiver.Config{Sink: &recorder{}, ClientStateLookup: mapLookup(map[string]string{subBase + "000000000000": "alpha"}, &failing)})
+	accept(t, srv.URL+"/notifications", collection(t, item(0, "alpha", "created")))
 	failing.Store(true)
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, "alpha", "created")))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -296,26 +320,18 @@ func TestClientStateLookupPerSubscription(t *testing.T) {
 	}
 }
 
-// TestClientStateLookupFallsBackToClientStates: a subscription the lookup
-// does not know is checked against ClientStates (a daemon's static values
-// for subscriptions its manager did not create); one it knows is checked
-// against its own value only.
-func TestClientStateLookupFallsBackToClientStates(t *testing.T) {
-	sink := &recorder{}
-	srv, _ := serve(t, receiver.Config{Sink: sink, ClientStates: []string{"static"}, ClientStateLookup: func(ctx context.Context, id string) (string, error) {
-		if id == subBase+"000000000000" {
-			return "managed", nil
+// mapLookup is a ClientStateLookup answering from states; while failing is
+// set (when not nil) it fails as a directory that is down.
+func mapLookup(states map[string]string, failing *atomic.Bool) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, id string) (string, error) {
+		if failing != nil && failing.Load() {
+			return "", errors.New("directory down")
 		}
-		return "", receiver.ErrUnknownSubscription
-	}})
-	// item(i) uses subscription i%3: 0 is managed, 1 and 2 are unknown.
-	accept(t, srv.URL+"/notifications", collection(t,
-		item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")))
-	if ids := sink.acceptedIDs(); ids != "id-0,id-1" {
-		t.Errorf("accepted = %s, want id-0,id-1 (managed by its value, unknown by ClientStates)", ids)
-	}
-	if n := len(sink.rejected()); n != 2 {
-		t.Errorf("rejected = %d, want 2 (a managed one with the static value, an unknown one with a wrong value)", n)
+		s, ok := states[id]
+		if !ok {
+			return "", receiver.ErrUnknownSubscription
+		}
+		return s, nil
 	}
 }
 
