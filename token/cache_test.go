@@ -9,10 +9,8 @@ import (
 )
 
 func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now})
+	key, v := readyValidator(t, token.Config{Now: clk.Now})
 
 	tok := key.mint(t, with(v2Claims(tenantA, t0), "exp", t0.Add(10*time.Minute)))
 	items := make([]string, 1000) // a batch of 1,000 notifications of one tenant
@@ -49,9 +47,7 @@ func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
 }
 
 func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }})
 
 	bad := key.mint(t, with(v1Claims(tenantA, t0), "aud", otherApp))
 	for range 3 {
@@ -63,10 +59,8 @@ func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
 }
 
 func TestResultCacheIsBounded(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now, CacheSize: 2})
+	key, v := readyValidator(t, token.Config{Now: clk.Now, CacheSize: 2})
 
 	soon := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(time.Hour)))
 	later := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(2*time.Hour)))
@@ -99,10 +93,8 @@ func TestResultCacheIsBounded(t *testing.T) {
 }
 
 func TestResultCacheSweepsExpiredEntriesWhenFull(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now, CacheSize: 3})
+	key, v := readyValidator(t, token.Config{Now: clk.Now, CacheSize: 3})
 	for _, exp := range []time.Duration{10 * time.Minute, 20 * time.Minute, 3 * time.Hour} {
 		tok := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(exp)))
 		if err := v.Validate(t.Context(), []string{tok}, nil); err != nil {
@@ -120,9 +112,7 @@ func TestResultCacheSweepsExpiredEntriesWhenFull(t *testing.T) {
 }
 
 func TestResultCacheDisabled(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }, CacheSize: -1})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }, CacheSize: -1})
 	tok := key.mint(t, v2Claims(tenantA, t0))
 	for range 3 {
 		if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); err != nil {

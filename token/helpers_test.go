@@ -218,6 +218,15 @@ func startValidator(tb testing.TB, ctx context.Context, srv *jwksServer, cfg tok
 	return v
 }
 
+// readyValidator returns a signer of kid "kid-1" and a Validator
+// configured by cfg whose key endpoint publishes that signer's key, with
+// its keys loaded.
+func readyValidator(tb testing.TB, cfg token.Config) (*signer, *token.Validator) {
+	tb.Helper()
+	key := newSigner(tb, "kid-1")
+	return key, startValidator(tb, tb.Context(), newJWKSServer(tb, key), cfg)
+}
+
 func newValidator(tb testing.TB, ctx context.Context, srv *jwksServer, cfg token.Config) *token.Validator {
 	tb.Helper()
 	if cfg.JWKSURL == "" {

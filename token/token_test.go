@@ -396,9 +396,7 @@ func TestFailedRefreshDoesNotMakeRotationLookForged(t *testing.T) {
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }})
 	if err := v.Close(); err != nil {
 		t.Fatalf("first Close() = %v", err)
 	}
@@ -465,9 +463,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestIssuersOverride(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{
+	key, v := readyValidator(t, token.Config{
 		Now:     func() time.Time { return t0 },
 		Issuers: []string{"https://login.microsoftonline.us/{tenantid}/v2.0"},
 	})
