@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/token"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -173,6 +175,18 @@ func newJWKSServer(tb testing.TB, keys ...*signer) *jwksServer {
 	}))
 	tb.Cleanup(s.Close)
 	return s
+}
+
+// waitFetches waits up to timeout until the key set has been fetched at
+// least n times.
+func (s *jwksServer) waitFetches(tb testing.TB, timeout time.Duration, n int64) {
+	tb.Helper()
+	testkit.CheckFor(tb, timeout, func() error {
+		if got := s.hits.Load(); got < n {
+			return fmt.Errorf("%d fetches of the key set, want %d", got, n)
+		}
+		return nil
+	})
 }
 
 func (s *jwksServer) setKeys(tb testing.TB, keys ...*signer) {

@@ -302,12 +302,7 @@ func TestEndpointDownAtStartIsUnavailableUntilKeysArrive(t *testing.T) {
 		t.Fatalf("Validate() = %v, want ErrUnavailable", err)
 	}
 	// Background retries keep hitting the endpoint while it is down.
-	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := srv.hits.Load(); n < 3 {
-			return fmt.Errorf("%d fetches, want 3", n)
-		}
-		return nil
-	})
+	srv.waitFetches(t, 5*time.Second, 3)
 	if v.Ready() {
 		t.Fatal("Ready() = true while the endpoint still answers 503")
 	}
