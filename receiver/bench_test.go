@@ -171,7 +171,7 @@ func benchReceiveRich(b *testing.B, redelivered bool) {
 		for i := range items {
 			items[i] = richItem(b, j*100+i, key, `{"id":"AAMkAGI2","subject":"hello","body":{"content":"Hello World"}}`)
 		}
-		bodies[j], _ = json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+		bodies[j] = collectionWithToken(b, "x", items...)
 	}
 	r, err := receiver.New(receiver.Config{
 		ClientStates: []string{secret}, Keys: ring, InsecureSkipTokenValidation: true,

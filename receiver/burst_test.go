@@ -1,7 +1,6 @@
 package receiver_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -21,7 +20,7 @@ func richBatches(t *testing.T, key decrypt.Key, n, size int) [][]byte {
 		for i := range items {
 			items[i] = richItem(t, b*size+i, key, `{"id":"m","subject":"hello"}`)
 		}
-		bodies[b], _ = json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+		bodies[b] = collectionWithToken(t, "x", items...)
 	}
 	return bodies
 }

@@ -3,7 +3,6 @@ package receiver_test
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,7 +125,7 @@ func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const extra = 50
-	body, _ := json.Marshal(map[string]any{"value": garbageRich(t, key, receiver.MaxDecryptsPerRequest+extra), "validationTokens": []string{"x"}})
+	body := collectionWithToken(t, "x", garbageRich(t, key, receiver.MaxDecryptsPerRequest+extra)...)
 	b, err := r.Receive(t.Context(), body, url.Values{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +160,7 @@ func TestGarbageDataKeysStopAtTheDeadline(t *testing.T) {
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,
 		Timeout: 100 * time.Millisecond})
 	// 1,000 RSA-2048 operations take at least 0.35 s on two cores.
-	body, _ := json.Marshal(map[string]any{"value": garbageRich(t, key, receiver.MaxDecryptsPerRequest), "validationTokens": []string{"x"}})
+	body := collectionWithToken(t, "x", garbageRich(t, key, receiver.MaxDecryptsPerRequest)...)
 	start := time.Now()
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {

@@ -157,6 +157,17 @@ func collection(t testing.TB, items ...map[string]any) []byte {
 	return b
 }
 
+// collectionWithToken is collection with tok as the batch's only
+// validation token, as Graph sends rich notifications.
+func collectionWithToken(t testing.TB, tok string, items ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"value": items, "validationTokens": []string{tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestValidationHandshakeEchoesDecodedToken(t *testing.T) {
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: &recorder{}})
 	tokens := []struct {
@@ -546,7 +557,7 @@ func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
 		item(3, secret, "updated"),
 		richItem(t, 4, key, `{"n":4,"body":"Hello World"}`),
 	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"unchecked"}})
+	body := collectionWithToken(t, "unchecked", items...)
 	accept(t, srv.URL+"/notifications", body)
 	got := sink.accepted()
 	var summary []string
@@ -629,10 +640,7 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 	})
 	const plaintext = "TOP-SECRET-PLAINTEXT"
 	forged := item(1, "forged-client-state-value", "created")
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"s":"`+plaintext+`"}`), forged},
-		"validationTokens": []string{"eyJ.secret-token.sig"},
-	})
+	body := collectionWithToken(t, "eyJ.secret-token.sig", richItem(t, 0, key, `{"s":"`+plaintext+`"}`), forged)
 	accept(t, srv.URL+"/notifications", body)
 	if len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
 		t.Fatalf("accepted %d rejected %d, want 1 and 1", len(sink.accepted()), len(sink.rejected()))

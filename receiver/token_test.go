@@ -1,7 +1,6 @@
 package receiver_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -32,10 +31,7 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, Tokens: v})
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{}`)},
-		"validationTokens": []string{"eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln"},
-	})
+	body := collectionWithToken(t, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln", richItem(t, 0, key, `{}`))
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status = %d, want 503 with Retry-After", resp.StatusCode)
@@ -98,10 +94,7 @@ func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
 	srv, sink, mint := verifiedSetup(t, ring)
 
 	tok := mint(tenant)
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`)},
-		"validationTokens": []string{tok},
-	})
+	body := collectionWithToken(t, tok, richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`))
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
 		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 1, 1", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
@@ -135,10 +128,7 @@ func TestTokensCoverOnlyRichTenants(t *testing.T) {
 	const otherTenant = "11111111-2222-3333-4444-555555555555"
 	basic := item(1, secret, "updated")
 	basic["tenantId"] = otherTenant
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), basic},
-		"validationTokens": []string{mint(tenant)},
-	})
+	body := collectionWithToken(t, mint(tenant), richItem(t, 0, key, `{"a":1}`), basic)
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 0 {
 		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 2, 0", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
@@ -146,10 +136,7 @@ func TestTokensCoverOnlyRichTenants(t *testing.T) {
 	// A rich item of a tenant no token covers still fails the batch.
 	rich2 := richItem(t, 2, key, `{"c":3}`)
 	rich2["tenantId"] = otherTenant
-	body, _ = json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), rich2},
-		"validationTokens": []string{mint(tenant)},
-	})
+	body = collectionWithToken(t, mint(tenant), richItem(t, 0, key, `{"a":1}`), rich2)
 	resp, _ = post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 2 {
 		t.Fatalf("uncovered rich tenant: status %d, accepted %d, rejected %d; want 202, 2, 2", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))

@@ -2,7 +2,6 @@ package receiver_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -108,7 +107,7 @@ func TestTracingSpanPerBatch(t *testing.T) {
 		item(2, "forged", "updated"), // subscription 2, rejected
 		item(4, secret, "deleted"),   // subscription 1
 	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{tok}})
+	body := collectionWithToken(t, tok, items...)
 	accept(t, srv.URL+"/notifications", body)
 
 	spans := sr.Ended()
