@@ -38,14 +38,8 @@ func TestOpenSSLErrorQueueIsLeftEmpty(t *testing.T) {
 // Decrypt in flight keeps it alive until it returns.
 func TestOpenSSLKeyFreedOnRemove(t *testing.T) {
 	k := testKey(t, 0)
-	ring, err := NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := encrypt(k.Certificate, k.ID, []byte("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k)
+	c := sealed(t, k, []byte("x"))
 	if _, err := ring.Decrypt(c); err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +66,7 @@ func TestOpenSSLKeyFreedOnRemove(t *testing.T) {
 // A key refused by Add (a duplicate) is freed at once.
 func TestOpenSSLKeyFreedWhenAddFails(t *testing.T) {
 	k := testKey(t, 0)
-	ring, err := NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k)
 	if err := ring.Add(k); err == nil {
 		t.Fatal("duplicate Add succeeded")
 	}

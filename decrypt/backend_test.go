@@ -86,10 +86,7 @@ func TestBackendUnwrapAgreesWithCryptoRSA(t *testing.T) {
 func TestBackendMicrosoftVectorUnwrap(t *testing.T) {
 	content, _ := vectorContent(t)
 	k := vectorKeys(t)["ParsePEM"]
-	wantSym, err := hex.DecodeString(strings.TrimSpace(string(readVector(t, "symmetric-key.hex"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantSym := vectorSymKey(t)
 	native, err := newNativeKey(k.Private)
 	if err != nil {
 		t.Fatal(err)
@@ -108,17 +105,12 @@ func TestBackendMicrosoftVectorUnwrap(t *testing.T) {
 // EVP_PKEY between threads) all get their own item's plaintext.
 func TestBackendConcurrentDecrypts(t *testing.T) {
 	k := testKey(t, 0)
-	ring, err := NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k)
 	ring.cache.disabled = true // every decrypt is an RSA operation
 	const workers, each = 8, 25
 	items := make([]*EncryptedContent, workers*each)
 	for i := range items {
-		if items[i], err = encrypt(k.Certificate, k.ID, []byte(fmt.Sprintf("item %d", i))); err != nil {
-			t.Fatal(err)
-		}
+		items[i] = sealed(t, k, []byte(fmt.Sprintf("item %d", i)))
 	}
 	errs := make(chan error, len(items))
 	var wg sync.WaitGroup

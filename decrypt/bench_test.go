@@ -112,10 +112,7 @@ func unwrapBackends(b *testing.B) iter.Seq2[string, func() ([]byte, error)] {
 				b.Fatal(err)
 			}
 			defer native.release()
-			c, err := encrypt(k.Certificate, k.ID, []byte("x"))
-			if err != nil {
-				b.Fatal(err)
-			}
+			c := sealed(b, k, []byte("x"))
 			wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
 			if err != nil {
 				b.Fatal(err)
@@ -153,15 +150,9 @@ func BenchmarkDecrypt(b *testing.B) {
 	payload = []byte(base64.StdEncoding.EncodeToString(payload)[:benchPayloadSize]) // JSON-like ASCII
 	for _, bits := range []int{2048, 4096} {
 		k := keys[bits]
-		ring, err := NewKeyRing(k)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ring := newRing(b, k)
 		ring.cache.disabled = true // measure the RSA path; Redelivered measures the cache
-		c, err := encrypt(k.Certificate, k.ID, payload)
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := sealed(b, k, payload)
 		wrapped, err := base64.StdEncoding.DecodeString(c.DataKey)
 		if err != nil {
 			b.Fatal(err)
@@ -202,10 +193,7 @@ func BenchmarkDecrypt(b *testing.B) {
 		// when Graph delivers a batch again: the unwrap cache saves the RSA
 		// step, so this is close to NonRSA.
 		b.Run(prefix+"Redelivered", func(b *testing.B) {
-			cached, err := NewKeyRing(k)
-			if err != nil {
-				b.Fatal(err)
-			}
+			cached := newRing(b, k)
 			if _, err := cached.Decrypt(c); err != nil {
 				b.Fatal(err)
 			}

@@ -55,14 +55,8 @@ func TestEncryptSetsIDAndThumbprint(t *testing.T) {
 func TestEncryptUsesFreshKeyPerCall(t *testing.T) {
 	k := testKey(t, 0)
 	pt := []byte(`{"same":"plaintext"}`)
-	a, err := encrypt(k.Certificate, k.ID, pt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := encrypt(k.Certificate, k.ID, pt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := sealed(t, k, pt)
+	b := sealed(t, k, pt)
 	if a.Data == b.Data || a.DataKey == b.DataKey || a.DataSignature == b.DataSignature {
 		t.Error("two encryptions of the same plaintext share data, dataKey or signature")
 	}
@@ -98,10 +92,7 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 func TestContentErrors(t *testing.T) {
 	k, other := testKey(t, 0), testKey(t, 1)
 	plaintext := []byte(`{"secret":"top-secret-resource-data-0123456789"}`)
-	good, err := encrypt(k.Certificate, k.ID, plaintext)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := sealed(t, k, plaintext)
 	ct := mustB64(t, good.Data)
 	sig := mustB64(t, good.DataSignature)
 	wrapped := mustB64(t, good.DataKey)

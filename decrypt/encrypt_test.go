@@ -2,14 +2,9 @@ package decrypt
 
 import (
 	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 )
@@ -34,31 +29,15 @@ func encrypt(cert *x509.Certificate, certID string, plaintext []byte) (*Encrypte
 	k := make([]byte, symKeySize)
 	defer clear(k)
 	rand.Read(k) // never fails since Go 1.24
-	wrapped, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, k, nil)
-	if err != nil {
-		return nil, fmt.Errorf("decrypt: encrypt: wrap key: %w", err)
-	}
-
 	p := aes.BlockSize - len(plaintext)%aes.BlockSize
 	buf := make([]byte, len(plaintext)+p)
 	copy(buf, plaintext)
 	for i := len(plaintext); i < len(buf); i++ {
 		buf[i] = byte(p)
 	}
-	block, err := aes.NewCipher(k)
-	if err != nil { // unreachable: len(k) == 32
+	ec, err := seal(pub, certID, thumbprint(cert), k, buf)
+	if err != nil {
 		return nil, fmt.Errorf("decrypt: encrypt: %w", err)
 	}
-	cipher.NewCBCEncrypter(block, k[:aes.BlockSize]).CryptBlocks(buf, buf)
-
-	mac := hmac.New(sha256.New, k)
-	mac.Write(buf)
-
-	return &EncryptedContent{
-		Data:                            base64.StdEncoding.EncodeToString(buf),
-		DataSignature:                   base64.StdEncoding.EncodeToString(mac.Sum(nil)),
-		DataKey:                         base64.StdEncoding.EncodeToString(wrapped),
-		EncryptionCertificateID:         certID,
-		EncryptionCertificateThumbprint: thumbprint(cert),
-	}, nil
+	return ec, nil
 }

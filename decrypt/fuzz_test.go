@@ -66,10 +66,7 @@ func FuzzDecrypt(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i, k := range s.keys {
-		c, err := encrypt(k.Certificate, k.ID, []byte(`{"seed":"generated","n":`+string(rune('0'+i))+`}`))
-		if err != nil {
-			f.Fatal(err)
-		}
+		c := sealed(f, k, []byte(`{"seed":"generated","n":`+string(rune('0'+i))+`}`))
 		f.Add(c.Data, c.DataKey, c.DataSignature, c.EncryptionCertificateID, c.EncryptionCertificateThumbprint)
 		f.Add(c.Data, c.DataKey, c.DataSignature, "", c.EncryptionCertificateThumbprint)
 		f.Add(c.Data[:len(c.Data)-4], c.DataKey, c.DataSignature, c.EncryptionCertificateID, "")

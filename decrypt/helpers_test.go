@@ -9,10 +9,12 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,17 +83,30 @@ func classify(err error) (error, error) {
 // (bad padding, wrong key sizes).
 func sealRaw(tb testing.TB, k Key, sym, padded []byte) *EncryptedContent {
 	tb.Helper()
-	wrapped, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, &k.Private.PublicKey, sym, nil)
+	ec, err := seal(&k.Private.PublicKey, k.ID, k.Thumbprint(), sym, padded)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return ec
+}
+
+// seal is Graph's encryption of already padded plaintext with the
+// symmetric key sym: sym wrapped with RSA-OAEP(SHA-1) for pub, the
+// plaintext AES-256-CBC encrypted with IV = sym[:16] (left as zeros unless
+// sym has the 32 bytes AES-256 takes), the ciphertext signed with
+// HMAC-SHA256(sym).
+func seal(pub *rsa.PublicKey, certID, thumbprint string, sym, padded []byte) (*EncryptedContent, error) {
+	wrapped, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, sym, nil)
+	if err != nil {
+		return nil, fmt.Errorf("wrap key: %w", err)
+	}
 	ct := make([]byte, len(padded))
-	if len(sym) == 32 {
+	if len(sym) == symKeySize {
 		block, err := aes.NewCipher(sym)
-		if err != nil {
-			tb.Fatal(err)
+		if err != nil { // unreachable: len(sym) == 32
+			return nil, err
 		}
-		cipher.NewCBCEncrypter(block, sym[:16]).CryptBlocks(ct, padded)
+		cipher.NewCBCEncrypter(block, sym[:aes.BlockSize]).CryptBlocks(ct, padded)
 	}
 	mac := hmac.New(sha256.New, sym)
 	mac.Write(ct)
@@ -99,9 +114,9 @@ func sealRaw(tb testing.TB, k Key, sym, padded []byte) *EncryptedContent {
 		Data:                            base64.StdEncoding.EncodeToString(ct),
 		DataSignature:                   base64.StdEncoding.EncodeToString(mac.Sum(nil)),
 		DataKey:                         base64.StdEncoding.EncodeToString(wrapped),
-		EncryptionCertificateID:         k.ID,
-		EncryptionCertificateThumbprint: k.Thumbprint(),
-	}
+		EncryptionCertificateID:         certID,
+		EncryptionCertificateThumbprint: thumbprint,
+	}, nil
 }
 
 // vectorDir is Microsoft's rich-notification test vector, kept next to the
@@ -120,4 +135,35 @@ func readVector(tb testing.TB, name string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// vectorSymKey returns the vector's symmetric key, the one its dataKey
+// wraps.
+func vectorSymKey(tb testing.TB) []byte {
+	tb.Helper()
+	sym, err := hex.DecodeString(strings.TrimSpace(string(readVector(tb, "symmetric-key.hex"))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sym
+}
+
+// newRing returns a KeyRing holding keys.
+func newRing(tb testing.TB, keys ...Key) *KeyRing {
+	tb.Helper()
+	ring, err := NewKeyRing(keys...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ring
+}
+
+// sealed returns plaintext encrypted for k as Graph does.
+func sealed(tb testing.TB, k Key, plaintext []byte) *EncryptedContent {
+	tb.Helper()
+	c, err := encrypt(k.Certificate, k.ID, plaintext)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

@@ -143,21 +143,7 @@ func TestParsePKCS12(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParsePKCS12(tt.pfx, tt.password)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("ParsePKCS12() error = %v, want %v", err, tt.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, ErrKeyFile) {
-					t.Errorf("error %v does not wrap ErrKeyFile", err)
-				}
-				if tt.password != "" && strings.Contains(err.Error(), tt.password) {
-					t.Errorf("error %q contains the password", err)
-				}
-				return
-			}
-			if !k.Private.Equal(a.Private) || k.Thumbprint() != a.Thumbprint() {
-				t.Error("parsed key or certificate differs")
-			}
+			checkKeyFile(t, "ParsePKCS12", k, err, tt.wantErr, tt.password, a)
 		})
 	}
 }
@@ -223,24 +209,10 @@ func TestLoadFile(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join(dir, tt.file)
 			k, err := LoadFile(path, tt.password)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("LoadFile() error = %v, want %v", err, tt.wantErr)
+			if err != nil && !strings.Contains(err.Error(), tt.file) {
+				t.Errorf("error %q does not name the file", err)
 			}
-			if err != nil {
-				if !errors.Is(err, ErrKeyFile) {
-					t.Errorf("error %v does not wrap ErrKeyFile", err)
-				}
-				if !strings.Contains(err.Error(), tt.file) {
-					t.Errorf("error %q does not name the file", err)
-				}
-				if tt.password != "" && strings.Contains(err.Error(), tt.password) {
-					t.Errorf("error %q contains the password", err)
-				}
-				return
-			}
-			if !k.Private.Equal(a.Private) || k.Thumbprint() != a.Thumbprint() {
-				t.Error("loaded key or certificate differs")
-			}
+			checkKeyFile(t, "LoadFile", k, err, tt.wantErr, tt.password, a)
 		})
 	}
 }
@@ -388,5 +360,27 @@ func TestPKCS12MACIterations(t *testing.T) {
 	}
 	if got := pkcs12MACIterations([]byte("garbage")); got != 0 {
 		t.Errorf("garbage: pkcs12MACIterations = %d, want 0", got)
+	}
+}
+
+// checkKeyFile checks what fn (ParsePKCS12 or LoadFile) returned: an error
+// matching wantErr, wrapping ErrKeyFile and not quoting password, or else
+// the key want, certificate included.
+func checkKeyFile(t *testing.T, fn string, k Key, err, wantErr error, password string, want Key) {
+	t.Helper()
+	if !errors.Is(err, wantErr) {
+		t.Fatalf("%s() error = %v, want %v", fn, err, wantErr)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrKeyFile) {
+			t.Errorf("error %v does not wrap ErrKeyFile", err)
+		}
+		if password != "" && strings.Contains(err.Error(), password) {
+			t.Errorf("error %q contains the password", err)
+		}
+		return
+	}
+	if !k.Private.Equal(want.Private) || k.Thumbprint() != want.Thumbprint() {
+		t.Errorf("%s: key or certificate differs", fn)
 	}
 }

@@ -16,10 +16,7 @@ func TestKeyRingSelection(t *testing.T) {
 	bareB := Key{ID: "bare-b", Private: b.Private} // no certificate: id only
 	thumbOnlyA := Key{Private: a.Private, Certificate: a.Certificate}
 	pt := []byte(`{"id":"1"}`)
-	encA, err := encrypt(a.Certificate, a.ID, pt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	encA := sealed(t, a, pt)
 	encB, err := encrypt(b.Certificate, "bare-b", pt)
 	if err != nil {
 		t.Fatal(err)
@@ -52,10 +49,7 @@ func TestKeyRingSelection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ring, err := NewKeyRing(tt.keys...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ring := newRing(t, tt.keys...)
 			got, err := ring.Decrypt(tt.c)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Decrypt() error = %v, want %v", err, tt.wantErr)
@@ -68,10 +62,7 @@ func TestKeyRingSelection(t *testing.T) {
 }
 
 func TestKeyRingUnknownKeyErrorIsBounded(t *testing.T) {
-	ring, err := NewKeyRing(testKey(t, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, testKey(t, 0))
 	c, err := encrypt(testKey(t, 1).Certificate, strings.Repeat("i", 10000), []byte("x"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,18 +78,9 @@ func TestKeyRingUnknownKeyErrorIsBounded(t *testing.T) {
 
 func TestKeyRingRotation(t *testing.T) {
 	oldKey, newKey := testKey(t, 0), testKey(t, 1)
-	ring, err := NewKeyRing(oldKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldContent, err := encrypt(oldKey.Certificate, oldKey.ID, []byte(`{"v":"old"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	newContent, err := encrypt(newKey.Certificate, newKey.ID, []byte(`{"v":"new"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, oldKey)
+	oldContent := sealed(t, oldKey, []byte(`{"v":"old"}`))
+	newContent := sealed(t, newKey, []byte(`{"v":"new"}`))
 	decrypts := func(c *EncryptedContent, want string) {
 		t.Helper()
 		got, err := ring.Decrypt(c)
@@ -157,10 +139,7 @@ func TestKeyRingRotation(t *testing.T) {
 func TestKeyRingRemoveKeyWhoseIDIsItsThumbprint(t *testing.T) {
 	k := testKey(t, 0)
 	k.ID = k.Thumbprint()
-	ring, err := NewKeyRing(k, testKey(t, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k, testKey(t, 1))
 	if !ring.Remove(k.ID) || ring.Len() != 1 {
 		t.Fatalf("after Remove, Len() = %d, want 1", ring.Len())
 	}
@@ -190,11 +169,8 @@ func TestKeyRingAddRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ring, err := NewKeyRing(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = ring.Add(tt.key)
+			ring := newRing(t, a)
+			err := ring.Add(tt.key)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Add() error = %v, want %v", err, tt.wantErr)
 			}
@@ -217,18 +193,9 @@ func TestKeyRingAddRejects(t *testing.T) {
 func TestKeyRingSameIDRotation(t *testing.T) {
 	oldKey, newKey := testKey(t, 0), testKey(t, 1)
 	oldKey.ID, newKey.ID = "key-1", "key-1"
-	ring, err := NewKeyRing(oldKey, newKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	encOld, err := encrypt(oldKey.Certificate, "key-1", []byte("old"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	encNew, err := encrypt(newKey.Certificate, "key-1", []byte("new"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, oldKey, newKey)
+	encOld := sealed(t, oldKey, []byte("old"))
+	encNew := sealed(t, newKey, []byte("new"))
 	for _, c := range []*EncryptedContent{encOld, encNew} {
 		if _, err := ring.Decrypt(c); err != nil {
 			t.Fatalf("during overlap: %v", err)
@@ -254,10 +221,7 @@ func TestKeyRingSameIDRotation(t *testing.T) {
 func TestKeyRingZeroValueIsUsable(t *testing.T) {
 	var ring KeyRing
 	k := testKey(t, 0)
-	c, err := encrypt(k.Certificate, k.ID, []byte("zero"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sealed(t, k, []byte("zero"))
 	if _, err := ring.Decrypt(c); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("empty ring: error = %v, want ErrUnknownKey", err)
 	}
@@ -278,10 +242,7 @@ func TestKeyRingZeroValueIsUsable(t *testing.T) {
 func TestKeyRingPrecomputesItsOwnCopy(t *testing.T) {
 	k := testKey(t, 0)
 	handBuilt := &rsa.PrivateKey{PublicKey: k.Private.PublicKey, D: k.Private.D, Primes: k.Private.Primes}
-	ring, err := NewKeyRing(Key{ID: "hand", Private: handBuilt, Certificate: k.Certificate})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, Key{ID: "hand", Private: handBuilt, Certificate: k.Certificate})
 	if handBuilt.Precomputed.Dp != nil {
 		t.Error("Add modified the caller's private key")
 	}
@@ -298,18 +259,9 @@ func TestKeyRingPrecomputesItsOwnCopy(t *testing.T) {
 // never fail while other goroutines add and remove keys. Run with -race.
 func TestKeyRingConcurrentRotation(t *testing.T) {
 	stable, rotating := testKey(t, 0), testKey(t, 1)
-	ring, err := NewKeyRing(stable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := encrypt(stable.Certificate, stable.ID, []byte("steady"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := encrypt(rotating.Certificate, rotating.ID, []byte("rotating"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, stable)
+	c := sealed(t, stable, []byte("steady"))
+	rc := sealed(t, rotating, []byte("rotating"))
 	const readers, rounds = 4, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, readers*rounds*2)
@@ -350,10 +302,7 @@ func TestKeyRingConcurrentRotation(t *testing.T) {
 func TestNilKeyRingIsEmpty(t *testing.T) {
 	var ring *KeyRing
 	k := testKey(t, 0)
-	c, err := encrypt(k.Certificate, k.ID, []byte("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sealed(t, k, []byte("x"))
 	if _, err := ring.Decrypt(c); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Decrypt on nil ring: error = %v, want ErrUnknownKey", err)
 	}

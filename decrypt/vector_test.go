@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -95,10 +94,7 @@ func TestMicrosoftVectorDecrypts(t *testing.T) {
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					ring, err := NewKeyRing(tc.key)
-					if err != nil {
-						t.Fatal(err)
-					}
+					ring := newRing(t, tc.key)
 					got, err := ring.Decrypt(&tc.c)
 					if err != nil {
 						t.Fatalf("Decrypt: %v", err)
@@ -117,10 +113,7 @@ func TestMicrosoftVectorDecrypts(t *testing.T) {
 func TestMicrosoftVectorSteps(t *testing.T) {
 	content, want := vectorContent(t)
 	k := vectorKeys(t)["ParsePEM"]
-	wantSym, err := hex.DecodeString(strings.TrimSpace(string(readVector(t, "symmetric-key.hex"))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantSym := vectorSymKey(t)
 	sym, err := unwrapKey(k.Private, mustB64(t, content.DataKey))
 	if err != nil {
 		t.Fatalf("unwrapKey: %v", err)
@@ -164,10 +157,7 @@ func TestMicrosoftVectorBarePrivateKey(t *testing.T) {
 		t.Fatalf("NewKeyRing(key without id or certificate) error = %v, want ErrKeyFile", err)
 	}
 	k.ID = vectorID
-	ring, err := NewKeyRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t, k)
 	got, err := ring.Decrypt(content)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("Decrypt by id with a bare key: err %v, plaintext match %v", err, bytes.Equal(got, want))

@@ -9,32 +9,25 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/graphhook/graphhook/handlers"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
 const secret = "secretClientValue"
 
+// recorder is a Sink that records every batch, or fails after Fail.
 type recorder struct {
-	mu      sync.Mutex
-	batches []*receiver.Batch
-	err     error
+	testkit.Recorder[*receiver.Batch]
 }
 
 func (s *recorder) Deliver(ctx context.Context, b *receiver.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
-	s.batches = append(s.batches, b)
-	return nil
+	return s.Record(b)
 }
 
 func start(t *testing.T, sink receiver.Sink, cfg handlers.Config) string {
@@ -53,19 +46,7 @@ func start(t *testing.T, sink receiver.Sink, cfg handlers.Config) string {
 
 func do(t *testing.T, method, u, contentType, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := testkit.Do(t, method, u, contentType, []byte(body))
 	return resp, string(b)
 }
 
@@ -92,10 +73,10 @@ func TestRegisterDeliversBatchWithQuery(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d %s", resp.StatusCode, body)
 	}
-	if len(sink.batches) != 1 || len(sink.batches[0].Notifications) != 2 {
-		t.Fatalf("batches = %v", sink.batches)
+	if len(sink.All()) != 1 || len(sink.All()[0].Notifications) != 2 {
+		t.Fatalf("batches = %v", sink.All())
 	}
-	b := sink.batches[0]
+	b := sink.All()[0]
 	if b.Query.Get("tenant") != "contoso" || b.Notifications[0].IsLifecycle() || !b.Notifications[1].IsLifecycle() {
 		t.Errorf("query %v, kinds %v/%v", b.Query, b.Notifications[0].IsLifecycle(), b.Notifications[1].IsLifecycle())
 	}
@@ -126,7 +107,7 @@ func TestErrorsGoThroughEchosErrorHandler(t *testing.T) {
 			}
 		})
 	}
-	sink.err = errors.New("bus down")
+	sink.Fail(errors.New("bus down"))
 	resp, body := do(t, http.MethodPost, u+"/notifications", "application/json", batch)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" {
 		t.Errorf("sink down: %d Retry-After %q, want 503 5", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -149,7 +130,7 @@ func TestLargeBodyWithinLimitIsAccepted(t *testing.T) {
 		t.Fatalf("test body is only %d bytes", len(body))
 	}
 	resp, _ := do(t, http.MethodPost, u+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted || len(sink.batches[0].Notifications) != 2000 {
+	if resp.StatusCode != http.StatusAccepted || len(sink.All()[0].Notifications) != 2000 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	resp, _ = do(t, http.MethodPost, u+"/notifications", "application/json", body+string(bytes.Repeat([]byte(" "), 4<<20-len(body)+1)))
@@ -178,7 +159,7 @@ func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked body over the limit: status %d, want 413", resp.StatusCode)
 	}
-	if len(sink.batches) != 0 {
+	if len(sink.All()) != 0 {
 		t.Errorf("a batch was delivered")
 	}
 }
@@ -204,7 +185,7 @@ func TestErrorsCarryTheReceiversPolicy(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &msg); err != nil || !strings.Contains(msg.Message, receiver.ErrMethod.Error()) {
 		t.Errorf("405 body %q, want the receiver's message", body)
 	}
-	sink.err = errors.New("bus down")
+	sink.Fail(errors.New("bus down"))
 	resp, body = do(t, http.MethodPost, srv.URL+"/lifecycle", "application/json", batch)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "9" {
 		t.Errorf("sink down: %d Retry-After %q, want 503 9 (the receiver's RetryAfter)", resp.StatusCode, resp.Header.Get("Retry-After"))

@@ -8,7 +8,6 @@ import (
 
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const batchSize = 100
@@ -38,10 +37,7 @@ func newBatch(run string, iter int) *receiver.Batch {
 func BenchmarkPublish100(b *testing.B) {
 	nc := startNATS(b)
 	pub := newPublisher(b, nc, natspub.Config{PublishTimeout: 10 * time.Second})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js := newJS(b, nc)
 	b.Run("deliver", func(b *testing.B) {
 		iter := 0
 		for b.Loop() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
@@ -60,21 +61,6 @@ func (s *stampedBody) stamp(iter int) {
 	}
 }
 
-// discardWriter is an http.ResponseWriter that keeps nothing, so that the
-// benchmarks measure the receiver and the publish rather than a recorder.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// WriteString is what net/http's writer has too, so io.WriteString does
-// not copy.
-func (w *discardWriter) WriteString(s string) (int, error) { return len(s), nil }
-func (w *discardWriter) WriteHeader(status int)            { w.status = status }
-
 // BenchmarkHandlerPubAck is the daemon's basic path without the network:
 // Receiver.ServeHTTP over a Publisher on an in-process, file-backed
 // JetStream, from the request to the 202 that follows the last PubAck, for
@@ -107,7 +93,7 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			rd := bytes.NewReader(body.b)
 			req := httptest.NewRequest(http.MethodPost, "/notifications?tenant=contoso", rd)
 			req.Header.Set("Content-Type", "application/json")
-			w := &discardWriter{h: http.Header{}}
+			w := &testkit.DiscardWriter{}
 			before := pub.Stats().Stored
 			b.ReportAllocs()
 			start, cpuStart := mallocs(), cpuTime(b)
@@ -116,10 +102,10 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 				body.stamp(iter)
 				rd.Reset(body.b)
 				req.Body = io.NopCloser(rd)
-				clear(w.h)
+				w.Reset()
 				rcv.ServeHTTP(w, req)
-				if w.status != http.StatusAccepted {
-					b.Fatalf("status %d, want 202", w.status)
+				if w.Status != http.StatusAccepted {
+					b.Fatalf("status %d, want 202", w.Status)
 				}
 				iter++
 			}
@@ -135,7 +121,7 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			b.ReportAllocs()
 			start, cpuStart := mallocs(), cpuTime(b)
 			for b.Loop() {
-				var p plainCollection
+				var p testkit.PlainCollection
 				if err := json.Unmarshal(body.b, &p); err != nil || len(p.Value) != size {
 					b.Fatalf("Unmarshal: %v (%d items)", err, len(p.Value))
 				}
@@ -143,20 +129,6 @@ func BenchmarkHandlerPubAck(b *testing.B) {
 			reportPerNotification(b, size, start, cpuStart)
 		})
 	}
-}
-
-// plainCollection is what a hand-written receiver decodes at the least.
-type plainCollection struct {
-	Value []struct {
-		ID                             string          `json:"id"`
-		SubscriptionID                 string          `json:"subscriptionId"`
-		SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
-		ClientState                    string          `json:"clientState"`
-		ChangeType                     string          `json:"changeType"`
-		Resource                       string          `json:"resource"`
-		TenantID                       string          `json:"tenantId"`
-		ResourceData                   json.RawMessage `json:"resourceData"`
-	} `json:"value"`
 }
 
 // cpuTime returns the CPU time the process (client, receiver and the

@@ -17,7 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -216,11 +216,8 @@ func TestEventID(t *testing.T) {
 }
 
 func TestRichEventIDSurvivesReEncryption(t *testing.T) {
-	key := newKey(t)
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.DecryptKey(t, certID)
+	ring := testkit.KeyRing(t, key)
 	var ids []string
 	for range 2 {
 		c, err := receiver.Parse(body(t, nil, richItem(t, key, plaintext)))
@@ -530,7 +527,7 @@ type consumerEvent struct {
 // graphhook's names must not make a consumer read decrypted content, a
 // lifecycle event or another tenant.
 func TestLookAlikeFieldsCannotShadowGraphhooksFields(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	e := newEnv(t, startNATS(t), key, natspub.Config{})
 	it := basicItem("look-alike", "created", "users/u1/messages/m1", "")
 	lookAlikes := map[string]any{

@@ -1,7 +1,6 @@
 package natspub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
@@ -98,16 +98,6 @@ func body(t testing.TB, tokens []string, items ...item) []byte {
 	return b
 }
 
-func newKey(t testing.TB) decrypt.Key {
-	t.Helper()
-	k, err := decrypt.GenerateKey(2048, "natspub-test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.ID = certID
-	return k
-}
-
 // env is a receiver publishing through a Publisher to a real server.
 type env struct {
 	nc  *nats.Conn
@@ -132,14 +122,10 @@ func newPublisher(t testing.TB, nc *nats.Conn, cfg natspub.Config) *natspub.Publ
 func newEnv(t testing.TB, nc *nats.Conn, key decrypt.Key, cfg natspub.Config) *env {
 	t.Helper()
 	pub := newPublisher(t, nc, cfg)
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rcv, err := receiver.New(receiver.Config{
 		Sink:                        pub,
 		ClientStates:                []string{secret},
-		Keys:                        ring,
+		Keys:                        testkit.KeyRing(t, key),
 		InsecureSkipTokenValidation: true,
 	})
 	if err != nil {
@@ -147,25 +133,12 @@ func newEnv(t testing.TB, nc *nats.Conn, key decrypt.Key, cfg natspub.Config) *e
 	}
 	srv := httptest.NewServer(rcv)
 	t.Cleanup(srv.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{nc: nc, js: js, pub: pub, srv: srv}
+	return &env{nc: nc, js: newJS(t, nc), pub: pub, srv: srv}
 }
 
 func (e *env) post(t testing.TB, b []byte) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.srv.URL+"/notify?route=a", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := testkit.Do(t, http.MethodPost, e.srv.URL+"/notify?route=a", "application/json", b)
 	return resp
 }
 
@@ -224,6 +197,16 @@ func str(t testing.TB, raw json.RawMessage) string {
 		t.Fatalf("%s is not a string", raw)
 	}
 	return s
+}
+
+// newJS returns the JetStream context of nc.
+func newJS(t testing.TB, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func startNATS(t testing.TB) *nats.Conn {

@@ -23,7 +23,7 @@ import (
 )
 
 func TestEveryNotificationLandsOnceWithSubjectHeadersAndBody(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	e := newEnv(t, startNATS(t), key, natspub.Config{})
 	etag := `W/"CQAAABYAAADkrWGo7bouTKlsgTZMr9KwAAAUWRHf"`
 	e.mustPost(t, body(t, []string{"eyJhbGciOiJub25lIn0.e30."},
@@ -115,7 +115,7 @@ func TestEveryNotificationLandsOnceWithSubjectHeadersAndBody(t *testing.T) {
 }
 
 func TestSameBatchTwiceLandsOnce(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	e := newEnv(t, startNATS(t), key, natspub.Config{})
 	items := []item{
 		basicItem("", "updated", "users/u1/messages/m1", `W/"1"`),
@@ -144,7 +144,7 @@ func TestServerDownAnswers503FastAndRetryLandsOnceAfterRestart(t *testing.T) {
 	port := natstest.Port(t, ns)
 	nc := natstest.Connect(t, ns.ClientURL())
 	const timeout = 1500 * time.Millisecond
-	e := newEnv(t, nc, newKey(t), natspub.Config{PublishTimeout: timeout})
+	e := newEnv(t, nc, testkit.DecryptKey(t, certID), natspub.Config{PublishTimeout: timeout})
 
 	a := body(t, nil, basicItem("a", "created", "users/u1/messages/a", ""))
 	b := body(t, nil, basicItem("b", "created", "users/u1/messages/b", ""), lifecycleItem("subscriptionRemoved"))
@@ -189,7 +189,7 @@ func TestServerDownAnswers503FastAndRetryLandsOnceAfterRestart(t *testing.T) {
 }
 
 func TestSubjectInjectionIsNeutralised(t *testing.T) {
-	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	e := newEnv(t, startNATS(t), testkit.DecryptKey(t, certID), natspub.Config{})
 	js := e.js
 	// A consumer of one tenant must not see another tenant's forged events.
 	cons, err := js.CreateOrUpdateConsumer(t.Context(), natspub.DefaultStream, jetstream.ConsumerConfig{
@@ -246,8 +246,8 @@ func TestSubjectInjectionIsNeutralised(t *testing.T) {
 }
 
 func TestRejectedItemsGoToQuarantineOnly(t *testing.T) {
-	key := newKey(t)
-	other := newKey(t) // encrypted for a key we do not hold
+	key := testkit.DecryptKey(t, certID)
+	other := testkit.DecryptKey(t, certID) // encrypted for a key we do not hold
 	e := newEnv(t, startNATS(t), key, natspub.Config{})
 
 	forged := basicItem("f1", "created", "users/u1/messages/m9", "")
@@ -315,7 +315,7 @@ func quarantined(t testing.TB, data []byte) *receiver.Collection {
 // TestQuarantineIsOneReplayableMessagePerReason posts a batch holding good
 // and rejected items of two reasons and several tenants.
 func TestQuarantineIsOneReplayableMessagePerReason(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	e := newEnv(t, startNATS(t), key, natspub.Config{})
 	forged := func(id, tenantID string) item {
 		it := basicItem(id, "created", "users/u1/messages/"+id, "")
@@ -370,7 +370,7 @@ func TestQuarantineIsOneReplayableMessagePerReason(t *testing.T) {
 // a large validation token must not become one message per item, each
 // carrying the token.
 func TestQuarantineIsBoundedByTheRequest(t *testing.T) {
-	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	e := newEnv(t, startNATS(t), testkit.DecryptKey(t, certID), natspub.Config{})
 	const n = 2000
 	items := make([]item, n)
 	for i := range items {
@@ -395,7 +395,7 @@ func TestQuarantineIsBoundedByTheRequest(t *testing.T) {
 // TestManyValidationTokensDoNotBlockTheBatch: tokens in headers would pass
 // the server's 64 KiB header limit, and the batch could never be stored.
 func TestManyValidationTokensDoNotBlockTheBatch(t *testing.T) {
-	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	e := newEnv(t, startNATS(t), testkit.DecryptKey(t, certID), natspub.Config{})
 	tokens := make([]string, 40)
 	for i := range tokens {
 		tokens[i] = "eyJ0eXAiOiJKV1QifQ." + strings.Repeat("e", 2000) + "." + strconv.Itoa(i)
@@ -443,7 +443,7 @@ func TestQuarantineNeverCarriesDecryptedContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	m := wantCount(t, js, natspub.DefaultQuarantineStream, 1)[0]
 	if want := `{"value":[` + string(raw) + `]}`; string(m.Data) != want {
 		t.Errorf("body = %s, want %s", m.Data, want)
@@ -458,7 +458,7 @@ func TestQuarantineNeverCarriesDecryptedContent(t *testing.T) {
 // items that differ only in a resourceData property or an unknown field
 // are two notifications, not a redelivery.
 func TestItemsWithoutIDThatDifferAnywhereAreTwoEvents(t *testing.T) {
-	e := newEnv(t, startNATS(t), newKey(t), natspub.Config{})
+	e := newEnv(t, startNATS(t), testkit.DecryptKey(t, certID), natspub.Config{})
 	user := func(seq int, name string) item {
 		return item{
 			"subscriptionId": subID, "clientState": secret, "tenantId": tenant,
@@ -584,7 +584,7 @@ func TestNewUpdatesExistingStream(t *testing.T) {
 	p1 := newPublisher(t, nc, natspub.Config{DuplicateWindow: 10 * time.Minute})
 	p1.Close()
 	newPublisher(t, nc, natspub.Config{DuplicateWindow: 4 * time.Hour, MaxAge: 48 * time.Hour})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	s, err := js.Stream(t.Context(), natspub.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +630,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 func TestDeliverFailsWhenStreamIsGone(t *testing.T) {
 	nc := startNATS(t)
 	p := newPublisher(t, nc, natspub.Config{PublishTimeout: time.Second})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	if err := js.DeleteStream(t.Context(), natspub.DefaultStream); err != nil {
 		t.Fatal(err)
 	}
@@ -683,7 +683,7 @@ func TestDeliverIsBoundedByPublishTimeout(t *testing.T) {
 	nc := startNATS(t)
 	const timeout = 300 * time.Millisecond
 	p := newPublisher(t, nc, natspub.Config{PublishTimeout: timeout})
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	if err := js.DeleteStream(t.Context(), natspub.DefaultStream); err != nil {
 		t.Fatal(err)
 	}

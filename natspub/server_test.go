@@ -58,7 +58,7 @@ func TestStartServer(t *testing.T) {
 func TestLogsCarryNoSecrets(t *testing.T) {
 	var logs testkit.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	dir := t.TempDir()
 	ns := natstest.RunServer(t, dir, -1)
 	nc := natstest.Connect(t, ns.ClientURL())

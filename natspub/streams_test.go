@@ -62,13 +62,13 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 // TestForgedFloodNeverEvictsItemsThatPassedClientState is issue 16's
 // acceptance test: forged items of any size fill only their own stream.
 func TestForgedFloodNeverEvictsItemsThatPassedClientState(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	const bound = 256 << 10
 	e := newEnv(t, startNATS(t), key, natspub.Config{QuarantineMaxBytes: bound, UnverifiedMaxBytes: bound})
 
 	// A genuine item that passed clientState and failed later: encrypted
 	// for a key the receiver does not hold.
-	e.mustPost(t, body(t, []string{"eyJ0eXAiOiJKV1QifQ.e30.sig"}, richItem(t, newKey(t), plaintext)))
+	e.mustPost(t, body(t, []string{"eyJ0eXAiOiJKV1QifQ.e30.sig"}, richItem(t, testkit.DecryptKey(t, certID), plaintext)))
 	genuine := wantCount(t, e.js, natspub.DefaultQuarantineStream, 1)[0]
 
 	forged := func(id string, pad int) item {
@@ -124,10 +124,7 @@ func TestForgedFloodNeverEvictsItemsThatPassedClientState(t *testing.T) {
 // says so in the log.
 func TestNewKeepsTheOperatorsStream(t *testing.T) {
 	nc := startNATS(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := newJS(t, nc)
 	op := jetstream.StreamConfig{
 		Name:       natspub.DefaultStream,
 		Subjects:   []string{"graph.notifications.>", "graph.gaps.>"}, // lifecycle missing, one of the operator's own
@@ -174,7 +171,7 @@ func TestNewKeepsTheOperatorsStream(t *testing.T) {
 
 	t.Run("memory storage stops New", func(t *testing.T) {
 		nc := startNATS(t)
-		js, _ := jetstream.New(nc)
+		js := newJS(t, nc)
 		if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "MEM", Subjects: []string{"graph.notifications.>", "graph.lifecycle.>"}, Storage: jetstream.MemoryStorage}); err != nil {
 			t.Fatal(err)
 		}
@@ -190,10 +187,7 @@ func TestNewKeepsTheOperatorsStream(t *testing.T) {
 // an operator changed since is kept.
 func TestNewFollowsTheConfigOnlyForLimitsNobodyChanged(t *testing.T) {
 	nc := startNATS(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := newJS(t, nc)
 	newPublisher(t, nc, natspub.Config{}).Close()
 	s, err := js.Stream(t.Context(), natspub.DefaultStream)
 	if err != nil {
@@ -215,7 +209,7 @@ func TestNewFollowsTheConfigOnlyForLimitsNobodyChanged(t *testing.T) {
 
 func TestNewRefusesAMirror(t *testing.T) {
 	nc := startNATS(t)
-	js, _ := jetstream.New(nc)
+	js := newJS(t, nc)
 	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "SRC", Subjects: []string{"src.>"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -263,10 +257,7 @@ func TestReadyReportsAFullStream(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			nc := startNATS(t)
-			js, err := jetstream.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			js := newJS(t, nc)
 			sc := tt.limit
 			sc.Name = "FULL_" + strings.ToUpper(tt.name)
 			sc.Subjects = []string{"graph.notifications.>", "graph.lifecycle.>"}
@@ -284,7 +275,7 @@ func TestReadyReportsAFullStream(t *testing.T) {
 			if err := p.Deliver(t.Context(), one("refused")); !errors.Is(err, natspub.ErrNotAcknowledged) {
 				t.Fatalf("Deliver to a full stream = %v, want ErrNotAcknowledged", err)
 			}
-			err = p.Ready(t.Context())
+			err := p.Ready(t.Context())
 			if !errors.Is(err, natspub.ErrStreamFull) || !strings.Contains(err.Error(), sc.Name) {
 				t.Fatalf("Ready = %v, want ErrStreamFull naming %s", err, sc.Name)
 			}

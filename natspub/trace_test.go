@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 )
@@ -58,7 +59,7 @@ func consume(t *testing.T, js jetstream.JetStream, stream string, tr trace.Trace
 // publish span (a child of the receiver's batch span); without a publish
 // span, the batch span itself; without tracing, no header at all.
 func TestTraceContextReachesConsumers(t *testing.T) {
-	key := newKey(t)
+	key := testkit.DecryptKey(t, certID)
 	for _, tt := range []struct {
 		name                    string
 		traceReceiver, tracePub bool
@@ -159,10 +160,7 @@ func TestPublishSpanCarriesTraceStateAndFailure(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	nc := startNATS(t)
 	pub := newPublisher(t, nc, natspub.Config{TracerProvider: tp})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := newJS(t, nc)
 	ts, err := trace.ParseTraceState("vendor=opaque")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // TestBusyCPUAnswers503Quickly checks admission control: while other
@@ -19,7 +20,9 @@ import (
 // MaxDecryptWait and is then answered 503 (Graph retries) rather than
 // drifting past Graph's 3 s limit; once the slots free up it is taken.
 func TestBusyCPUAnswers503Quickly(t *testing.T) {
-	r, body, delivered := richBatch(t, 4)
+	key := testkit.DecryptKey(t, "k")
+	r, delivered := countingReceiver(t, testkit.KeyRing(t, key), 50*time.Millisecond)
+	body := richBody(t, key, 4, "", nil)
 
 	// Other batches hold every core.
 	if err := r.work.cpu.Acquire(t.Context(), r.work.slots); err != nil {
@@ -50,7 +53,9 @@ func TestBusyCPUAnswers503Quickly(t *testing.T) {
 // the cores that are free instead of waiting for all of them: the tail of
 // an earlier batch holding one core must not leave the other idle.
 func TestBatchTakesAFreeCoreBesideABusyOne(t *testing.T) {
-	r, body, delivered := richBatch(t, 4)
+	key := testkit.DecryptKey(t, "k")
+	r, delivered := countingReceiver(t, testkit.KeyRing(t, key), 50*time.Millisecond)
+	body := richBody(t, key, 4, "", nil)
 	if r.work.slots < 2 {
 		t.Skipf("GOMAXPROCS is %d: no second core to leave busy", r.work.slots)
 	}
@@ -66,41 +71,6 @@ func TestBatchTakesAFreeCoreBesideABusyOne(t *testing.T) {
 	if *delivered != 4 {
 		t.Errorf("one core free: %d delivered, want 4", *delivered)
 	}
-}
-
-// richBatch returns a Receiver with an RSA-2048 key and a MaxDecryptWait
-// of 50 ms, a body of n rich items encrypted for that key, and the count
-// of items its Sink was handed.
-func richBatch(t *testing.T, n int) (*Receiver, []byte, *int) {
-	t.Helper()
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	delivered := new(int)
-	r, err := New(Config{
-		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
-		MaxDecryptWait: 50 * time.Millisecond,
-		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
-			*delivered += len(b.Notifications)
-			return nil
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []map[string]any
-	for i := range n {
-		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": string(rune('a' + i))})
-	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
-	return r, body, delivered
 }
 
 // TestAdmissionByWork checks the admission rule itself: batches are taken
@@ -156,24 +126,13 @@ func TestAdmissionByWork(t *testing.T) {
 // TestDecryptionReleasesItsWork: whatever the outcome, a batch's estimated
 // work leaves the queue when the batch is done.
 func TestDecryptionReleasesItsWork(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	var items []map[string]any
-	for i := range 20 {
-		ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-		if err != nil {
-			t.Fatal(err)
-		}
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
+	body := richBody(t, key, 20, "", func(i int, ec *decrypt.EncryptedContent) {
 		if i%2 == 1 {
 			ec.DataKey = "AAAA" + ec.DataKey[4:] // fails
 		}
-		items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec})
-	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	})
 	for _, timeout := range []time.Duration{time.Minute, time.Microsecond} {
 		r, err := New(Config{ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true, Timeout: timeout,
 			Sink: SinkFunc(func(ctx context.Context, b *Batch) error { return nil })})
@@ -199,39 +158,11 @@ func TestDecryptionReleasesItsWork(t *testing.T) {
 // when an identical fresh batch is refused, and the estimate of an RSA
 // operation learns nothing from cache hits.
 func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
-	delivered := 0
-	r, err := New(Config{
-		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
-		MaxDecryptWait: 100 * time.Millisecond,
-		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
-			delivered += len(b.Notifications)
-			return nil
-		}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch := func(prefix string) []byte {
-		var items []map[string]any
-		for i := range 8 {
-			ec, err := graphsim.Encrypt(key.Certificate, "k", []byte(`{"i":1}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			items = append(items, map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": prefix + string(rune('a'+i))})
-		}
-		body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
-		return body
-	}
-	first, fresh := batch("first-"), batch("fresh-")
-	if _, err := r.Receive(t.Context(), first, url.Values{}); err != nil || delivered != 8 {
-		t.Fatalf("first delivery: %v, %d delivered", err, delivered)
+	key := testkit.DecryptKey(t, "k")
+	r, delivered := countingReceiver(t, testkit.KeyRing(t, key), 100*time.Millisecond)
+	first, fresh := richBody(t, key, 8, "first-", nil), richBody(t, key, 8, "fresh-", nil)
+	if _, err := r.Receive(t.Context(), first, url.Values{}); err != nil || *delivered != 8 {
+		t.Fatalf("first delivery: %v, %d delivered", err, *delivered)
 	}
 	const class = 2 // RSA-2048
 	learned := r.work.estimate(class)
@@ -261,4 +192,47 @@ func TestRedeliveredBatchIsNearlyFree(t *testing.T) {
 	if q := r.work.queued.Load(); q != r.work.slots*int64(time.Second) {
 		t.Errorf("queued work changed by %v: the redeliveries were counted as work", time.Duration(q-r.work.slots*int64(time.Second)))
 	}
+}
+
+// countingReceiver returns a Receiver of rich items for ring, with no token
+// validation, that waits at most wait for a decryption slot, and the
+// number of notifications it has delivered.
+func countingReceiver(t *testing.T, ring *decrypt.KeyRing, wait time.Duration) (*Receiver, *int) {
+	t.Helper()
+	delivered := new(int)
+	r, err := New(Config{
+		ClientStates: []string{"cs"}, Keys: ring, InsecureSkipTokenValidation: true,
+		MaxDecryptWait: wait,
+		Sink: SinkFunc(func(ctx context.Context, b *Batch) error {
+			*delivered += len(b.Notifications)
+			return nil
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, delivered
+}
+
+// richBody returns a batch of n rich items encrypted for key, with the ids
+// prefix+"a", prefix+"b", ... and a placeholder token; change, when not
+// nil, alters item i's encryptedContent.
+func richBody(t *testing.T, key decrypt.Key, n int, prefix string, change func(i int, ec *decrypt.EncryptedContent)) []byte {
+	t.Helper()
+	items := make([]map[string]any, n)
+	for i := range items {
+		ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(`{"i":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if change != nil {
+			change(i, ec)
+		}
+		items[i] = map[string]any{"subscriptionId": "s", "clientState": "cs", "changeType": "created", "tenantId": "t", "resource": "r", "encryptedContent": ec, "id": prefix + string(rune('a'+i))}
+	}
+	body, err := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }

@@ -72,10 +72,7 @@ func TestLifecycleTenantFromOrganizationID(t *testing.T) {
 	lc["@odata.type"] = "#microsoft.graph.subscription"
 	both := item(1, secret, "updated")
 	both["organizationId"] = "11111111-2222-3333-4444-555555555555"
-	resp, _ := post(t, srv.URL+"/lifecycle", "application/json", collection(t, lc, both))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/lifecycle", collection(t, lc, both))
 	got := sink.accepted()
 	if len(got) != 2 {
 		t.Fatalf("accepted %d, want 2", len(got))
@@ -127,7 +124,7 @@ func TestDecodeErrorStaysPrivate(t *testing.T) {
 // TestHandleLeavesTheErrorBodyToTheAdapter: Handle sets the policy headers
 // and returns the error with the status and message to show.
 func TestHandleLeavesTheErrorBodyToTheAdapter(t *testing.T) {
-	sink := &recorder{err: errors.New("bus down")}
+	sink := failingRecorder(errors.New("bus down"))
 	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)

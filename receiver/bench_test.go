@@ -15,50 +15,31 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
-	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
 // BenchmarkReceiveBatch measures the core path for a 100-notification basic
 // batch: parse, clientState checks, delivery to a no-op Sink.
 func BenchmarkReceiveBatch(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
-	r, err := receiver.New(receiver.Config{
-		ClientStates: []string{secret},
-		Sink:         receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		bt, err := r.Receive(context.Background(), body, url.Values{})
-		if err != nil || len(bt.Notifications) != 100 {
-			b.Fatalf("Receive: %v", err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
+	benchReceiveBatch(b, nil)
 }
 
 // BenchmarkReceiveBatchTraced is BenchmarkReceiveBatch with every batch
 // traced (sampled and recorded, not exported): the cost of tracing over
 // BenchmarkReceiveBatch in the same run.
 func BenchmarkReceiveBatchTraced(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	benchReceiveBatch(b, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
+}
+
+// benchReceiveBatch measures Receive of a 100-notification basic batch,
+// traced by tp unless it is nil.
+func benchReceiveBatch(b *testing.B, tp trace.TracerProvider) {
+	body := basicBatch(b, 100)
 	r, err := receiver.New(receiver.Config{
 		ClientStates:   []string{secret},
 		Sink:           receiver.SinkFunc(func(context.Context, *receiver.Batch) error { return nil }),
@@ -78,15 +59,21 @@ func BenchmarkReceiveBatchTraced(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
 }
 
+// basicBatch is a body of n basic "created" notifications.
+func basicBatch(tb testing.TB, n int) []byte {
+	tb.Helper()
+	items := make([]map[string]any, n)
+	for i := range items {
+		items[i] = item(i, secret, "created")
+	}
+	return collection(tb, items...)
+}
+
 // BenchmarkParse is the parser alone, the floor of BenchmarkReceiveBatch.
 func BenchmarkParse(b *testing.B) {
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
-			var items []map[string]any
-			for i := range size {
-				items = append(items, item(i, secret, "created"))
-			}
-			body := collection(b, items...)
+			body := basicBatch(b, size)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -103,47 +90,16 @@ func BenchmarkParse(b *testing.B) {
 // no checks and no delivery. BenchmarkReceiveBatch is reported as a ratio
 // to it.
 func BenchmarkBaselineUnmarshal(b *testing.B) {
-	var items []map[string]any
-	for i := range 100 {
-		items = append(items, item(i, secret, "created"))
-	}
-	body := collection(b, items...)
-	type plain struct {
-		Value []struct {
-			ID                             string          `json:"id"`
-			SubscriptionID                 string          `json:"subscriptionId"`
-			SubscriptionExpirationDateTime string          `json:"subscriptionExpirationDateTime"`
-			ClientState                    string          `json:"clientState"`
-			ChangeType                     string          `json:"changeType"`
-			Resource                       string          `json:"resource"`
-			TenantID                       string          `json:"tenantId"`
-			ResourceData                   json.RawMessage `json:"resourceData"`
-		} `json:"value"`
-	}
+	body := basicBatch(b, 100)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var p plain
+		var p testkit.PlainCollection
 		if err := json.Unmarshal(body, &p); err != nil || len(p.Value) != 100 {
 			b.Fatal(err)
 		}
 	}
 }
-
-// discardWriter is an http.ResponseWriter that keeps nothing, so that
-// BenchmarkServeHTTP measures the receiver rather than a recorder.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-
-// WriteString is what net/http's writer has too, so io.WriteString does
-// not copy.
-func (w *discardWriter) WriteString(s string) (int, error) { return len(s), nil }
-func (w *discardWriter) WriteHeader(status int)            { w.status = status }
 
 // BenchmarkServeHTTP measures the receiver's whole HTTP path, from a
 // request to its answer, without a network or a Sink: the validation
@@ -165,14 +121,14 @@ func BenchmarkServeHTTP(b *testing.B) {
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
-		w := &discardWriter{h: http.Header{}}
+		w := &testkit.DiscardWriter{}
 		for b.Loop() {
 			rd.Reset(body)
 			req.Body = io.NopCloser(rd)
-			clear(w.h)
+			w.Reset()
 			r.ServeHTTP(w, req)
-			if w.status != want {
-				b.Fatalf("status %d, want %d", w.status, want)
+			if w.Status != want {
+				b.Fatalf("status %d, want %d", w.Status, want)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(items), "ns/notification")
@@ -182,11 +138,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	})
 	for _, size := range []int{1, 100} {
 		b.Run(fmt.Sprintf("basic/%d", size), func(b *testing.B) {
-			var items []map[string]any
-			for i := range size {
-				items = append(items, item(i, secret, "created"))
-			}
-			run(b, http.MethodPost, "/notifications?tenant=contoso", "application/json", collection(b, items...), http.StatusAccepted, size)
+			run(b, http.MethodPost, "/notifications?tenant=contoso", "application/json", basicBatch(b, size), http.StatusAccepted, size)
 		})
 	}
 }
@@ -211,14 +163,15 @@ func BenchmarkReceiveRichRedelivered(b *testing.B) {
 }
 
 func benchReceiveRich(b *testing.B, redelivered bool) {
-	key, ring := benchKey(b)
+	key := testkit.DecryptKey(b, "cert-1")
+	ring := testkit.KeyRing(b, key)
 	bodies := make([][]byte, 8)
 	for j := range bodies {
 		items := make([]map[string]any, 100)
 		for i := range items {
 			items[i] = richItem(b, j*100+i, key, `{"id":"AAMkAGI2","subject":"hello","body":{"content":"Hello World"}}`)
 		}
-		bodies[j], _ = json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+		bodies[j] = collectionWithToken(b, "x", items...)
 	}
 	r, err := receiver.New(receiver.Config{
 		ClientStates: []string{secret}, Keys: ring, InsecureSkipTokenValidation: true,
@@ -257,7 +210,7 @@ func benchReceiveRich(b *testing.B, redelivered bool) {
 // BenchmarkRawRSA is the floor of BenchmarkReceiveRich: 100 RSA-OAEP
 // (SHA-1) unwraps of a 32-byte key per iteration, spread over every core.
 func BenchmarkRawRSA(b *testing.B) {
-	key, _ := benchKey(b)
+	key := testkit.DecryptKey(b, "cert-1")
 	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, &key.Private.PublicKey, make([]byte, 32), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -277,18 +230,4 @@ func BenchmarkRawRSA(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/notification")
-}
-
-func benchKey(b *testing.B) (decrypt.Key, *decrypt.KeyRing) {
-	b.Helper()
-	key, err := decrypt.GenerateKey(2048, "bench", time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return key, ring
 }

@@ -1,13 +1,13 @@
 package receiver_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -20,7 +20,7 @@ func richBatches(t *testing.T, key decrypt.Key, n, size int) [][]byte {
 		for i := range items {
 			items[i] = richItem(t, b*size+i, key, `{"id":"m","subject":"hello"}`)
 		}
-		bodies[b], _ = json.Marshal(map[string]any{"value": items, "validationTokens": []string{"x"}})
+		bodies[b] = collectionWithToken(t, "x", items...)
 	}
 	return bodies
 }
@@ -52,12 +52,8 @@ func postAll(t *testing.T, u string, bodies [][]byte) []answer {
 // receiver, about 0.4 s of RSA-2048 on two cores. With the default
 // settings every batch is taken.
 func TestRichBurstThatFitsIsNeverRefused(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true})
 	for i, a := range postAll(t, srv.URL+"/notifications", richBatches(t, key, 10, 100)) {
@@ -78,12 +74,8 @@ func TestRichBurstThatFitsIsNeverRefused(t *testing.T) {
 // with Retry-After at once, not after waiting for the budget, and no
 // answer comes later than the batch timeout.
 func TestRichOverloadIsRefusedAtOnce(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	const budget = 300 * time.Millisecond
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,

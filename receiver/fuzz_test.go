@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -21,28 +18,14 @@ import (
 // ErrMalformed, and every item must come out exactly once, accepted or
 // rejected.
 func FuzzParseNotifications(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.json")
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testkit.AddSeeds(f, "testdata/*.json")
 	for _, s := range []string{`{"value":null}`, `{"value":[null]}`, `{"value":[{}],"validationTokens":null}`, `[]`, `{"value":[{"subscriptionId":"NA","changeType":"Validation: x"}]}`} {
 		f.Add([]byte(s))
 	}
 	// A key of our own, so that the decrypt path (admission, fan-out,
 	// cap) runs on mutations of a genuine rich item.
-	key, err := decrypt.GenerateKey(2048, "fuzz", time.Hour)
-	if err != nil {
-		f.Fatal(err)
-	}
-	key.ID = "fuzz-cert"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		f.Fatal(err)
-	}
+	key := testkit.DecryptKey(f, "fuzz-cert")
+	ring := testkit.KeyRing(f, key)
 	ec, err := graphsim.Encrypt(key.Certificate, key.ID, []byte(`{"id":"m1","subject":"hello"}`))
 	if err != nil {
 		f.Fatal(err)

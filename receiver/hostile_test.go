@@ -3,7 +3,6 @@ package receiver_test
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,10 +73,7 @@ func TestForgedBodyCannotAmplifyTheLog(t *testing.T) {
 			}
 			sink := &recorder{}
 			srv, _ := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Logger: slog.New(h)})
-			resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status = %d, want 202", resp.StatusCode)
-			}
+			accept(t, srv.URL+"/notifications", body)
 			if len(sink.rejected()) == 0 {
 				t.Fatalf("nothing was rejected")
 			}
@@ -120,12 +116,8 @@ func garbageRich(t testing.TB, key decrypt.Key, n int) []map[string]any {
 // MaxDecryptsPerRequest RSA operations; the rich items beyond the cap are
 // quarantined without being tried.
 func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	r, err := receiver.New(receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,
 		Timeout: time.Minute, MaxDecryptWait: time.Minute})
@@ -133,7 +125,7 @@ func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	const extra = 50
-	body, _ := json.Marshal(map[string]any{"value": garbageRich(t, key, receiver.MaxDecryptsPerRequest+extra), "validationTokens": []string{"x"}})
+	body := collectionWithToken(t, "x", garbageRich(t, key, receiver.MaxDecryptsPerRequest+extra)...)
 	b, err := r.Receive(t.Context(), body, url.Values{})
 	if err != nil {
 		t.Fatal(err)
@@ -162,17 +154,13 @@ func TestGarbageDataKeysStopAtTheCap(t *testing.T) {
 // once the batch's time is up; the batch is answered 503 and nothing is
 // delivered.
 func TestGarbageDataKeysStopAtTheDeadline(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true,
 		Timeout: 100 * time.Millisecond})
 	// 1,000 RSA-2048 operations take at least 0.35 s on two cores.
-	body, _ := json.Marshal(map[string]any{"value": garbageRich(t, key, receiver.MaxDecryptsPerRequest), "validationTokens": []string{"x"}})
+	body := collectionWithToken(t, "x", garbageRich(t, key, receiver.MaxDecryptsPerRequest)...)
 	start := time.Now()
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -181,7 +169,7 @@ func TestGarbageDataKeysStopAtTheDeadline(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("answered after %v", d)
 	}
-	if len(sink.batches) != 0 {
+	if len(sink.All()) != 0 {
 		t.Errorf("a batch was delivered")
 	}
 	if r.Stats().Unavailable != 1 {

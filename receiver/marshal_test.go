@@ -3,12 +3,11 @@ package receiver
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // mapMarshal is Notification.MarshalJSON as it was first written, through
@@ -83,14 +82,7 @@ func TestMarshalJSONMatchesEncodingJSON(t *testing.T) {
 // on every item of arbitrary bodies, Graph's spelling of
 // subscriptionExpirationDateTime included.
 func FuzzMarshalJSON(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.json")
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testkit.AddSeeds(f, "testdata/*.json")
 	f.Add([]byte(`{"value":[{"id":"\u2028\"","x<":{"a" : [1, "\u00e9"]},"subscriptionExpirationDateTime":"2026-03-20T11:00:00.0000000Z"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)

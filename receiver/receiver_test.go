@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -31,41 +30,64 @@ const (
 	subBase = "00000000-0000-4000-8000-"
 )
 
-// recorder is a Sink that records every batch.
+// recorder is a Sink that records every batch, or fails after Fail.
 type recorder struct {
-	mu      sync.Mutex
-	batches []*receiver.Batch
-	err     error
+	testkit.Recorder[*receiver.Batch]
 }
 
 func (s *recorder) Deliver(ctx context.Context, b *receiver.Batch) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		return s.err
-	}
-	s.batches = append(s.batches, b)
-	return nil
+	return s.Record(b)
 }
 
+// failingRecorder is a recorder whose Deliver returns err.
+func failingRecorder(err error) *recorder {
+	s := &recorder{}
+	s.Fail(err)
+	return s
+}
+
+// accepted returns the notifications of every batch delivered, in order.
 func (s *recorder) accepted() []*receiver.Notification {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []*receiver.Notification
-	for _, b := range s.batches {
+	for _, b := range s.All() {
 		out = append(out, b.Notifications...)
 	}
 	return out
 }
 
+// acceptedIDs returns the ids of the accepted notifications in order,
+// joined by commas.
+func (s *recorder) acceptedIDs() string {
+	var ids []string
+	for _, n := range s.accepted() {
+		ids = append(ids, n.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
+// rejected returns the rejected items of every batch delivered, in order.
 func (s *recorder) rejected() []*receiver.Rejected {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []*receiver.Rejected
-	for _, b := range s.batches {
+	for _, b := range s.All() {
 		out = append(out, b.Rejected...)
 	}
 	return out
+}
+
+// wantRejected fails the test unless the sink rejected exactly n items,
+// each for reason with an error matching wantErr, and returns them.
+func (s *recorder) wantRejected(t *testing.T, n int, reason receiver.Reason, wantErr error) []*receiver.Rejected {
+	t.Helper()
+	rj := s.rejected()
+	if len(rj) != n {
+		t.Fatalf("rejected = %d, want %d", len(rj), n)
+	}
+	for i, x := range rj {
+		if x.Reason != reason || !errors.Is(x.Err, wantErr) {
+			t.Errorf("rejected item %d (%s): reason %q err %v, want %q %v", i, x.Notification.ID, x.Reason, x.Err, reason, wantErr)
+		}
+	}
+	return rj
 }
 
 // serve starts a real HTTP server on loopback with the receiver mounted on
@@ -86,20 +108,16 @@ func serve(t *testing.T, cfg receiver.Config) (*httptest.Server, *receiver.Recei
 
 func post(t *testing.T, u, contentType string, body []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	return testkit.Do(t, http.MethodPost, u, contentType, body)
+}
+
+// accept posts body to u as JSON and fails the test unless it is answered
+// 202.
+func accept(t *testing.T, u string, body []byte) {
+	t.Helper()
+	if resp, b := post(t, u, "application/json", body); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST %s: status = %d (%s), want 202", u, resp.StatusCode, b)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
 }
 
 // item builds one change notification the way Graph shapes it.
@@ -139,6 +157,17 @@ func collection(t testing.TB, items ...map[string]any) []byte {
 	return b
 }
 
+// collectionWithToken is collection with tok as the batch's only
+// validation token, as Graph sends rich notifications.
+func collectionWithToken(t testing.TB, tok string, items ...map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"value": items, "validationTokens": []string{tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestValidationHandshakeEchoesDecodedToken(t *testing.T) {
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: &recorder{}})
 	tokens := []struct {
@@ -157,14 +186,7 @@ func TestValidationHandshakeEchoesDecodedToken(t *testing.T) {
 			for _, tc := range tokens {
 				t.Run(path+" "+method+" "+tc.name, func(t *testing.T) {
 					u := srv.URL + path + "?tenant=contoso&validationToken=" + tc.query
-					req, _ := http.NewRequestWithContext(t.Context(), method, u, nil)
-					req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
+					resp, body := testkit.Do(t, method, u, "text/plain; charset=utf-8", nil)
 					if resp.StatusCode != http.StatusOK {
 						t.Fatalf("status = %d, want 200", resp.StatusCode)
 					}
@@ -192,12 +214,7 @@ func TestValidationHandshakeRejectsLongTokenAndOtherMethods(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("long token: status = %d, want 400", resp.StatusCode)
 	}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/notifications?validationToken=x", nil)
-	resp2, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp2.Body.Close()
+	resp2, _ := testkit.Do(t, http.MethodPut, srv.URL+"/notifications?validationToken=x", "", nil)
 	if resp2.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("PUT: status = %d, want 405", resp2.StatusCode)
 	}
@@ -223,7 +240,7 @@ func TestValidBatchIsDeliveredOnceInOrder(t *testing.T) {
 			t.Errorf("notification %d = %s/%s/%s, want %v", i, n.ID, n.ChangeType, n.Resource, items[i])
 		}
 	}
-	if q := sink.batches[0].Query; q.Get("tenant") != "contoso" || q.Get("x") != "1" {
+	if q := sink.All()[0].Query; q.Get("tenant") != "contoso" || q.Get("x") != "1" {
 		t.Errorf("query = %v, want the notificationUrl's parameters", q)
 	}
 	if len(sink.rejected()) != 0 {
@@ -244,25 +261,12 @@ func TestForgedClientStateIsRejectedAndOthersStillDelivered(t *testing.T) {
 		item(3, secret+"x", "updated"),
 		item(4, secret, "deleted"),
 	)
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d, want 202 (no oracle for forgers)", resp.StatusCode)
+	// 202 although items are forged: no oracle for forgers.
+	accept(t, srv.URL+"/notifications", body)
+	if ids := sink.acceptedIDs(); ids != "id-0,id-4" {
+		t.Errorf("accepted = %s, want id-0,id-4", ids)
 	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-4" {
-		t.Errorf("accepted = %v, want [id-0 id-4]", ids)
-	}
-	rj := sink.rejected()
-	if len(rj) != 3 {
-		t.Fatalf("rejected = %d, want 3", len(rj))
-	}
-	for _, x := range rj {
-		if x.Reason != receiver.ReasonClientState || !errors.Is(x.Err, receiver.ErrClientStateMismatch) {
-			t.Errorf("rejected %s: reason %q err %v", x.Notification.ID, x.Reason, x.Err)
-		}
+	for _, x := range sink.wantRejected(t, 3, receiver.ReasonClientState, receiver.ErrClientStateMismatch) {
 		if len(x.Notification.Raw) == 0 {
 			t.Errorf("rejected %s lost its raw bytes", x.Notification.ID)
 		}
@@ -272,71 +276,73 @@ func TestForgedClientStateIsRejectedAndOthersStillDelivered(t *testing.T) {
 	}
 }
 
-func TestClientStateLookupPerSubscription(t *testing.T) {
-	states := map[string]string{subBase + "000000000000": "alpha", subBase + "000000000001": "beta"}
-	lookupErr := errors.New("directory down")
+// TestClientStateLookup: each subscription the lookup knows is checked
+// against its own value only; one it does not know is checked against
+// ClientStates (a daemon's static values for subscriptions its manager did
+// not create), and with none is rejected. item(i) uses subscription i%3.
+func TestClientStateLookup(t *testing.T) {
+	tests := []struct {
+		name         string
+		states       map[string]string // the lookup's values by subscription id
+		static       []string          // Config.ClientStates
+		items        []map[string]any
+		wantIDs      string
+		wantRejected int
+		why          string
+	}{
+		{
+			"per subscription", map[string]string{subBase + "000000000000": "alpha", subBase + "000000000001": "beta"}, nil,
+			// 0 -> alpha, 1 -> beta, 2 -> unknown.
+			[]map[string]any{item(0, "alpha", "created"), item(1, "alpha", "created"), item(4, "beta", "created"), item(2, "alpha", "created")},
+			"id-0,id-4", 2, "wrong subscription's state, unknown subscription",
+		},
+		{
+			"falls back to ClientStates", map[string]string{subBase + "000000000000": "managed"}, []string{"static"},
+			// 0 is managed, 1 and 2 are unknown.
+			[]map[string]any{item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")},
+			"id-0,id-1", 2, "managed by its value, unknown by ClientStates; a managed one with the static value, an unknown one with a wrong value",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recorder{}
+			srv, _ := serve(t, receiver.Config{Sink: sink, ClientStates: tc.static, ClientStateLookup: mapLookup(tc.states, nil)})
+			accept(t, srv.URL+"/notifications", collection(t, tc.items...))
+			if ids := sink.acceptedIDs(); ids != tc.wantIDs {
+				t.Errorf("accepted = %s, want %s (%s)", ids, tc.wantIDs, tc.why)
+			}
+			if n := len(sink.rejected()); n != tc.wantRejected {
+				t.Errorf("rejected = %d, want %d (%s)", n, tc.wantRejected, tc.why)
+			}
+		})
+	}
+}
+
+// TestClientStateLookupFailureIs503: when the lookup cannot answer, Graph
+// is asked to redeliver.
+func TestClientStateLookupFailureIs503(t *testing.T) {
 	var failing atomic.Bool
-	sink := &recorder{}
-	srv, _ := serve(t, receiver.Config{Sink: sink, ClientStateLookup: func(ctx context.Context, id string) (string, error) {
-		if failing.Load() {
-			return "", lookupErr
+	srv, _ := serve(t, receiver.Config{Sink: &recorder{}, ClientStateLookup: mapLookup(map[string]string{subBase + "000000000000": "alpha"}, &failing)})
+	accept(t, srv.URL+"/notifications", collection(t, item(0, "alpha", "created")))
+	failing.Store(true)
+	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, "alpha", "created")))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("lookup failure: status = %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// mapLookup is a ClientStateLookup answering from states; while failing is
+// set (when not nil) it fails as a directory that is down.
+func mapLookup(states map[string]string, failing *atomic.Bool) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, id string) (string, error) {
+		if failing != nil && failing.Load() {
+			return "", errors.New("directory down")
 		}
 		s, ok := states[id]
 		if !ok {
 			return "", receiver.ErrUnknownSubscription
 		}
 		return s, nil
-	}})
-	// item(i) uses subscription i%3: 0 -> alpha, 1 -> beta, 2 -> unknown.
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t,
-		item(0, "alpha", "created"), item(1, "alpha", "created"), item(4, "beta", "created"), item(2, "alpha", "created")))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-4" {
-		t.Errorf("accepted = %v, want [id-0 id-4]", ids)
-	}
-	if n := len(sink.rejected()); n != 2 {
-		t.Errorf("rejected = %d, want 2 (wrong subscription's state, unknown subscription)", n)
-	}
-	failing.Store(true)
-	resp, _ = post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, "alpha", "created")))
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("lookup failure: status = %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-}
-
-// TestClientStateLookupFallsBackToClientStates: a subscription the lookup
-// does not know is checked against ClientStates (a daemon's static values
-// for subscriptions its manager did not create); one it knows is checked
-// against its own value only.
-func TestClientStateLookupFallsBackToClientStates(t *testing.T) {
-	sink := &recorder{}
-	srv, _ := serve(t, receiver.Config{Sink: sink, ClientStates: []string{"static"}, ClientStateLookup: func(ctx context.Context, id string) (string, error) {
-		if id == subBase+"000000000000" {
-			return "managed", nil
-		}
-		return "", receiver.ErrUnknownSubscription
-	}})
-	// item(i) uses subscription i%3: 0 is managed, 1 and 2 are unknown.
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", collection(t,
-		item(0, "managed", "created"), item(3, "static", "created"), item(1, "static", "created"), item(2, "wrong", "created")))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
-	var ids []string
-	for _, n := range sink.accepted() {
-		ids = append(ids, n.ID)
-	}
-	if strings.Join(ids, ",") != "id-0,id-1" {
-		t.Errorf("accepted = %v, want [id-0 id-1] (managed by its value, unknown by ClientStates)", ids)
-	}
-	if n := len(sink.rejected()); n != 2 {
-		t.Errorf("rejected = %d, want 2 (a managed one with the static value, an unknown one with a wrong value)", n)
 	}
 }
 
@@ -406,16 +412,7 @@ func TestMalformedRequestsGetTheRightStatus(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+"/notifications", strings.NewReader(tc.body))
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := testkit.Do(t, tc.method, srv.URL+"/notifications", tc.contentType, []byte(tc.body))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d (%s), want %d", resp.StatusCode, body, tc.wantStatus)
 			}
@@ -448,21 +445,11 @@ func TestMalformedItemIsQuarantinedAndOthersDelivered(t *testing.T) {
 	}
 	good, _ := json.Marshal(item(9, secret, "created"))
 	body := `{"value":[` + strings.Join(bad, ",") + `,` + string(good) + `]}`
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", []byte(body))
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/notifications", []byte(body))
 	if got := sink.accepted(); len(got) != 1 || got[0].ID != "id-9" {
 		t.Fatalf("accepted = %v, want only id-9", got)
 	}
-	rj := sink.rejected()
-	if len(rj) != len(bad) {
-		t.Fatalf("rejected = %d, want %d", len(rj), len(bad))
-	}
-	for i, x := range rj {
-		if x.Reason != receiver.ReasonMalformed || !errors.Is(x.Err, receiver.ErrMalformed) {
-			t.Errorf("item %d: reason %q err %v", i, x.Reason, x.Err)
-		}
+	for i, x := range sink.wantRejected(t, len(bad), receiver.ReasonMalformed, receiver.ErrMalformed) {
 		if string(x.Notification.Raw) != bad[i] {
 			t.Errorf("item %d: raw = %s, want %s", i, x.Notification.Raw, bad[i])
 		}
@@ -470,7 +457,7 @@ func TestMalformedItemIsQuarantinedAndOthersDelivered(t *testing.T) {
 }
 
 func TestSinkFailureIs503WithRetryAfter(t *testing.T) {
-	sink := &recorder{err: errors.New("bus down")}
+	sink := failingRecorder(errors.New("bus down"))
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, RetryAfter: 7 * time.Second})
 	resp, body := post(t, srv.URL+"/notifications", "application/json", collection(t, item(0, secret, "created")))
 	if resp.StatusCode != http.StatusServiceUnavailable {
@@ -554,20 +541,9 @@ func richItem(t testing.TB, i int, key decrypt.Key, content string) map[string]a
 }
 
 func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	other, err := decrypt.GenerateKey(2048, "other", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.ID = "cert-unknown"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.DecryptKey(t, "cert-1")
+	other := testkit.DecryptKey(t, "cert-unknown")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, InsecureSkipTokenValidation: true})
 
@@ -581,11 +557,8 @@ func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
 		item(3, secret, "updated"),
 		richItem(t, 4, key, `{"n":4,"body":"Hello World"}`),
 	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{"unchecked"}})
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	body := collectionWithToken(t, "unchecked", items...)
+	accept(t, srv.URL+"/notifications", body)
 	got := sink.accepted()
 	var summary []string
 	for _, n := range got {
@@ -612,12 +585,8 @@ func TestRichNotificationsAreDecryptedOrQuarantined(t *testing.T) {
 }
 
 func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	rich := richItem(t, 0, key, `{"n":0}`)
 	basic := item(1, secret, "updated")
 	tests := []struct {
@@ -648,22 +617,11 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 				m["validationTokens"] = v
 			}
 			body, _ := json.Marshal(m)
-			resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-			if resp.StatusCode != http.StatusAccepted {
-				t.Fatalf("status = %d, want 202", resp.StatusCode)
-			}
+			accept(t, srv.URL+"/notifications", body)
 			if n := len(sink.accepted()); n != 0 {
 				t.Errorf("accepted = %d, want 0: no item of an unverified batch reaches consumers", n)
 			}
-			rj := sink.rejected()
-			if len(rj) != 2 {
-				t.Fatalf("rejected = %d, want 2", len(rj))
-			}
-			for _, x := range rj {
-				if x.Reason != tc.wantReason || !errors.Is(x.Err, tc.wantErr) {
-					t.Errorf("reason %q err %v, want %q %v", x.Reason, x.Err, tc.wantReason, tc.wantErr)
-				}
-			}
+			sink.wantRejected(t, 2, tc.wantReason, tc.wantErr)
 			if tc.name == "tokens null" && !strings.Contains(logs.String(), "Microsoft Graph Change Tracking") {
 				t.Errorf("null tokens: no operator hint in the log:\n%s", logs.String())
 			}
@@ -672,12 +630,8 @@ func TestRichBatchWithoutTokensFailsClosed(t *testing.T) {
 }
 
 func TestSecretsNeverReachTheLog(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "graphhook test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	var logs testkit.SyncBuffer
 	sink := &recorder{}
 	srv, _ := serve(t, receiver.Config{
@@ -686,14 +640,8 @@ func TestSecretsNeverReachTheLog(t *testing.T) {
 	})
 	const plaintext = "TOP-SECRET-PLAINTEXT"
 	forged := item(1, "forged-client-state-value", "created")
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"s":"`+plaintext+`"}`), forged},
-		"validationTokens": []string{"eyJ.secret-token.sig"},
-	})
-	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status = %d", resp.StatusCode)
-	}
+	body := collectionWithToken(t, "eyJ.secret-token.sig", richItem(t, 0, key, `{"s":"`+plaintext+`"}`), forged)
+	accept(t, srv.URL+"/notifications", body)
 	if len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
 		t.Fatalf("accepted %d rejected %d, want 1 and 1", len(sink.accepted()), len(sink.rejected()))
 	}

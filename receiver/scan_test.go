@@ -3,26 +3,18 @@ package receiver
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 // FuzzScan checks objectMembers and arrayElements against encoding/json on
 // arbitrary input: the same members and elements, byte for byte, for every
 // valid JSON document; no panic on anything else.
 func FuzzScan(f *testing.F) {
-	seeds, _ := filepath.Glob("testdata/*.json")
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testkit.AddSeeds(f, "testdata/*.json")
 	for _, s := range []string{`{}`, `[]`, ` { "a" : [ 1 , {"b":"}"} ] , "a":2 } `, `["\"]",{"x\u0041":null}, -1.5e3 ,true]`, `{"k\\":"v"}`, `{"a":1,}`, `{"a" 1}`, `[1 2]`, `"`} {
 		f.Add([]byte(s))
 	}

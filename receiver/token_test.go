@@ -1,16 +1,15 @@
 package receiver_test
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/graphhook/graphhook/token"
 )
@@ -28,23 +27,16 @@ func TestKeyEndpointDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	key, err := decrypt.GenerateKey(2048, "t", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "c"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "c")
+	ring := testkit.KeyRing(t, key)
 	sink := &recorder{}
 	srv, r := serve(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, Tokens: v})
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{}`)},
-		"validationTokens": []string{"eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln"},
-	})
+	body := collectionWithToken(t, "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsifQ.e30.c2ln", richItem(t, 0, key, `{}`))
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("status = %d, want 503 with Retry-After", resp.StatusCode)
 	}
-	if len(sink.batches) != 0 {
+	if len(sink.All()) != 0 {
 		t.Errorf("a batch was delivered while tokens could not be checked")
 	}
 	if r.Stats().Unavailable != 1 {
@@ -96,24 +88,13 @@ func verifiedServer(t *testing.T, cfg receiver.Config) (*httptest.Server, func(t
 // for the unknown certificate go to the quarantine, the rest of the batch
 // goes through, and once the key is added the quarantined items replay.
 func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
-	known, err := decrypt.GenerateKey(2048, "known", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	known.ID = "known"
-	rotated, err := decrypt.GenerateKey(2048, "rotated", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated.ID = "rotated"
-	ring, _ := decrypt.NewKeyRing(known)
+	known := testkit.DecryptKey(t, "known")
+	rotated := testkit.DecryptKey(t, "rotated")
+	ring := testkit.KeyRing(t, known)
 	srv, sink, mint := verifiedSetup(t, ring)
 
 	tok := mint(tenant)
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`)},
-		"validationTokens": []string{tok},
-	})
+	body := collectionWithToken(t, tok, richItem(t, 0, known, `{"a":1}`), richItem(t, 1, rotated, `{"b":2}`))
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 1 || len(sink.rejected()) != 1 {
 		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 1, 1", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
@@ -141,20 +122,13 @@ func TestUnknownCertificateIsQuarantinedAndReplayable(t *testing.T) {
 // clientState; the batch's tokens must cover the rich items' tenants, not
 // the tenants of basic items sharing the URL.
 func TestTokensCoverOnlyRichTenants(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "k", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "k"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "k")
+	ring := testkit.KeyRing(t, key)
 	srv, sink, mint := verifiedSetup(t, ring)
 	const otherTenant = "11111111-2222-3333-4444-555555555555"
 	basic := item(1, secret, "updated")
 	basic["tenantId"] = otherTenant
-	body, _ := json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), basic},
-		"validationTokens": []string{mint(tenant)},
-	})
+	body := collectionWithToken(t, mint(tenant), richItem(t, 0, key, `{"a":1}`), basic)
 	resp, _ := post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 0 {
 		t.Fatalf("status %d, accepted %d, rejected %d; want 202, 2, 0", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))
@@ -162,10 +136,7 @@ func TestTokensCoverOnlyRichTenants(t *testing.T) {
 	// A rich item of a tenant no token covers still fails the batch.
 	rich2 := richItem(t, 2, key, `{"c":3}`)
 	rich2["tenantId"] = otherTenant
-	body, _ = json.Marshal(map[string]any{
-		"value":            []map[string]any{richItem(t, 0, key, `{"a":1}`), rich2},
-		"validationTokens": []string{mint(tenant)},
-	})
+	body = collectionWithToken(t, mint(tenant), richItem(t, 0, key, `{"a":1}`), rich2)
 	resp, _ = post(t, srv.URL+"/notifications", "application/json", body)
 	if resp.StatusCode != http.StatusAccepted || len(sink.accepted()) != 2 || len(sink.rejected()) != 2 {
 		t.Fatalf("uncovered rich tenant: status %d, accepted %d, rejected %d; want 202, 2, 2", resp.StatusCode, len(sink.accepted()), len(sink.rejected()))

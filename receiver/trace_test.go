@@ -2,16 +2,13 @@ package receiver_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -20,7 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/graphhook/graphhook/decrypt"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
@@ -96,12 +93,8 @@ func wantInts(t *testing.T, s sdktrace.ReadOnlySpan, want map[string]int64) {
 // the trace); the spans carry counts and the outcome, and none of the
 // batch's secrets.
 func TestTracingSpanPerBatch(t *testing.T) {
-	key, err := decrypt.GenerateKey(2048, "trace", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, _ := decrypt.NewKeyRing(key)
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	sr, tp := newRecorder()
 	sink := &spanSink{}
 	srv, mint := verifiedServer(t, receiver.Config{ClientStates: []string{secret}, Sink: sink, Keys: ring, TracerProvider: tp})
@@ -114,10 +107,8 @@ func TestTracingSpanPerBatch(t *testing.T) {
 		item(2, "forged", "updated"), // subscription 2, rejected
 		item(4, secret, "deleted"),   // subscription 1
 	}
-	body, _ := json.Marshal(map[string]any{"value": items, "validationTokens": []string{tok}})
-	if resp, _ := post(t, srv.URL+"/notifications", "application/json", body); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("status %d, want 202", resp.StatusCode)
-	}
+	body := collectionWithToken(t, tok, items...)
+	accept(t, srv.URL+"/notifications", body)
 
 	spans := sr.Ended()
 	if got, want := spanNames(spans), []string{"graphhook.verify.client_state", "graphhook.verify.tokens", "graphhook.decrypt", "graphhook.receive"}; !slices.Equal(got, want) {
@@ -156,9 +147,7 @@ func TestTracingSpanPerBatch(t *testing.T) {
 
 	// The same batch again: its keys come from the cache.
 	sr.Reset()
-	if resp, _ := post(t, srv.URL+"/notifications", "application/json", body); resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("redelivery: status %d, want 202", resp.StatusCode)
-	}
+	accept(t, srv.URL+"/notifications", body)
 	wantInts(t, spanNamed(t, sr.Ended(), "graphhook.decrypt"), map[string]int64{"graphhook.items": 2, "graphhook.cached": 2})
 	spans = append(spans, sr.Ended()...)
 

@@ -9,10 +9,8 @@ import (
 )
 
 func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now})
+	key, v := readyValidator(t, token.Config{Now: clk.Now})
 
 	tok := key.mint(t, with(v2Claims(tenantA, t0), "exp", t0.Add(10*time.Minute)))
 	items := make([]string, 1000) // a batch of 1,000 notifications of one tenant
@@ -28,12 +26,7 @@ func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
 	if err := v.Validate(t.Context(), []string{tok, tok, tok}, items); err != nil {
 		t.Fatal(err)
 	}
-	if got := v.Verifications(); got != 1 {
-		t.Fatalf("signature checks = %d, want 1", got)
-	}
-	if got := v.CachedResults(); got != 1 {
-		t.Fatalf("cached results = %d, want 1", got)
-	}
+	wantCacheCounts(t, v, 1, 1, "")
 
 	// Coverage is evaluated per call, also for a cached token.
 	if err := v.Validate(t.Context(), []string{tok}, []string{tenantA, tenantB}); !errors.Is(err, token.ErrTenantNotCovered) {
@@ -50,18 +43,11 @@ func TestResultCacheOneSignatureCheckPerDistinctToken(t *testing.T) {
 	if err := v.Validate(t.Context(), []string{tok}, items); !errors.Is(err, token.ErrExpired) {
 		t.Fatalf("exp+6m: %v, want ErrExpired", err)
 	}
-	if got := v.CachedResults(); got != 0 {
-		t.Fatalf("cached results after expiry = %d, want 0", got)
-	}
-	if got := v.Verifications(); got != 1 {
-		t.Fatalf("signature checks = %d, want 1", got)
-	}
+	wantCacheCounts(t, v, 0, 1, "after expiry")
 }
 
 func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }})
 
 	bad := key.mint(t, with(v1Claims(tenantA, t0), "aud", otherApp))
 	for range 3 {
@@ -69,19 +55,12 @@ func TestResultCacheHoldsOnlyValidTokens(t *testing.T) {
 			t.Fatalf("Validate() = %v, want ErrAudience", err)
 		}
 	}
-	if got := v.CachedResults(); got != 0 {
-		t.Fatalf("cached results = %d, want 0", got)
-	}
-	if got := v.Verifications(); got != 3 {
-		t.Fatalf("signature checks = %d, want 3 (failures are not cached)", got)
-	}
+	wantCacheCounts(t, v, 0, 3, "failures are not cached")
 }
 
 func TestResultCacheIsBounded(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now, CacheSize: 2})
+	key, v := readyValidator(t, token.Config{Now: clk.Now, CacheSize: 2})
 
 	soon := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(time.Hour)))
 	later := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(2*time.Hour)))
@@ -114,10 +93,8 @@ func TestResultCacheIsBounded(t *testing.T) {
 }
 
 func TestResultCacheSweepsExpiredEntriesWhenFull(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
 	clk := newClock(t0)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: clk.Now, CacheSize: 3})
+	key, v := readyValidator(t, token.Config{Now: clk.Now, CacheSize: 3})
 	for _, exp := range []time.Duration{10 * time.Minute, 20 * time.Minute, 3 * time.Hour} {
 		tok := key.mint(t, with(v1Claims(tenantA, t0), "exp", t0.Add(exp)))
 		if err := v.Validate(t.Context(), []string{tok}, nil); err != nil {
@@ -135,9 +112,7 @@ func TestResultCacheSweepsExpiredEntriesWhenFull(t *testing.T) {
 }
 
 func TestResultCacheDisabled(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }, CacheSize: -1})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }, CacheSize: -1})
 	tok := key.mint(t, v2Claims(tenantA, t0))
 	for range 3 {
 		if err := v.Validate(t.Context(), []string{tok}, []string{tenantA}); err != nil {
@@ -146,5 +121,20 @@ func TestResultCacheDisabled(t *testing.T) {
 	}
 	if got := v.Verifications(); got != 3 {
 		t.Fatalf("signature checks = %d, want 3", got)
+	}
+}
+
+// wantCacheCounts fails the test unless v holds cached results and has
+// made checks signature checks; why, when not empty, says why.
+func wantCacheCounts(t *testing.T, v *token.Validator, cached int, checks int64, why string) {
+	t.Helper()
+	if why != "" {
+		why = " (" + why + ")"
+	}
+	if got := v.CachedResults(); got != cached {
+		t.Fatalf("cached results = %d, want %d%s", got, cached, why)
+	}
+	if got := v.Verifications(); got != checks {
+		t.Fatalf("signature checks = %d, want %d%s", got, checks, why)
 	}
 }

@@ -25,9 +25,7 @@ import (
 // (a count, not a duration: duration-based -fuzztime can end in a spurious
 // "context deadline exceeded" on Go 1.26, golang/go#75804).
 func FuzzValidationToken(f *testing.F) {
-	key := newSigner(f, "kid-1")
-	srv := newJWKSServer(f, key)
-	v := startValidator(f, f.Context(), srv, token.Config{
+	key, v := readyValidator(f, token.Config{
 		Now:                func() time.Time { return t0 },
 		MinRefreshInterval: time.Hour, // at most one unknown-kid refresh per run
 	})

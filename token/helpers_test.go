@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/token"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -175,6 +177,18 @@ func newJWKSServer(tb testing.TB, keys ...*signer) *jwksServer {
 	return s
 }
 
+// waitFetches waits up to timeout until the key set has been fetched at
+// least n times.
+func (s *jwksServer) waitFetches(tb testing.TB, timeout time.Duration, n int64) {
+	tb.Helper()
+	testkit.CheckFor(tb, timeout, func() error {
+		if got := s.hits.Load(); got < n {
+			return fmt.Errorf("%d fetches of the key set, want %d", got, n)
+		}
+		return nil
+	})
+}
+
 func (s *jwksServer) setKeys(tb testing.TB, keys ...*signer) {
 	tb.Helper()
 	set := jwk.NewSet()
@@ -216,6 +230,15 @@ func startValidator(tb testing.TB, ctx context.Context, srv *jwksServer, cfg tok
 		tb.Fatalf("WaitReady: %v", err)
 	}
 	return v
+}
+
+// readyValidator returns a signer of kid "kid-1" and a Validator
+// configured by cfg whose key endpoint publishes that signer's key, with
+// its keys loaded.
+func readyValidator(tb testing.TB, cfg token.Config) (*signer, *token.Validator) {
+	tb.Helper()
+	key := newSigner(tb, "kid-1")
+	return key, startValidator(tb, tb.Context(), newJWKSServer(tb, key), cfg)
 }
 
 func newValidator(tb testing.TB, ctx context.Context, srv *jwksServer, cfg token.Config) *token.Validator {

@@ -2,7 +2,6 @@ package token_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -132,12 +131,7 @@ func TestKeysLoadWithinTwoSecondsOfTheEndpointReturning(t *testing.T) {
 	srv.down.Store(true)
 	v := newValidator(t, t.Context(), srv, token.Config{}) // default RetryInterval
 	// Long enough down for the back-off to reach its cap.
-	testkit.CheckFor(t, 15*time.Second, func() error {
-		if n := srv.hits.Load(); n < 5 {
-			return fmt.Errorf("%d fetches while down, want 5", n)
-		}
-		return nil
-	})
+	srv.waitFetches(t, 15*time.Second, 5)
 	if v.Ready() {
 		t.Fatal("ready while the endpoint is down")
 	}

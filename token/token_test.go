@@ -302,12 +302,7 @@ func TestEndpointDownAtStartIsUnavailableUntilKeysArrive(t *testing.T) {
 		t.Fatalf("Validate() = %v, want ErrUnavailable", err)
 	}
 	// Background retries keep hitting the endpoint while it is down.
-	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := srv.hits.Load(); n < 3 {
-			return fmt.Errorf("%d fetches, want 3", n)
-		}
-		return nil
-	})
+	srv.waitFetches(t, 5*time.Second, 3)
 	if v.Ready() {
 		t.Fatal("Ready() = true while the endpoint still answers 503")
 	}
@@ -396,9 +391,7 @@ func TestFailedRefreshDoesNotMakeRotationLookForged(t *testing.T) {
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{Now: func() time.Time { return t0 }})
+	key, v := readyValidator(t, token.Config{Now: func() time.Time { return t0 }})
 	if err := v.Close(); err != nil {
 		t.Fatalf("first Close() = %v", err)
 	}
@@ -465,9 +458,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func TestIssuersOverride(t *testing.T) {
-	key := newSigner(t, "kid-1")
-	srv := newJWKSServer(t, key)
-	v := startValidator(t, t.Context(), srv, token.Config{
+	key, v := readyValidator(t, token.Config{
 		Now:     func() time.Time { return t0 },
 		Issuers: []string{"https://login.microsoftonline.us/{tenantid}/v2.0"},
 	})

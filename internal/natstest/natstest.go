@@ -32,7 +32,17 @@ func Start(t testing.TB) (*server.Server, *nats.Conn) {
 // after Shutdown to simulate a restart.
 func RunServer(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
+	ns := launch(t, options(dir, port))
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("natstest: server on port %d not ready", port)
+	}
+	return ns
+}
+
+// options are what every test server shares: JetStream storing in dir,
+// listening on 127.0.0.1:port, quiet, and taking payloads of up to 8 MiB.
+func options(dir string, port int) *server.Options {
+	return &server.Options{
 		Host:       "127.0.0.1",
 		Port:       port,
 		JetStream:  true,
@@ -40,7 +50,14 @@ func RunServer(t testing.TB, dir string, port int) *server.Server {
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
-	})
+	}
+}
+
+// launch creates and starts a server with opts, and shuts it down in
+// t.Cleanup. It does not wait for the server to be ready.
+func launch(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("natstest: new server: %v", err)
 	}
@@ -49,9 +66,6 @@ func RunServer(t testing.TB, dir string, port int) *server.Server {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("natstest: server on port %d not ready", port)
-	}
 	return ns
 }
 
@@ -100,31 +114,11 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	c := &Cluster{}
 	for i := range n {
-		ns, err := server.NewServer(&server.Options{
-			ServerName: "n" + strconv.Itoa(i+1),
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoLog:      true,
-			NoSigs:     true,
-			MaxPayload: 8 << 20,
-			Cluster: server.ClusterOpts{
-				Name: "graphhook-test",
-				Host: "127.0.0.1",
-				Port: ports[i],
-			},
-			Routes: routes,
-		})
-		if err != nil {
-			t.Fatalf("natstest: new cluster server: %v", err)
-		}
-		ns.Start()
-		t.Cleanup(func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		})
-		c.Servers = append(c.Servers, ns)
+		opts := options(t.TempDir(), -1)
+		opts.ServerName = "n" + strconv.Itoa(i+1)
+		opts.Cluster = server.ClusterOpts{Name: "graphhook-test", Host: "127.0.0.1", Port: ports[i]}
+		opts.Routes = routes
+		c.Servers = append(c.Servers, launch(t, opts))
 	}
 	for _, ns := range c.Servers {
 		if !ns.ReadyForConnections(10 * time.Second) {
