@@ -111,8 +111,12 @@ func TestRichOverloadIsRefusedAtOnce(t *testing.T) {
 	if refused == 0 {
 		t.Fatalf("no batch was refused: %d items arrived at once for a %v budget", 100*len(answers), budget)
 	}
-	if fastest >= budget/2 {
-		t.Errorf("the fastest 503 came after %v, want well under the %v budget (at once)", fastest, budget)
+	// A refusal that waited for the budget takes at least the budget; one
+	// made at once takes the time to read and parse its body, which a busy
+	// machine (two cores decrypting, other processes) can stretch to a
+	// good part of it, so the bound is the budget itself.
+	if fastest >= budget {
+		t.Errorf("the fastest 503 came after %v, want under the %v budget (at once, not after waiting for it)", fastest, budget)
 	}
 	if got := len(sink.accepted()); got != 100*(taken+1) {
 		t.Errorf("accepted %d items, want %d", got, 100*(taken+1))
