@@ -8,7 +8,6 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,28 +78,4 @@ func Screenshot(tb testing.TB, bin, url string, width, height int) ([]byte, imag
 		tb.Fatalf("screenshot is %v, want %dx%d", r, width, height)
 	}
 	return b, img
-}
-
-// Clock is a settable clock for a Config.Now: it stands still until the
-// test advances it. It is safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a Clock that reads t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock d forward (backward when d is negative).
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

@@ -10,9 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 )
 
 // TestServeReturnsTheAddressAndStopsTheServerAtTheEnd runs a real HTTP
@@ -99,21 +97,5 @@ func TestRenderedDOMAndScreenshotOfARealPage(t *testing.T) {
 	}
 	if r, g, _, _ := img.At(160, 100).RGBA(); r>>8 < 0xa0 || g>>8 > 0x40 {
 		t.Errorf("screenshot centre is %v, want the page's red background", img.At(160, 100))
-	}
-}
-
-func TestClockStandsStillUntilAdvanced(t *testing.T) {
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := NewClock(start)
-	if got := c.Now(); !got.Equal(start) {
-		t.Fatalf("Now = %v, want %v", got, start)
-	}
-	var wg sync.WaitGroup
-	for range 10 {
-		wg.Go(func() { c.Advance(time.Minute) })
-	}
-	wg.Wait()
-	if got, want := c.Now(), start.Add(10*time.Minute); !got.Equal(want) {
-		t.Fatalf("after 10 concurrent Advance(1m): Now = %v, want %v", got, want)
 	}
 }
