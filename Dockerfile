@@ -13,11 +13,14 @@
 ARG GO_VERSION=1.26
 ARG VERSION=dev
 
-# ---- build: static CGO_ENABLED=0 binary -------------------------------------
-FROM golang:${GO_VERSION}-bookworm AS build
+# ---- modules: the module cache both builds start from ------------------------
+FROM golang:${GO_VERSION}-bookworm AS modules
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
+
+# ---- build: static CGO_ENABLED=0 binary -------------------------------------
+FROM modules AS build
 COPY . .
 ARG VERSION
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" \
@@ -25,13 +28,12 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}"
     && mkdir -p /out/data
 
 # ---- build-openssl: cgo binary with the OpenSSL backend (build tag openssl) --
-FROM golang:${GO_VERSION}-bookworm AS build-openssl
+# The packages come before the sources, so a change of the code does not
+# install them again.
+FROM modules AS build-openssl
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libssl-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
 COPY . .
 ARG VERSION
 RUN CGO_ENABLED=1 go build -trimpath -tags openssl -ldflags="-s -w -X main.version=${VERSION}" \

@@ -43,13 +43,7 @@ const (
 // dropped notification would be Graph's loss, not the receiver's.
 func newSim(t *testing.T, batch int) *graphsim.Sim {
 	t.Helper()
-	sim, err := graphsim.New(graphsim.Config{
-		TimeScale:          timeScale,
-		MaxBatch:           batch,
-		ThrottleMinSamples: 1 << 30,
-		MaxDeliveries:      1 << 22,
-		SweepInterval:      -1,
-	})
+	sim, err := graphsim.New(simConfig(batch))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +52,19 @@ func newSim(t *testing.T, batch int) *graphsim.Sim {
 		t.Fatal(err)
 	}
 	return sim
+}
+
+// simConfig is the simulator's configuration in every scenario: the
+// suite's delivery schedule, batch notifications per POST, throttling off,
+// every delivery kept for the ledger.
+func simConfig(batch int) graphsim.Config {
+	return graphsim.Config{
+		TimeScale:          timeScale,
+		MaxBatch:           batch,
+		ThrottleMinSamples: 1 << 30,
+		MaxDeliveries:      1 << 22,
+		SweepInterval:      -1,
+	}
 }
 
 // subscribe creates a subscription for url (the simulator runs the
@@ -559,19 +566,12 @@ func readQuarantined(t *testing.T, natsURLs []string, stream string) map[string]
 // streamFor returns the name of the stream that stores subject.
 func streamFor(t *testing.T, natsURLs []string, subject string) string {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(natsURLs, ","), nats.Timeout(5*time.Second))
-	if err != nil {
-		t.Fatalf("ledger: connect to %v: %v", natsURLs, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connectJS(t, natsURLs, nats.Timeout(5*time.Second))
 	var name string
 	testkit.CheckFor(t, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
+		var err error
 		name, err = js.StreamNameBySubject(ctx, subject)
 		if err != nil {
 			return fmt.Errorf("the stream of %s: %w", subject, err)
@@ -586,19 +586,12 @@ func streamFor(t *testing.T, natsURLs []string, subject string) string {
 // restart) is retried from the start.
 func readStream(t *testing.T, natsURLs []string, stream string, each func(jetstream.Msg) error) {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(natsURLs, ","), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatalf("ledger: connect to %v: %v", natsURLs, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connectJS(t, natsURLs, nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
 	var msgs []jetstream.Msg
 	testkit.CheckFor(t, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
+		var err error
 		msgs, err = readAll(ctx, js, stream)
 		if err != nil {
 			return fmt.Errorf("ledger: read %s: %w", stream, err)
@@ -610,6 +603,22 @@ func readStream(t *testing.T, natsURLs []string, stream string, each func(jetstr
 			t.Fatalf("ledger: %s: %v", stream, err)
 		}
 	}
+}
+
+// connectJS returns a JetStream client of the servers at urls, connected
+// with opts and closed when the test ends.
+func connectJS(t *testing.T, urls []string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		t.Fatalf("connect to %v: %v", urls, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 // readAll returns every message of stream, through an ordered consumer.

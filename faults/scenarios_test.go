@@ -84,33 +84,32 @@ func readyz(base string) string {
 	return strconv.Itoa(resp.StatusCode)
 }
 
-// jsConnect returns a JetStream client of the servers at urls, closed
-// when the test ends.
+// jsConnect returns a JetStream client of the servers at urls that
+// reconnects through every outage, closed when the test ends.
 func jsConnect(t *testing.T, urls ...string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	return connectJS(t, urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+}
+
+// stopNATS stops the nats-server n with SIGTERM under load and waits
+// until graphsim sees a delivery to rcv fail. It returns the fault,
+// started at the signal, and what the receiver's /readyz answered then.
+func stopNATS(t *testing.T, n *natsNode, sim *graphsim.Sim, rcv *receiverProc) (fault, string) {
+	t.Helper()
+	f := fault{label: "NATS restart", start: time.Now()}
+	n.p.signal(t, syscall.SIGTERM)
+	if code := n.p.wait(t, 30*time.Second); code != 0 {
+		t.Logf("nats-server exited with %d after SIGTERM", code)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	waitFailures(t, sim, rcv.url, 1, 30*time.Second)
+	return f, readyz(rcv.base())
 }
 
 // natsRestart stops the external nats-server under load (SIGTERM), keeps
 // it down, and starts it again on the same port and store.
 func natsRestart(t *testing.T, s settings) result {
 	e := startSingle(t, s)
-	f := fault{label: "NATS restart", start: time.Now()}
-	e.nats.p.signal(t, syscall.SIGTERM)
-	if code := e.nats.p.wait(t, 30*time.Second); code != 0 {
-		t.Logf("nats-server exited with %d after SIGTERM", code)
-	}
-	waitFailures(t, e.sim, e.rcv.url, 1, 30*time.Second)
-	ready := readyz(e.rcv.base())
+	f, ready := stopNATS(t, e.nats, e.sim, e.rcv)
 	hold(s.outage)
 	f.end = time.Now()
 	e.nats.start(t)
@@ -125,19 +124,35 @@ func natsRestart(t *testing.T, s settings) result {
 // receiver is killed or stopped, so that some are in flight.
 const burstPOSTs = 200
 
-// receiverSIGKILL kills the receiver under load and starts it again on
-// the same port, as a supervisor would after its restart delay.
-func receiverSIGKILL(t *testing.T, s settings) result {
+// stopInBurst starts the set-up, queues a burst of POSTs so that some are
+// in flight, and stops the receiver with sig. It returns the set-up, the
+// fault (started at the signal) and the receiver's exit code.
+func stopInBurst(t *testing.T, s settings, sig syscall.Signal, timeout time.Duration) (*single, fault, int) {
+	t.Helper()
 	e := startSingle(t, s)
 	e.load.burst(t, e.rcv.url, burstPOSTs)
 	f := fault{label: "receiver restart", start: time.Now()}
-	e.rcv.p.signal(t, syscall.SIGKILL)
-	e.rcv.p.wait(t, 10*time.Second)
+	e.rcv.p.signal(t, sig)
+	return e, f, e.rcv.p.wait(t, timeout)
+}
+
+// restartAfterBurst keeps the receiver stopped by stopInBurst down for
+// s.outage, starts it again on the same port and runs the ledger.
+func (e *single) restartAfterBurst(t *testing.T, s settings, f fault) result {
+	t.Helper()
 	hold(s.outage)
 	f.end = time.Now()
 	e.rcv.start(t)
 	r := e.finish(t, s, f)
 	r.Load = loadText(s, s.perTick) + fmt.Sprintf(", and a burst of %d", burstPOSTs)
+	return r
+}
+
+// receiverSIGKILL kills the receiver under load and starts it again on
+// the same port, as a supervisor would after its restart delay.
+func receiverSIGKILL(t *testing.T, s settings) result {
+	e, f, _ := stopInBurst(t, s, syscall.SIGKILL, 10*time.Second)
+	r := e.restartAfterBurst(t, s, f)
 	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver was killed with SIGKILL under load (%s), kept down %s "+
 		"and started again on the same port; NATS kept running", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), secs(s.outage))
 	return r
@@ -146,11 +161,7 @@ func receiverSIGKILL(t *testing.T, s settings) result {
 // receiverSIGTERM stops the receiver with SIGTERM under load: it drains
 // (in-flight batches finish or get 503) and exits 0; then it starts again.
 func receiverSIGTERM(t *testing.T, s settings) result {
-	e := startSingle(t, s)
-	e.load.burst(t, e.rcv.url, burstPOSTs)
-	f := fault{label: "receiver restart", start: time.Now()}
-	e.rcv.p.signal(t, syscall.SIGTERM)
-	code := e.rcv.p.wait(t, 60*time.Second)
+	e, f, code := stopInBurst(t, s, syscall.SIGTERM, 60*time.Second)
 	drained := time.Since(f.start)
 	if code != 0 {
 		t.Errorf("receiver exited with %d after SIGTERM, want 0", code)
@@ -158,11 +169,7 @@ func receiverSIGTERM(t *testing.T, s settings) result {
 	if logs := e.rcv.p.stderr.String(); !strings.Contains(logs, `"msg":"shutdown complete"`) {
 		t.Errorf("the receiver's log does not say shutdown complete:\n%s", tail(logs, 2000))
 	}
-	hold(s.outage)
-	f.end = time.Now()
-	e.rcv.start(t)
-	r := e.finish(t, s, f)
-	r.Load = loadText(s, s.perTick) + fmt.Sprintf(", and a burst of %d", burstPOSTs)
+	r := e.restartAfterBurst(t, s, f)
 	r.Done = fmt.Sprintf("during a burst of %d POSTs, the receiver got SIGTERM under load (%s), drained and exited %d after %.2f s, "+
 		"stayed down %s and was started again on the same port", burstPOSTs, inFlight(t, e.sim, e.load.genuine, f.start), code, drained.Seconds(), secs(s.outage))
 	return r
@@ -352,16 +359,21 @@ func slowClient(ctx context.Context, addr string, bodyUpfront int, st *slowStats
 	if !write(head) {
 		return
 	}
-	tk := time.NewTicker(100 * time.Millisecond)
+	every(ctx, 100*time.Millisecond, func() bool { return write(drip) })
+}
+
+// every calls f every d until ctx ends or f returns false.
+func every(ctx context.Context, d time.Duration, f func() bool) {
+	tk := time.NewTicker(d)
 	defer tk.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tk.C:
-			if !write(drip) {
-				return
-			}
+		}
+		if !f() {
+			return
 		}
 	}
 }
@@ -426,10 +438,17 @@ func mib(n int64) string {
 func roundRobin(t *testing.T, backends []*receiverProc) string {
 	t.Helper()
 	var n atomic.Uint64
+	return balancer(t, func() *receiverProc { return backends[n.Add(1)%uint64(len(backends))] })
+}
+
+// balancer serves a reverse proxy on a free port that sends each request
+// to the receiver next picks, and returns its notification URL. A
+// receiver that cannot be reached gets a 502, which graphsim retries.
+func balancer(t *testing.T, next func() *receiverProc) string {
+	t.Helper()
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			b := backends[n.Add(1)%uint64(len(backends))]
-			u, _ := url.Parse(b.base())
+			u, _ := url.Parse(next().base())
 			pr.SetURL(u)
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -519,13 +538,13 @@ func waitReplicated(t *testing.T, js jetstream.JetStream, stream string, replica
 	return info
 }
 
-// clusterLeaderLoss runs the scale-out deployment: receivers behind a
-// load balancer, a three-node NATS cluster with R3 streams; it kills the
-// GRAPH stream leader (SIGKILL) under load.
-func clusterLeaderLoss(t *testing.T, s settings) result {
-	b := bins.get(t)
-	ctx := t.Context()
-	nodes := newCluster(t, b.nats, 3)
+// startCluster starts a three-node NATS cluster and pre-creates GRAPH
+// with three replicas in it, as an operator of the scale-out deployment
+// does. It returns the nodes, their client URLs and a JetStream client of
+// them all.
+func startCluster(t *testing.T, bin string) ([]*natsNode, []string, jetstream.JetStream) {
+	t.Helper()
+	nodes := newCluster(t, bin, 3)
 	var urls []string
 	for _, n := range nodes {
 		n.start(t)
@@ -533,7 +552,7 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 	}
 	js := jsConnect(t, urls...)
 	testkit.CheckFor(t, 60*time.Second, func() error {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		actx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(actx)
 		return err
@@ -541,13 +560,35 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 	// Until every server has joined the meta group, placement may find
 	// too few peers; creating an identical stream again is a no-op.
 	testkit.CheckFor(t, 60*time.Second, func() error {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		if _, err := js.CreateStream(cctx, graphStream(3)); err != nil {
 			return fmt.Errorf("pre-create GRAPH R3: %w", err)
 		}
 		return nil
 	})
+	return nodes, urls, js
+}
+
+// leaderNode returns the node of nodes that leads the stream of info.
+func leaderNode(t *testing.T, nodes []*natsNode, info *jetstream.StreamInfo) *natsNode {
+	t.Helper()
+	for _, n := range nodes {
+		if n.name == info.Cluster.Leader {
+			return n
+		}
+	}
+	t.Fatalf("%s is led by %q, not one of the cluster's nodes", info.Config.Name, info.Cluster.Leader)
+	return nil
+}
+
+// clusterLeaderLoss runs the scale-out deployment: receivers behind a
+// load balancer, a three-node NATS cluster with R3 streams; it kills the
+// GRAPH stream leader (SIGKILL) under load.
+func clusterLeaderLoss(t *testing.T, s settings) result {
+	b := bins.get(t)
+	ctx := t.Context()
+	nodes, urls, js := startCluster(t, b.nats)
 
 	t.Cleanup(func() {
 		if !t.Failed() {
@@ -623,16 +664,7 @@ func clusterLeaderLoss(t *testing.T, s settings) result {
 	l := startLoad(t, sim, maxBatch, gen, forged, s.perTick, s.tick)
 	waitDelivered(t, sim, lb, s.warm, 30*time.Second)
 
-	info := waitReplicated(t, js, natspub.DefaultStream, 3)
-	var leader *natsNode
-	for _, n := range nodes {
-		if n.name == info.Cluster.Leader {
-			leader = n
-		}
-	}
-	if leader == nil {
-		t.Fatalf("GRAPH leader %q is none of the nodes", info.Cluster.Leader)
-	}
+	leader := leaderNode(t, nodes, waitReplicated(t, js, natspub.DefaultStream, 3))
 	f := fault{label: "leader killed", start: time.Now(), fromStart: true}
 	leader.p.signal(t, syscall.SIGKILL)
 	leader.p.wait(t, 10*time.Second)

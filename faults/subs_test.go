@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,15 +60,10 @@ type managedSim struct {
 
 func newManagedSim(t *testing.T, batch int) *managedSim {
 	t.Helper()
-	sim, err := graphsim.New(graphsim.Config{
-		TimeScale:          timeScale,
-		MaxBatch:           batch,
-		ThrottleMinSamples: 1 << 30,
-		MaxDeliveries:      1 << 22,
-		SweepInterval:      -1,
-		ClientSecret:       subsSecret,
-		Now:                func() time.Time { return time.Now().Add(-simLag) },
-	})
+	cfg := simConfig(batch)
+	cfg.ClientSecret = subsSecret
+	cfg.Now = func() time.Time { return time.Now().Add(-simLag) }
+	sim, err := graphsim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,27 +138,15 @@ func (r *receiverProc) live() bool { return r.p != nil && !r.p.exited() }
 func failover(t *testing.T, backends []*receiverProc) string {
 	t.Helper()
 	var n atomic.Uint64
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			b := backends[0]
-			for range backends {
-				if b = backends[n.Add(1)%uint64(len(backends))]; b.live() {
-					break
-				}
+	return balancer(t, func() *receiverProc {
+		b := backends[0]
+		for range backends {
+			if b = backends[n.Add(1)%uint64(len(backends))]; b.live() {
+				break
 			}
-			u, _ := url.Parse(b.base())
-			pr.SetURL(u)
-		},
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String() + "/notifications"
+		}
+		return b
+	})
 }
 
 // renewal is one change of a managed subscription's expiry seen in graphsim.
@@ -222,14 +201,7 @@ func watchSubs(t *testing.T, sim *managedSim, resources ...string) *subsWatch {
 	}
 	patches := 0
 	w.wg.Go(func() {
-		tk := time.NewTicker(50 * time.Millisecond)
-		defer tk.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tk.C:
-			}
+		every(ctx, 50*time.Millisecond, func() bool {
 			now := time.Now()
 			subs := map[string]graphsim.Subscription{}
 			for _, s := range sim.Subscriptions() {
@@ -237,6 +209,7 @@ func watchSubs(t *testing.T, sim *managedSim, resources ...string) *subsWatch {
 			}
 			n := sim.APICalls()[graphsim.OpUpdate]
 			w.mu.Lock()
+			defer w.mu.Unlock()
 			for ; patches < n; patches++ {
 				w.patches = append(w.patches, now)
 			}
@@ -253,12 +226,8 @@ func watchSubs(t *testing.T, sim *managedSim, resources ...string) *subsWatch {
 					last[id] = s.ExpirationDateTime
 				}
 			}
-			if len(w.lapses) > 0 {
-				w.mu.Unlock()
-				return
-			}
-			w.mu.Unlock()
-		}
+			return len(w.lapses) == 0
+		})
 	})
 	t.Cleanup(w.end)
 	return w
@@ -560,13 +529,7 @@ func graphThrottlesRenewals(t *testing.T, s settings) result {
 func kvUnavailable(t *testing.T, s settings) result {
 	e := startManagedSingle(t, s, subsLeaseTTL, subsResource, subsResource2)
 	e.w.untilDue(8 * time.Second)
-	f := fault{label: "NATS restart", start: time.Now()}
-	e.nats.p.signal(t, syscall.SIGTERM)
-	if code := e.nats.p.wait(t, 30*time.Second); code != 0 {
-		t.Logf("nats-server exited with %d after SIGTERM", code)
-	}
-	waitFailures(t, e.sim.Sim, e.rcv.url, 1, 30*time.Second)
-	ready := readyz(e.rcv.base())
+	f, ready := stopNATS(t, e.nats, e.sim.Sim, e.rcv)
 	hold(s.outage)
 	f.end = time.Now()
 	e.nats.start(t)
@@ -601,41 +564,15 @@ const bucketStream = "KV_graphhook-subscriptions"
 // cannot claim its records, and renew once the bucket is back.
 func kvLeaderless(t *testing.T, s settings) result {
 	b := bins.get(t)
-	ctx := t.Context()
 	sim := newManagedSim(t, maxBatch)
-	nodes := newCluster(t, b.nats, 3)
-	var urls []string
-	for _, n := range nodes {
-		n.start(t)
-		urls = append(urls, n.url())
-	}
-	js := jsConnect(t, urls...)
-	// Until every server has joined the meta group, placement may find
-	// too few peers; creating an identical stream again is a no-op.
-	testkit.CheckFor(t, 60*time.Second, func() error {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if _, err := js.CreateStream(cctx, graphStream(3)); err != nil {
-			return fmt.Errorf("pre-create GRAPH R3: %w", err)
-		}
-		return nil
-	})
+	nodes, urls, js := startCluster(t, b.nats)
 	rcv := newManagedReceiver(t, b.receiver, urls, randomClientState("faults-"))
 	rcv.args = append(rcv.args, replicaFlags(t, b.receiver, 3)...)
 	rcv.configure(subsConfig(t, sim, rcv.url, subsLeaseTTL, subsResource, subsResource2))
 	rcv.start(t)
 	w := watchSubs(t, sim, subsResource, subsResource2)
 	l := managedLoad(t, s, sim, w, rcv.url)
-	info := waitReplicated(t, js, bucketStream, 1)
-	var victim *natsNode
-	for _, n := range nodes {
-		if n.name == info.Cluster.Leader {
-			victim = n
-		}
-	}
-	if victim == nil {
-		t.Fatalf("%s is led by %q, not one of the cluster's nodes", bucketStream, info.Cluster.Leader)
-	}
+	victim := leaderNode(t, nodes, waitReplicated(t, js, bucketStream, 1))
 	outage := max(s.outage, 5*time.Second)
 	w.untilDue(outage + 5*time.Second)
 	f := fault{label: "bucket leader killed", start: time.Now(), mayNotBite: true}

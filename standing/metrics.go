@@ -9,25 +9,23 @@ type descs struct {
 }
 
 func newDescs() descs {
+	// desc is a metric labelled by endpoint and labels.
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, append([]string{"endpoint"}, labels...), nil)
+	}
 	return descs{
-		state: prometheus.NewDesc("graphhook_standing_state",
-			"The state Graph would put the endpoint in now: 1 for the current state (normal, slow, drop), 0 for the others.",
-			[]string{"endpoint", "state"}, nil),
-		window: prometheus.NewDesc("graphhook_standing_window_responses",
-			"Delivery requests in Graph's rolling throttling window (10 minutes).",
-			[]string{"endpoint"}, nil),
-		slowRatio: prometheus.NewDesc("graphhook_standing_slow_ratio",
-			"Share of delivery requests in the window answered after 3 s or given up on by the client; Graph marks the endpoint slow above 0.10.",
-			[]string{"endpoint"}, nil),
-		timeoutRatio: prometheus.NewDesc("graphhook_standing_timeout_ratio",
-			"Share of delivery requests in the window that exceeded Graph's 10 s retry budget; Graph drops notifications above 0.15.",
-			[]string{"endpoint"}, nil),
-		failedRatio: prometheus.NewDesc("graphhook_standing_failed_ratio",
-			"Share of delivery requests in the window answered other than 2xx or given up on; Graph redelivers them.",
-			[]string{"endpoint"}, nil),
-		responses: prometheus.NewDesc("graphhook_standing_responses_total",
-			"Delivery requests observed, by class: all, slow (over 3 s or given up on), timed_out (over 10 s), failed (not 2xx or given up on).",
-			[]string{"endpoint", "class"}, nil),
+		state: desc("graphhook_standing_state",
+			"The state Graph would put the endpoint in now: 1 for the current state (normal, slow, drop), 0 for the others.", "state"),
+		window: desc("graphhook_standing_window_responses",
+			"Delivery requests in Graph's rolling throttling window (10 minutes)."),
+		slowRatio: desc("graphhook_standing_slow_ratio",
+			"Share of delivery requests in the window answered after 3 s or given up on by the client; Graph marks the endpoint slow above 0.10."),
+		timeoutRatio: desc("graphhook_standing_timeout_ratio",
+			"Share of delivery requests in the window that exceeded Graph's 10 s retry budget; Graph drops notifications above 0.15."),
+		failedRatio: desc("graphhook_standing_failed_ratio",
+			"Share of delivery requests in the window answered other than 2xx or given up on; Graph redelivers them."),
+		responses: desc("graphhook_standing_responses_total",
+			"Delivery requests observed, by class: all, slow (over 3 s or given up on), timed_out (over 10 s), failed (not 2xx or given up on).", "class"),
 	}
 }
 

@@ -1,6 +1,7 @@
 package standing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -91,18 +92,10 @@ func (c Config) withDefaults() (Config, error) {
 	case c.TimeoutAfter < 0:
 		return bad("TimeoutAfter", "negative duration %v", c.TimeoutAfter)
 	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MinSamples == 0 {
-		c.MinSamples = DefaultMinSamples
-	}
-	if c.SlowAfter == 0 {
-		c.SlowAfter = DefaultSlowAfter
-	}
-	if c.TimeoutAfter == 0 {
-		c.TimeoutAfter = DefaultTimeoutAfter
-	}
+	c.Window = cmp.Or(c.Window, DefaultWindow)
+	c.MinSamples = cmp.Or(c.MinSamples, DefaultMinSamples)
+	c.SlowAfter = cmp.Or(c.SlowAfter, DefaultSlowAfter)
+	c.TimeoutAfter = cmp.Or(c.TimeoutAfter, DefaultTimeoutAfter)
 	if c.TimeoutAfter <= c.SlowAfter {
 		return bad("TimeoutAfter", "%v is not longer than SlowAfter %v; Graph's budgets are 10s and 3s", c.TimeoutAfter, c.SlowAfter)
 	}

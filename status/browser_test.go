@@ -1,10 +1,8 @@
 package status_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,11 +28,7 @@ func TestStatusPageInHeadlessChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dom := testkit.Browse(t, bin, srv.URL+"/status", "--dump-dom")
-	doc, err := html.Parse(bytes.NewReader(dom))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := testkit.RenderedDOM(t, bin, srv.URL+"/status")
 	if n := testkit.FindNode(doc, func(n *html.Node) bool { return n.Data == "script" || n.Data == "img" }); n != nil {
 		t.Fatalf("rendered page holds a <%s> element: attacker markup was not escaped", n.Data)
 	}
@@ -82,19 +76,7 @@ func TestStatusPageInHeadlessChromium(t *testing.T) {
 		t.Error("degraded cause not shown")
 	}
 
-	shot := filepath.Join(t.TempDir(), "status.png")
-	testkit.Browse(t, bin, srv.URL+"/status", "--window-size=1280,900", "--screenshot="+shot)
-	b, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if r := img.Bounds(); r.Dx() != 1280 || r.Dy() != 900 {
-		t.Fatalf("screenshot is %v", r)
-	}
+	b, img := testkit.Screenshot(t, bin, srv.URL+"/status", 1280, 900)
 	colours := map[[3]uint32]bool{}
 	for y := 0; y < 900; y += 9 {
 		for x := 0; x < 1280; x += 8 {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/net/html"
 
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
@@ -76,12 +73,7 @@ func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 		t.Fatalf("/status.json shows %s %s, graphsim holds %s %s", s.ID, s.Resource, sub.ID, sub.Resource)
 	}
 
-	dom := testkit.Browse(t, bin, p.ops+"/status", "--dump-dom")
-	doc, err := html.Parse(bytes.NewReader(dom))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := testkit.RenderedTable(t, doc, "subscriptions")
+	rows := testkit.RenderedTable(t, testkit.RenderedDOM(t, bin, p.ops+"/status"), "subscriptions")
 	if len(rows) != 2 {
 		t.Fatalf("subscriptions table has rows %q, want a header and one row", rows)
 	}
@@ -99,19 +91,7 @@ func TestStatusPageOfTheDaemonInChromium(t *testing.T) {
 		t.Errorf("last notification cell %q, want how long ago the notification came", row[4])
 	}
 
-	shot := filepath.Join(t.TempDir(), "status.png")
-	testkit.Browse(t, bin, p.ops+"/status", "--window-size=1280,900", "--screenshot="+shot)
-	b, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if r := img.Bounds(); r.Dx() != 1280 || r.Dy() != 900 {
-		t.Fatalf("screenshot is %v, want 1280x900", r)
-	}
+	b, _ := testkit.Screenshot(t, bin, p.ops+"/status", 1280, 900)
 	if *update {
 		if err := os.WriteFile(statusScreenshot, b, 0o644); err != nil {
 			t.Fatal(err)

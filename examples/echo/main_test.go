@@ -6,27 +6,17 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 func TestEchoAppServesGraphBesideItsOwnRoutes(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
 	var out testkit.SyncBuffer
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	env := map[string]string{"GRAPH_CLIENT_STATE": "secretClientValue", "API_KEY": "k"}
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, &out, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
-	base := "http://" + addr
+	// Serve also checks that run returns nil once the test ends.
+	base := "http://" + testkit.Serve(t, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, []string{"-listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, &out, ready)
+	})
 
 	// The app's own authenticated route is untouched.
 	resp, err := http.Get(base + "/api/status")
@@ -57,14 +47,5 @@ func TestEchoAppServesGraphBesideItsOwnRoutes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted || out.String() != "change updated users/u1\n" {
 		t.Fatalf("batch: %d, output %q", resp.StatusCode, out.String())
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after cancel: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not shut down")
 	}
 }

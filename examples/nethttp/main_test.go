@@ -6,30 +6,23 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-// testkit.SyncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
 func TestExampleServesHandshakeAndBatch(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
+	// testkit.SyncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
 	var out testkit.SyncBuffer
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	getenv := func(k string) string {
 		if k == "GRAPH_CLIENT_STATE" {
 			return "secretClientValue"
 		}
 		return ""
 	}
-	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, getenv, &out, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
-	}
+	// Serve also checks that run returns nil once the test ends.
+	addr := testkit.Serve(t, func(ctx context.Context, ready chan<- string) error {
+		return run(ctx, []string{"-listen", "127.0.0.1:0"}, getenv, &out, ready)
+	})
 
 	resp, err := http.Post("http://"+addr+"/notifications?validationToken=hello+graph", "text/plain", nil)
 	if err != nil {
@@ -55,15 +48,6 @@ func TestExampleServesHandshakeAndBatch(t *testing.T) {
 	want := "change created me/messages/1\nlifecycle missed s1\nrejected client_state\n"
 	if out.String() != want {
 		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after cancel: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not shut down")
 	}
 }
 
