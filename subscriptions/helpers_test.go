@@ -162,3 +162,11 @@ func (b *batches) Deliver(ctx context.Context, batch *receiver.Batch) error {
 	}
 	return nil
 }
+
+// reconcile runs one pass of m and fails the test if it returns an error.
+func reconcile(t testing.TB, m *Manager) {
+	t.Helper()
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
