@@ -106,18 +106,7 @@ func gzipCall(t testing.TB, c *http.Client, method, u, token string, body, out a
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, u, b, err)
-		}
-	}
-	return resp.StatusCode
+	return send(t, c, req, out)
 }
 
 // TestAzidentityCredentialsManageASubscription is issue 11's acceptance:

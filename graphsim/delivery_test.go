@@ -25,10 +25,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 	cfg.MaxBatch = 2
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	sub, err := s.CreateSubscription(t.Context(), subRequest(e, "me/messages"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, subRequest(e, "me/messages"))
 	rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Count: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +33,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 	if rep.Notifications != 5 || rep.Batches != 3 || len(rep.Items) != 5 || !slices.Equal(rep.Subscriptions, []string{sub.ID}) {
 		t.Fatalf("report %+v", rep)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	items := e.waitItems(t, 5)
 	if n := len(e.collections()); n != 3 {
 		t.Errorf("%d POSTs, want 3 (MaxBatch 2)", n)
@@ -92,10 +87,7 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 			req.EncryptionCertificate, req.EncryptionCertificateID = key.EncryptionCertificate(), key.ID
 			req.LifecycleNotificationURL = e.URL + "/lifecycle"
 			req.NotificationURLAppID = "aaaaaaaa-0000-0000-0000-000000000001"
-			sub, err := s.CreateSubscription(t.Context(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sub := create(t, s, req)
 			custom := json.RawMessage(`{"id":"1","body":{"content":"Hello World"}}`)
 			rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Count: 3})
 			if err != nil {
@@ -227,9 +219,7 @@ func TestRetriesOn5xxTimeoutAndConnectionErrorsThenDelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	items := e.items()
 	if len(items) != 3 {
 		t.Fatalf("%d notifications accepted, want exactly 3", len(items))
@@ -300,9 +290,7 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 		return nil
 	})
 	close(down)
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	seen := map[string]int{}
 	for _, n := range e.items() {
 		seen[n.ResourceData.ID]++
@@ -336,9 +324,7 @@ func TestFailingDeliveryIsDiscardedAfterRetryWindow(t *testing.T) {
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	d := s.Deliveries()[0]
 	// Waits 10, 20, 40 s then the next (80 s) would pass the 100 s window.
 	if d.State != graphsim.StateFailed || len(d.Attempts) != 4 {
@@ -390,9 +376,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{Resource: "me/events", Count: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	states := map[string]string{}
 	for _, ep := range s.Endpoints() {
 		states[ep.URL[:len(slow.URL)]] = ep.State
@@ -409,9 +393,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	ds := s.Deliveries()
 	last := ds[slices.IndexFunc(ds, func(d graphsim.Delivery) bool { return d.ID == rep.Deliveries[0] })]
 	if last.State != graphsim.StateDropped || len(last.Attempts) != 0 || dead.posts.Load() != before {
@@ -420,17 +402,10 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 }
 
 func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := lifecycleRequest(e, "me/messages")
+	sub := create(t, s, req)
 	other := subRequest(e, "users") // user: no subscriptionRemoved support
 	other.ChangeType = "updated"
 	other.LifecycleNotificationURL = e.URL + "/lifecycle"
@@ -452,9 +427,7 @@ func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
 		t.Errorf("%d subscriptions left", n)
 	}
 	items := e.waitItems(t, 1)
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	if len(e.items()) != 1 {
 		t.Fatalf("%d lifecycle notifications, want 1 (users do not get subscriptionRemoved)", len(e.items()))
 	}
@@ -472,18 +445,11 @@ func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
 }
 
 func TestReauthorizationRequiredAndPause(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
+	req := lifecycleRequest(e, "me/messages")
 	req.ExpirationDateTime = clk.Now().Add(48 * time.Hour)
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	lifecycle := func() int {
 		n := 0
 		for _, it := range e.items() {
@@ -498,9 +464,7 @@ func TestReauthorizationRequiredAndPause(t *testing.T) {
 		if err := s.Sweep(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Wait(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		settle(t, s)
 	}
 	sweep()
 	if n := lifecycle(); n != 0 {
@@ -536,12 +500,8 @@ func TestReauthorizationRequiredAndPause(t *testing.T) {
 func TestLifecycleEvents(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := lifecycleRequest(e, "me/messages")
+	sub := create(t, s, req)
 	noURL, err := s.CreateSubscription(t.Context(), subRequest(e, "me/events"))
 	if err != nil {
 		t.Fatal(err)
@@ -656,9 +616,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if err := s.Lifecycle(t.Context(), sub.ID, graphsim.EventMissed); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	logs := buf.String()
 	if !strings.Contains(logs, sub.ID) {
 		t.Fatalf("logs do not mention the subscription: %s", logs)

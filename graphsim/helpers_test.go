@@ -41,6 +41,16 @@ func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	return s
 }
 
+// newClockedSim returns a started Sim on fastConfig whose clock is the
+// returned one, which the test moves.
+func newClockedSim(t testing.TB) (*graphsim.Sim, *clock) {
+	t.Helper()
+	clk := newClock()
+	cfg := fastConfig()
+	cfg.Now = clk.Now
+	return newSim(t, cfg), clk
+}
+
 // newSimUnstarted returns a simulator that is not serving yet, closed at
 // cleanup.
 func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
@@ -246,7 +256,14 @@ func call(t testing.TB, method, u, token string, body any, out any) int {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	return send(t, http.DefaultClient, req, out)
+}
+
+// send sends req with c and decodes the JSON answer into out (if any); it
+// returns the status.
+func send(t testing.TB, c *http.Client, req *http.Request, out any) int {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +271,7 @@ func call(t testing.TB, method, u, token string, body any, out any) int {
 	b, _ := io.ReadAll(resp.Body)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, u, b, err)
+			t.Fatalf("%s %s: decode %q: %v", req.Method, req.URL, b, err)
 		}
 	}
 	return resp.StatusCode
@@ -270,9 +287,28 @@ func subRequest(e *endpoint, resource string) graphsim.SubscriptionRequest {
 	}
 }
 
+// lifecycleRequest is subRequest with lifecycle notifications to e's
+// /lifecycle path.
+func lifecycleRequest(e *endpoint, resource string) graphsim.SubscriptionRequest {
+	req := subRequest(e, resource)
+	req.LifecycleNotificationURL = e.URL + "/lifecycle"
+	return req
+}
+
 func decodeJSON(t testing.TB, r io.Reader, v any) {
 	t.Helper()
 	if err := json.NewDecoder(r).Decode(v); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
+}
+
+// create creates the subscription req describes on s and fails the test
+// if s refuses it.
+func create(t testing.TB, s *graphsim.Sim, req graphsim.SubscriptionRequest) *graphsim.Subscription {
+	t.Helper()
+	sub, err := s.CreateSubscription(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
