@@ -347,7 +347,7 @@ func TestMissedAfterDroppedNotifications(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	life := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusInternalServerError)
 		return true
 	})
@@ -398,7 +398,7 @@ func TestRichLifecycleCarriesValidationToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitItems(t, 1)
-	c := e.collections()
+	c := e.Bodies()
 	if len(c) != 1 || len(c[0].ValidationTokens) != 1 || c[0].Value[0].OrganizationID != graphsim.DefaultTenantID {
 		t.Errorf("lifecycle batch %+v", c)
 	}
@@ -549,7 +549,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	life := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	})
@@ -561,7 +561,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 1 {
+		if n := e.Posts(); n < 1 {
 			return fmt.Errorf("%d posts", n)
 		}
 		return nil
@@ -571,7 +571,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 2 {
+		if n := e.Posts(); n < 2 {
 			return fmt.Errorf("%d posts after advancing past the first backoff", n)
 		}
 		return nil

@@ -35,7 +35,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 	}
 	settle(t, s)
 	items := e.waitItems(t, 5)
-	if n := len(e.collections()); n != 3 {
+	if n := len(e.Bodies()); n != 3 {
 		t.Errorf("%d POSTs, want 3 (MaxBatch 2)", n)
 	}
 	slices.SortFunc(items, func(a, b graphsim.Notification) int { return strings.Compare(a.ResourceData.ID, b.ResourceData.ID) })
@@ -48,7 +48,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 			t.Errorf("item %d: %+v", i, n)
 		}
 	}
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		if c.ValidationTokens != nil {
 			t.Error("basic batch carries validationTokens")
 		}
@@ -120,11 +120,11 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 				t.Errorf("custom content not used: %s", want[3].Content)
 			}
 			set := fetchJWKS(t, s.JWKSURL())
-			for _, c := range e.collections() {
+			for _, c := range e.Bodies() {
 				if len(c.ValidationTokens) != 1 {
 					t.Fatalf("%d validationTokens, want 1 (one app, one tenant)", len(c.ValidationTokens))
 				}
-				claims := verifyToken(t, set, c.ValidationTokens[0])
+				claims := testkit.VerifyJWS(t, set, c.ValidationTokens[0])
 				checkClaims(t, claims, version, req.NotificationURLAppID, graphsim.DefaultTenantID)
 			}
 			_ = sub
@@ -144,19 +144,6 @@ func fetchJWKS(t testing.TB, u string) jwk.Set {
 		t.Fatal(err)
 	}
 	return set
-}
-
-func verifyToken(t testing.TB, set jwk.Set, tok string) map[string]any {
-	t.Helper()
-	payload, err := jws.Verify([]byte(tok), jws.WithKeySet(set, jws.WithRequireKid(true)))
-	if err != nil {
-		t.Fatalf("validationToken does not verify against the JWKS: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
 }
 
 func checkClaims(t testing.TB, c map[string]any, version, aud, tid string) {
@@ -192,7 +179,7 @@ func TestRetriesOn5xxTimeoutAndConnectionErrorsThenDelivers(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	// POST 1: 503; 2: 500; 3: timeout; 4: connection closed; 5: 404; then 202.
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		switch n {
 		case 1:
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -267,7 +254,7 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
 	down := make(chan struct{})
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		select {
 		case <-down:
 			return false
@@ -284,7 +271,7 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 10 {
+		if n := e.Posts(); n < 10 {
 			return fmt.Errorf("%d failed POSTs so far", n)
 		}
 		return nil
@@ -314,7 +301,7 @@ func TestFailingDeliveryIsDiscardedAfterRetryWindow(t *testing.T) {
 	cfg.RetryFor = 100 * time.Second
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusBadGateway)
 		return true
 	})
@@ -347,7 +334,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	slow := newEndpoint(t) // first attempts time out, retries succeed
 	var seenMu sync.Mutex
 	seen := map[string]bool{}
-	slow.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	slow.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		seenMu.Lock()
 		retry := seen[string(body)]
 		seen[string(body)] = true
@@ -359,7 +346,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 		return false
 	})
 	dead := newEndpoint(t) // never answers
-	dead.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	dead.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		<-r.Context().Done()
 		return true
 	})
@@ -388,7 +375,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 		t.Fatalf("states %v, want slow and drop", states)
 	}
 	// New notifications for the drop endpoint are dropped without a POST.
-	before := dead.posts.Load()
+	before := dead.Posts()
 	rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Resource: "me/events"})
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +383,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	settle(t, s)
 	ds := s.Deliveries()
 	last := ds[slices.IndexFunc(ds, func(d graphsim.Delivery) bool { return d.ID == rep.Deliveries[0] })]
-	if last.State != graphsim.StateDropped || len(last.Attempts) != 0 || dead.posts.Load() != before {
+	if last.State != graphsim.StateDropped || len(last.Attempts) != 0 || dead.Posts() != before {
 		t.Errorf("delivery to drop endpoint: %s with %d attempts", last.State, len(last.Attempts))
 	}
 }
@@ -555,8 +542,8 @@ func TestRotateKeyKeepsPreviousKeyInJWKS(t *testing.T) {
 	if set.Len() != 2 {
 		t.Fatalf("%d keys, want 2", set.Len())
 	}
-	verifyToken(t, set, old)
-	verifyToken(t, set, cur)
+	testkit.VerifyJWS(t, set, old)
+	testkit.VerifyJWS(t, set, cur)
 	kid := func(tok string) string {
 		m, err := jws.Parse([]byte(tok))
 		if err != nil {
@@ -622,7 +609,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		t.Fatalf("logs do not mention the subscription: %s", logs)
 	}
 	var tok string
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		if len(c.ValidationTokens) > 0 {
 			tok = c.ValidationTokens[0]
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,17 +92,14 @@ type handshake struct {
 }
 
 // endpoint is a receiver stand-in: it answers handshakes by echoing the
-// token and records every notification POST. respond, when set, picks the
-// answer to the n-th (from 1) notification POST; nil means 202.
+// token and records every notification POST in its Webhook, whose
+// SetRespond picks the answer to the n-th (from 1) notification POST.
 type endpoint struct {
 	*httptest.Server
+	testkit.Webhook[graphsim.Collection]
 	mu         sync.Mutex
 	handshakes []handshake
-	bodies     []graphsim.Collection
-	raw        [][]byte
-	posts      atomic.Int64
-	respond    func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool // true: handled
-	handshakeF func(w http.ResponseWriter, r *http.Request, token string)              // nil: echo
+	handshakeF func(w http.ResponseWriter, r *http.Request, token string) // nil: echo
 }
 
 func newEndpoint(t testing.TB) *endpoint {
@@ -129,34 +125,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, tok[0])
 		return
 	}
-	n := e.posts.Add(1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	e.mu.Lock()
-	respond := e.respond
-	e.mu.Unlock()
-	if respond != nil && respond(n, w, r, body) {
-		return
-	}
-	var c graphsim.Collection
-	if err := json.Unmarshal(body, &c); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	e.mu.Lock()
-	e.bodies = append(e.bodies, c)
-	e.raw = append(e.raw, body)
-	e.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (e *endpoint) setRespond(f func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.respond = f
+	e.Webhook.ServeHTTP(w, r)
 }
 
 func (e *endpoint) setHandshake(f func(w http.ResponseWriter, r *http.Request, token string)) {
@@ -167,19 +136,11 @@ func (e *endpoint) setHandshake(f func(w http.ResponseWriter, r *http.Request, t
 
 // items returns all accepted notifications.
 func (e *endpoint) items() []graphsim.Notification {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var out []graphsim.Notification
-	for _, b := range e.bodies {
+	for _, b := range e.Bodies() {
 		out = append(out, b.Value...)
 	}
 	return out
-}
-
-func (e *endpoint) collections() []graphsim.Collection {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]graphsim.Collection(nil), e.bodies...)
 }
 
 func (e *endpoint) handshakeLog() []handshake {
