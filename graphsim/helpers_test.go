@@ -42,7 +42,7 @@ func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 
 // newClockedSim returns a started Sim on fastConfig whose clock is the
 // returned one, which the test moves.
-func newClockedSim(t testing.TB) (*graphsim.Sim, *clock) {
+func newClockedSim(t testing.TB) (*graphsim.Sim, *testkit.Clock) {
 	t.Helper()
 	clk := newClock()
 	cfg := fastConfig()
@@ -62,25 +62,8 @@ func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	return s
 }
 
-// clock is a settable clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns the settable clock for Config.Now that tests move.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now()) }
 
 // handshake is one validation request as the endpoint saw it.
 type handshake struct {

@@ -25,7 +25,7 @@ import (
 // stack is graphsim over TLS, an in-process JetStream, the natspub
 // Publisher and a receiver whose clientState lookup is the Manager's.
 type stack struct {
-	clk  *clock
+	clk  *testkit.Clock
 	g    *graph
 	nc   *nats.Conn
 	js   jetstream.JetStream

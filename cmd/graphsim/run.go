@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,14 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
-	simURL := getenv("GRAPHSIM_URL")
-	if simURL == "" {
-		simURL = "https://127.0.0.1:9090"
-	}
-	caFile := getenv("GRAPHSIM_CA")
-	if caFile == "" {
-		caFile = defaultCAFile
-	}
+	simURL := cmp.Or(getenv("GRAPHSIM_URL"), "https://127.0.0.1:9090")
+	caFile := cmp.Or(getenv("GRAPHSIM_CA"), defaultCAFile)
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, caFile: caFile, getenv: getenv}
 	switch cmd {
 	case "serve":
@@ -478,7 +474,7 @@ func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tITEMS\tSTATE\tATTEMPTS\tLAST STATUS\tLAST LATENCY\tURL")
 	for _, d := range rep.Deliveries {
-		if ids != nil && !contains(ids, d.ID) {
+		if ids != nil && !slices.Contains(ids, d.ID) {
 			continue
 		}
 		kind := "change"
@@ -504,15 +500,6 @@ func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d/%d\t%d/%d\n", e.URL, e.State, e.Attempts, e.Delivered, e.Failed, e.Dropped, e.Slow, e.Window, e.TimedOut, e.Window)
 	}
 	return tw.Flush()
-}
-
-func contains(ids []int64, id int64) bool {
-	for _, v := range ids {
-		if v == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *cli) load(args []string) error {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -79,5 +80,27 @@ func TestVerifyJWSReturnsTheClaims(t *testing.T) {
 	}
 	if claims := VerifyJWS(t, set, string(tok)); claims["sub"] != "me" {
 		t.Fatalf("claims %v", claims)
+	}
+}
+
+func TestClockMovesOnlyWhenAdvanced(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := NewClock(start)
+	if got := c.Now(); !got.Equal(start) {
+		t.Fatalf("Now = %v, want %v", got, start)
+	}
+	c.Advance(90 * time.Minute)
+	if got := c.Now(); !got.Equal(start.Add(90 * time.Minute)) {
+		t.Fatalf("after Advance: %v", got)
+	}
+}
+
+func TestClientCertIsSelfSignedForCN(t *testing.T) {
+	cert, key := ClientCert(t, "app-1")
+	if cert.Subject.CommonName != "app-1" || cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature) != nil || !key.PublicKey.Equal(cert.PublicKey) {
+		t.Fatalf("certificate %v: not a self-signed certificate of the returned key", cert.Subject)
+	}
+	if now := time.Now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		t.Fatalf("not valid now: %v to %v", cert.NotBefore, cert.NotAfter)
 	}
 }
