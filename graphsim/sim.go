@@ -290,9 +290,7 @@ func (cfg Config) withDefaults() (Config, map[string]*appState, error) {
 	if cfg.TimeScale < 0 {
 		return cfg, nil, configError("TimeScale", ErrInvalidValue, "%v is negative", cfg.TimeScale)
 	}
-	if cfg.TimeScale == 0 {
-		cfg.TimeScale = 1
-	}
+	cfg.TimeScale = cmp.Or(cfg.TimeScale, 1)
 	setDefault(&cfg.AccessTokenLifetime, DefaultAccessTokenLifetime)
 	setDefault(&cfg.Timeout, DefaultTimeout)
 	setDefault(&cfg.RetryTimeout, DefaultRetryTimeout)
@@ -310,21 +308,11 @@ func (cfg Config) withDefaults() (Config, map[string]*appState, error) {
 	cfg.Quotas = cfg.Quotas.withDefaults()
 	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
 	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
-	if cfg.SweepInterval == 0 {
-		cfg.SweepInterval = DefaultSweepInterval
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.ThrottleMinSamples <= 0 {
-		cfg.ThrottleMinSamples = DefaultThrottleMinSamples
-	}
-	if cfg.MaxDeliveries <= 0 {
-		cfg.MaxDeliveries = DefaultMaxDeliveries
-	}
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, DefaultSweepInterval)
+	setDefault(&cfg.MaxBatch, DefaultMaxBatch)
+	setDefault(&cfg.Concurrency, DefaultConcurrency)
+	setDefault(&cfg.ThrottleMinSamples, DefaultThrottleMinSamples)
+	setDefault(&cfg.MaxDeliveries, DefaultMaxDeliveries)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -383,9 +371,10 @@ func registerApps(cfg *Config) (map[string]*appState, error) {
 	return apps, nil
 }
 
-func setDefault(d *time.Duration, v time.Duration) {
-	if *d <= 0 {
-		*d = v
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
 	}
 }
 
