@@ -288,16 +288,22 @@ func (s *Sim) owned(r *http.Request, c caller) (*Subscription, error) {
 	return sub, nil
 }
 
-func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
-	sub, err := s.owned(r, c)
-	if err == nil {
-		err = s.gate(OpGet, c, sub.ID, sub.Resource)
-	}
+// answerEntity writes sub as Graph's subscription entity (200), or
+// Graph's error when err is not nil.
+func (s *Sim) answerEntity(w http.ResponseWriter, r *http.Request, sub *Subscription, err error) {
 	if err != nil {
 		writeGraphError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.entity(r, sub))
+}
+
+func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
+	sub, err := s.owned(r, c)
+	if err == nil {
+		err = s.gate(OpGet, c, sub.ID, sub.Resource)
+	}
+	s.answerEntity(w, r, sub, err)
 }
 
 func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
@@ -333,11 +339,7 @@ func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 	}
 	sub, err := s.update(r.Context(), r.PathValue("id"), u, c)
-	if err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.entity(r, sub))
+	s.answerEntity(w, r, sub, err)
 }
 
 func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {

@@ -17,18 +17,6 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-// lifecycleEvents returns the lifecycle items the endpoint received for
-// subscription id, by event.
-func lifecycleEvents(e *endpoint, id string) map[string]int {
-	out := map[string]int{}
-	for _, it := range e.items() {
-		if it.LifecycleEvent != "" && it.SubscriptionID == id {
-			out[it.LifecycleEvent]++
-		}
-	}
-	return out
-}
-
 // advance moves the simulated clock and waits for what fell due.
 func advance(t testing.TB, s *graphsim.Sim, d time.Duration) {
 	t.Helper()

@@ -437,15 +437,7 @@ func TestReauthorizationRequiredAndPause(t *testing.T) {
 	req := lifecycleRequest(e, "me/messages")
 	req.ExpirationDateTime = clk.Now().Add(48 * time.Hour)
 	sub := create(t, s, req)
-	lifecycle := func() int {
-		n := 0
-		for _, it := range e.items() {
-			if it.LifecycleEvent == graphsim.EventReauthorizationRequired && it.SubscriptionID == sub.ID {
-				n++
-			}
-		}
-		return n
-	}
+	lifecycle := func() int { return lifecycleEvents(e, sub.ID)[graphsim.EventReauthorizationRequired] }
 	sweep := func() {
 		t.Helper()
 		if err := s.Sweep(t.Context()); err != nil {

@@ -126,6 +126,18 @@ func (e *endpoint) items() []graphsim.Notification {
 	return out
 }
 
+// lifecycleEvents returns the lifecycle items the endpoint received for
+// subscription id, by event.
+func lifecycleEvents(e *endpoint, id string) map[string]int {
+	out := map[string]int{}
+	for _, it := range e.items() {
+		if it.LifecycleEvent != "" && it.SubscriptionID == id {
+			out[it.LifecycleEvent]++
+		}
+	}
+	return out
+}
+
 func (e *endpoint) handshakeLog() []handshake {
 	e.mu.Lock()
 	defer e.mu.Unlock()
