@@ -158,6 +158,16 @@ func (st *stack) spec(resource, changeType string) Spec {
 	return Spec{Resource: resource, ChangeType: changeType, NotificationURL: st.url, LifecycleNotificationURL: st.url}
 }
 
+// managed returns a Manager of cfg for spec alone after its first pass,
+// and spec's record.
+func (st *stack) managed(t *testing.T, spec Spec, cfg Config) (*Manager, Record) {
+	t.Helper()
+	cfg.Subscriptions = []Spec{spec}
+	m := st.manager(t, cfg)
+	reconcile(t, m)
+	return m, recordFor(t, m, spec)
+}
+
 func recordFor(t *testing.T, m *Manager, s Spec) Record {
 	t.Helper()
 	r, _, ok := m.record(s.key())
@@ -196,10 +206,8 @@ func subscribe[T any](t *testing.T, nc *nats.Conn, subject string) func() []T {
 func TestCreateOnStartAndClientStateLookup(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	sub, err := st.g.sim.Subscription(rec.ID)
 	if err != nil {
 		t.Fatalf("subscription %s not in Graph: %v", rec.ID, err)
@@ -298,10 +306,8 @@ func TestRecreateOn404WithGap(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	reconcile(t, m)
-	before := recordFor(t, m, spec)
+	m, before := st.managed(t, spec, Config{})
 	if err := st.g.sim.DeleteSubscription(ctx, before.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -365,9 +371,7 @@ func TestLifetimeLimitLearned(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("print/printers/1/jobs", "created")
 	spec.MaxLifetime = 10 * 24 * time.Hour // more than Graph allows (4,230 min)
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	if rec.ID == "" || rec.MaxLifetime != 4230*time.Minute {
 		t.Fatalf("record id %q, learned cap %v (outcome %s: %s); want created under 4230m", rec.ID, rec.MaxLifetime, rec.LastOutcome, rec.LastError)
 	}
@@ -445,10 +449,8 @@ func TestLifecycleReactions(t *testing.T) {
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	events := subscribe[Event](t, st.nc, "graph.subscriptions.>")
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Now: time.Now})
 	ctx := t.Context()
-	reconcile(t, m)
-	first := recordFor(t, m, spec)
+	m, first := st.managed(t, spec, Config{Now: time.Now})
 
 	// reauthorizationRequired ten minutes after the last PATCH: one PATCH.
 	m.mu.Lock()
@@ -830,10 +832,8 @@ func TestCrashedHolderTakenOverWithinTTL(t *testing.T) {
 func TestCommands(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/11/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
 	ctx := t.Context()
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	st.clk.Advance(time.Hour)
 	if err := m.RenewNow(ctx, rec.ID); err != nil {
 		t.Fatal(err)
@@ -912,9 +912,7 @@ func TestReceiverOutageIsAGap(t *testing.T) {
 func TestRetryAfterRespected(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/20/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, SubscriptionID: rec.ID, Status: 429, RetryAfterSeconds: 120, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -945,9 +943,7 @@ func TestRetryAfterRespected(t *testing.T) {
 func TestTransientErrorsBackOffAndRecover(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/21/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-", Policy: Policy{MinBackoff: time.Minute, NoJitter: true}})
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-", Policy: Policy{MinBackoff: time.Minute, NoJitter: true}})
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, Count: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -1022,9 +1018,7 @@ func TestPermanentFailures(t *testing.T) {
 func TestLifetimeLimitLearnedFromTimespanWording(t *testing.T) {
 	st := newStack(t, stackOpts{sim: graphsim.Config{ExpirationWording: "timespan", MaxLifetimes: map[string]time.Duration{"message": 2 * 24 * time.Hour}}})
 	spec := st.spec("users/23/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	_, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	if rec.ID == "" || rec.MaxLifetime != 48*time.Hour || rec.Expiration.Sub(st.clk.Now()) >= 48*time.Hour {
 		t.Fatalf("record %v learned %v (%s)", rec, rec.MaxLifetime, rec.LastError)
 	}
@@ -1040,10 +1034,8 @@ func TestAuthorizationLapseGap(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/30/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
 	ctx := t.Context()
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	st.clk.Advance(time.Hour)
 	challenged := st.clk.Now()
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, RetryAfterSeconds: 30, Count: 1}); err != nil {
@@ -1085,10 +1077,8 @@ func TestRevokedConsent(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/31/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	reconcile(t, m)
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	st.clk.Advance(ReauthorizeQuiet + time.Minute)
 	if err := m.Reconcile(ctx); err != nil { // refresh the lease on the test clock
 		t.Fatal(err)
