@@ -140,10 +140,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return errUsage
+		return errUsage // the flag package has printed the error or, for -h, the usage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
@@ -342,8 +339,7 @@ func (c *cli) subscribe(args []string) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(req)
-	out, err := c.do(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
+	out, err := c.postJSON(c.ctx, c.simURL+"/v1.0/subscriptions", req, tok)
 	if err != nil {
 		return err
 	}
@@ -373,8 +369,7 @@ func (c *cli) change(args []string) error {
 		}
 		req.Content = b
 	}
-	body, _ := json.Marshal(req)
-	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
+	out, err := c.postJSON(c.ctx, c.simURL+"/_sim/changes", req, "")
 	if err != nil {
 		return err
 	}
@@ -415,8 +410,7 @@ func (c *cli) lifecycle(args []string) error {
 		fmt.Fprintln(c.stderr, "graphsim lifecycle: --subscription is required")
 		return errUsage
 	}
-	body, _ := json.Marshal(req)
-	if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
+	if _, err := c.postJSON(c.ctx, c.simURL+"/_sim/lifecycle", req, ""); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
@@ -434,8 +428,7 @@ func (c *cli) advance(args []string) error {
 		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
 		return errUsage
 	}
-	body, _ := json.Marshal(graphsim.AdvanceRequest{By: *by})
-	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/advance", "application/json", bytes.NewReader(body), "")
+	out, err := c.postJSON(c.ctx, c.simURL+"/_sim/advance", graphsim.AdvanceRequest{By: *by}, "")
 	if err != nil {
 		return err
 	}
@@ -554,10 +547,9 @@ func (c *cli) load(args []string) error {
 	}
 	var rep LoadReport
 	if *sim != "" {
-		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
 		defer cancel()
-		out, err := c.do(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
+		out, err := c.postJSON(ctx, strings.TrimRight(*sim, "/")+"/_sim/load", cfg, "")
 		if err != nil {
 			return err
 		}
@@ -632,6 +624,16 @@ func readCertificate(name string) (string, error) {
 
 // httpDo sends a request and returns the body of a 2xx answer; other
 // answers become errors carrying Graph's error message.
+// postJSON POSTs v as JSON to u and returns the answer's body; bearer,
+// when set, is sent as the access token.
+func (c *cli) postJSON(ctx context.Context, u string, v any, bearer string) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, "POST", u, "application/json", bytes.NewReader(body), bearer)
+}
+
 func (c *cli) do(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
 	client, err := c.httpClient(u)
 	if err != nil {
