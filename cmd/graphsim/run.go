@@ -138,6 +138,17 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	return fs
 }
 
+// missing reports that command cmd lacks its required flag --name (with
+// an example, when given) and returns errUsage.
+func (c *cli) missing(cmd, name, example string) error {
+	fmt.Fprintf(c.stderr, "graphsim %s: --%s is required", cmd, name)
+	if example != "" {
+		fmt.Fprintf(c.stderr, ", e.g. %s", example)
+	}
+	fmt.Fprintln(c.stderr)
+	return errUsage
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage // the flag package has printed the error or, for -h, the usage
@@ -321,12 +332,9 @@ func (c *cli) subscribe(args []string) error {
 		return err
 	}
 	if req.NotificationURL == "" {
-		fmt.Fprintln(c.stderr, "graphsim subscribe: --notification-url is required")
-		return errUsage
+		return c.missing("subscribe", "notification-url", "")
 	}
-	if req.ClientState == "" {
-		req.ClientState = c.getenv("GRAPH_CLIENT_STATE")
-	}
+	req.ClientState = cmp.Or(req.ClientState, c.getenv("GRAPH_CLIENT_STATE"))
 	req.ExpirationDateTime = time.Now().Add(*expires)
 	if *certFile != "" {
 		cert, err := readCertificate(*certFile)
@@ -407,8 +415,7 @@ func (c *cli) lifecycle(args []string) error {
 		return err
 	}
 	if req.SubscriptionID == "" {
-		fmt.Fprintln(c.stderr, "graphsim lifecycle: --subscription is required")
-		return errUsage
+		return c.missing("lifecycle", "subscription", "")
 	}
 	if _, err := c.postJSON(c.ctx, c.simURL+"/_sim/lifecycle", req, ""); err != nil {
 		return err
@@ -425,8 +432,7 @@ func (c *cli) advance(args []string) error {
 		return err
 	}
 	if *by == "" {
-		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
-		return errUsage
+		return c.missing("advance", "by", "--by 30d")
 	}
 	out, err := c.postJSON(c.ctx, c.simURL+"/_sim/advance", graphsim.AdvanceRequest{By: *by}, "")
 	if err != nil {
@@ -520,12 +526,9 @@ func (c *cli) load(args []string) error {
 		return err
 	}
 	if cfg.URL == "" {
-		fmt.Fprintln(c.stderr, "graphsim load: --url is required")
-		return errUsage
+		return c.missing("load", "url", "")
 	}
-	if cfg.ClientState == "" {
-		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
-	}
+	cfg.ClientState = cmp.Or(cfg.ClientState, c.getenv("GRAPH_CLIENT_STATE"))
 	if cfg.ClientState == "" {
 		// A receiver answers 202 to items it quarantines (forged or unknown
 		// clientState), so a run without one "succeeds" while storing nothing.
