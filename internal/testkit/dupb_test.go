@@ -1,9 +1,6 @@
 package testkit
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,20 +50,17 @@ func TestWebhookKeepsJSONBodiesAndLetsRespondAnswer(t *testing.T) {
 }
 
 func TestVerifyJWSReturnsTheClaims(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, priv := ClientCert(t, "signer")
 	key, err := jwk.Import(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]any{jwk.KeyIDKey: "k1", jwk.AlgorithmKey: jwa.ES256()} {
+	for k, v := range map[string]any{jwk.KeyIDKey: "k1", jwk.AlgorithmKey: jwa.RS256()} {
 		if err := key.Set(k, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tok, err := jws.Sign([]byte(`{"sub":"me"}`), jws.WithKey(jwa.ES256(), key))
+	tok, err := jws.Sign([]byte(`{"sub":"me"}`), jws.WithKey(jwa.RS256(), key))
 	if err != nil {
 		t.Fatal(err)
 	}
