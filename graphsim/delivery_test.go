@@ -134,12 +134,11 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 
 func fetchJWKS(t testing.TB, u string) jwk.Set {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
+	var raw json.RawMessage
+	if st := call(t, "GET", u, "", nil, &raw); st != http.StatusOK {
+		t.Fatalf("GET %s: %d", u, st)
 	}
-	defer resp.Body.Close()
-	set, err := jwk.ParseReader(resp.Body)
+	set, err := jwk.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
