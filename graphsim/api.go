@@ -118,6 +118,26 @@ func writeGraphError(w http.ResponseWriter, r *http.Request, err error) {
 	}})
 }
 
+// decoded reads the JSON body of r into a T; when the body does not
+// decode, it answers Graph's error and reports false.
+func decoded[T any](w http.ResponseWriter, r *http.Request) (T, bool) {
+	var v T
+	if err := decodeBody(w, r, &v); err != nil {
+		writeGraphError(w, r, err)
+		return v, false
+	}
+	return v, true
+}
+
+// answer writes status with no body, or Graph's error when err is not nil.
+func answer(w http.ResponseWriter, r *http.Request, status int, err error) {
+	if err != nil {
+		writeGraphError(w, r, err)
+		return
+	}
+	w.WriteHeader(status)
+}
+
 // decodeBody decodes a JSON request body into v, bounded. A gzip body
 // (Content-Encoding: gzip, as Microsoft's Go SDK sends by default, §11) is
 // decompressed and bounded after decompression; any other encoding is
@@ -187,9 +207,8 @@ func apiVersion(r *http.Request) string {
 }
 
 func (s *Sim) apiCreate(w http.ResponseWriter, r *http.Request, c caller) {
-	var req SubscriptionRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeGraphError(w, r, err)
+	req, ok := decoded[SubscriptionRequest](w, r)
+	if !ok {
 		return
 	}
 	sub, err := s.create(r.Context(), req, c)
@@ -269,11 +288,9 @@ func (s *Sim) owned(r *http.Request, c caller) (*Subscription, error) {
 	return sub, nil
 }
 
-func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
-	sub, err := s.owned(r, c)
-	if err == nil {
-		err = s.gate(OpGet, c, sub.ID, sub.Resource)
-	}
+// answerEntity writes sub as Graph's subscription entity (200), or
+// Graph's error when err is not nil.
+func (s *Sim) answerEntity(w http.ResponseWriter, r *http.Request, sub *Subscription, err error) {
 	if err != nil {
 		writeGraphError(w, r, err)
 		return
@@ -281,14 +298,21 @@ func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, s.entity(r, sub))
 }
 
+func (s *Sim) apiGet(w http.ResponseWriter, r *http.Request, c caller) {
+	sub, err := s.owned(r, c)
+	if err == nil {
+		err = s.gate(OpGet, c, sub.ID, sub.Resource)
+	}
+	s.answerEntity(w, r, sub, err)
+}
+
 func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
 	if _, err := s.owned(r, c); err != nil {
 		writeGraphError(w, r, err)
 		return
 	}
-	var raw map[string]json.RawMessage
-	if err := decodeBody(w, r, &raw); err != nil {
-		writeGraphError(w, r, err)
+	raw, ok := decoded[map[string]json.RawMessage](w, r)
+	if !ok {
 		return
 	}
 	var u SubscriptionUpdate
@@ -315,11 +339,7 @@ func (s *Sim) apiUpdate(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 	}
 	sub, err := s.update(r.Context(), r.PathValue("id"), u, c)
-	if err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.entity(r, sub))
+	s.answerEntity(w, r, sub, err)
 }
 
 func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
@@ -327,11 +347,7 @@ func (s *Sim) apiDelete(w http.ResponseWriter, r *http.Request, c caller) {
 		writeGraphError(w, r, err)
 		return
 	}
-	if err := s.deleteSub(r.PathValue("id"), c); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.deleteSub(r.PathValue("id"), c))
 }
 
 func (s *Sim) apiReauthorize(w http.ResponseWriter, r *http.Request, c caller) {
@@ -339,11 +355,7 @@ func (s *Sim) apiReauthorize(w http.ResponseWriter, r *http.Request, c caller) {
 		writeGraphError(w, r, err)
 		return
 	}
-	if err := s.reauthorize(r.PathValue("id"), c); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.reauthorize(r.PathValue("id"), c))
 }
 
 // LifecycleRequest is the body of POST /_sim/lifecycle.
@@ -353,9 +365,8 @@ type LifecycleRequest struct {
 }
 
 func (s *Sim) adminChanges(w http.ResponseWriter, r *http.Request) {
-	var req ChangeRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeGraphError(w, r, err)
+	req, ok := decoded[ChangeRequest](w, r)
+	if !ok {
 		return
 	}
 	rep, err := s.Change(r.Context(), req)
@@ -370,24 +381,15 @@ func (s *Sim) adminChanges(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) adminLifecycle(w http.ResponseWriter, r *http.Request) {
-	var req LifecycleRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeGraphError(w, r, err)
+	req, ok := decoded[LifecycleRequest](w, r)
+	if !ok {
 		return
 	}
-	if err := s.Lifecycle(r.Context(), req.SubscriptionID, req.Event); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	answer(w, r, http.StatusAccepted, s.Lifecycle(r.Context(), req.SubscriptionID, req.Event))
 }
 
 func (s *Sim) adminSweep(w http.ResponseWriter, r *http.Request) {
-	if err := s.Sweep(r.Context()); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.Sweep(r.Context()))
 }
 
 func (s *Sim) adminWait(w http.ResponseWriter, r *http.Request) {
@@ -425,11 +427,7 @@ func (s *Sim) adminSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) adminRotate(w http.ResponseWriter, r *http.Request) {
-	if err := s.RotateKey(); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.RotateKey())
 }
 
 // AdvanceRequest is the body of POST /_sim/advance.
@@ -470,16 +468,11 @@ func (s *Sim) adminNow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) adminFault(w http.ResponseWriter, r *http.Request) {
-	var f Fault
-	if err := decodeBody(w, r, &f); err != nil {
-		writeGraphError(w, r, err)
+	f, ok := decoded[Fault](w, r)
+	if !ok {
 		return
 	}
-	if err := s.InjectFault(f); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.InjectFault(f))
 }
 
 func (s *Sim) adminClearFaults(w http.ResponseWriter, r *http.Request) {
@@ -498,9 +491,8 @@ type ConsentRequest struct {
 }
 
 func (s *Sim) adminConsent(w http.ResponseWriter, r *http.Request) {
-	var req ConsentRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeGraphError(w, r, err)
+	req, ok := decoded[ConsentRequest](w, r)
+	if !ok {
 		return
 	}
 	var err error
@@ -509,11 +501,7 @@ func (s *Sim) adminConsent(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = s.RestoreConsent(req.AppID)
 	}
-	if err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, err)
 }
 
 // MailboxRequest is the body of POST /_sim/mailboxes.
@@ -523,9 +511,8 @@ type MailboxRequest struct {
 }
 
 func (s *Sim) adminMailbox(w http.ResponseWriter, r *http.Request) {
-	var req MailboxRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeGraphError(w, r, err)
+	req, ok := decoded[MailboxRequest](w, r)
+	if !ok {
 		return
 	}
 	if req.User == "" {
@@ -537,9 +524,5 @@ func (s *Sim) adminMailbox(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) adminRemove(w http.ResponseWriter, r *http.Request) {
-	if err := s.RemoveSubscription(r.Context(), r.PathValue("id")); err != nil {
-		writeGraphError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	answer(w, r, http.StatusNoContent, s.RemoveSubscription(r.Context(), r.PathValue("id")))
 }

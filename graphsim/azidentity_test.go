@@ -9,11 +9,9 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,33 +25,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
-
-// clientCert generates an app's client certificate (self-signed, as
-// "az ad app credential reset --create-cert" makes them).
-func clientCert(t testing.TB, cn string) (*x509.Certificate, crypto.PrivateKey) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
 
 // tlsSim is a simulator served over HTTPS and the client options that
 // point azidentity at it: only the authority host, the CA (through the
@@ -106,18 +79,7 @@ func gzipCall(t testing.TB, c *http.Client, method, u, token string, body, out a
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, u, b, err)
-		}
-	}
-	return resp.StatusCode
+	return send(t, c, req, out)
 }
 
 // TestAzidentityCredentialsManageASubscription is issue 11's acceptance:
@@ -125,7 +87,7 @@ func gzipCall(t testing.TB, c *http.Client, method, u, token string, body, out a
 // secret and with a client certificate, and each token creates, renews,
 // reauthorizes and deletes a subscription with gzip bodies.
 func TestAzidentityCredentialsManageASubscription(t *testing.T) {
-	cert, key := clientCert(t, "cert-app")
+	cert, key := testkit.ClientCert(t, "cert-app")
 	cfg := fastConfig()
 	cfg.Apps = []graphsim.App{
 		{ClientID: "aaaaaaaa-0000-0000-0000-000000000001", Secret: "secret-app-secret", Roles: []string{"Mail.Read"}},
@@ -197,8 +159,8 @@ func TestAzidentityCredentialsManageASubscription(t *testing.T) {
 // certificate the app did not register, and a secret for a
 // certificate-only app get no token (issue 16).
 func TestTokensOnlyForRegisteredApps(t *testing.T) {
-	cert, _ := clientCert(t, "registered")
-	otherCert, otherKey := clientCert(t, "stranger")
+	cert, _ := testkit.ClientCert(t, "registered")
+	otherCert, otherKey := testkit.ClientCert(t, "stranger")
 	cfg := fastConfig()
 	cfg.Apps = []graphsim.App{
 		{ClientID: "app-secret", Secret: "right"},

@@ -17,24 +17,18 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-// lifecycleEvents returns the lifecycle items the endpoint received for
-// subscription id, by event.
-func lifecycleEvents(e *endpoint, id string) map[string]int {
-	out := map[string]int{}
-	for _, it := range e.items() {
-		if it.LifecycleEvent != "" && it.SubscriptionID == id {
-			out[it.LifecycleEvent]++
-		}
-	}
-	return out
-}
-
 // advance moves the simulated clock and waits for what fell due.
 func advance(t testing.TB, s *graphsim.Sim, d time.Duration) {
 	t.Helper()
 	if err := s.Advance(t.Context(), d); err != nil {
 		t.Fatal(err)
 	}
+	settle(t, s)
+}
+
+// settle waits until s has no delivery pending.
+func settle(t testing.TB, s *graphsim.Sim) {
+	t.Helper()
 	if err := s.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +141,7 @@ func TestThirtySimulatedDays(t *testing.T) {
 			delivered++
 		}
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	if got := s.Now().Sub(start); got < 30*24*time.Hour || got > 31*24*time.Hour {
 		t.Errorf("simulated %v", got)
 	}
@@ -196,13 +188,9 @@ func TestReauthorizationScheduleFollowsTheProtocolDoc(t *testing.T) {
 	cfg.AccessTokenLifetime = 24 * time.Hour
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	req := subRequest(e, "users/u1/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
+	req := lifecycleRequest(e, "users/u1/messages")
 	req.ExpirationDateTime = s.Now().Add(6 * 24 * time.Hour)
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	count := func() int { return lifecycleEvents(e, sub.ID)[graphsim.EventReauthorizationRequired] }
 	steps := []struct {
 		by   time.Duration
@@ -245,8 +233,7 @@ func TestRevokedConsent(t *testing.T) {
 	app := testApps[0]
 	var subs [2]graphsim.Subscription
 	for i, res := range []string{"users/u1/messages", "users/u2/messages"} {
-		req := subRequest(e, res)
-		req.LifecycleNotificationURL = e.URL + "/lifecycle"
+		req := lifecycleRequest(e, res)
 		if st := call(t, "POST", base, accessToken(t, s, app), req, &subs[i]); st != 201 {
 			t.Fatalf("create: %d", st)
 		}
@@ -254,9 +241,7 @@ func TestRevokedConsent(t *testing.T) {
 	if err := s.RevokeConsent(t.Context(), app); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	for _, sub := range subs {
 		if n := lifecycleEvents(e, sub.ID)[graphsim.EventReauthorizationRequired]; n != 1 {
 			t.Errorf("%d reauthorizationRequired after revocation, want 1", n)
@@ -350,22 +335,17 @@ func TestMissedAfterDroppedNotifications(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	life := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusInternalServerError)
 		return true
 	})
 	req := subRequest(e, "users/u1/messages")
 	req.LifecycleNotificationURL = life.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID, Count: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	if n := lifecycleEvents(life, sub.ID)[graphsim.EventMissed]; n != 1 {
 		t.Errorf("%d missed after discarded notifications, want 1", n)
 	}
@@ -375,12 +355,8 @@ func TestMissedAfterDroppedNotifications(t *testing.T) {
 func TestAdminRemovalSendsSubscriptionRemoved(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
-	req := subRequest(e, "users/u1/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := lifecycleRequest(e, "users/u1/messages")
+	sub := create(t, s, req)
 	r, _ := http.NewRequestWithContext(t.Context(), "DELETE", s.URL()+"/_sim/subscriptions/"+sub.ID, nil)
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
@@ -390,9 +366,7 @@ func TestAdminRemovalSendsSubscriptionRemoved(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("admin delete: %d", resp.StatusCode)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	if n := lifecycleEvents(e, sub.ID)[graphsim.EventSubscriptionRemoved]; n != 1 {
 		t.Errorf("%d subscriptionRemoved, want 1", n)
 	}
@@ -404,19 +378,15 @@ func TestRichLifecycleCarriesValidationToken(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
 	key := testKey(t)
-	req := subRequest(e, "users/u1/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
+	req := lifecycleRequest(e, "users/u1/messages")
 	req.IncludeResourceData, req.EncryptionCertificate, req.EncryptionCertificateID = true, key.EncryptionCertificate(), key.ID
 	req.ExpirationDateTime = s.Now().Add(time.Hour)
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	if err := s.Lifecycle(t.Context(), sub.ID, graphsim.EventMissed); err != nil {
 		t.Fatal(err)
 	}
 	e.waitItems(t, 1)
-	c := e.collections()
+	c := e.Bodies()
 	if len(c) != 1 || len(c[0].ValidationTokens) != 1 || c[0].Value[0].OrganizationID != graphsim.DefaultTenantID {
 		t.Errorf("lifecycle batch %+v", c)
 	}
@@ -487,10 +457,7 @@ func TestStateFileKeepsSubscriptionsAcrossRestart(t *testing.T) {
 	cfg.StateFile = file
 	e := newEndpoint(t)
 	s1 := newSimUnstarted(t, cfg)
-	sub, err := s1.CreateSubscription(t.Context(), subRequest(e, "users/u1/messages"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s1, subRequest(e, "users/u1/messages"))
 	s1.Close()
 	s2 := newSimUnstarted(t, cfg)
 	got, err := s2.Subscription(sub.ID)
@@ -570,22 +537,19 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	life := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return true
 	})
 	req := subRequest(e, "users/u1/messages")
 	req.LifecycleNotificationURL = life.URL + "/lifecycle"
 	req.ExpirationDateTime = s.Now().Add(24 * time.Hour)
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{SubscriptionID: sub.ID}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 1 {
+		if n := e.Posts(); n < 1 {
 			return fmt.Errorf("%d posts", n)
 		}
 		return nil
@@ -595,7 +559,7 @@ func TestAdvanceRunsTheRetrySchedule(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 2 {
+		if n := e.Posts(); n < 2 {
 			return fmt.Errorf("%d posts after advancing past the first backoff", n)
 		}
 		return nil

@@ -25,10 +25,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 	cfg.MaxBatch = 2
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	sub, err := s.CreateSubscription(t.Context(), subRequest(e, "me/messages"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, subRequest(e, "me/messages"))
 	rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Count: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -36,11 +33,9 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 	if rep.Notifications != 5 || rep.Batches != 3 || len(rep.Items) != 5 || !slices.Equal(rep.Subscriptions, []string{sub.ID}) {
 		t.Fatalf("report %+v", rep)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	items := e.waitItems(t, 5)
-	if n := len(e.collections()); n != 3 {
+	if n := len(e.Bodies()); n != 3 {
 		t.Errorf("%d POSTs, want 3 (MaxBatch 2)", n)
 	}
 	slices.SortFunc(items, func(a, b graphsim.Notification) int { return strings.Compare(a.ResourceData.ID, b.ResourceData.ID) })
@@ -53,7 +48,7 @@ func TestChangeDeliversBatchedBasicNotifications(t *testing.T) {
 			t.Errorf("item %d: %+v", i, n)
 		}
 	}
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		if c.ValidationTokens != nil {
 			t.Error("basic batch carries validationTokens")
 		}
@@ -92,10 +87,7 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 			req.EncryptionCertificate, req.EncryptionCertificateID = key.EncryptionCertificate(), key.ID
 			req.LifecycleNotificationURL = e.URL + "/lifecycle"
 			req.NotificationURLAppID = "aaaaaaaa-0000-0000-0000-000000000001"
-			sub, err := s.CreateSubscription(t.Context(), req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sub := create(t, s, req)
 			custom := json.RawMessage(`{"id":"1","body":{"content":"Hello World"}}`)
 			rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Count: 3})
 			if err != nil {
@@ -128,11 +120,11 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 				t.Errorf("custom content not used: %s", want[3].Content)
 			}
 			set := fetchJWKS(t, s.JWKSURL())
-			for _, c := range e.collections() {
+			for _, c := range e.Bodies() {
 				if len(c.ValidationTokens) != 1 {
 					t.Fatalf("%d validationTokens, want 1 (one app, one tenant)", len(c.ValidationTokens))
 				}
-				claims := verifyToken(t, set, c.ValidationTokens[0])
+				claims := testkit.VerifyJWS(t, set, c.ValidationTokens[0])
 				checkClaims(t, claims, version, req.NotificationURLAppID, graphsim.DefaultTenantID)
 			}
 			_ = sub
@@ -142,29 +134,15 @@ func TestRichNotificationsDecryptAndCarryValidTokens(t *testing.T) {
 
 func fetchJWKS(t testing.TB, u string) jwk.Set {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
+	var raw json.RawMessage
+	if st := call(t, "GET", u, "", nil, &raw); st != http.StatusOK {
+		t.Fatalf("GET %s: %d", u, st)
 	}
-	defer resp.Body.Close()
-	set, err := jwk.ParseReader(resp.Body)
+	set, err := jwk.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return set
-}
-
-func verifyToken(t testing.TB, set jwk.Set, tok string) map[string]any {
-	t.Helper()
-	payload, err := jws.Verify([]byte(tok), jws.WithKeySet(set, jws.WithRequireKid(true)))
-	if err != nil {
-		t.Fatalf("validationToken does not verify against the JWKS: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
 }
 
 func checkClaims(t testing.TB, c map[string]any, version, aud, tid string) {
@@ -200,7 +178,7 @@ func TestRetriesOn5xxTimeoutAndConnectionErrorsThenDelivers(t *testing.T) {
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
 	// POST 1: 503; 2: 500; 3: timeout; 4: connection closed; 5: 404; then 202.
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		switch n {
 		case 1:
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -227,9 +205,7 @@ func TestRetriesOn5xxTimeoutAndConnectionErrorsThenDelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	items := e.items()
 	if len(items) != 3 {
 		t.Fatalf("%d notifications accepted, want exactly 3", len(items))
@@ -277,7 +253,7 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
 	down := make(chan struct{})
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		select {
 		case <-down:
 			return false
@@ -294,15 +270,13 @@ func TestRedeliveryAfterOutageLandsExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.CheckFor(t, 5*time.Second, func() error {
-		if n := e.posts.Load(); n < 10 {
+		if n := e.Posts(); n < 10 {
 			return fmt.Errorf("%d failed POSTs so far", n)
 		}
 		return nil
 	})
 	close(down)
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	seen := map[string]int{}
 	for _, n := range e.items() {
 		seen[n.ResourceData.ID]++
@@ -326,7 +300,7 @@ func TestFailingDeliveryIsDiscardedAfterRetryWindow(t *testing.T) {
 	cfg.RetryFor = 100 * time.Second
 	s := newSim(t, cfg)
 	e := newEndpoint(t)
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		w.WriteHeader(http.StatusBadGateway)
 		return true
 	})
@@ -336,9 +310,7 @@ func TestFailingDeliveryIsDiscardedAfterRetryWindow(t *testing.T) {
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	d := s.Deliveries()[0]
 	// Waits 10, 20, 40 s then the next (80 s) would pass the 100 s window.
 	if d.State != graphsim.StateFailed || len(d.Attempts) != 4 {
@@ -361,7 +333,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	slow := newEndpoint(t) // first attempts time out, retries succeed
 	var seenMu sync.Mutex
 	seen := map[string]bool{}
-	slow.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	slow.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		seenMu.Lock()
 		retry := seen[string(body)]
 		seen[string(body)] = true
@@ -373,7 +345,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 		return false
 	})
 	dead := newEndpoint(t) // never answers
-	dead.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	dead.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		<-r.Context().Done()
 		return true
 	})
@@ -390,9 +362,7 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 	if _, err := s.Change(t.Context(), graphsim.ChangeRequest{Resource: "me/events", Count: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	states := map[string]string{}
 	for _, ep := range s.Endpoints() {
 		states[ep.URL[:len(slow.URL)]] = ep.State
@@ -404,33 +374,24 @@ func TestThrottlingClassifiesSlowAndDropEndpoints(t *testing.T) {
 		t.Fatalf("states %v, want slow and drop", states)
 	}
 	// New notifications for the drop endpoint are dropped without a POST.
-	before := dead.posts.Load()
+	before := dead.Posts()
 	rep, err := s.Change(t.Context(), graphsim.ChangeRequest{Resource: "me/events"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	ds := s.Deliveries()
 	last := ds[slices.IndexFunc(ds, func(d graphsim.Delivery) bool { return d.ID == rep.Deliveries[0] })]
-	if last.State != graphsim.StateDropped || len(last.Attempts) != 0 || dead.posts.Load() != before {
+	if last.State != graphsim.StateDropped || len(last.Attempts) != 0 || dead.Posts() != before {
 		t.Errorf("delivery to drop endpoint: %s with %d attempts", last.State, len(last.Attempts))
 	}
 }
 
 func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := lifecycleRequest(e, "me/messages")
+	sub := create(t, s, req)
 	other := subRequest(e, "users") // user: no subscriptionRemoved support
 	other.ChangeType = "updated"
 	other.LifecycleNotificationURL = e.URL + "/lifecycle"
@@ -452,9 +413,7 @@ func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
 		t.Errorf("%d subscriptions left", n)
 	}
 	items := e.waitItems(t, 1)
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	if len(e.items()) != 1 {
 		t.Fatalf("%d lifecycle notifications, want 1 (users do not get subscriptionRemoved)", len(e.items()))
 	}
@@ -472,35 +431,18 @@ func TestExpiredSubscriptionIsRemovedWithSubscriptionRemoved(t *testing.T) {
 }
 
 func TestReauthorizationRequiredAndPause(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
+	req := lifecycleRequest(e, "me/messages")
 	req.ExpirationDateTime = clk.Now().Add(48 * time.Hour)
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lifecycle := func() int {
-		n := 0
-		for _, it := range e.items() {
-			if it.LifecycleEvent == graphsim.EventReauthorizationRequired && it.SubscriptionID == sub.ID {
-				n++
-			}
-		}
-		return n
-	}
+	sub := create(t, s, req)
+	lifecycle := func() int { return lifecycleEvents(e, sub.ID)[graphsim.EventReauthorizationRequired] }
 	sweep := func() {
 		t.Helper()
 		if err := s.Sweep(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Wait(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		settle(t, s)
 	}
 	sweep()
 	if n := lifecycle(); n != 0 {
@@ -536,12 +478,8 @@ func TestReauthorizationRequiredAndPause(t *testing.T) {
 func TestLifecycleEvents(t *testing.T) {
 	s := newSim(t, fastConfig())
 	e := newEndpoint(t)
-	req := subRequest(e, "me/messages")
-	req.LifecycleNotificationURL = e.URL + "/lifecycle"
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := lifecycleRequest(e, "me/messages")
+	sub := create(t, s, req)
 	noURL, err := s.CreateSubscription(t.Context(), subRequest(e, "me/events"))
 	if err != nil {
 		t.Fatal(err)
@@ -595,8 +533,8 @@ func TestRotateKeyKeepsPreviousKeyInJWKS(t *testing.T) {
 	if set.Len() != 2 {
 		t.Fatalf("%d keys, want 2", set.Len())
 	}
-	verifyToken(t, set, old)
-	verifyToken(t, set, cur)
+	testkit.VerifyJWS(t, set, old)
+	testkit.VerifyJWS(t, set, cur)
 	kid := func(tok string) string {
 		m, err := jws.Parse([]byte(tok))
 		if err != nil {
@@ -656,15 +594,13 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if err := s.Lifecycle(t.Context(), sub.ID, graphsim.EventMissed); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Wait(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	settle(t, s)
 	logs := buf.String()
 	if !strings.Contains(logs, sub.ID) {
 		t.Fatalf("logs do not mention the subscription: %s", logs)
 	}
 	var tok string
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		if len(c.ValidationTokens) > 0 {
 			tok = c.ValidationTokens[0]
 		}

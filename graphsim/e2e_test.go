@@ -119,33 +119,29 @@ func TestEndToEndRichNotificationsReachJetStreamExactlyOnce(t *testing.T) {
 	if err := sim.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// outage sends 150 updates while the receiver answers in mode m, until
+	// it has refused atLeast POSTs (what names them), then brings the
+	// receiver back and waits for Graph's redeliveries.
+	outage := func(m int32, atLeast int64, what string) {
+		t.Helper()
+		refused.Store(0)
+		mode.Store(m)
+		change(150, "updated")
+		testkit.CheckFor(t, 10*time.Second, func() error {
+			if refused.Load() < atLeast {
+				return fmt.Errorf("%d %s", refused.Load(), what)
+			}
+			return nil
+		})
+		mode.Store(up)
+		if err := sim.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// 2. Receiver down: 503 until it comes back; Graph retries.
-	mode.Store(down)
-	change(150, "updated")
-	testkit.CheckFor(t, 10*time.Second, func() error {
-		if refused.Load() < 3 {
-			return fmt.Errorf("%d refused POSTs", refused.Load())
-		}
-		return nil
-	})
-	mode.Store(up)
-	if err := sim.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	outage(down, 3, "refused POSTs")
 	// 3. Answers lost after publishing: Graph redelivers what is stored.
-	refused.Store(0)
-	mode.Store(lostAck)
-	change(150, "updated")
-	testkit.CheckFor(t, 10*time.Second, func() error {
-		if refused.Load() < 2 {
-			return fmt.Errorf("%d lost answers", refused.Load())
-		}
-		return nil
-	})
-	mode.Store(up)
-	if err := sim.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
+	outage(lostAck, 2, "lost answers")
 	retried := 0
 	for _, d := range sim.Deliveries() {
 		retried += d.Retries()

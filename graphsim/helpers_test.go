@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +40,16 @@ func newSim(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	return s
 }
 
+// newClockedSim returns a started Sim on fastConfig whose clock is the
+// returned one, which the test moves.
+func newClockedSim(t testing.TB) (*graphsim.Sim, *testkit.Clock) {
+	t.Helper()
+	clk := newClock()
+	cfg := fastConfig()
+	cfg.Now = clk.Now
+	return newSim(t, cfg), clk
+}
+
 // newSimUnstarted returns a simulator that is not serving yet, closed at
 // cleanup.
 func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
@@ -53,25 +62,8 @@ func newSimUnstarted(t testing.TB, cfg graphsim.Config) *graphsim.Sim {
 	return s
 }
 
-// clock is a settable clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns the settable clock for Config.Now that tests move.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now()) }
 
 // handshake is one validation request as the endpoint saw it.
 type handshake struct {
@@ -83,17 +75,14 @@ type handshake struct {
 }
 
 // endpoint is a receiver stand-in: it answers handshakes by echoing the
-// token and records every notification POST. respond, when set, picks the
-// answer to the n-th (from 1) notification POST; nil means 202.
+// token and records every notification POST in its Webhook, whose
+// SetRespond picks the answer to the n-th (from 1) notification POST.
 type endpoint struct {
 	*httptest.Server
+	testkit.Webhook[graphsim.Collection]
 	mu         sync.Mutex
 	handshakes []handshake
-	bodies     []graphsim.Collection
-	raw        [][]byte
-	posts      atomic.Int64
-	respond    func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool // true: handled
-	handshakeF func(w http.ResponseWriter, r *http.Request, token string)              // nil: echo
+	handshakeF func(w http.ResponseWriter, r *http.Request, token string) // nil: echo
 }
 
 func newEndpoint(t testing.TB) *endpoint {
@@ -119,34 +108,7 @@ func (e *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, tok[0])
 		return
 	}
-	n := e.posts.Add(1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	e.mu.Lock()
-	respond := e.respond
-	e.mu.Unlock()
-	if respond != nil && respond(n, w, r, body) {
-		return
-	}
-	var c graphsim.Collection
-	if err := json.Unmarshal(body, &c); err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	e.mu.Lock()
-	e.bodies = append(e.bodies, c)
-	e.raw = append(e.raw, body)
-	e.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (e *endpoint) setRespond(f func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.respond = f
+	e.Webhook.ServeHTTP(w, r)
 }
 
 func (e *endpoint) setHandshake(f func(w http.ResponseWriter, r *http.Request, token string)) {
@@ -157,19 +119,23 @@ func (e *endpoint) setHandshake(f func(w http.ResponseWriter, r *http.Request, t
 
 // items returns all accepted notifications.
 func (e *endpoint) items() []graphsim.Notification {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var out []graphsim.Notification
-	for _, b := range e.bodies {
+	for _, b := range e.Bodies() {
 		out = append(out, b.Value...)
 	}
 	return out
 }
 
-func (e *endpoint) collections() []graphsim.Collection {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]graphsim.Collection(nil), e.bodies...)
+// lifecycleEvents returns the lifecycle items the endpoint received for
+// subscription id, by event.
+func lifecycleEvents(e *endpoint, id string) map[string]int {
+	out := map[string]int{}
+	for _, it := range e.items() {
+		if it.LifecycleEvent != "" && it.SubscriptionID == id {
+			out[it.LifecycleEvent]++
+		}
+	}
+	return out
 }
 
 func (e *endpoint) handshakeLog() []handshake {
@@ -246,7 +212,14 @@ func call(t testing.TB, method, u, token string, body any, out any) int {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	return send(t, http.DefaultClient, req, out)
+}
+
+// send sends req with c and decodes the JSON answer into out (if any); it
+// returns the status.
+func send(t testing.TB, c *http.Client, req *http.Request, out any) int {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +227,7 @@ func call(t testing.TB, method, u, token string, body any, out any) int {
 	b, _ := io.ReadAll(resp.Body)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, u, b, err)
+			t.Fatalf("%s %s: decode %q: %v", req.Method, req.URL, b, err)
 		}
 	}
 	return resp.StatusCode
@@ -270,9 +243,28 @@ func subRequest(e *endpoint, resource string) graphsim.SubscriptionRequest {
 	}
 }
 
+// lifecycleRequest is subRequest with lifecycle notifications to e's
+// /lifecycle path.
+func lifecycleRequest(e *endpoint, resource string) graphsim.SubscriptionRequest {
+	req := subRequest(e, resource)
+	req.LifecycleNotificationURL = e.URL + "/lifecycle"
+	return req
+}
+
 func decodeJSON(t testing.TB, r io.Reader, v any) {
 	t.Helper()
 	if err := json.NewDecoder(r).Decode(v); err != nil {
 		t.Fatalf("decode: %v", err)
 	}
+}
+
+// create creates the subscription req describes on s and fails the test
+// if s refuses it.
+func create(t testing.TB, s *graphsim.Sim, req graphsim.SubscriptionRequest) *graphsim.Subscription {
+	t.Helper()
+	sub, err := s.CreateSubscription(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }

@@ -463,36 +463,54 @@ func (s *Sim) checkAssertion(a *appState, assertion, endpoint string) string {
 	if err != nil {
 		return "AADSTS700027: Client assertion failed signature validation."
 	}
-	var c struct {
-		Aud json.RawMessage `json:"aud"`
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Exp json.Number     `json:"exp"`
-		Nbf json.Number     `json:"nbf"`
-		Jti string          `json:"jti"`
-	}
+	var c assertionClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return "AADSTS50027: JWT token is invalid or malformed."
 	}
 	if !strings.EqualFold(c.Iss, a.ClientID) || !strings.EqualFold(c.Sub, a.ClientID) {
 		return "AADSTS700021: Client assertion application identifier doesn't match 'client_id' parameter."
 	}
+	auds := c.audiences()
+	if !slices.ContainsFunc(auds, func(v string) bool { return strings.EqualFold(strings.TrimRight(v, "/"), endpoint) }) {
+		return "AADSTS700212: No matching federated identity record found for presented assertion audience; the aud claim must be " + endpoint + "."
+	}
+	if !c.current(time.Now()) {
+		return "AADSTS700024: Client assertion is not within its valid time range."
+	}
+	return ""
+}
+
+// assertionClaims are the claims Entra ID checks in a client assertion
+// and in a federated identity provider's token.
+type assertionClaims struct {
+	Aud json.RawMessage `json:"aud"`
+	Iss string          `json:"iss"`
+	Sub string          `json:"sub"`
+	Exp json.Number     `json:"exp"`
+	Nbf json.Number     `json:"nbf"`
+	Jti string          `json:"jti"`
+}
+
+// audiences returns aud, which is a string or a list of strings.
+func (c assertionClaims) audiences() []string {
 	var auds []string
 	if json.Unmarshal(c.Aud, &auds) != nil {
 		var one string
 		json.Unmarshal(c.Aud, &one)
 		auds = []string{one}
 	}
-	if !slices.ContainsFunc(auds, func(v string) bool { return strings.EqualFold(strings.TrimRight(v, "/"), endpoint) }) {
-		return "AADSTS700212: No matching federated identity record found for presented assertion audience; the aud claim must be " + endpoint + "."
+	return auds
+}
+
+// current reports whether now is within the token's nbf (when present)
+// and exp, allowing five minutes of clock skew either way.
+func (c assertionClaims) current(now time.Time) bool {
+	exp, err := c.Exp.Int64()
+	if err != nil || !now.Before(time.Unix(exp, 0).Add(5*time.Minute)) {
+		return false
 	}
-	now := time.Now()
-	exp, err1 := c.Exp.Int64()
-	nbf, err2 := c.Nbf.Int64()
-	if err1 != nil || !now.Before(time.Unix(exp, 0).Add(5*time.Minute)) || (err2 == nil && now.Add(5*time.Minute).Before(time.Unix(nbf, 0))) {
-		return "AADSTS700024: Client assertion is not within its valid time range."
-	}
-	return ""
+	nbf, err := c.Nbf.Int64()
+	return err != nil || !now.Add(5*time.Minute).Before(time.Unix(nbf, 0))
 }
 
 // checkFederated verifies an external identity provider's token against
@@ -505,22 +523,11 @@ func checkFederated(a *appState, assertion string) string {
 	if err != nil || len(msg.Signatures()) != 1 {
 		return "AADSTS50027: JWT token is invalid or malformed."
 	}
-	var c struct {
-		Aud json.RawMessage `json:"aud"`
-		Iss string          `json:"iss"`
-		Sub string          `json:"sub"`
-		Exp json.Number     `json:"exp"`
-		Nbf json.Number     `json:"nbf"`
-	}
+	var c assertionClaims
 	if json.Unmarshal(msg.Payload(), &c) != nil {
 		return "AADSTS50027: JWT token is invalid or malformed."
 	}
-	var auds []string
-	if json.Unmarshal(c.Aud, &auds) != nil {
-		var one string
-		json.Unmarshal(c.Aud, &one)
-		auds = []string{one}
-	}
+	auds := c.audiences()
 	for _, fc := range a.Federated {
 		if fc.Issuer != c.Iss || fc.Subject != c.Sub {
 			continue
@@ -543,10 +550,7 @@ func checkFederated(a *appState, assertion string) string {
 		if !verified {
 			return "AADSTS50013: Assertion failed signature validation."
 		}
-		now := time.Now()
-		exp, err1 := c.Exp.Int64()
-		nbf, err2 := c.Nbf.Int64()
-		if err1 != nil || !now.Before(time.Unix(exp, 0).Add(5*time.Minute)) || (err2 == nil && now.Add(5*time.Minute).Before(time.Unix(nbf, 0))) {
+		if !c.current(time.Now()) {
 			return "AADSTS700024: Client assertion is not within its valid time range."
 		}
 		return ""

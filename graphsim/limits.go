@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -30,17 +31,11 @@ type Throttle struct {
 
 func (t Throttle) withDefaults() Throttle {
 	setDefault(&t.Window, 20*time.Second)
-	setInt(&t.List, 40)
-	setInt(&t.Write, 1000)
-	setInt(&t.Reauthorize, 1000)
-	setInt(&t.Get, 1000)
+	t.List = cmp.Or(t.List, 40)
+	t.Write = cmp.Or(t.Write, 1000)
+	t.Reauthorize = cmp.Or(t.Reauthorize, 1000)
+	t.Get = cmp.Or(t.Get, 1000)
 	return t
-}
-
-func setInt(p *int, v int) {
-	if *p == 0 {
-		*p = v
-	}
 }
 
 // limit returns the limit of an API operation.
@@ -76,10 +71,10 @@ type Quotas struct {
 }
 
 func (q Quotas) withDefaults() Quotas {
-	setInt(&q.PerMailbox, 1000)
-	setInt(&q.DirectoryPerTenant, 1000)
-	setInt(&q.DirectoryPerApp, 100)
-	setInt(&q.TeamsPerTenant, 10000)
+	q.PerMailbox = cmp.Or(q.PerMailbox, 1000)
+	q.DirectoryPerTenant = cmp.Or(q.DirectoryPerTenant, 1000)
+	q.DirectoryPerApp = cmp.Or(q.DirectoryPerApp, 100)
+	q.TeamsPerTenant = cmp.Or(q.TeamsPerTenant, 10000)
 	return q
 }
 

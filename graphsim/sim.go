@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/tls"
@@ -216,31 +217,11 @@ type Sim struct {
 
 // Validate reports the first invalid field of c as a [*ConfigError], as
 // [New] would.
-func (c Config) Validate() error {
-	c.Apps = slices.Clone(c.Apps)
-	if c.TenantID == "" {
-		c.TenantID = DefaultTenantID
+func (cfg Config) Validate() error {
+	if cfg.ClientSecret == "" {
+		cfg.ClientSecret = "x" // a generated one is always valid
 	}
-	if c.AppID == "" {
-		c.AppID = DefaultAppID
-	}
-	if c.ClientSecret == "" {
-		c.ClientSecret = "x" // a generated one is always valid
-	}
-	switch c.TokenVersion {
-	case "", "1.0", "2.0":
-	default:
-		return configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", c.TokenVersion)
-	}
-	if c.TimeScale < 0 {
-		return configError("TimeScale", ErrInvalidValue, "%v is negative", c.TimeScale)
-	}
-	switch c.ExpirationWording {
-	case "", "minutes", "timespan":
-	default:
-		return configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", c.ExpirationWording)
-	}
-	_, err := registerApps(&c)
+	_, _, err := cfg.withDefaults()
 	return err
 }
 
@@ -248,71 +229,7 @@ func (c Config) Validate() error {
 // cfg.SigningKey is set, reads Config.StateFile, and starts the background
 // sweep. An invalid field is a [*ConfigError].
 func New(cfg Config) (*Sim, error) {
-	if cfg.TenantID == "" {
-		cfg.TenantID = DefaultTenantID
-	}
-	if cfg.AppID == "" {
-		cfg.AppID = DefaultAppID
-	}
-	if cfg.Authority == "" {
-		cfg.Authority = DefaultAuthority
-	}
-	if cfg.STSAuthority == "" {
-		cfg.STSAuthority = DefaultSTSAuthority
-	}
-	switch cfg.TokenVersion {
-	case "":
-		cfg.TokenVersion = "2.0"
-	case "1.0", "2.0":
-	default:
-		return nil, configError("TokenVersion", ErrInvalidValue, "%q, want 1.0 or 2.0", cfg.TokenVersion)
-	}
-	if cfg.TimeScale < 0 {
-		return nil, configError("TimeScale", ErrInvalidValue, "%v is negative", cfg.TimeScale)
-	}
-	if cfg.TimeScale == 0 {
-		cfg.TimeScale = 1
-	}
-	setDefault(&cfg.AccessTokenLifetime, DefaultAccessTokenLifetime)
-	setDefault(&cfg.Timeout, DefaultTimeout)
-	setDefault(&cfg.RetryTimeout, DefaultRetryTimeout)
-	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
-	setDefault(&cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
-	setDefault(&cfg.RetryFor, DefaultRetryFor)
-	setDefault(&cfg.ThrottleWindow, DefaultThrottleWindow)
-	setDefault(&cfg.SlowDelay, DefaultSlowDelay)
-	setDefault(&cfg.RevokedRemoveAfter, DefaultRevokedRemoveAfter)
-	switch cfg.ExpirationWording {
-	case "":
-		cfg.ExpirationWording = "minutes"
-	case "minutes", "timespan":
-	default:
-		return nil, configError("ExpirationWording", ErrInvalidValue, "%q, want minutes or timespan", cfg.ExpirationWording)
-	}
-	cfg.Throttle = cfg.Throttle.withDefaults()
-	cfg.Quotas = cfg.Quotas.withDefaults()
-	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
-	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
-	if cfg.SweepInterval == 0 {
-		cfg.SweepInterval = DefaultSweepInterval
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = DefaultMaxBatch
-	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = DefaultConcurrency
-	}
-	if cfg.ThrottleMinSamples <= 0 {
-		cfg.ThrottleMinSamples = DefaultThrottleMinSamples
-	}
-	if cfg.MaxDeliveries <= 0 {
-		cfg.MaxDeliveries = DefaultMaxDeliveries
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	apps, err := registerApps(&cfg)
+	cfg, apps, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -360,6 +277,61 @@ func New(cfg Config) (*Sim, error) {
 	return s, nil
 }
 
+// withDefaults returns cfg with its defaults filled in and its apps
+// registered, or the first invalid field as a [*ConfigError].
+func (cfg Config) withDefaults() (Config, map[string]*appState, error) {
+	cfg.TenantID = cmp.Or(cfg.TenantID, DefaultTenantID)
+	cfg.AppID = cmp.Or(cfg.AppID, DefaultAppID)
+	cfg.Authority = cmp.Or(cfg.Authority, DefaultAuthority)
+	cfg.STSAuthority = cmp.Or(cfg.STSAuthority, DefaultSTSAuthority)
+	if err := oneOf("TokenVersion", &cfg.TokenVersion, "2.0", "1.0", "2.0"); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.TimeScale < 0 {
+		return cfg, nil, configError("TimeScale", ErrInvalidValue, "%v is negative", cfg.TimeScale)
+	}
+	cfg.TimeScale = cmp.Or(cfg.TimeScale, 1)
+	setDefault(&cfg.AccessTokenLifetime, DefaultAccessTokenLifetime)
+	setDefault(&cfg.Timeout, DefaultTimeout)
+	setDefault(&cfg.RetryTimeout, DefaultRetryTimeout)
+	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
+	setDefault(&cfg.MaxRetryBackoff, DefaultMaxRetryBackoff)
+	setDefault(&cfg.RetryFor, DefaultRetryFor)
+	setDefault(&cfg.ThrottleWindow, DefaultThrottleWindow)
+	setDefault(&cfg.SlowDelay, DefaultSlowDelay)
+	setDefault(&cfg.RevokedRemoveAfter, DefaultRevokedRemoveAfter)
+	if err := oneOf("ExpirationWording", &cfg.ExpirationWording, "minutes", "minutes", "timespan"); err != nil {
+		return cfg, nil, err
+	}
+	cfg.Throttle = cfg.Throttle.withDefaults()
+	cfg.Quotas = cfg.Quotas.withDefaults()
+	cfg.MaxLifetimes = maps.Clone(cfg.MaxLifetimes)
+	cfg.AdminHandlers = maps.Clone(cfg.AdminHandlers)
+	cfg.SweepInterval = cmp.Or(cfg.SweepInterval, DefaultSweepInterval)
+	setDefault(&cfg.MaxBatch, DefaultMaxBatch)
+	setDefault(&cfg.Concurrency, DefaultConcurrency)
+	setDefault(&cfg.ThrottleMinSamples, DefaultThrottleMinSamples)
+	setDefault(&cfg.MaxDeliveries, DefaultMaxDeliveries)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	apps, err := registerApps(&cfg)
+	return cfg, apps, err
+}
+
+// oneOf sets *v to def when it is empty and reports a value outside
+// allowed as field's [ErrInvalidValue].
+func oneOf(field string, v *string, def string, allowed ...string) error {
+	switch {
+	case *v == "":
+		*v = def
+	case !slices.Contains(allowed, *v):
+		return configError(field, ErrInvalidValue, "%q, want %s", *v, strings.Join(allowed, " or "))
+	}
+	return nil
+}
+
 // registerApps fills in the default app and copies cfg.Apps.
 func registerApps(cfg *Config) (map[string]*appState, error) {
 	if len(cfg.Apps) == 0 {
@@ -399,9 +371,10 @@ func registerApps(cfg *Config) (map[string]*appState, error) {
 	return apps, nil
 }
 
-func setDefault(d *time.Duration, v time.Duration) {
-	if *d <= 0 {
-		*d = v
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
 	}
 }
 

@@ -568,11 +568,7 @@ func (s *Sim) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 func (s *Sim) deleteSub(id string, c caller) error {
-	res := ""
-	if sub, err := s.Subscription(id); err == nil {
-		res = sub.Resource
-	}
-	if err := s.gate(OpDelete, c, id, res); err != nil {
+	if err := s.gateID(OpDelete, c, id); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -586,6 +582,16 @@ func (s *Sim) deleteSub(id string, c caller) error {
 	return nil
 }
 
+// gateID is gate for an operation on subscription id, with its resource
+// ("" when no such subscription exists).
+func (s *Sim) gateID(op string, c caller, id string) error {
+	res := ""
+	if sub, err := s.Subscription(id); err == nil {
+		res = sub.Resource
+	}
+	return s.gate(op, c, id, res)
+}
+
 // Reauthorize reauthorizes a subscription without extending its
 // expiration, as POST /subscriptions/{id}/reauthorize.
 func (s *Sim) Reauthorize(ctx context.Context, id string) error {
@@ -593,11 +599,7 @@ func (s *Sim) Reauthorize(ctx context.Context, id string) error {
 }
 
 func (s *Sim) reauthorize(id string, c caller) error {
-	res := ""
-	if sub, err := s.Subscription(id); err == nil {
-		res = sub.Resource
-	}
-	if err := s.gate(OpReauthorize, c, id, res); err != nil {
+	if err := s.gateID(OpReauthorize, c, id); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -222,8 +222,7 @@ func TestMaximumLifetimeTable(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.resource, func(t *testing.T) {
 			resource := strings.ReplaceAll(tc.resource, "{id}", graphsim.NewGUID())
-			req := subRequest(e, resource)
-			req.LifecycleNotificationURL = e.URL + "/lifecycle"
+			req := lifecycleRequest(e, resource)
 			switch {
 			case strings.HasPrefix(resource, "users") && !strings.Contains(resource, "/") || resource == "groups":
 				req.ChangeType = "updated"
@@ -263,17 +262,11 @@ func TestUnknownResourceIsRejected(t *testing.T) {
 }
 
 func TestShortExpirationIsRaisedTo45Minutes(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	e := newEndpoint(t)
 	req := subRequest(e, "users/u1/messages")
 	req.ExpirationDateTime = clk.Now().Add(5 * time.Minute)
-	sub, err := s.CreateSubscription(t.Context(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := create(t, s, req)
 	if got := sub.ExpirationDateTime.Sub(clk.Now()); got != graphsim.MinLifetime {
 		t.Errorf("lifetime %v, want %v", got, graphsim.MinLifetime)
 	}
@@ -330,10 +323,7 @@ func TestHandshakeOnBothURLsAsGraphSendsIt(t *testing.T) {
 }
 
 func TestBearerTokenRequired(t *testing.T) {
-	clk := newClock()
-	cfg := fastConfig()
-	cfg.Now = clk.Now
-	s := newSim(t, cfg)
+	s, clk := newClockedSim(t)
 	other := newSim(t, fastConfig())
 	e := newEndpoint(t)
 	good := accessToken(t, s, graphsim.DefaultAppID)

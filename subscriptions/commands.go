@@ -21,11 +21,8 @@ var ErrUnknownID = errors.New("subscriptions: no managed subscription has this i
 func (m *Manager) RenewNow(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ok, err := m.acquireLease(ctx); !ok {
-		if err != nil {
-			return err
-		}
-		return ErrNotHolder
+	if err := m.requireLease(ctx); err != nil {
+		return err
 	}
 	found := false
 	var errs []error
@@ -52,11 +49,8 @@ func (m *Manager) RenewNow(ctx context.Context, id string) error {
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ok, err := m.acquireLease(ctx); !ok {
-		if err != nil {
-			return err
-		}
-		return ErrNotHolder
+	if err := m.requireLease(ctx); err != nil {
+		return err
 	}
 	m.cmu.RLock()
 	k, ok := m.byID[id]

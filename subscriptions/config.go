@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -212,37 +213,19 @@ func validName(s string) bool {
 
 func (c Config) withDefaults() Config {
 	c.Subscriptions = append([]Spec(nil), c.Subscriptions...)
-	if c.TenantID == "" {
-		c.TenantID = "_"
-	}
-	if c.Bucket == "" {
-		c.Bucket = DefaultBucket
-	}
-	if c.EventStream == "" {
-		c.EventStream = DefaultEventStream
-	}
-	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
-	}
-	if c.GraphStream == "" {
-		c.GraphStream = DefaultGraphStream
-	}
-	if c.Consumer == "" {
-		c.Consumer = DefaultConsumer
-	}
-	if c.Owner == "" {
-		c.Owner = DefaultOwner
-	}
+	c.TenantID = cmp.Or(c.TenantID, "_")
+	c.Bucket = cmp.Or(c.Bucket, DefaultBucket)
+	c.EventStream = cmp.Or(c.EventStream, DefaultEventStream)
+	c.SubjectPrefix = cmp.Or(c.SubjectPrefix, DefaultSubjectPrefix)
+	c.GraphStream = cmp.Or(c.GraphStream, DefaultGraphStream)
+	c.Consumer = cmp.Or(c.Consumer, DefaultConsumer)
+	c.Owner = cmp.Or(c.Owner, DefaultOwner)
 	if c.Instance == "" {
 		h, _ := os.Hostname()
 		c.Instance = h + "-" + randomString(6)
 	}
-	if c.LeaseTTL == 0 {
-		c.LeaseTTL = DefaultLeaseTTL
-	}
-	if c.Interval == 0 {
-		c.Interval = c.LeaseTTL / 3
-	}
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, DefaultLeaseTTL)
+	c.Interval = cmp.Or(c.Interval, c.LeaseTTL/3)
 	if c.LookupWait <= 0 {
 		c.LookupWait = DefaultLookupWait
 	}

@@ -79,17 +79,13 @@ func TestSecretsStayOutOfLogsAndEvents(t *testing.T) {
 	generated := st.spec("users/6/messages", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{spec, generated}, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	rec := recordFor(t, m, spec)
 	if err := st.g.sim.DeleteSubscription(ctx, rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	secrets := []string{spec.ClientState, recordFor(t, m, generated).ClientState, testSecret}
 	var all strings.Builder
 	all.WriteString(logs.String())

@@ -11,29 +11,13 @@ import (
 	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/receiver"
 )
 
-// clock is a settable clock shared by graphsim and the Manager, so a test
-// moves both through simulated days.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a settable clock shared by graphsim and the Manager,
+// so a test moves both through simulated days.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 // graph is a graphsim served over HTTPS (its own CA), with a client whose
 // credential is azidentity's, unmodified, trusting that CA.
@@ -161,4 +145,12 @@ func (b *batches) Deliver(ctx context.Context, batch *receiver.Batch) error {
 		b.rejected = append(b.rejected, *r)
 	}
 	return nil
+}
+
+// reconcile runs one pass of m and fails the test if it returns an error.
+func reconcile(t testing.TB, m *Manager) {
+	t.Helper()
+	if err := m.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -56,11 +56,8 @@ func (m *Manager) HandleLifecycle(ctx context.Context, ev Lifecycle) error {
 		ev.Time = m.now()
 	}
 	if !m.holds() {
-		if ok, err := m.acquireLease(ctx); !ok {
-			if err != nil {
-				return err
-			}
-			return ErrNotHolder
+		if err := m.requireLease(ctx); err != nil {
+			return err
 		}
 	}
 	m.cmu.RLock()

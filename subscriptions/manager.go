@@ -348,6 +348,22 @@ func (m *Manager) request(s Spec, rec Record, exp time.Time) Subscription {
 	return req
 }
 
+// underCap calls do with an expiry within the lifetime cap of s; when
+// Graph answers that the expiry is beyond a lower cap it states, it learns
+// that cap and calls do once more under it.
+func (m *Manager) underCap(s Spec, rec *Record, action string, do func(exp time.Time) (*Subscription, error)) (*Subscription, error) {
+	var sub *Subscription
+	var err error
+	for range 2 {
+		cap := m.capFor(s, *rec)
+		sub, err = do(m.now().Add(m.cfg.Policy.Lifetime(cap)))
+		if err == nil || !m.learn(s, rec, err, cap, action) {
+			break
+		}
+	}
+	return sub, err
+}
+
 // learn records a lifetime cap stated by Graph; it reports whether the cap
 // is lower than the one just used, so a retry under it makes sense.
 func (m *Manager) learn(s Spec, rec *Record, err error, used time.Duration, action string) bool {
@@ -368,15 +384,9 @@ func (m *Manager) create(ctx context.Context, s Spec, rec Record, rev uint64, tr
 	if !ok {
 		return
 	}
-	var sub *Subscription
-	var err error
-	for range 2 {
-		cap := m.capFor(s, rec)
-		sub, err = m.c.Create(ctx, m.request(s, rec, m.now().Add(m.cfg.Policy.Lifetime(cap))))
-		if err == nil || !m.learn(s, &rec, err, cap, ActionCreate) {
-			break
-		}
-	}
+	sub, err := m.underCap(s, &rec, ActionCreate, func(exp time.Time) (*Subscription, error) {
+		return m.c.Create(ctx, m.request(s, rec, exp))
+	})
 	if errors.Is(err, ErrConflict) {
 		if ge, ok := errors.AsType[*Error](err); ok && ge.ExistingID != "" {
 			existing, gerr := m.c.Get(ctx, ge.ExistingID)
@@ -441,15 +451,9 @@ func (m *Manager) renew(ctx context.Context, s Spec, rec Record, rev uint64, tri
 	if !ok {
 		return
 	}
-	var sub *Subscription
-	var err error
-	for range 2 {
-		cap := m.capFor(s, rec)
-		sub, err = m.c.Renew(ctx, rec.ID, m.now().Add(m.cfg.Policy.Lifetime(cap)))
-		if err == nil || !m.learn(s, &rec, err, cap, ActionRenew) {
-			break
-		}
-	}
+	sub, err := m.underCap(s, &rec, ActionRenew, func(exp time.Time) (*Subscription, error) {
+		return m.c.Renew(ctx, rec.ID, exp)
+	})
 	if errors.Is(err, ErrNotFound) && !errors.Is(err, ErrPermanent) {
 		// Gone: recreate now, and report the gap once it works again.
 		m.emit(ctx, Event{Action: ActionRenew, Outcome: OutcomeGone, SubscriptionID: rec.ID, Resource: s.Resource, Trigger: trigger, Error: err.Error()})

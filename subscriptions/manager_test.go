@@ -25,7 +25,7 @@ import (
 // stack is graphsim over TLS, an in-process JetStream, the natspub
 // Publisher and a receiver whose clientState lookup is the Manager's.
 type stack struct {
-	clk  *clock
+	clk  *testkit.Clock
 	g    *graph
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -158,6 +158,16 @@ func (st *stack) spec(resource, changeType string) Spec {
 	return Spec{Resource: resource, ChangeType: changeType, NotificationURL: st.url, LifecycleNotificationURL: st.url}
 }
 
+// managed returns a Manager of cfg for spec alone after its first pass,
+// and spec's record.
+func (st *stack) managed(t *testing.T, spec Spec, cfg Config) (*Manager, Record) {
+	t.Helper()
+	cfg.Subscriptions = []Spec{spec}
+	m := st.manager(t, cfg)
+	reconcile(t, m)
+	return m, recordFor(t, m, spec)
+}
+
 func recordFor(t *testing.T, m *Manager, s Spec) Record {
 	t.Helper()
 	r, _, ok := m.record(s.key())
@@ -196,12 +206,8 @@ func subscribe[T any](t *testing.T, nc *nats.Conn, subject string) func() []T {
 func TestCreateOnStartAndClientStateLookup(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	sub, err := st.g.sim.Subscription(rec.ID)
 	if err != nil {
 		t.Fatalf("subscription %s not in Graph: %v", rec.ID, err)
@@ -239,9 +245,7 @@ func TestCreateOnStartAndClientStateLookup(t *testing.T) {
 		t.Fatalf("lookup of an unknown id = %v, want ErrUnknownSubscription", err)
 	}
 	// A second pass changes nothing in Graph.
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	if n := len(st.g.sim.Subscriptions()); n != 1 {
 		t.Fatalf("%d subscriptions after a second pass, want 1", n)
 	}
@@ -259,9 +263,7 @@ func TestAdoptOn409(t *testing.T) {
 	}
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	m.listed = true // as if the list at start had failed: the create meets a 409
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	rec := recordFor(t, m, spec)
 	if rec.ID != existing.ID || rec.Owner != "" || rec.ClientState != "theirs" {
 		t.Fatalf("record id %s owner %q; want the existing %s adopted without owner, with its clientState", rec.ID, rec.Owner, existing.ID)
@@ -276,9 +278,7 @@ func TestAdoptOn409(t *testing.T) {
 	if err := m.SetSubscriptions(nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	if _, err := st.g.sim.Subscription(existing.ID); err != nil {
 		t.Fatalf("adopted subscription deleted: %v", err)
 	}
@@ -291,16 +291,12 @@ func TestAdoptFromListAtStartAndDeleteOwnedOnly(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	mine := st.spec("users/1/messages", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{mine}})
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	id := recordFor(t, m, mine).ID
 	if err := m.SetSubscriptions(nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	if _, err := st.g.sim.Subscription(id); !errors.Is(err, graphsim.ErrNotFound) {
 		t.Fatalf("owned subscription left the configuration but still exists: %v", err)
 	}
@@ -310,19 +306,13 @@ func TestRecreateOn404WithGap(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before := recordFor(t, m, spec)
+	m, before := st.managed(t, spec, Config{})
 	if err := st.g.sim.DeleteSubscription(ctx, before.ID); err != nil {
 		t.Fatal(err)
 	}
 	st.clk.Advance(before.RenewAt.Sub(st.clk.Now()) + time.Second)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	after := recordFor(t, m, spec)
 	if after.ID == "" || after.ID == before.ID {
 		t.Fatalf("not recreated: id %q (was %s), outcome %s %s", after.ID, before.ID, after.LastOutcome, after.LastError)
@@ -351,9 +341,7 @@ func TestPermanent403StopsAfterOneTry(t *testing.T) {
 	spec := st.spec("users/1/todo/lists/1/tasks", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	for range 5 {
-		if err := m.Reconcile(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, m)
 		st.clk.Advance(time.Hour)
 	}
 	rec := recordFor(t, m, spec)
@@ -383,11 +371,7 @@ func TestLifetimeLimitLearned(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("print/printers/1/jobs", "created")
 	spec.MaxLifetime = 10 * 24 * time.Hour // more than Graph allows (4,230 min)
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	if rec.ID == "" || rec.MaxLifetime != 4230*time.Minute {
 		t.Fatalf("record id %q, learned cap %v (outcome %s: %s); want created under 4230m", rec.ID, rec.MaxLifetime, rec.LastOutcome, rec.LastError)
 	}
@@ -426,9 +410,7 @@ func TestThirtyDays(t *testing.T) {
 	last := map[string]time.Time{}
 	start := now()
 	for now().Sub(start) < days {
-		if err := m.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, m)
 		for _, s := range specs {
 			r := recordFor(t, m, s)
 			if r.ID == "" || !r.Expiration.After(now().Add(step)) {
@@ -467,12 +449,8 @@ func TestLifecycleReactions(t *testing.T) {
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	events := subscribe[Event](t, st.nc, "graph.subscriptions.>")
 	spec := st.spec("users/42/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Now: time.Now})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first := recordFor(t, m, spec)
+	m, first := st.managed(t, spec, Config{Now: time.Now})
 
 	// reauthorizationRequired ten minutes after the last PATCH: one PATCH.
 	m.mu.Lock()
@@ -565,9 +543,7 @@ func TestTwoManagersOneLease(t *testing.T) {
 	}
 	// Both run passes over three simulated days.
 	for range 3 * 24 * 12 {
-		if err := a.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, a)
 		if err := b.Reconcile(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -587,9 +563,7 @@ func TestTwoManagersOneLease(t *testing.T) {
 	a.closed = true
 	a.mu.Unlock()
 	st.clk.Advance(cfg.LeaseTTL)
-	if err := b.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, b)
 	if !b.Holder() {
 		t.Fatal("b did not take over after the TTL")
 	}
@@ -598,9 +572,7 @@ func TestTwoManagersOneLease(t *testing.T) {
 	}
 	rec := recordFor(t, b, spec)
 	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
-	if err := b.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, b)
 	if renewals(b) != 1 {
 		t.Fatalf("b renewed %v times after taking over, want 1", renewals(b))
 	}
@@ -657,9 +629,7 @@ func TestConfigErrors(t *testing.T) {
 func TestUnknownSubscriptionIsQuarantined(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	m := st.manager(t, Config{LookupWait: 50 * time.Millisecond})
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	// A subscription the bucket does not know (made behind the Manager's back).
 	sub, err := st.g.sim.CreateSubscription(t.Context(), graphsim.SubscriptionRequest{Resource: "users/9/messages", ChangeType: "created",
 		NotificationURL: st.url, ClientState: "not-in-the-bucket", ExpirationDateTime: st.clk.Now().Add(time.Hour)})
@@ -704,9 +674,7 @@ func TestKeyRotationUnderRichDeliveries(t *testing.T) {
 	spec.IncludeResourceData = true
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Key: &k1})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	id := recordFor(t, m, spec).ID
 	if id == "" {
 		t.Fatalf("not created: %+v", recordFor(t, m, spec))
@@ -777,18 +745,13 @@ func TestSpecChangeOnlyACreateCanMakeReplaces(t *testing.T) {
 	spec := st.spec("users/3/messages", "created")
 	spec.ClientState = "first-secret"
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
-	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	old := recordFor(t, m, spec).ID
 	spec.ClientState = "second-secret"
 	if err := m.SetSubscriptions([]Spec{spec}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	rec := recordFor(t, m, spec)
 	if rec.ID == "" || rec.ID == old || rec.ClientState != "second-secret" {
 		t.Fatalf("record %s (old %s), outcome %s %s", rec.ID, old, rec.LastOutcome, rec.LastError)
@@ -813,19 +776,14 @@ func TestNotificationURLChangeMovesTheSubscription(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/4/messages", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
-	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	old := recordFor(t, m, spec).ID
 	moved := spec
 	moved.NotificationURL = st.url + "/?tunnel=2" // a new public URL, same receiver
 	if err := m.SetSubscriptions([]Spec{moved}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	subs := st.g.sim.Subscriptions()
 	if len(subs) != 1 || subs[0].NotificationURL != moved.NotificationURL || subs[0].ID == old {
 		t.Fatalf("Graph holds %+v; want one new subscription on the new URL", subs)
@@ -874,12 +832,8 @@ func TestCrashedHolderTakenOverWithinTTL(t *testing.T) {
 func TestCommands(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/11/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	st.clk.Advance(time.Hour)
 	if err := m.RenewNow(ctx, rec.ID); err != nil {
 		t.Fatal(err)
@@ -917,9 +871,7 @@ func TestReceiverOutageIsAGap(t *testing.T) {
 	spec := st.spec("users/12/messages", "created")
 	m := st.manager(t, Config{Subscriptions: []Spec{spec}, Now: time.Now})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	id := recordFor(t, m, spec).ID
 	gate.set(true)
 	before := time.Now()
@@ -941,9 +893,7 @@ func TestReceiverOutageIsAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := time.Now()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	testkit.CheckFor(t, 5*time.Second, func() error {
 		g := gaps()
 		if len(g) != 1 {
@@ -962,21 +912,14 @@ func TestReceiverOutageIsAGap(t *testing.T) {
 func TestRetryAfterRespected(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/20/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
-	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, SubscriptionID: rec.ID, Status: 429, RetryAfterSeconds: 120, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
 	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
 	throttledAt := st.clk.Now()
 	for range 12 { // passes every 10 s for 2 minutes
-		if err := m.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, m)
 		if st.clk.Now().Sub(throttledAt) < 120*time.Second {
 			if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 1 {
 				t.Fatalf("%d PATCH calls %v after the 429, want 1", n, st.clk.Now().Sub(throttledAt))
@@ -988,9 +931,7 @@ func TestRetryAfterRespected(t *testing.T) {
 		t.Fatalf("after the 429: outcome %s, next attempt %v (throttled at %v)", r.LastOutcome, r.NextAttempt, throttledAt)
 	}
 	st.clk.Advance(10 * time.Second)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	r := recordFor(t, m, spec)
 	if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 2 || r.LastOutcome != OutcomeOK || !r.Expiration.After(rec.Expiration) {
 		t.Fatalf("%d PATCH calls, outcome %s %s; want the second to renew", n, r.LastOutcome, r.LastError)
@@ -1002,21 +943,14 @@ func TestRetryAfterRespected(t *testing.T) {
 func TestTransientErrorsBackOffAndRecover(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	spec := st.spec("users/21/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-", Policy: Policy{MinBackoff: time.Minute, NoJitter: true}})
-	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-", Policy: Policy{MinBackoff: time.Minute, NoJitter: true}})
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, Count: 4}); err != nil {
 		t.Fatal(err)
 	}
 	st.clk.Advance(rec.RenewAt.Sub(st.clk.Now()) + time.Second)
 	var waits []time.Duration
 	for st.g.sim.APICalls()[graphsim.OpUpdate] < 5 {
-		if err := m.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, m)
 		r := recordFor(t, m, spec)
 		if r.LastOutcome == OutcomeOK {
 			break
@@ -1059,9 +993,7 @@ func TestPermanentFailures(t *testing.T) {
 			}
 			m := st.manager(t, Config{Subscriptions: specs, GraphStream: "-"})
 			for range 3 {
-				if err := m.Reconcile(t.Context()); err != nil {
-					t.Fatal(err)
-				}
+				reconcile(t, m)
 				st.clk.Advance(time.Hour)
 			}
 			bad := specs[len(specs)-1]
@@ -1086,11 +1018,7 @@ func TestPermanentFailures(t *testing.T) {
 func TestLifetimeLimitLearnedFromTimespanWording(t *testing.T) {
 	st := newStack(t, stackOpts{sim: graphsim.Config{ExpirationWording: "timespan", MaxLifetimes: map[string]time.Duration{"message": 2 * 24 * time.Hour}}})
 	spec := st.spec("users/23/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
-	if err := m.Reconcile(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	_, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	if rec.ID == "" || rec.MaxLifetime != 48*time.Hour || rec.Expiration.Sub(st.clk.Now()) >= 48*time.Hour {
 		t.Fatalf("record %v learned %v (%s)", rec, rec.MaxLifetime, rec.LastError)
 	}
@@ -1106,12 +1034,8 @@ func TestAuthorizationLapseGap(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/30/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}, GraphStream: "-"})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{GraphStream: "-"})
 	st.clk.Advance(time.Hour)
 	challenged := st.clk.Now()
 	if err := st.g.sim.InjectFault(graphsim.Fault{Op: graphsim.OpUpdate, Status: 503, RetryAfterSeconds: 30, Count: 1}); err != nil {
@@ -1131,9 +1055,7 @@ func TestAuthorizationLapseGap(t *testing.T) {
 		t.Fatalf("%d PATCH calls, want 1", n)
 	}
 	st.clk.Advance(31 * time.Second)
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, m)
 	r := recordFor(t, m, spec)
 	if r.LastOutcome != OutcomeOK || !r.GapStart.IsZero() {
 		t.Fatalf("after the retry: %s, gap open from %v", r.LastOutcome, r.GapStart)
@@ -1155,12 +1077,8 @@ func TestRevokedConsent(t *testing.T) {
 	st := newStack(t, stackOpts{})
 	gaps := subscribe[Gap](t, st.nc, "graph.gaps.>")
 	spec := st.spec("users/31/messages", "created")
-	m := st.manager(t, Config{Subscriptions: []Spec{spec}})
 	ctx := t.Context()
-	if err := m.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := recordFor(t, m, spec)
+	m, rec := st.managed(t, spec, Config{})
 	st.clk.Advance(ReauthorizeQuiet + time.Minute)
 	if err := m.Reconcile(ctx); err != nil { // refresh the lease on the test clock
 		t.Fatal(err)
@@ -1176,9 +1094,7 @@ func TestRevokedConsent(t *testing.T) {
 		return nil
 	})
 	for range 3 {
-		if err := m.Reconcile(ctx); err != nil {
-			t.Fatal(err)
-		}
+		reconcile(t, m)
 		st.clk.Advance(time.Minute)
 	}
 	if n := st.g.sim.APICalls()[graphsim.OpUpdate]; n != 1 {

@@ -325,6 +325,20 @@ func (m *Manager) acquireLease(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// requireLease takes or refreshes the lease for an action that only the
+// holder may take: nil while this replica holds it, [ErrNotHolder] while
+// another does, or the error of the bucket.
+func (m *Manager) requireLease(ctx context.Context) error {
+	ok, err := m.acquireLease(ctx)
+	switch {
+	case ok:
+		return nil
+	case err != nil:
+		return err
+	}
+	return ErrNotHolder
+}
+
 // leaseFor is how long a written lease lasts: LeaseTTL less one polling
 // Interval, so that a replica polling every Interval takes over within
 // LeaseTTL of the holder's last refresh, however close to its death.

@@ -1,21 +1,16 @@
 package main
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
 func TestAppFlag(t *testing.T) {
@@ -52,14 +47,9 @@ func TestAppFlag(t *testing.T) {
 
 func TestAppsFile(t *testing.T) {
 	dir := t.TempDir()
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "app"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := testkit.ClientCert(t, "app")
 	certFile := filepath.Join(dir, "app.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
 	good := filepath.Join(dir, "apps.json")
 	os.WriteFile(good, []byte(`[{"clientId":"a","secret":"top-secret","roles":["Mail.Read"]},{"clientId":"b","certificates":[`+strconv.Quote(certFile)+`]}]`), 0o600)
 	apps, err := readAppsFile(good)

@@ -7,70 +7,36 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
+	"github.com/graphhook/graphhook/internal/testkit"
 )
 
-// loadEndpoint records the batches a load run POSTs; respond, when set,
-// answers the n-th POST instead (true: handled).
+// loadEndpoint records the batches a load run POSTs; SetRespond picks
+// the answer to the n-th POST instead (true: handled).
 type loadEndpoint struct {
 	*httptest.Server
-	mu      sync.Mutex
-	bodies  []graphsim.Collection
-	posts   atomic.Int64
-	respond func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool
+	testkit.Webhook[graphsim.Collection]
 }
 
 func newEndpoint(t testing.TB) *loadEndpoint {
 	e := &loadEndpoint{}
-	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := e.posts.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		e.mu.Lock()
-		respond := e.respond
-		e.mu.Unlock()
-		if respond != nil && respond(n, w, r, body) {
-			return
-		}
-		var c graphsim.Collection
-		if err := json.Unmarshal(body, &c); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		e.mu.Lock()
-		e.bodies = append(e.bodies, c)
-		e.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
+	e.Server = httptest.NewServer(&e.Webhook)
 	t.Cleanup(e.Close)
 	return e
 }
 
-func (e *loadEndpoint) setRespond(f func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.respond = f
-}
-
-func (e *loadEndpoint) collections() []graphsim.Collection {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]graphsim.Collection(nil), e.bodies...)
-}
-
 func (e *loadEndpoint) items() []graphsim.Notification {
 	var out []graphsim.Notification
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		out = append(out, c.Value...)
 	}
 	return out
@@ -84,21 +50,13 @@ func verifyValidationToken(t testing.TB, sim *graphsim.Sim, tok string) map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, err := jws.Verify([]byte(tok), jws.WithKeySet(set, jws.WithRequireKid(true)))
-	if err != nil {
-		t.Fatalf("validationToken does not verify against the JWKS: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		t.Fatal(err)
-	}
-	return claims
+	return testkit.VerifyJWS(t, set, tok)
 }
 
 func TestLoadConcurrencyCountsEverything(t *testing.T) {
 	e := newEndpoint(t)
 	var fail atomic.Bool
-	e.setRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
+	e.SetRespond(func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool {
 		if fail.Load() && n%4 == 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return true
@@ -188,7 +146,7 @@ func TestLoadRichDecrypts(t *testing.T) {
 	if err != nil || rep.Notifications != 12 {
 		t.Fatalf("report %+v %v", rep, err)
 	}
-	for _, c := range e.collections() {
+	for _, c := range e.Bodies() {
 		claims := verifyValidationToken(t, sim, c.ValidationTokens[0])
 		if claims["aud"] != graphsim.DefaultAppID || claims["tid"] != graphsim.DefaultTenantID || claims["azp"] != graphsim.GraphChangeTrackingAppID || claims["ver"] != "2.0" {
 			t.Errorf("validationToken claims %v", claims)

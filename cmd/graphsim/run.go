@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,14 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
-	simURL := getenv("GRAPHSIM_URL")
-	if simURL == "" {
-		simURL = "https://127.0.0.1:9090"
-	}
-	caFile := getenv("GRAPHSIM_CA")
-	if caFile == "" {
-		caFile = defaultCAFile
-	}
+	simURL := cmp.Or(getenv("GRAPHSIM_URL"), "https://127.0.0.1:9090")
+	caFile := cmp.Or(getenv("GRAPHSIM_CA"), defaultCAFile)
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, simURL: simURL, caFile: caFile, getenv: getenv}
 	switch cmd {
 	case "serve":
@@ -142,12 +138,20 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	return fs
 }
 
+// missing reports that command cmd lacks its required flag --name (with
+// an example, when given) and returns errUsage.
+func (c *cli) missing(cmd, name, example string) error {
+	fmt.Fprintf(c.stderr, "graphsim %s: --%s is required", cmd, name)
+	if example != "" {
+		fmt.Fprintf(c.stderr, ", e.g. %s", example)
+	}
+	fmt.Fprintln(c.stderr)
+	return errUsage
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
-		}
-		return errUsage
+		return errUsage // the flag package has printed the error or, for -h, the usage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
@@ -328,12 +332,9 @@ func (c *cli) subscribe(args []string) error {
 		return err
 	}
 	if req.NotificationURL == "" {
-		fmt.Fprintln(c.stderr, "graphsim subscribe: --notification-url is required")
-		return errUsage
+		return c.missing("subscribe", "notification-url", "")
 	}
-	if req.ClientState == "" {
-		req.ClientState = c.getenv("GRAPH_CLIENT_STATE")
-	}
+	req.ClientState = cmp.Or(req.ClientState, c.getenv("GRAPH_CLIENT_STATE"))
 	req.ExpirationDateTime = time.Now().Add(*expires)
 	if *certFile != "" {
 		cert, err := readCertificate(*certFile)
@@ -346,8 +347,7 @@ func (c *cli) subscribe(args []string) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(req)
-	out, err := c.do(c.ctx, "POST", c.simURL+"/v1.0/subscriptions", "application/json", bytes.NewReader(body), tok)
+	out, err := c.postJSON(c.ctx, c.simURL+"/v1.0/subscriptions", req, tok)
 	if err != nil {
 		return err
 	}
@@ -377,8 +377,7 @@ func (c *cli) change(args []string) error {
 		}
 		req.Content = b
 	}
-	body, _ := json.Marshal(req)
-	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/changes", "application/json", bytes.NewReader(body), "")
+	out, err := c.postJSON(c.ctx, c.simURL+"/_sim/changes", req, "")
 	if err != nil {
 		return err
 	}
@@ -416,11 +415,9 @@ func (c *cli) lifecycle(args []string) error {
 		return err
 	}
 	if req.SubscriptionID == "" {
-		fmt.Fprintln(c.stderr, "graphsim lifecycle: --subscription is required")
-		return errUsage
+		return c.missing("lifecycle", "subscription", "")
 	}
-	body, _ := json.Marshal(req)
-	if _, err := c.do(c.ctx, "POST", c.simURL+"/_sim/lifecycle", "application/json", bytes.NewReader(body), ""); err != nil {
+	if _, err := c.postJSON(c.ctx, c.simURL+"/_sim/lifecycle", req, ""); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "queued %s for %s\n", req.Event, req.SubscriptionID)
@@ -435,11 +432,9 @@ func (c *cli) advance(args []string) error {
 		return err
 	}
 	if *by == "" {
-		fmt.Fprintln(c.stderr, "graphsim advance: --by is required, e.g. --by 30d")
-		return errUsage
+		return c.missing("advance", "by", "--by 30d")
 	}
-	body, _ := json.Marshal(graphsim.AdvanceRequest{By: *by})
-	out, err := c.do(c.ctx, "POST", c.simURL+"/_sim/advance", "application/json", bytes.NewReader(body), "")
+	out, err := c.postJSON(c.ctx, c.simURL+"/_sim/advance", graphsim.AdvanceRequest{By: *by}, "")
 	if err != nil {
 		return err
 	}
@@ -478,7 +473,7 @@ func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tITEMS\tSTATE\tATTEMPTS\tLAST STATUS\tLAST LATENCY\tURL")
 	for _, d := range rep.Deliveries {
-		if ids != nil && !contains(ids, d.ID) {
+		if ids != nil && !slices.Contains(ids, d.ID) {
 			continue
 		}
 		kind := "change"
@@ -506,15 +501,6 @@ func (c *cli) printDeliveries(asJSON bool, ids []int64) error {
 	return tw.Flush()
 }
 
-func contains(ids []int64, id int64) bool {
-	for _, v := range ids {
-		if v == id {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *cli) load(args []string) error {
 	fs := c.flags("load")
 	var cfg LoadConfig
@@ -540,12 +526,9 @@ func (c *cli) load(args []string) error {
 		return err
 	}
 	if cfg.URL == "" {
-		fmt.Fprintln(c.stderr, "graphsim load: --url is required")
-		return errUsage
+		return c.missing("load", "url", "")
 	}
-	if cfg.ClientState == "" {
-		cfg.ClientState = c.getenv("GRAPH_CLIENT_STATE")
-	}
+	cfg.ClientState = cmp.Or(cfg.ClientState, c.getenv("GRAPH_CLIENT_STATE"))
 	if cfg.ClientState == "" {
 		// A receiver answers 202 to items it quarantines (forged or unknown
 		// clientState), so a run without one "succeeds" while storing nothing.
@@ -567,10 +550,9 @@ func (c *cli) load(args []string) error {
 	}
 	var rep LoadReport
 	if *sim != "" {
-		body, _ := json.Marshal(cfg)
 		ctx, cancel := context.WithTimeout(c.ctx, cfg.Duration+time.Minute)
 		defer cancel()
-		out, err := c.do(ctx, "POST", strings.TrimRight(*sim, "/")+"/_sim/load", "application/json", bytes.NewReader(body), "")
+		out, err := c.postJSON(ctx, strings.TrimRight(*sim, "/")+"/_sim/load", cfg, "")
 		if err != nil {
 			return err
 		}
@@ -645,6 +627,16 @@ func readCertificate(name string) (string, error) {
 
 // httpDo sends a request and returns the body of a 2xx answer; other
 // answers become errors carrying Graph's error message.
+// postJSON POSTs v as JSON to u and returns the answer's body; bearer,
+// when set, is sent as the access token.
+func (c *cli) postJSON(ctx context.Context, u string, v any, bearer string) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, "POST", u, "application/json", bytes.NewReader(body), bearer)
+}
+
 func (c *cli) do(ctx context.Context, method, u, contentType string, body io.Reader, bearer string) ([]byte, error) {
 	client, err := c.httpClient(u)
 	if err != nil {
