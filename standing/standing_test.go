@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,6 @@ import (
 	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/standing"
 )
-
-// clock is a settable Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func newMonitor(t *testing.T, cfg standing.Config) *standing.Monitor {
 	t.Helper()
@@ -173,7 +154,7 @@ func TestWarnsBeforeGraphActs(t *testing.T) {
 }
 
 func TestWindowForgetsOldResponses(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	m := newMonitor(t, standing.Config{Now: clk.Now, MinSamples: 10})
 	for range 10 {
 		m.Observe("n", 12*time.Second, 10*time.Second, 503)
@@ -182,11 +163,11 @@ func TestWindowForgetsOldResponses(t *testing.T) {
 	if e.State != standing.StateDrop || !e.Since.Equal(clk.Now()) {
 		t.Fatalf("state %s since %v, want drop now", e.State, e.Since)
 	}
-	clk.Add(standing.DefaultWindow / 2)
+	clk.Advance(standing.DefaultWindow / 2)
 	if e := endpointOf(t, m, "n"); e.Responses != 10 || e.State != standing.StateDrop {
 		t.Fatalf("half a window later: %d responses, %s", e.Responses, e.State)
 	}
-	clk.Add(standing.DefaultWindow/2 + time.Second)
+	clk.Advance(standing.DefaultWindow/2 + time.Second)
 	e = endpointOf(t, m, "n")
 	if e.Responses != 0 || e.State != standing.StateNormal || !e.Since.Equal(clk.Now()) {
 		t.Fatalf("a window later: %d responses, %s since %v", e.Responses, e.State, e.Since)

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graphhook/graphhook/decrypt"
 	"github.com/graphhook/graphhook/graphsim"
 	"github.com/graphhook/graphhook/internal/natstest"
+	"github.com/graphhook/graphhook/internal/testkit"
 	"github.com/graphhook/graphhook/natspub"
 	"github.com/graphhook/graphhook/receiver"
 	"github.com/nats-io/nats.go"
@@ -34,15 +34,8 @@ func TestReplayAfterConfigurationFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	key, err := decrypt.GenerateKey(2048, "replay-test", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key.ID = "cert-1"
-	ring, err := decrypt.NewKeyRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testkit.DecryptKey(t, "cert-1")
+	ring := testkit.KeyRing(t, key)
 	serve := func(cfg receiver.Config) *httptest.Server {
 		cfg.Sink = pub
 		cfg.InsecureSkipTokenValidation = true

@@ -3,8 +3,12 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +120,37 @@ func walk(n *html.Node, f func(*html.Node)) {
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
 		walk(c, f)
 	}
+}
+
+// RenderedDOM loads url in headless chromium (bin, from [Chromium]) and
+// returns the page as the browser rendered it, parsed.
+func RenderedDOM(tb testing.TB, bin, url string) *html.Node {
+	tb.Helper()
+	doc, err := html.Parse(bytes.NewReader(Browse(tb, bin, url, "--dump-dom")))
+	if err != nil {
+		tb.Fatalf("parse the page chromium rendered from %s: %v", url, err)
+	}
+	return doc
+}
+
+// Screenshot loads url in headless chromium (bin, from [Chromium]) in a
+// window of width × height pixels and returns the screenshot, as PNG
+// bytes and decoded. It fails the test unless the screenshot is a PNG of
+// exactly that size.
+func Screenshot(tb testing.TB, bin, url string, width, height int) ([]byte, image.Image) {
+	tb.Helper()
+	shot := filepath.Join(tb.TempDir(), "screenshot.png")
+	Browse(tb, bin, url, fmt.Sprintf("--window-size=%d,%d", width, height), "--screenshot="+shot)
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		tb.Fatalf("screenshot: %v", err)
+	}
+	if r := img.Bounds(); r.Dx() != width || r.Dy() != height {
+		tb.Fatalf("screenshot is %v, want %dx%d", r, width, height)
+	}
+	return b, img
 }

@@ -1,6 +1,18 @@
-// Package testkit holds the helpers graphhook's tests share: polling for a
-// condition and a log buffer that is safe to read while it is written. It is
-// internal: test support, not API.
+// Package testkit holds the helpers graphhook's tests share, so that no
+// package carries its own copy:
+//
+//   - polling for a condition and a log buffer safe to read while it is
+//     written (this file);
+//   - HTTP: a request helper, a response writer that keeps nothing, a
+//     recording Sink, a webhook endpoint, and running a command until the
+//     test ends (http.go);
+//   - keys: an RSA key and key ring for rich notifications, an app
+//     certificate, and checking a JWS against a key set (crypto.go);
+//   - a clock tests move by hand (clock.go), fuzz seeds from testdata
+//     (fuzz.go), and pages rendered by a headless Chromium (browser.go).
+//
+// It is internal: test support, not API. It must not import graphsim or
+// natspub, whose dependencies' own tests use it.
 package testkit
 
 import (

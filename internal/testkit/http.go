@@ -2,17 +2,15 @@ package testkit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/graphhook/graphhook/decrypt"
 )
 
 // Do sends a request with body to u over the default client, with the
@@ -124,42 +122,91 @@ func (r *Recorder[T]) All() []T {
 	return slices.Clone(r.vals)
 }
 
-// DecryptKey returns a new RSA-2048 key with a self-signed certificate
-// valid for an hour, named id (its encryptionCertificateId): the key a
-// test's subscription would be created with.
-func DecryptKey(tb testing.TB, id string) decrypt.Key {
-	tb.Helper()
-	k, err := decrypt.GenerateKey(2048, id, time.Hour)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	k.ID = id
-	return k
+// Webhook is an http.Handler that stands for a receiver's notification
+// endpoint: it counts the requests it serves, keeps every body that
+// decodes as JSON into T and answers it 202 Accepted, and answers 400 to
+// a body that does not decode. Its zero value is ready to serve.
+type Webhook[T any] struct {
+	mu      sync.Mutex
+	bodies  []T
+	posts   atomic.Int64
+	respond func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool
 }
 
-// KeyRing returns a decrypt.KeyRing holding keys.
-func KeyRing(tb testing.TB, keys ...decrypt.Key) *decrypt.KeyRing {
-	tb.Helper()
-	ring, err := decrypt.NewKeyRing(keys...)
+// ServeHTTP counts r, offers it to the function given to SetRespond, and
+// otherwise keeps its body.
+func (h *Webhook[T]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := h.posts.Add(1)
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		tb.Fatal(err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
 	}
-	return ring
+	h.mu.Lock()
+	respond := h.respond
+	h.mu.Unlock()
+	if respond != nil && respond(n, w, r, body) {
+		return
+	}
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	h.bodies = append(h.bodies, v)
+	h.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
 }
 
-// AddSeeds adds the contents of every file matching pattern (a
-// filepath.Glob pattern such as "testdata/*.json") to f's seed corpus.
-func AddSeeds(f *testing.F, pattern string) {
-	f.Helper()
-	names, err := filepath.Glob(pattern)
-	if err != nil {
-		f.Fatal(err)
+// SetRespond makes f see each later request first: n counts the requests
+// from 1, and f returns true when it has answered the request itself. A
+// nil f restores the default answers.
+func (h *Webhook[T]) SetRespond(f func(n int64, w http.ResponseWriter, r *http.Request, body []byte) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.respond = f
+}
+
+// Bodies returns a copy of the bodies kept so far, in arrival order.
+func (h *Webhook[T]) Bodies() []T {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]T(nil), h.bodies...)
+}
+
+// Posts returns how many requests h has served, kept or not.
+func (h *Webhook[T]) Posts() int64 { return h.posts.Load() }
+
+// Serve runs serve, a command's run function that serves until its ctx
+// ends and sends its listening address on ready, on a goroutine, and
+// returns that address. It fails the test at once if serve returns
+// before it is ready. When the test ends, Serve cancels ctx and fails
+// the test unless serve then returns nil within 10 s: the command must
+// shut down cleanly.
+func Serve(tb testing.TB, serve func(ctx context.Context, ready chan<- string) error) string {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		tb.Fatalf("run returned before serving: %v", err)
 	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("run after cancel: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			tb.Error("server did not shut down within 10 s of cancel")
 		}
-		f.Add(b)
-	}
+	})
+	return addr
 }
