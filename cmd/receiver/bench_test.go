@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 )
@@ -27,4 +28,27 @@ func BenchmarkBatchToPubAck(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/notification")
+}
+
+// BenchmarkHandshake measures Graph's validation handshake (a POST with
+// ?validationToken=, echoed as text/plain) through the whole daemon at
+// --log-level error, the load harness's setting: Echo, the edge
+// middleware, metrics and the receiver. The client shares the process,
+// so allocs/op include its own (a constant between builds).
+func BenchmarkHandshake(b *testing.B) {
+	p := startInProcess(b, baseArgs(b.TempDir(), "--client-state", "a-long-enough-client-state-value", "--log-level", "error"), nil)
+	client := &http.Client{}
+	url := p.base + "/notifications?validationToken=bench-token"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Post(url, "text/plain", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
 }
