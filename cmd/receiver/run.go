@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			ps.add(c.where("tls-cert"), err, fmt.Sprintf("cannot load the TLS certificate and key: %v (want PEM files, example: --tls-cert /etc/graphhook/tls.crt --tls-key /etc/graphhook/tls.key)", pathError(err)))
 		}
 	}
-	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), requestIDs: newRequestIDs(), hup: hup, budget: newBodyBudget(c.MaxInflightBytes, c.MaxBodyBytes),
+	d := &daemon{cfg: c, log: log, stdout: stdout, sec: sec, certs: certs, metrics: newMetrics(), hup: hup, budget: newBodyBudget(c.MaxInflightBytes, c.MaxBodyBytes),
 		args: args, lookupEnv: lookupEnv, tp: tp, tracing: !tracingOff}
 	if c.Subscriptions != nil {
 		var sps problems
@@ -158,11 +158,9 @@ type daemon struct {
 	certs   *certReloader
 	metrics *metrics
 	budget  *bodyBudget
-	// requestIDs makes the ids of requests without an X-Request-Id.
-	requestIDs *requestIDs
-	hup        <-chan os.Signal     // SIGHUPs, caught since run started
-	tp         trace.TracerProvider // from setupTracing; a no-op one when tracing is off
-	tracing    bool                 // tp exports spans
+	hup     <-chan os.Signal     // SIGHUPs, caught since run started
+	tp      trace.TracerProvider // from setupTracing; a no-op one when tracing is off
+	tracing bool                 // tp exports spans
 
 	args      []string // the command line and environment, read again on SIGHUP
 	lookupEnv func(string) (string, bool)

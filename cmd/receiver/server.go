@@ -73,7 +73,7 @@ func (d *daemon) newEcho() *echo.Echo {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
-	e.Use(d.observe)
+	e.Use(d.observe(newRequestIDs()))
 	return e
 }
 
@@ -224,11 +224,16 @@ func (d *daemon) endpoint(route string) string {
 // It logs the path only, never the query string (which carries the
 // validationToken and whatever the subscription put in its
 // notificationUrl), nor headers or bodies.
-func (d *daemon) observe(next echo.HandlerFunc) echo.HandlerFunc {
+// Ids of requests without a usable X-Request-Id come from ids.
+func (d *daemon) observe(ids *requestIDs) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return d.observeWith(ids, next) }
+}
+
+func (d *daemon) observeWith(ids *requestIDs, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
-		note := &requestNote{id: d.requestIDs.id(req.Header.Get(echo.HeaderXRequestID))}
+		note := &requestNote{id: ids.id(req.Header.Get(echo.HeaderXRequestID))}
 		c.Response().Header().Set(echo.HeaderXRequestID, note.id)
 		req = req.WithContext(context.WithValue(req.Context(), noteKey{}, note))
 		c.SetRequest(req)
