@@ -39,20 +39,14 @@ func newMetrics() *metrics {
 			Name: "graphhook_http_requests_total",
 			Help: "HTTP requests answered, by endpoint (notifications, lifecycle, healthz, readyz, metrics, other) and status code.",
 		}, []string{"endpoint", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "graphhook_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.",
-			Buckets: standing.Buckets(),
-		}, []string{"endpoint"}),
+		duration: latencyVec("graphhook_request_duration_seconds",
+			"Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.", "endpoint"),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "graphhook_http_requests_in_flight",
 			Help: "HTTP requests being handled now.",
 		}),
-		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "graphhook_publish_duration_seconds",
-			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
-			Buckets: standing.Buckets(),
-		}, []string{"outcome"}),
+		publish: latencyVec("graphhook_publish_duration_seconds",
+			"Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).", "outcome"),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graphhook_requests_shed_total",
 			Help: "Requests answered 503 with Retry-After before their body was read, by reason: budget (--max-inflight-bytes was reached). Graph redelivers them.",
@@ -73,6 +67,12 @@ func newMetrics() *metrics {
 		}, func() float64 { return 1 }),
 	)
 	return m
+}
+
+// latencyVec returns a histogram of seconds by label, in the buckets
+// Graph's deadlines make meaningful (standing.Buckets).
+func latencyVec(name, help, label string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: standing.Buckets()}, []string{label})
 }
 
 // endpointNames are the values of the endpoint label (see
