@@ -70,10 +70,8 @@ func (c *config) validate() problems {
 		ps.add(c.where("tls-cert"), nil, "is required with --tls-key (example: --tls-cert /etc/graphhook/tls.crt)")
 	}
 	for _, p := range c.TrustedProxies {
-		if _, _, err := net.ParseCIDR(p); err != nil {
-			if net.ParseIP(p) == nil {
-				ps.add(c.where("trusted-proxy"), nil, fmt.Sprintf("%q is not a CIDR or IP address (example: --trusted-proxy 10.0.0.0/8)", p))
-			}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			ps.add(c.where("trusted-proxy"), nil, fmt.Sprintf("%q is not a CIDR or IP address (example: --trusted-proxy 10.0.0.0/8)", p))
 		}
 	}
 	if c.MaxBodyBytes > maxBodyLimit {
@@ -110,10 +108,7 @@ func (c *config) validate() problems {
 			}
 		}
 	}
-	if len(c.Tenants) > 0 && len(c.AppIDs) == 0 {
-		ps.add(c.where("tenant"), nil, fmt.Sprintf("only applies to token validation, which needs --app-id (example: --app-id %s)", exampleGUID))
-	}
-	if len(c.AppIDs) > 0 {
+	if len(c.AppIDs) > 0 || len(c.Tenants) > 0 { // token requires AppIDs: --tenant alone is reported
 		ps.addLibrary(c, "token", c.tokenConfig().Validate())
 	}
 	if c.InsecureSkipTokenValidation && len(c.AppIDs) > 0 {
@@ -153,9 +148,7 @@ func (c *config) validate() problems {
 		ps.add(c.where("nats-tls-cert"), nil, "--nats-tls-cert and --nats-tls-key go together (example: --nats-tls-cert client.pem --nats-tls-key client.key)")
 	}
 
-	switch c.LogFormat {
-	case "text", "json":
-	default:
+	if c.LogFormat != "text" && c.LogFormat != "json" {
 		ps.add(c.where("log-format"), nil, fmt.Sprintf("%q is not text or json (example: --log-format json)", c.LogFormat))
 	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
