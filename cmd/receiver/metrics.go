@@ -54,7 +54,7 @@ func newMetrics() *metrics {
 	}
 	m.shed.WithLabelValues("budget")
 	m.endpoints = map[string]*endpointMetrics{}
-	for _, ep := range endpointNames {
+	for _, ep := range []string{"notifications", "lifecycle", "healthz", "readyz", "metrics", "status", "other"} { // see daemon.endpoint
 		m.endpoints[ep] = &endpointMetrics{duration: m.duration.WithLabelValues(ep)}
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish, m.shed,
@@ -75,10 +75,6 @@ func latencyVec(name, help, label string) *prometheus.HistogramVec {
 	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: standing.Buckets()}, []string{label})
 }
 
-// endpointNames are the values of the endpoint label (see
-// daemon.endpoint).
-var endpointNames = []string{"notifications", "lifecycle", "healthz", "readyz", "metrics", "status", "other"}
-
 // endpointMetrics are one endpoint's series, resolved once.
 type endpointMetrics struct {
 	duration prometheus.Observer
@@ -88,8 +84,8 @@ type endpointMetrics struct {
 	codes [500]atomic.Pointer[prometheus.Counter]
 }
 
-// observe records one answered request of endpoint (one of
-// endpointNames).
+// observe records one answered request of endpoint, a name
+// daemon.endpoint returns.
 func (m *metrics) observe(endpoint string, code int, d time.Duration) {
 	em := m.endpoints[endpoint]
 	em.duration.Observe(d.Seconds())

@@ -165,8 +165,9 @@ const maxRequestIDLen = 64
 // requestIDs makes the ids of requests that come without a usable
 // X-Request-Id: a random prefix drawn at start and a counter, 24 hex
 // digits as a random id would be, but without a call to crypto/rand per
-// request (seen in the handshake profile). Ids are unique per process
-// and, by the prefix, across restarts and instances.
+// request (seen in the handshake profile). Ids are unique within a
+// generator and, by the 48 random bits of the prefix, all but surely
+// across restarts and instances.
 type requestIDs struct {
 	prefix [12]byte // hex of 6 random bytes
 	n      atomic.Uint64
