@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,19 +81,7 @@ func TestStatusPageInHeadlessChromium(t *testing.T) {
 		t.Error("degraded cause not shown")
 	}
 
-	shot := filepath.Join(t.TempDir(), "status.png")
-	testkit.Browse(t, bin, srv.URL+"/status", "--window-size=1280,900", "--screenshot="+shot)
-	b, err := os.ReadFile(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if r := img.Bounds(); r.Dx() != 1280 || r.Dy() != 900 {
-		t.Fatalf("screenshot is %v", r)
-	}
+	shot, img := testkit.Screenshot(t, bin, srv.URL+"/status", 1280, 900)
 	colours := map[[3]uint32]bool{}
 	for y := 0; y < 900; y += 9 {
 		for x := 0; x < 1280; x += 8 {
@@ -106,7 +93,7 @@ func TestStatusPageInHeadlessChromium(t *testing.T) {
 		t.Fatalf("screenshot has %d colours: the page did not render", len(colours))
 	}
 	if *update {
-		if err := os.WriteFile(filepath.Join("..", "docs", "status.png"), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join("..", "docs", "status.png"), shot, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
