@@ -234,9 +234,11 @@ func (d *daemon) observeWith(ids *requestIDs, next echo.HandlerFunc) echo.Handle
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
-		note := &requestNote{id: ids.id(req.Header.Get(echo.HeaderXRequestID))}
+		ctx := &noteCtx{Context: req.Context()}
+		note := &ctx.note
+		note.id = ids.id(req.Header.Get(echo.HeaderXRequestID))
 		c.Response().Header().Set(echo.HeaderXRequestID, note.id)
-		req = req.WithContext(context.WithValue(req.Context(), noteKey{}, note))
+		req = req.WithContext(ctx)
 		c.SetRequest(req)
 		d.metrics.inFlight.Inc()
 		defer d.metrics.inFlight.Dec()
