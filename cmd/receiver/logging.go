@@ -46,6 +46,9 @@ type noteKey struct{}
 type noteCtx struct {
 	context.Context
 	note requestNote
+	// header is the X-Request-Id header's value list, kept here so that
+	// setting it costs no allocation of its own.
+	header [1]string
 }
 
 // Value returns the note for noteKey, else the parent's value.

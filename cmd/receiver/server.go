@@ -237,7 +237,8 @@ func (d *daemon) observeWith(ids *requestIDs, next echo.HandlerFunc) echo.Handle
 		ctx := &noteCtx{Context: req.Context()}
 		note := &ctx.note
 		note.id = ids.id(req.Header.Get(echo.HeaderXRequestID))
-		c.Response().Header().Set(echo.HeaderXRequestID, note.id)
+		ctx.header[0] = note.id
+		c.Response().Header()[echo.HeaderXRequestID] = ctx.header[:] // Header.Set, without its slice
 		req = req.WithContext(ctx)
 		c.SetRequest(req)
 		d.metrics.inFlight.Inc()
