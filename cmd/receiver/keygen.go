@@ -33,7 +33,7 @@ func keygen(args []string, stdout io.Writer) error {
 			flags.PrintDefaults()
 			return nil
 		}
-		return fmt.Errorf("%w: keygen: %s", errUsage, flagErrorText(err))
+		return fmt.Errorf("%w: keygen: %v", errUsage, err) // the standard flag package's own words
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("%w: keygen: unexpected argument %q (example: receiver keygen --out /etc/graphhook --id key-1)", errUsage, flags.Arg(0))

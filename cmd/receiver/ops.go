@@ -74,7 +74,7 @@ func doctorCmd(ctx context.Context, args []string, lookupEnv func(string) (strin
 			fs.PrintDefaults()
 			return nil
 		}
-		return fmt.Errorf("%w: doctor: %s", errUsage, flagErrorText(err))
+		return fmt.Errorf("%w: doctor: %v", errUsage, err) // the standard flag package's own words
 	}
 	if cfg.URL == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: doctor needs --url and no other argument (example: receiver doctor --url https://hooks.example.com/notifications)", errUsage)
