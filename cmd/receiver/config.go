@@ -433,9 +433,9 @@ const maxConfigFileSize = 1 << 20
 var yamlLineRe = regexp.MustCompile(`^yaml: (?:unmarshal errors:\s+)?line ([0-9]+):`)
 
 // loadConfigFile loads the YAML file path into k and records in origin
-// where each top-level key is ("receiver.yaml line 4: key"). Unknown keys are errors, so that typos do not pass
-// silently. Errors name the file and the line, never its content: the
-// file may hold secrets.
+// where each top-level key is ("receiver.yaml line 4: key"). Unknown keys
+// are errors, so that typos do not pass silently. Errors name the file and
+// the line, never its content: the file may hold secrets.
 func loadConfigFile(k *koanf.Koanf, path string, set []setting, origin map[string]string) error {
 	data, err := readSmallFile(path, maxConfigFileSize)
 	if err != nil {
