@@ -78,7 +78,9 @@ func (b *bodyBudget) release(n int64) {
 func (d *daemon) admit(next http.Handler) http.Handler {
 	c := d.cfg
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost && r.ContentLength == 0 {
+		if r.ContentLength == 0 {
+			// No body to hold or wait for (a validation handshake, a GET):
+			// no reservation and no read deadline, which costs a timer.
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
@@ -121,6 +119,7 @@ type setting struct {
 	shown   string // the default as documented, when it is derived (def is then empty)
 	usage   string // one sentence for --help and the README
 	example string // a valid value, shown in error messages
+	lib     string // the library Config field it sets, "natspub.Stream" (see addLibrary)
 	secret  bool   // the value is never shown
 	split   bool   // a list that also accepts comma-separated values
 	noFile  bool   // not read from the config file (--config, --version)
@@ -160,7 +159,7 @@ func settings() []setting {
 		}
 		set = append(set, setting{
 			name: f.Tag.Get("koanf"), def: f.Tag.Get("default"), shown: f.Tag.Get("shown"),
-			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"),
+			usage: f.Tag.Get("usage"), example: f.Tag.Get("example"), lib: f.Tag.Get("lib"),
 			secret: strings.Contains(opts, ",secret,"), split: strings.Contains(opts, ",split,"),
 			noFile: strings.Contains(opts, ",nofile,"), noEnv: strings.Contains(opts, ",noenv,"),
 			typ: f.Type, field: i,
@@ -216,7 +215,7 @@ func newFlagSet(set []setting) *pflag.FlagSet {
 // set counts even when empty, as the flag with that value would
 // (GRAPHHOOK_OPS_LISTEN= overrides a file's ops-listen), except that an
 // empty list variable stops the start. It returns errHelp for -h, an error
-// wrapping errUsage for a malformed command line, and a *configError for
+// wrapping errUsage for a malformed command line, and problems (errConfig) for
 // values that cannot be parsed. Semantic checks are done by validate.
 func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, error) {
 	set := settings()
@@ -238,17 +237,12 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 		file, _ = lookupEnv(envPrefix + "CONFIG")
 	}
 	if file != "" {
-		lines, err := loadConfigFile(k, file, set)
-		if err != nil {
-			return nil, &configError{problems: []problem{{setting: "--config", msg: err.Error(), err: err}}}
-		}
-		for key := range k.Raw() {
-			c.origin[key] = fmt.Sprintf("%s line %d: %s", file, lines[key], key)
+		if err := loadConfigFile(k, file, set, c.origin); err != nil {
+			return nil, &problem{setting: "--config", msg: err.Error(), err: err}
 		}
 	}
 
 	var ps problems
-	var environ []string
 	for _, s := range set {
 		v, ok := lookupEnv(s.envName())
 		switch {
@@ -259,16 +253,11 @@ func loadConfig(args []string, lookupEnv func(string) (string, bool)) (*config, 
 			// server instead of the cluster) or --client-state (a random
 			// one: everything quarantined) would be worse than stopping.
 			ps.add(s.envName(), nil, "is set but empty; unset it to use the config file or the default, or give a value")
-		default:
-			environ = append(environ, s.envName()+"="+v)
+		default: // over the file's value, as koanf's env provider would
+			_ = k.Set(s.name, v)
 			c.origin[s.name] = s.envName()
 		}
 	}
-	_ = k.Load(env.Provider("", env.Opt{
-		Prefix:        envPrefix,
-		EnvironFunc:   func() []string { return environ },
-		TransformFunc: func(k, v string) (string, any) { return envKey(k), v },
-	}), nil)
 	fs.Visit(func(f *pflag.Flag) { c.origin[f.Name] = "--" + f.Name })
 	// Given flags win; the defaults fill what nothing else set.
 	_ = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
@@ -378,11 +367,6 @@ func badValue(s setting, v any, err error) string {
 	return fmt.Sprintf("%s is %v (example: %s)", shown, w, example)
 }
 
-// envKey returns the setting name of an environment variable.
-func envKey(env string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(env, envPrefix), "_", "-"))
-}
-
 // scalar returns a YAML scalar as the string it was written as.
 func scalar(v any) (string, bool) {
 	switch v := v.(type) {
@@ -426,20 +410,19 @@ func formatBytes(n int64) string {
 	return strconv.FormatInt(n, 10) + "B"
 }
 
-// flagErrorText rewrites pflag's messages in the --flag style used
-// everywhere else.
+// flagErrorText says what pflag's typed errors report, in the --flag
+// style used everywhere else.
 func flagErrorText(err error) string {
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "unknown flag: "); ok {
-		return "unknown flag " + name
+	if e, ok := errors.AsType[*pflag.NotExistError](err); ok {
+		if short := e.GetSpecifiedShortnames(); short != "" {
+			return "unknown flag -" + short + "; settings take two dashes (example: --" + short + ")"
+		}
+		return "unknown flag --" + e.GetSpecifiedName()
 	}
-	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
-		return "flag " + name + " needs a value"
+	if e, ok := errors.AsType[*pflag.ValueRequiredError](err); ok {
+		return "flag --" + e.GetSpecifiedName() + " needs a value"
 	}
-	if _, arg, ok := strings.Cut(msg, "' in -"); ok && strings.HasPrefix(msg, "unknown shorthand flag") {
-		return "unknown flag -" + arg + "; settings take two dashes (example: --" + strings.TrimLeft(arg, "-") + ")"
-	}
-	return msg
+	return err.Error()
 }
 
 // maxConfigFileSize bounds what loadConfigFile reads.
@@ -449,29 +432,21 @@ const maxConfigFileSize = 1 << 20
 // the message is never shown, since it can quote the file.
 var yamlLineRe = regexp.MustCompile(`^yaml: (?:unmarshal errors:\s+)?line ([0-9]+):`)
 
-// loadConfigFile loads the YAML file path into k and returns the line of
-// each top-level key. Unknown keys are errors, so that typos do not pass
-// silently. Errors name the file and the line, never its content: the
-// file may hold secrets.
-func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int, error) {
-	f, err := os.Open(path)
+// loadConfigFile loads the YAML file path into k and records in origin
+// where each top-level key is ("receiver.yaml line 4: key"). Unknown keys
+// are errors, so that typos do not pass silently. Errors name the file and
+// the line, never its content: the file may hold secrets.
+func loadConfigFile(k *koanf.Koanf, path string, set []setting, origin map[string]string) error {
+	data, err := readSmallFile(path, maxConfigFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read config file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read config file %s: %w", path, err)
-	}
-	if len(data) > maxConfigFileSize {
-		return nil, fmt.Errorf("config file %s is larger than %d bytes", path, maxConfigFileSize)
+		return fmt.Errorf("cannot read config file %s: %w", path, pathError(err))
 	}
 	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
 		where := "config file " + path
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 			where += " line " + m[1]
 		}
-		return nil, fmt.Errorf("%s: %w; the parser's message is not shown, since it may quote the file (quote values that start with * & ! @ or `, indent with spaces; example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
+		return fmt.Errorf("%s: %w; the parser's message is not shown, since it may quote the file (quote values that start with * & ! @ or `, indent with spaces; example of a valid file: \"listen: ':8443'\")", where, errConfigSyntax)
 	}
 	// The parser succeeded, so this does too; it only gives the lines.
 	var doc yamlv3.Node
@@ -489,10 +464,12 @@ func loadConfigFile(k *koanf.Koanf, path string, set []setting) (map[string]int,
 		}
 		switch {
 		case !known:
-			return nil, fmt.Errorf("config file %s line %d: unknown setting %q (example: listen: \":8443\"; the keys are the flag names, listed by \"receiver help config\", and the subscriptions section)", path, lines[key], key)
+			return fmt.Errorf("config file %s line %d: unknown setting %q (example: listen: \":8443\"; the keys are the flag names, listed by \"receiver help config\", and the subscriptions section)", path, lines[key], key)
 		case v == nil: // "key:" with no value: as if absent
 			k.Delete(key)
+		default:
+			origin[key] = fmt.Sprintf("%s line %d: %s", path, lines[key], key)
 		}
 	}
-	return lines, nil
+	return nil
 }

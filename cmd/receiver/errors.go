@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/graphhook/graphhook/natspub"
@@ -17,60 +16,41 @@ var errConfig = errors.New("invalid configuration")
 // errConfigSyntax marks a config file the YAML parser cannot read.
 var errConfigSyntax = errors.New("not valid YAML")
 
-// problem is one thing wrong with the configuration.
+// problem is one thing wrong with the configuration, as an error of one
+// line: "setting: what is wrong (example)". It matches errConfig and its
+// cause; several are joined with errors.Join, one line each.
 type problem struct {
 	setting string // how the user spelled the setting: "--key", "GRAPHHOOK_KEY", ...
 	msg     string // what is wrong and an example of right; never a secret
 	err     error  // the cause, for errors.Is; may be nil
 }
 
-// configError lists every problem found at start, one line each.
-type configError struct {
-	problems []problem
-}
+func (p *problem) Error() string { return p.setting + ": " + p.msg }
 
-// Error returns one line per problem: "setting: what is wrong (example)".
-func (e *configError) Error() string {
-	lines := make([]string, len(e.problems))
-	for i, p := range e.problems {
-		lines[i] = p.setting + ": " + p.msg
+// Unwrap returns errConfig and the cause.
+func (p *problem) Unwrap() []error {
+	if p.err == nil {
+		return []error{errConfig}
 	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap returns errConfig and the causes of the problems.
-func (e *configError) Unwrap() []error {
-	errs := []error{errConfig}
-	for _, p := range e.problems {
-		if p.err != nil {
-			errs = append(errs, p.err)
-		}
-	}
-	return errs
+	return []error{errConfig, p.err}
 }
 
 // problems collects configuration problems.
-type problems []problem
+type problems []error
 
 func (ps *problems) add(setting string, err error, msg string) {
-	*ps = append(*ps, problem{setting: setting, msg: msg, err: err})
+	*ps = append(*ps, &problem{setting: setting, msg: msg, err: err})
 }
 
-// err returns nil or a *configError holding ps.
-func (ps problems) err() error {
-	if len(ps) == 0 {
-		return nil
-	}
-	return &configError{problems: ps}
-}
+// err returns nil or ps joined, one line each.
+func (ps problems) err() error { return errors.Join(ps...) }
 
 // settingOfField returns the setting whose lib tag names a library's
 // Config field ("natspub.Stream"), or "".
 func settingOfField(field string) string {
-	t := reflect.TypeFor[config]()
-	for i := range t.NumField() {
-		if t.Field(i).Tag.Get("lib") == field {
-			return t.Field(i).Tag.Get("koanf")
+	for _, s := range settings() {
+		if s.lib == field {
+			return s.name
 		}
 	}
 	return ""

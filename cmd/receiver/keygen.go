@@ -33,23 +33,23 @@ func keygen(args []string, stdout io.Writer) error {
 			flags.PrintDefaults()
 			return nil
 		}
-		return fmt.Errorf("%w: keygen: %s", errUsage, flagErrorText(err))
+		return fmt.Errorf("%w: keygen: %v", errUsage, err) // the standard flag package's own words
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("%w: keygen: unexpected argument %q (example: receiver keygen --out /etc/graphhook --id key-1)", errUsage, flags.Arg(0))
 	}
 	if *bits < decrypt.MinKeyBits || *bits > decrypt.MaxKeyBits {
-		return &configError{problems: []problem{{setting: "--bits", msg: fmt.Sprintf("%d is outside %d..%d, the sizes Graph accepts (example: --bits 2048)", *bits, decrypt.MinKeyBits, decrypt.MaxKeyBits)}}}
+		return &problem{setting: "--bits", msg: fmt.Sprintf("%d is outside %d..%d, the sizes Graph accepts (example: --bits 2048)", *bits, decrypt.MinKeyBits, decrypt.MaxKeyBits)}
 	}
 	if *validFor <= 0 {
-		return &configError{problems: []problem{{setting: "--valid-for", msg: fmt.Sprintf("%v is not positive (example: --valid-for 8760h)", *validFor)}}}
+		return &problem{setting: "--valid-for", msg: fmt.Sprintf("%v is not positive (example: --valid-for 8760h)", *validFor)}
 	}
 	if *id == "" {
 		*id = "key-" + time.Now().UTC().Format("20060102")
 	}
 	path := filepath.Join(*out, "key.pem")
 	if _, err := os.Stat(path); err == nil && !*force {
-		return &configError{problems: []problem{{setting: "--out", err: fs.ErrExist, msg: fmt.Sprintf("%s already exists; keep it, or pass --force to replace it (example: receiver keygen --out %s --force)", path, *out)}}}
+		return &problem{setting: "--out", err: fs.ErrExist, msg: fmt.Sprintf("%s already exists; keep it, or pass --force to replace it (example: receiver keygen --out %s --force)", path, *out)}
 	}
 
 	k, err := decrypt.GenerateKey(*bits, *cn, *validFor)

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,10 +20,11 @@ type metrics struct {
 	requests *prometheus.CounterVec   // endpoint, code
 	duration *prometheus.HistogramVec // endpoint
 
-	// Per-request label lookups cost a hash and a lock in the vector;
-	// the few (endpoint, code) pairs are resolved once and kept here.
-	counters  sync.Map // requestKey -> prometheus.Counter
-	observers sync.Map // endpoint -> prometheus.Observer
+	// Per-request label lookups cost a hash and a lock in the vector
+	// (and a sync.Map key boxed in an interface, an allocation): each
+	// endpoint's series are resolved once and kept here, read without a
+	// lock; the map is not written after newMetrics.
+	endpoints map[string]*endpointMetrics
 	inFlight  prometheus.Gauge
 	publish   *prometheus.HistogramVec // outcome
 	shed      *prometheus.CounterVec   // reason
@@ -38,26 +39,24 @@ func newMetrics() *metrics {
 			Name: "graphhook_http_requests_total",
 			Help: "HTTP requests answered, by endpoint (notifications, lifecycle, healthz, readyz, metrics, other) and status code.",
 		}, []string{"endpoint", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "graphhook_request_duration_seconds",
-			Help:    "Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.",
-			Buckets: standing.Buckets(),
-		}, []string{"endpoint"}),
+		duration: latencyVec("graphhook_request_duration_seconds",
+			"Time to answer an HTTP request, by endpoint. Graph counts answers over 3 s as failed.", "endpoint"),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "graphhook_http_requests_in_flight",
 			Help: "HTTP requests being handled now.",
 		}),
-		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "graphhook_publish_duration_seconds",
-			Help:    "Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).",
-			Buckets: standing.Buckets(),
-		}, []string{"outcome"}),
+		publish: latencyVec("graphhook_publish_duration_seconds",
+			"Time to publish one batch to JetStream and receive every acknowledgement, by outcome (ok, error).", "outcome"),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "graphhook_requests_shed_total",
 			Help: "Requests answered 503 with Retry-After before their body was read, by reason: budget (--max-inflight-bytes was reached). Graph redelivers them.",
 		}, []string{"reason"}),
 	}
 	m.shed.WithLabelValues("budget")
+	m.endpoints = map[string]*endpointMetrics{}
+	for _, ep := range []string{"notifications", "lifecycle", "healthz", "readyz", "metrics", "status", "other"} { // see daemon.endpoint
+		m.endpoints[ep] = &endpointMetrics{duration: m.duration.WithLabelValues(ep)}
+	}
 	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.publish, m.shed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -70,32 +69,46 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe records one answered request.
-func (m *metrics) observe(endpoint string, code int, d time.Duration) {
-	k := requestKey{endpoint, code}
-	c, ok := m.counters.Load(k)
-	if !ok {
-		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(endpoint, strconv.Itoa(code)))
-	}
-	c.(prometheus.Counter).Inc()
-	o, ok := m.observers.Load(endpoint)
-	if !ok {
-		o, _ = m.observers.LoadOrStore(endpoint, m.duration.WithLabelValues(endpoint))
-	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+// latencyVec returns a histogram of seconds by label, in the buckets
+// Graph's deadlines make meaningful (standing.Buckets).
+func latencyVec(name, help, label string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: standing.Buckets()}, []string{label})
 }
 
-// requestKey is one label pair of graphhook_http_requests_total.
-type requestKey struct {
-	endpoint string
-	code     int
+// endpointMetrics are one endpoint's series, resolved once.
+type endpointMetrics struct {
+	duration prometheus.Observer
+	// codes holds the requests counter of each status code from 100 to
+	// 599, resolved at the code's first answer (a series appears only
+	// once it counts something).
+	codes [500]atomic.Pointer[prometheus.Counter]
+}
+
+// observe records one answered request of endpoint, a name
+// daemon.endpoint returns.
+func (m *metrics) observe(endpoint string, code int, d time.Duration) {
+	em := m.endpoints[endpoint]
+	em.duration.Observe(d.Seconds())
+	if code < 100 || code > 599 {
+		m.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+		return
+	}
+	p := &em.codes[code-100]
+	c := p.Load()
+	if c == nil {
+		// Two first answers may race here; both resolve the same series.
+		counter := m.requests.WithLabelValues(endpoint, strconv.Itoa(code))
+		c = &counter
+		p.Store(c)
+	}
+	(*c).Inc()
 }
 
 // timedSink wraps a Sink and records each Deliver's latency, and the
 // batch's counts for the access log line.
 func (m *metrics) timedSink(s receiver.Sink) receiver.Sink {
 	return receiver.SinkFunc(func(ctx context.Context, b *receiver.Batch) error {
-		if note, ok := ctx.Value(batchNoteKey{}).(*batchNote); ok {
+		if note := noteOf(ctx); note != nil {
 			note.accepted.Store(int64(len(b.Notifications)))
 			note.rejected.Store(int64(len(b.Rejected)))
 			note.delivered.Store(true)

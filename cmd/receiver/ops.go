@@ -74,28 +74,28 @@ func doctorCmd(ctx context.Context, args []string, lookupEnv func(string) (strin
 			fs.PrintDefaults()
 			return nil
 		}
-		return fmt.Errorf("%w: doctor: %s", errUsage, flagErrorText(err))
+		return fmt.Errorf("%w: doctor: %v", errUsage, err) // the standard flag package's own words
 	}
 	if cfg.URL == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: doctor needs --url and no other argument (example: receiver doctor --url https://hooks.example.com/notifications)", errUsage)
 	}
 	n, err := parseBytes(*bodyLimit)
 	if err != nil {
-		return &configError{problems: []problem{{setting: "--max-body-bytes", msg: fmt.Sprintf("%q is not a positive size (example: --max-body-bytes 4MiB)", *bodyLimit)}}}
+		return &problem{setting: "--max-body-bytes", msg: fmt.Sprintf("%q is not a positive size (example: --max-body-bytes 4MiB)", *bodyLimit)}
 	}
 	cfg.MaxBodyBytes = n
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		cfg.RootCAs = x509.NewCertPool()
 		if err != nil || !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return &configError{problems: []problem{{setting: "--ca-file", err: err, msg: fmt.Sprintf("%s holds no PEM certificate (example: --ca-file /etc/ssl/certs/my-ca.pem)", *caFile)}}}
+			return &problem{setting: "--ca-file", err: err, msg: fmt.Sprintf("%s holds no PEM certificate (example: --ca-file /etc/ssl/certs/my-ca.pem)", *caFile)}
 		}
 	}
 	if *natsURL != "" {
 		tok, _ := lookupEnv(envPrefix + "NATS_TOKEN")
 		nc, err := connectNATS(natsConnConfig{URLs: []string{*natsURL}, CredsFile: *natsCreds, Token: tok, Name: "graphhook-doctor"})
 		if err != nil {
-			return &configError{problems: []problem{{setting: "--nats-url", err: err, msg: fmt.Sprintf("cannot connect: %v (example: --nats-url nats://127.0.0.1:4222)", err)}}}
+			return &problem{setting: "--nats-url", err: err, msg: fmt.Sprintf("cannot connect: %v (example: --nats-url nats://127.0.0.1:4222)", err)}
 		}
 		defer nc.Close()
 		cfg.NATS = nc
@@ -106,7 +106,7 @@ func doctorCmd(ctx context.Context, args []string, lookupEnv func(string) (strin
 	if err != nil {
 		if e, ok := errors.AsType[*doctor.ConfigError](err); ok {
 			flagName := map[string]string{"URL": "--url", "LifecycleURL": "--lifecycle-url", "HandshakeTimeout": "--handshake-timeout", "DeliveryTimeout": "--delivery-timeout"}[e.Field]
-			return &configError{problems: []problem{{setting: flagName, err: err, msg: e.Err.Error() + " (example: --url https://hooks.example.com/notifications)"}}}
+			return &problem{setting: flagName, err: err, msg: e.Err.Error() + " (example: --url https://hooks.example.com/notifications)"}
 		}
 		return err
 	}

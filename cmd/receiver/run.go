@@ -208,14 +208,14 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		tc.Logger = d.log.With("component", "token")
 		d.tokens, err = token.New(ctx, tc)
 		if err != nil {
-			return &configError{problems: []problem{{setting: c.where("app-id"), err: err, msg: fmt.Sprintf("cannot set up token validation: %v", err)}}}
+			return &problem{setting: c.where("app-id"), err: err, msg: fmt.Sprintf("cannot set up token validation: %v", err)}
 		}
 	}
 	var keys *decrypt.KeyRing
 	if len(d.sec.keys) > 0 {
 		keys, err = decrypt.NewKeyRing(d.sec.keys...)
 		if err != nil {
-			return &configError{problems: []problem{{setting: c.where("key"), err: err, msg: err.Error()}}}
+			return &problem{setting: c.where("key"), err: err, msg: err.Error()}
 		}
 	}
 	rc := d.receiverConfig(keys)
@@ -362,8 +362,8 @@ func listenError(setting, addr string, err error, example string) error {
 			reason = se.Err
 		}
 	}
-	return &configError{problems: []problem{{setting: setting, err: err,
-		msg: fmt.Sprintf("cannot listen on %s: %v (example: %s)", addr, reason, example)}}}
+	return &problem{setting: setting, err: err,
+		msg: fmt.Sprintf("cannot listen on %s: %v (example: %s)", addr, reason, example)}
 }
 
 // startEmbeddedNATS starts the in-process NATS server with JetStream.
@@ -386,11 +386,11 @@ func (d *daemon) startEmbeddedNATS() error {
 	ns, err := natspub.StartServer(natspub.ServerConfig{StoreDir: storeDir, Host: host, Port: port, MaxPayload: maxPayload, Token: d.sec.natsToken, Logger: serverLog})
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), err: err,
-				msg: fmt.Sprintf("cannot listen on %s: address already in use; is another NATS server running? (example: --embedded-nats-listen 127.0.0.1:4223, or use that server with --nats-url nats://%s)", c.EmbeddedNATSListen, c.EmbeddedNATSListen)}}}
+			return &problem{setting: c.where("embedded-nats-listen"), err: err,
+				msg: fmt.Sprintf("cannot listen on %s: address already in use; is another NATS server running? (example: --embedded-nats-listen 127.0.0.1:4223, or use that server with --nats-url nats://%s)", c.EmbeddedNATSListen, c.EmbeddedNATSListen)}
 		}
-		return &configError{problems: []problem{{setting: c.where("data-dir"), err: err,
-			msg: fmt.Sprintf("cannot start the embedded NATS server with its store in %s: %v (example: --data-dir /var/lib/graphhook)", storeDir, err)}}}
+		return &problem{setting: c.where("data-dir"), err: err,
+			msg: fmt.Sprintf("cannot start the embedded NATS server with its store in %s: %v (example: --data-dir /var/lib/graphhook)", storeDir, err)}
 	}
 	d.ns = ns
 	return nil
@@ -413,15 +413,15 @@ func (d *daemon) connect(ctx context.Context) error {
 		if fit > 0 {
 			hint = fmt.Sprintf("lower it (example: --max-body-bytes %s)", formatBytes(fit))
 		}
-		return &configError{problems: []problem{{setting: c.where("max-body-bytes"),
+		return &problem{setting: c.where("max-body-bytes"),
 			msg: fmt.Sprintf("%s plus %s for headers is more than the NATS server's max_payload of %s, so a notification that large could never be published; raise max_payload on the server (example: max_payload: %s in its configuration file) or %s",
-				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}}}
+				formatBytes(c.MaxBodyBytes), formatBytes(natsHeaderRoom), formatBytes(mp), natsSize(c.MaxBodyBytes+natsHeaderRoom), hint)}
 	}
 	pc := c.natspubConfig()
 	pc.Conn, pc.Logger, pc.TracerProvider = nc, d.log.With("component", "natspub"), d.tp
 	var err error
 	if d.pub, err = natspub.New(ctx, pc); err != nil {
-		return &configError{problems: []problem{{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}}}
+		return &problem{setting: c.where("stream"), err: err, msg: fmt.Sprintf("cannot set up the streams: %v", err)}
 	}
 	return nil
 }
@@ -452,7 +452,7 @@ func (d *daemon) dialNATS(ctx context.Context, urls []string, timeout time.Durat
 	}
 	nc, err := connectNATS(cc)
 	if err != nil {
-		return &configError{problems: []problem{{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}}}
+		return &problem{setting: c.where("nats-url"), err: err, msg: fmt.Sprintf("cannot connect: %v", err)}
 	}
 	d.nc = nc
 	// Connect returns a connection that keeps trying; wait a while for it.
@@ -469,8 +469,8 @@ func (d *daemon) dialNATS(ctx context.Context, urls []string, timeout time.Durat
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &configError{problems: []problem{{setting: c.where("nats-url"), err: nats.ErrNoServers,
-				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), timeout)}}}
+			return &problem{setting: c.where("nats-url"), err: nats.ErrNoServers,
+				msg: fmt.Sprintf("no NATS server reachable at %s after %v (example: --nats-url nats://127.0.0.1:4222, or leave it empty for the embedded server)", strings.Join(urls, ","), timeout)}
 		case <-tick.C:
 		}
 	}

@@ -72,7 +72,7 @@ func (c *config) loadSecrets() (*secrets, problems) {
 
 	password := c.KeyPassword
 	if c.KeyPasswordFile != "" {
-		b, err := readSmallFile(c.KeyPasswordFile)
+		b, err := readSmallFile(c.KeyPasswordFile, maxSecretFileSize)
 		if err != nil {
 			ps.add(c.where("key-password-file"), err, fmt.Sprintf("cannot read %s: %v (example: --key-password-file /run/secrets/pfx-password)", c.KeyPasswordFile, pathError(err)))
 		}
@@ -160,18 +160,19 @@ func pathError(err error) error {
 // maxSecretFileSize bounds the files holding secrets.
 const maxSecretFileSize = 64 << 10
 
-func readSmallFile(path string) ([]byte, error) {
+// readSmallFile reads path, refusing a file larger than limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxSecretFileSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxSecretFileSize)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return b, nil
 }
@@ -179,7 +180,7 @@ func readSmallFile(path string) ([]byte, error) {
 // readClientStates reads one clientState per line; surrounding white space
 // and blank lines are ignored. Errors name lines, never their contents.
 func readClientStates(path string) ([]string, error) {
-	b, err := readSmallFile(path)
+	b, err := readSmallFile(path, maxSecretFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w (example: --client-state-file /run/secrets/graph-client-state)", path, pathError(err))
 	}
@@ -208,7 +209,7 @@ func loadNATSToken(path string, create bool) (string, error) {
 			return "", fmt.Errorf("%s cannot be created: %w (example: --data-dir /var/lib/graphhook)", path, pathError(err))
 		}
 	}
-	b, err := readSmallFile(path)
+	b, err := readSmallFile(path, maxSecretFileSize)
 	if err != nil {
 		return "", fmt.Errorf("cannot read %s: %w (example: --embedded-nats-token-file /run/secrets/nats-token)", path, pathError(err))
 	}

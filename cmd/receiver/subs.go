@@ -171,7 +171,7 @@ func (c *config) loadSubs(lookupEnv func(string) (string, bool), keys []decrypt.
 			v, _ := lookupEnv(env)
 			return v
 		}
-		b, err := readSmallFile(file)
+		b, err := readSmallFile(file, maxSecretFileSize)
 		if err != nil {
 			ps.add(where(key), err, fmt.Sprintf("cannot read %s: %v (example: %s)", file, pathError(err), example))
 		}

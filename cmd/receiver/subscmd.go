@@ -65,7 +65,7 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 		return ps.err()
 	}
 	if c.Subscriptions == nil {
-		return &configError{problems: []problem{{setting: "--config", msg: "has no subscriptions section, so there is nothing to manage (example: see \"Keeping subscriptions alive\" in the README)"}}}
+		return &problem{setting: "--config", msg: "has no subscriptions section, so there is nothing to manage (example: see \"Keeping subscriptions alive\" in the README)"}
 	}
 	level := slog.LevelWarn
 	if l, ok := parseLevel(c.LogLevel); ok && l < slog.LevelInfo {
@@ -85,7 +85,7 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 		// The embedded server runs inside the daemon: reach it there or,
 		// when no daemon runs, open its store with a server of our own.
 		if _, port, _ := net.SplitHostPort(c.EmbeddedNATSListen); port == "0" {
-			return &configError{problems: []problem{{setting: c.where("embedded-nats-listen"), msg: "picks a free port at each start, so this command cannot tell whether the daemon's embedded NATS server runs (example: --embedded-nats-listen 127.0.0.1:4222, or --nats-url)"}}}
+			return &problem{setting: c.where("embedded-nats-listen"), msg: "picks a free port at each start, so this command cannot tell whether the daemon's embedded NATS server runs (example: --embedded-nats-listen 127.0.0.1:4222, or --nats-url)"}
 		}
 		urls = []string{"nats://" + c.EmbeddedNATSListen}
 		if conn, err := net.DialTimeout("tcp", c.EmbeddedNATSListen, time.Second); err == nil {
@@ -123,7 +123,7 @@ func subscriptionsCmd(ctx context.Context, args []string, lookupEnv func(string)
 		err = mgr.Delete(ctx, id)
 	case "rotate-cert":
 		if d.subs.key == nil {
-			return &configError{problems: []problem{{setting: c.where("key"), msg: "rotate-cert moves rich subscriptions to the --key whose certificate is newest, but no --key with a certificate is set (example: --key new.pem,id=key-2 --key old.pem,id=key-1; make one with: " + exampleKeygen + ")"}}}
+			return &problem{setting: c.where("key"), msg: "rotate-cert moves rich subscriptions to the --key whose certificate is newest, but no --key with a certificate is set (example: --key new.pem,id=key-2 --key old.pem,id=key-1; make one with: " + exampleKeygen + ")"}
 		}
 		err = mgr.RotateKey(ctx, *d.subs.key)
 	case "retry":

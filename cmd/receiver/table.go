@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -21,11 +22,9 @@ func writeConfigTable(w io.Writer) error {
 		if s.noFile {
 			key += " (not in the file)"
 		}
-		def := ""
-		if s.def != "" {
-			def = "`" + s.def + "`"
-		} else if s.shown != "" {
-			def = "`" + s.shown + "`"
+		def := cmp.Or(s.def, s.shown)
+		if def != "" {
+			def = "`" + def + "`"
 		}
 		usage := s.usage
 		if s.list() {

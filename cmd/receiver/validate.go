@@ -40,18 +40,9 @@ func (c *config) validate() problems {
 		if v == "" && allowEmpty {
 			return
 		}
-		s := settingByName(name)
 		host, port, err := net.SplitHostPort(v)
-		if err != nil {
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is not host:port (example: %s)", v, s.exampleArg()))
-			return
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			ps.add(c.where(name), nil, fmt.Sprintf("port %q in %q is not a number from 0 to 65535 (example: %s)", port, v, s.exampleArg()))
-			return
-		}
-		if strings.ContainsAny(host, " /") {
-			ps.add(c.where(name), nil, fmt.Sprintf("host %q in %q is not a host name or IP address (example: %s)", host, v, s.exampleArg()))
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 || strings.ContainsAny(host, " /") {
+			ps.add(c.where(name), nil, fmt.Sprintf("%q is not host:port, with a host name or IP address (or none) and a port from 0 to 65535 (example: %s)", v, settingByName(name).exampleArg()))
 		}
 	}
 	checkAddr("listen", c.Listen, false)
@@ -60,18 +51,15 @@ func (c *config) validate() problems {
 		ps.add(c.where("ops-listen"), nil, fmt.Sprintf("equals --listen %q; leave it empty to serve /healthz, /readyz and /metrics on --listen (example: --ops-listen 127.0.0.1:9090)", c.Listen))
 	}
 
-	for _, name := range []string{"notification-path", "lifecycle-path"} {
-		p := c.NotificationPath
-		if name == "lifecycle-path" {
-			p = c.LifecyclePath
-		}
+	for _, path := range []struct{ name, p string }{{"notification-path", c.NotificationPath}, {"lifecycle-path", c.LifecyclePath}} {
+		name, p, example := path.name, path.p, settingByName(path.name).exampleArg()
 		switch {
 		case !strings.HasPrefix(p, "/"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, settingByName(name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must start with / (example: %s)", p, example))
 		case strings.ContainsAny(p, "?#*: \t") || strings.Contains(p, "//"):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, settingByName(name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q must be a plain URL path without ?, #, *, :, spaces or // (example: %s)", p, example))
 		case c.OpsListen == "" && isOpsPath(p):
-			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, settingByName(name).exampleArg()))
+			ps.add(c.where(name), nil, fmt.Sprintf("%q is reserved for operations on --listen (example: %s)", p, example))
 		}
 	}
 
@@ -82,10 +70,8 @@ func (c *config) validate() problems {
 		ps.add(c.where("tls-cert"), nil, "is required with --tls-key (example: --tls-cert /etc/graphhook/tls.crt)")
 	}
 	for _, p := range c.TrustedProxies {
-		if _, _, err := net.ParseCIDR(p); err != nil {
-			if net.ParseIP(p) == nil {
-				ps.add(c.where("trusted-proxy"), nil, fmt.Sprintf("%q is not a CIDR or IP address (example: --trusted-proxy 10.0.0.0/8)", p))
-			}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			ps.add(c.where("trusted-proxy"), nil, fmt.Sprintf("%q is not a CIDR or IP address (example: --trusted-proxy 10.0.0.0/8)", p))
 		}
 	}
 	if c.MaxBodyBytes > maxBodyLimit {
@@ -112,20 +98,17 @@ func (c *config) validate() problems {
 	if len(c.Keys) > 0 && len(c.AppIDs) == 0 && !c.InsecureSkipTokenValidation {
 		ps.add(c.where("key"), nil, fmt.Sprintf("rich notifications need token validation: set --app-id to the application id that creates the subscriptions (example: --app-id %s)", exampleGUID))
 	}
-	for _, id := range c.AppIDs {
-		if !isGUID(id) {
-			ps.add(c.where("app-id"), nil, fmt.Sprintf("%q is not an application id GUID (example: --app-id %s)", id, exampleGUID))
+	for _, ids := range []struct {
+		name, what string
+		ids        []string
+	}{{"app-id", "an application id", c.AppIDs}, {"tenant", "a tenant id", c.Tenants}} {
+		for _, id := range ids.ids {
+			if !isGUID(id) {
+				ps.add(c.where(ids.name), nil, fmt.Sprintf("%q is not %s GUID (example: %s)", id, ids.what, settingByName(ids.name).exampleArg()))
+			}
 		}
 	}
-	for _, id := range c.Tenants {
-		if !isGUID(id) {
-			ps.add(c.where("tenant"), nil, fmt.Sprintf("%q is not a tenant id GUID (example: --tenant %s)", id, settingByName("tenant").example))
-		}
-	}
-	if len(c.Tenants) > 0 && len(c.AppIDs) == 0 {
-		ps.add(c.where("tenant"), nil, fmt.Sprintf("only applies to token validation, which needs --app-id (example: --app-id %s)", exampleGUID))
-	}
-	if len(c.AppIDs) > 0 {
+	if len(c.AppIDs) > 0 || len(c.Tenants) > 0 { // token requires AppIDs: --tenant alone is reported
 		ps.addLibrary(c, "token", c.tokenConfig().Validate())
 	}
 	if c.InsecureSkipTokenValidation && len(c.AppIDs) > 0 {
@@ -144,12 +127,9 @@ func (c *config) validate() problems {
 			ps.add(c.where("nats-url"), nil, "carries credentials in the URL, which would show in process listings; use --nats-creds, --nats-user with GRAPHHOOK_NATS_PASSWORD, or GRAPHHOOK_NATS_TOKEN (example: --nats-url nats://127.0.0.1:4222)")
 		}
 	}
-	if len(c.NATSURLs) > 0 {
-		if _, set := c.origin["embedded-nats-token-file"]; set {
-			ps.add(c.where("embedded-nats-token-file"), nil, "applies to the embedded NATS server, but --nats-url is set; authenticate to that server with --nats-creds, --nats-nkey, --nats-user or GRAPHHOOK_NATS_TOKEN (example: --nats-creds /run/secrets/graphhook.creds)")
-		}
-	}
-	if len(c.NATSURLs) == 0 {
+	if _, set := c.origin["embedded-nats-token-file"]; set && len(c.NATSURLs) > 0 {
+		ps.add(c.where("embedded-nats-token-file"), nil, "applies to the embedded NATS server, but --nats-url is set; authenticate to that server with --nats-creds, --nats-nkey, --nats-user or GRAPHHOOK_NATS_TOKEN (example: --nats-creds /run/secrets/graphhook.creds)")
+	} else if len(c.NATSURLs) == 0 {
 		checkAddr("embedded-nats-listen", c.EmbeddedNATSListen, false)
 		for _, name := range []string{"nats-creds", "nats-nkey", "nats-user", "nats-password", "nats-token", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"} {
 			if _, set := c.origin[name]; set {
@@ -168,9 +148,7 @@ func (c *config) validate() problems {
 		ps.add(c.where("nats-tls-cert"), nil, "--nats-tls-cert and --nats-tls-key go together (example: --nats-tls-cert client.pem --nats-tls-key client.key)")
 	}
 
-	switch c.LogFormat {
-	case "text", "json":
-	default:
+	if c.LogFormat != "text" && c.LogFormat != "json" {
 		ps.add(c.where("log-format"), nil, fmt.Sprintf("%q is not text or json (example: --log-format json)", c.LogFormat))
 	}
 	if _, ok := parseLevel(c.LogLevel); !ok {
@@ -192,19 +170,15 @@ func isOpsPath(p string) bool {
 // form Entra ID writes application and tenant ids in.
 func isGUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 
-// parseKeySpec splits "path[,id=ID]".
+// parseKeySpec splits "path[,id=ID]" at its last comma.
 func parseKeySpec(spec string) (path, id string, err error) {
 	path = spec
 	if i := strings.LastIndex(spec, ","); i >= 0 {
-		opt := spec[i+1:]
-		v, ok := strings.CutPrefix(opt, "id=")
-		if !ok {
-			return "", "", fmt.Errorf("%q: unknown option %q after the path; the only option is id= (example: --key /etc/graphhook/key.pem,id=key-2025)", spec, opt)
+		opt, ok := strings.CutPrefix(spec[i+1:], "id=")
+		if !ok || opt == "" {
+			return "", "", fmt.Errorf("%q: after the path, the only option is id= with an id (example: --key /etc/graphhook/key.pem,id=key-2025)", spec)
 		}
-		if v == "" {
-			return "", "", fmt.Errorf("%q: id= is empty (example: --key /etc/graphhook/key.pem,id=key-2025)", spec)
-		}
-		path, id = spec[:i], v
+		path, id = spec[:i], opt
 	}
 	if path == "" {
 		return "", "", fmt.Errorf("%q has no file path (example: --key /etc/graphhook/key.pem,id=key-2025)", spec)
