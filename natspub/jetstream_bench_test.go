@@ -23,9 +23,19 @@ import (
 // of file-backed stream on an in-process connection (as the daemon
 // publishes to its embedded server), every PubAck awaited, with a new
 // Nats-Msg-Id for each message of each iteration. Compare its
-// cpu-ns/notification with BenchmarkHandlerPubAck/inprocess/basic/N run in
-// the same process: the difference is graphhook (parsing, checks,
-// encoding, the ack bookkeeping).
+// cpu-ns/notification with BenchmarkHandlerPubAck/inprocess/basic/N: the
+// difference is graphhook (parsing, checks, encoding, the ack
+// bookkeeping). Run each in a process of its own with the same fixed
+// count, alternating, e.g.
+//
+//	go test -c -o natspub.test ./natspub
+//	./natspub.test -test.run '^$' -test.bench 'JetStreamFloor/inprocess/100$' -test.benchtime 2000x
+//	./natspub.test -test.run '^$' -test.bench 'HandlerPubAck/inprocess/basic/100$' -test.benchtime 2000x
+//
+// because the cost per message grows with the messages a stream's
+// duplicate window already holds (the collector scans them), so two
+// benchmarks sharing a server, or run for different counts, are not
+// comparable.
 func BenchmarkJetStreamFloor(b *testing.B) {
 	nc, js := inProcessJetStream(b)
 	pub := newPublisher(b, nc, natspub.Config{PublishTimeout: 10 * time.Second})
