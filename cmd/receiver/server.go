@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -345,7 +346,8 @@ func (d *daemon) banner() {
 
 	d.log.Info("receiver started", "version", version, "listen", d.ln.Addr().String(), "tls", d.certs != nil,
 		"notification_path", c.NotificationPath, "lifecycle_path", c.LifecyclePath, "nats", natsURL,
-		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys), "rsa_backend", decrypt.Backend)
+		"stream", c.Stream, "token_validation", d.tokens != nil, "keys", len(d.sec.keys), "rsa_backend", decrypt.Backend,
+		"gomaxprocs", runtime.GOMAXPROCS(0))
 }
 
 // displayAddr shows a listener address the way a user would type it:
