@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,16 +334,20 @@ func (r *KeyRing) selectKeys(id, thumb string) ([]*ringKey, error) {
 		return keys, nil
 	}
 	if mismatch != "" {
-		return nil, fmt.Errorf("%w: id %q has thumbprint %s, content names %q",
+		return nil, fmt.Errorf("%w: id %s has thumbprint %s, content names %s",
 			ErrUnknownKey, clip(id), mismatch, clip(thumb))
 	}
-	return nil, fmt.Errorf("%w: id %q, thumbprint %q", ErrUnknownKey, clip(id), clip(thumb))
+	return nil, fmt.Errorf("%w: id %s, thumbprint %s", ErrUnknownKey, clip(id), clip(thumb))
 }
 
-// clip shortens untrusted text for an error string.
+// clip quotes untrusted text for an error string, keeping at most
+// maxIDInError bytes of the quoted form: a byte that is not printable
+// UTF-8 quotes to four ("\xa2"), so clipping before quoting would let 128
+// such bytes grow to 512.
 func clip(s string) string {
-	if len(s) > maxIDInError {
-		return s[:maxIDInError] + "..."
+	q := strconv.Quote(s)
+	if len(q) > maxIDInError {
+		q = q[:maxIDInError] + `..."`
 	}
-	return s
+	return q
 }
