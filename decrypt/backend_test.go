@@ -56,7 +56,11 @@ func TestBackendUnwrapAgreesWithCryptoRSA(t *testing.T) {
 			{"non-empty OAEP label", labelled, nil, ErrKeyUnwrap},
 			{"one bit flipped", flipped, nil, ErrKeyUnwrap},
 			{"empty", nil, nil, ErrKeyUnwrap},
-			{"one byte short", wrapped[1:], nil, ErrKeyUnwrap},
+			{"one byte short", withLeadingByte(t, &k.Private.PublicKey, sym, false)[1:], nil, ErrKeyUnwrap},
+			// A ciphertext whose first byte is zero, sent without it, is
+			// the same number: crypto/rsa opens it, and so must every
+			// backend.
+			{"leading zero left out", withLeadingByte(t, &k.Private.PublicKey, sym, true)[1:], sym, nil},
 			{"one byte long", append(bytes.Clone(wrapped), 0), nil, ErrKeyUnwrap},
 			{"zeros", make([]byte, size), nil, ErrKeyUnwrap},
 			{"above the modulus", bytes.Repeat([]byte{0xff}, size), nil, ErrKeyUnwrap},
@@ -132,4 +136,21 @@ func TestBackendConcurrentDecrypts(t *testing.T) {
 	if got := ring.rsaOps.Load(); got != int64(len(items)) {
 		t.Errorf("%d RSA operations, want %d", got, len(items))
 	}
+}
+
+// withLeadingByte returns an RSA-OAEP encryption of sym whose first byte
+// is zero (one in 256 are) when zero is true, and not zero otherwise.
+func withLeadingByte(t *testing.T, pub *rsa.PublicKey, sym []byte, zero bool) []byte {
+	t.Helper()
+	for range 100000 {
+		c, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, sym, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c[0] == 0) == zero {
+			return c
+		}
+	}
+	t.Fatalf("no ciphertext with a leading zero byte = %v in 100,000 encryptions", zero)
+	return nil
 }
