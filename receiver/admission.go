@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
 	"go.opentelemetry.io/otel/trace"
@@ -209,11 +209,11 @@ func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates
 	wait, stopWaiting := context.WithTimeout(ctx, budget)
 	defer stopWaiting()
 	var next, started atomic.Int64
-	var g errgroup.Group
+	var wg sync.WaitGroup
 	for range workers {
-		g.Go(func() error {
+		wg.Go(func() {
 			if a.cpu.Acquire(wait, 1) != nil {
-				return nil // the batch's items were taken by the other workers, or the budget ran out
+				return // the batch's items were taken by the other workers, or the budget ran out
 			}
 			defer a.cpu.Release(1)
 			started.Add(1)
@@ -221,17 +221,16 @@ func (r *Receiver) decryptItems(ctx context.Context, span trace.Span, candidates
 				k := int(next.Add(1)) - 1
 				if k >= len(idx) {
 					stopWaiting() // no work left for a worker still waiting for a slot
-					return nil
+					return
 				}
 				i := idx[k]
 				errs[i] = r.decryptOne(candidates[i], classes[k])
 				a.queued.Add(-costs[k])
 				pending.Add(-costs[k])
 			}
-			return nil
 		})
 	}
-	_ = g.Wait() // the functions return nil
+	wg.Wait()
 	if started.Load() == 0 && ctx.Err() == nil {
 		return &Error{Op: "decrypt", kind: kindUnavailable, Err: fmt.Errorf("%w: no CPU for decryption within %v", ErrUnavailable, budget.Round(time.Millisecond))}
 	}
