@@ -296,20 +296,19 @@ func (n *Notification) decode(b []byte) error {
 	// One allocation for every plain string value.
 	var strs [numStringFields]string
 	size := 0
-	for _, v := range vals {
-		if _, ok := plainContent(v); ok {
-			size += len(v) - 2
+	var plain [numStringFields]bool
+	var contents [numStringFields][]byte
+	for f, v := range vals {
+		if c, ok := plainContent(v); ok {
+			contents[f], plain[f] = c, true
+			size += len(c)
 		}
 	}
 	var sb strings.Builder
 	sb.Grow(size)
-	var plain [numStringFields]bool
 	var ends [numStringFields]int
-	for f, v := range vals {
-		if c, ok := plainContent(v); ok {
-			sb.Write(c)
-			plain[f] = true
-		}
+	for f := range vals {
+		sb.Write(contents[f])
 		ends[f] = sb.Len()
 	}
 	all := sb.String()

@@ -1,6 +1,9 @@
 package receiver
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // This file splits JSON that encoding/json has already validated into its
 // top-level members, in one pass and without decoding the values. Parse
@@ -222,16 +225,24 @@ func plainString(b []byte) (string, bool) {
 }
 
 // plainContent returns the bytes between the quotes of b, a JSON string
-// without escapes or control characters; ok is false for anything else.
+// without escapes, control characters or invalid UTF-8; ok is false for
+// anything else, which its callers decode with encoding/json, so that a
+// string reads the same either way (encoding/json turns invalid UTF-8
+// into U+FFFD, as it writes the events).
 func plainContent(b []byte) ([]byte, bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return nil, false
 	}
 	c := b[1 : len(b)-1]
+	var high byte // the bits of every byte, or-ed: 0x80 is set when one is not ASCII
 	for _, x := range c {
 		if x == '\\' || x == '"' || x < 0x20 {
 			return nil, false
 		}
+		high |= x
+	}
+	if high >= utf8.RuneSelf && !utf8.Valid(c) {
+		return nil, false
 	}
 	return c, true
 }

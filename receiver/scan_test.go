@@ -79,3 +79,21 @@ func FuzzEncryptedContent(f *testing.F) {
 		}
 	})
 }
+
+// TestInvalidUTF8ReadsAsEncodingJSONReadsIt: a string with bytes that are
+// not UTF-8 decodes to what encoding/json makes of it (U+FFFD for each bad
+// byte), so the notification holds what its event will say.
+func TestInvalidUTF8ReadsAsEncodingJSONReadsIt(t *testing.T) {
+	item := []byte("{\"subscriptionId\":\"s\",\"clientState\":\"cs\",\"changeType\":\"\x8ad\",\"resource\":\"r\x80\"}")
+	var want struct{ ChangeType, Resource string }
+	if err := json.Unmarshal(item, &want); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(`{"value":[` + string(item) + `]}`))
+	if err != nil || len(c.Value) != 1 {
+		t.Fatalf("Parse: %v", err)
+	}
+	if n := c.Value[0]; n.ChangeType != want.ChangeType || n.Resource != want.Resource {
+		t.Errorf("changeType %q, resource %q; encoding/json reads %q, %q", n.ChangeType, n.Resource, want.ChangeType, want.Resource)
+	}
+}
