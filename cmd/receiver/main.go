@@ -47,6 +47,7 @@ import (
 
 func main() {
 	schedulerForOpenSSL()
+	startHeapFloor(heapFloorBytes)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()
