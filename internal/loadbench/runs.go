@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -100,6 +101,7 @@ func (h *harness) runAll(ctx context.Context, scs []scenario) (*report, error) {
 	h.logf("%d steps: %d run(s) of %s (after %s warm-up) per row; the machine's load average is %s", h.todo, h.o.Runs, h.o.Duration, h.o.Warmup, h.env.LoadBefore)
 	var err error
 	for _, sc := range scs {
+		h.keepPool(sc.Bits)
 		var rows []*row
 		rows, err = h.runScenario(ctx, sc)
 		rep.Rows = append(rep.Rows, rows...)
@@ -153,6 +155,23 @@ func (h *harness) pool(ctx context.Context, bits int) ([]graphsim.Notification, 
 	h.logf("  done in %s", time.Since(t0).Round(100*time.Millisecond))
 	h.pools[bits] = p
 	return p, nil
+}
+
+// keepPool drops the rich items of every key size but bits (0: all of
+// them) and collects them: hundreds of MiB of them left in the client's
+// heap cost its collector CPU that the later scenarios' servers share the
+// cores with. A later scenario that needs them again encrypts them again.
+func (h *harness) keepPool(bits int) {
+	dropped := false
+	for b := range h.pools {
+		if b != bits {
+			delete(h.pools, b)
+			dropped = true
+		}
+	}
+	if dropped {
+		runtime.GC()
+	}
 }
 
 // concurrency returns the closed-loop workers of sc: -batch-concurrency
