@@ -15,7 +15,7 @@ import (
 // a hundred times a second, and each cycle scans the goroutine stacks and
 // globals of the embedded NATS server too, so garbage collection was the
 // largest cost separating the daemon's handshake from a bare net/http
-// server's (see BENCHMARKS.md). Past heapFloorBytes/2 of live heap the
+// server's (README, Performance). Past heapFloorBytes/2 of live heap the
 // floor no longer matters and GOGC's own rule applies.
 const heapFloorBytes = 32 << 20
 
@@ -52,8 +52,7 @@ func startHeapFloor(floor uint64) (stop func()) {
 		return func() {}
 	}
 	h.pct = h.base
-	h.samples = h.samples[:3]
-	h.tune()
+	h.samples = h.samples[:3] // no collection has run yet: nothing to tune before the first
 	h.arm()
 	return func() {
 		h.mu.Lock()
@@ -90,8 +89,9 @@ func (h *heapFloor) tune() bool {
 	}
 	rtmetrics.Read(h.samples)
 	pct := gcPercentFor(h.floor, h.samples[0].Value.Uint64(), h.samples[1].Value.Uint64()+h.samples[2].Value.Uint64(), h.base)
-	// Set it when it moved by more than a twentieth, not on every cycle.
-	if d := pct - h.pct; d*20 > h.pct || -d*20 > h.pct || (pct == h.base && h.pct != h.base) {
+	// Set it when it moved by more than a twentieth (not on every cycle),
+	// or back to base.
+	if pct != h.pct && (pct == h.base || max(pct-h.pct, h.pct-pct)*20 > h.pct) {
 		debug.SetGCPercent(pct)
 		h.pct = pct
 	}
